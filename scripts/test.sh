@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command: set up, build, then run every test file (unit and end-to-end) with node:test + tsx.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+shopt -s globstar nullglob
+files=(test/**/*.test.ts)
+if [ ${#files[@]} -eq 0 ]; then echo "test: no test files found" >&2; exit 1; fi
+if [ $# -gt 0 ]; then files=("$@"); fi
+exec node --import tsx --test --test-concurrency=2 "${files[@]}"

@@ -1,0 +1,96 @@
+// System commands: version, info, system df.
+import os from 'node:os';
+import type { Command } from 'commander';
+import { withEngine, out } from './engine.js';
+import { humanSize } from './format.js';
+
+export function registerSystemCommands(program: Command): void {
+  program
+    .command('version')
+    .description('Show the ply version information')
+    .option('-f, --format <string>', 'Format output using a custom template')
+    .action(async (opts: { format?: string }) => {
+      const { VERSION } = await import('../engine.js');
+      const { hostPlatform } = await import('../image/write.js');
+      const p = hostPlatform();
+      const info = {
+        Client: { Version: VERSION, NodeVersion: process.version, Os: p.os, Arch: p.architecture },
+      };
+      if (opts.format) {
+        const { compileTemplate } = await import('./template.js');
+        out(`${compileTemplate(opts.format)(info)}\n`);
+        return;
+      }
+      out(
+        [
+          'Client:',
+          ` Version:           ${VERSION}`,
+          ` Node.js version:   ${process.version}`,
+          ` OS/Arch:           ${p.os}/${p.architecture}`,
+          '',
+        ].join('\n'),
+      );
+    });
+
+  const infoAction = async (opts: { format?: string }) =>
+    withEngine(async (engine) => {
+      const du = engine.diskUsage();
+      const info = {
+        Images: du.images,
+        DanglingImages: du.dangling,
+        StoreRoot: engine.root,
+        StorageDriver: 'overlayfs',
+        DefaultRuntime: 'runc',
+        KernelVersion: os.release(),
+        OperatingSystem: os.type(),
+        NCPU: os.cpus().length,
+        MemTotal: os.totalmem(),
+        Name: os.hostname(),
+      };
+      if (opts.format) {
+        const { compileTemplate } = await import('./template.js');
+        out(`${compileTemplate(opts.format)(info)}\n`);
+        return;
+      }
+      out(
+        [
+          'Server:',
+          ` Images: ${info.Images}`,
+          ` Dangling Images: ${info.DanglingImages}`,
+          ` Storage Driver: ${info.StorageDriver}`,
+          ` Default Runtime: ${info.DefaultRuntime}`,
+          ` Kernel Version: ${info.KernelVersion}`,
+          ` Operating System: ${info.OperatingSystem}`,
+          ` CPUs: ${info.NCPU}`,
+          ` Total Memory: ${humanSize(info.MemTotal)}`,
+          ` Name: ${info.Name}`,
+          ` Ply Root Dir: ${info.StoreRoot}`,
+          '',
+        ].join('\n'),
+      );
+    });
+  program.command('info').description('Display system-wide information').option('-f, --format <string>', 'Format output using a custom template').action(infoAction);
+
+  const system = program.command('system').description('Manage ply').usage('COMMAND');
+  system.command('info').description('Display system-wide information').option('-f, --format <string>', 'Format output using a custom template').action(infoAction);
+  system
+    .command('df')
+    .description('Show docker disk usage')
+    .option('--format <string>', 'Format output using a custom template')
+    .option('-v, --verbose', 'Show detailed information on space usage')
+    .action(async (opts: { format?: string }) =>
+      withEngine(async (engine) => {
+        const { renderTable } = await import('./template.js');
+        const du = engine.diskUsage();
+        const pct = (a: number, b: number) => (b === 0 ? '0%' : `${Math.round((a / b) * 100)}%`);
+        const rows = [
+          { Type: 'Images', TotalCount: du.images, Active: 0, Size: humanSize(du.layersSize), Reclaimable: `${humanSize(du.layersSize)} (${pct(du.layersSize, du.layersSize)})` },
+          { Type: 'Containers', TotalCount: 0, Active: 0, Size: '0B', Reclaimable: '0B' },
+          { Type: 'Local Volumes', TotalCount: 0, Active: 0, Size: '0B', Reclaimable: '0B' },
+          { Type: 'Build Cache', TotalCount: 0, Active: 0, Size: '0B', Reclaimable: '0B' },
+        ];
+        const format = opts.format === 'json' ? '{{json .}}' : (opts.format ?? 'table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}');
+        out(renderTable(format, rows, { Type: 'TYPE', TotalCount: 'TOTAL', Active: 'ACTIVE', Size: 'SIZE', Reclaimable: 'RECLAIMABLE' }));
+      }),
+    );
+}

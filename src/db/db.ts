@@ -1,0 +1,84 @@
+// The metadata DB: one SQLite file (WAL) holding names, images, layers, leases; versioned migrations.
+import Database from 'better-sqlite3';
+import fs from 'node:fs';
+import path from 'node:path';
+
+export type DB = Database.Database;
+
+/** Each entry upgrades the schema by one version; never edit a released entry, append a new one. */
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE images (
+    digest TEXT PRIMARY KEY,            -- manifest digest
+    config_digest TEXT NOT NULL,        -- the image ID
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,              -- unpacked size of all layers
+    created TEXT,                       -- from the config
+    parent TEXT,                        -- parent image ID (commit, build)
+    added INTEGER NOT NULL              -- ms since epoch, when stored
+  );
+  CREATE INDEX images_config ON images(config_digest);
+  CREATE TABLE names (
+    name TEXT PRIMARY KEY,              -- full reference: docker.io/library/x:tag
+    digest TEXT NOT NULL REFERENCES images(digest),
+    updated INTEGER NOT NULL
+  );
+  CREATE INDEX names_digest ON names(digest);
+  CREATE TABLE image_blobs (
+    image TEXT NOT NULL REFERENCES images(digest) ON DELETE CASCADE,
+    blob TEXT NOT NULL,
+    PRIMARY KEY (image, blob)
+  ) WITHOUT ROWID;
+  CREATE INDEX image_blobs_blob ON image_blobs(blob);
+  CREATE TABLE layers (
+    digest TEXT PRIMARY KEY,            -- blob digest (compressed or not)
+    diff_id TEXT NOT NULL,              -- digest of the uncompressed tar
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,              -- blob size
+    unpacked_size INTEGER NOT NULL      -- sum of the entries' sizes
+  );
+  CREATE INDEX layers_diff_id ON layers(diff_id);
+  CREATE TABLE repo_digests (
+    image TEXT NOT NULL REFERENCES images(digest) ON DELETE CASCADE,
+    name TEXT NOT NULL,                 -- repository@digest
+    PRIMARY KEY (image, name)
+  ) WITHOUT ROWID;
+  CREATE TABLE leases (
+    id TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    created INTEGER NOT NULL
+  );
+  CREATE TABLE lease_blobs (
+    lease TEXT NOT NULL REFERENCES leases(id) ON DELETE CASCADE,
+    blob TEXT NOT NULL,
+    PRIMARY KEY (lease, blob)
+  ) WITHOUT ROWID;
+  CREATE INDEX lease_blobs_blob ON lease_blobs(blob);
+  `,
+];
+
+export function openDb(file: string): DB {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const db = new Database(file, { timeout: 30_000 });
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: DB): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current >= MIGRATIONS.length) return;
+  // IMMEDIATE: two processes opening a fresh store at once must not both migrate.
+  db.transaction(() => {
+    const v = db.pragma('user_version', { simple: true }) as number;
+    for (let i = v; i < MIGRATIONS.length; i++) db.exec(MIGRATIONS[i]!);
+    db.pragma(`user_version = ${MIGRATIONS.length}`);
+  }).immediate();
+}
+
+/** Runs `fn` in a write transaction that takes the lock up front (no deadlock between readers upgrading). */
+export function writeTx<T>(db: DB, fn: () => T): T {
+  return db.transaction(fn).immediate();
+}

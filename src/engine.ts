@@ -1,0 +1,209 @@
+// The engine: ply's library API. The CLI is a thin shell over this; TypeScript programs can use it directly.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { ContentStore } from './content/store.js';
+import { openDb, type DB } from './db/db.js';
+import { ConflictError, InvalidReferenceError } from './errors.js';
+import { applyChanges } from './image/changes.js';
+import { ImageStore, type ImageRecord } from './image/store.js';
+import { creationTime, hostPlatform, parsePlatform, writeImage } from './image/write.js';
+import { ingestLayer } from './layer/ingest.js';
+import type { Digest, ImageConfig, Platform } from './oci/types.js';
+import { formatReference, parseNormalized, parseReference } from './reference/reference.js';
+
+export { ImageStore, type ImageRecord } from './image/store.js';
+export * from './errors.js';
+
+export const VERSION = '0.1.0';
+
+export interface EngineOptions {
+  /** Store root; default $PLY_ROOT, else /var/lib/ply as root, else $XDG_DATA_HOME/ply. */
+  root?: string;
+}
+
+export function defaultRoot(): string {
+  if (process.env.PLY_ROOT) return path.resolve(process.env.PLY_ROOT);
+  if (process.getuid?.() === 0) return '/var/lib/ply';
+  const xdg = process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
+  return path.join(xdg, 'ply');
+}
+
+export interface ImportOptions {
+  /** Dockerfile instructions applied to the config (docker import --change). */
+  changes?: string[];
+  message?: string;
+  platform?: string;
+  /** Name to give the image (REPOSITORY[:TAG]). */
+  reference?: string;
+  /** What the input was, for the history comment ('-' for stdin, or the URL). */
+  sourceName?: string;
+}
+
+export interface RemoveResult {
+  untagged: string[];
+  deleted: Digest[];
+}
+
+export class Engine {
+  readonly content: ContentStore;
+  readonly images: ImageStore;
+
+  private constructor(
+    readonly root: string,
+    readonly db: DB,
+  ) {
+    this.content = new ContentStore(root);
+    this.images = new ImageStore(db, this.content);
+  }
+
+  static open(opts: EngineOptions = {}): Engine {
+    const root = opts.root ?? defaultRoot();
+    fs.mkdirSync(root, { recursive: true, mode: 0o711 });
+    return new Engine(root, openDb(path.join(root, 'ply.db')));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /** Turns a filesystem tar (plain, gzip, zstd, xz, bzip2) into a one-layer image. */
+  async importImage(source: Readable | AsyncIterable<Buffer>, opts: ImportOptions = {}): Promise<ImageRecord> {
+    // Validate everything the user typed before reading a byte.
+    const name = opts.reference ? this.nameForTag(opts.reference) : undefined;
+    const platform: Platform = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
+    const containerConfig = applyChanges({}, opts.changes ?? []);
+    return this.images.withLease(async (lease) => {
+      const layer = await ingestLayer(this.content, source, { key: `import-${process.pid}-${randomBytes(4).toString('hex')}`, lease });
+      const created = creationTime();
+      const comment = opts.message || `Imported from ${opts.sourceName ?? '-'}`;
+      const config: ImageConfig = {
+        architecture: platform.architecture,
+        ...(platform.variant ? { variant: platform.variant } : {}),
+        os: platform.os,
+        comment,
+        config: containerConfig,
+        created,
+        history: [{ created, comment }],
+        rootfs: { type: 'layers', diff_ids: [layer.diffId] },
+      };
+      const rec = await writeImage(this.images, lease, { config, layers: [layer] });
+      if (name) this.images.setName(name, rec.digest);
+      return rec;
+    });
+  }
+
+  /** Parses a name to tag with (REPOSITORY[:TAG], tag defaults to latest); digests are refused. */
+  nameForTag(ref: string): string {
+    const r = parseNormalized(ref);
+    if (r.digest) throw new InvalidReferenceError(`refusing to create a tag with a digest reference: "${ref}"`);
+    return formatReference(r);
+  }
+
+  resolveImage(ref: string): ImageRecord {
+    return this.images.resolve(ref);
+  }
+
+  tag(source: string, target: string): void {
+    const name = this.nameForTag(target);
+    const rec = this.images.resolve(source);
+    this.images.setName(name, rec.digest);
+  }
+
+  /** docker rmi: untag; delete an image when its last name goes (refusing ambiguous deletes unless forced). */
+  removeImage(ref: string, opts: { force?: boolean; prune?: boolean } = {}): RemoveResult {
+    const rec = this.images.resolve(ref);
+    const names = this.images.namesOf(rec.digest);
+    let byName: string | undefined;
+    try {
+      const parsed = parseReference(ref);
+      if (!parsed.digest) byName = formatReference(parseNormalized(ref));
+    } catch {
+      byName = undefined;
+    }
+    const untagged: string[] = [];
+    if (byName && names.includes(byName)) {
+      this.images.removeName(byName);
+      untagged.push(byName);
+    } else {
+      if (names.length > 1 && !opts.force) {
+        throw new ConflictError(
+          `conflict: unable to delete ${rec.id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`,
+        );
+      }
+      for (const n of names) {
+        this.images.removeName(n);
+        untagged.push(n);
+      }
+    }
+    const others = this.images.namesOf(rec.digest);
+    if (others.length > 0) return { untagged, deleted: [] };
+    const { images, blobs } = this.images.deleteImages(this.sameIdImages(rec));
+    return { untagged, deleted: [...images, ...blobs.filter((b) => b !== rec.id)] };
+  }
+
+  /** Every manifest that shares this image's ID and has no name (docker treats them as one image). */
+  private sameIdImages(rec: ImageRecord): string[] {
+    return this.images
+      .list()
+      .filter((i) => i.id === rec.id && this.images.namesOf(i.digest).length === 0)
+      .map((i) => i.digest);
+  }
+
+  /** docker image prune: dangling images, or with `all` every image no container uses. */
+  pruneImages(opts: { all?: boolean } = {}): { untagged: string[]; deleted: Digest[]; reclaimed: number } {
+    const untagged: string[] = [];
+    const names = this.images.names();
+    const candidates: string[] = [];
+    const before = this.blobBytes();
+    for (const img of this.images.list()) {
+      const n = names.get(img.digest) ?? [];
+      if (n.length > 0 && !opts.all) continue;
+      if (n.length === 0 && this.hasChild(img) && !opts.all) continue;
+      for (const name of n) {
+        this.images.removeName(name);
+        untagged.push(name);
+      }
+      candidates.push(img.digest);
+    }
+    const { images, blobs } = this.images.deleteImages(candidates);
+    return { untagged, deleted: [...images, ...blobs.filter((b) => !images.includes(b))], reclaimed: before - this.blobBytes() };
+  }
+
+  /** Whether another image was built on this one (docker hides such untagged parents without -a). */
+  hasChild(img: ImageRecord): boolean {
+    return this.db.prepare('SELECT 1 FROM images WHERE parent = ? LIMIT 1').get(img.id) !== undefined;
+  }
+
+  private blobBytes(): number {
+    let n = 0;
+    for (const d of this.content.list()) {
+      try {
+        n += fs.statSync(this.content.path(d)).size;
+      } catch {
+        // removed concurrently
+      }
+    }
+    return n;
+  }
+
+  /** Sizes for `system df`: layers shared by several images count once. */
+  diskUsage(): { images: number; imagesSize: number; layersSize: number; dangling: number } {
+    const layerRows = this.db.prepare('SELECT SUM(unpacked_size) AS s FROM layers').get() as { s: number | null };
+    const list = this.images.list();
+    const names = this.images.names();
+    return {
+      images: list.length,
+      imagesSize: list.reduce((n, i) => n + i.size, 0),
+      layersSize: layerRows.s ?? 0,
+      dangling: list.filter((i) => !names.has(i.digest)).length,
+    };
+  }
+
+  config(rec: ImageRecord): ImageConfig {
+    return this.images.config(rec);
+  }
+}
+

@@ -1,0 +1,28 @@
+// Typed errors: the engine throws these, the CLI maps each to one line on stderr and an exit code.
+
+export class PlyError extends Error {
+  /** Exit code the CLI uses (docker uses 125 for its own failures, 1 for "not found"-like client errors). */
+  exitCode = 125;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+export class InvalidReferenceError extends PlyError {}
+export class InvalidArgumentError extends PlyError {}
+export class NotFoundError extends PlyError {
+  override exitCode = 1;
+}
+export class ConflictError extends PlyError {}
+export class DigestMismatchError extends PlyError {
+  constructor(
+    readonly expected: string,
+    readonly actual: string,
+    what = 'content',
+  ) {
+    super(`${what} digest mismatch: expected ${expected}, got ${actual}`);
+  }
+}
+export class InvalidArchiveError extends PlyError {}
+export class UnsupportedError extends PlyError {}

@@ -1,0 +1,279 @@
+// The image store: image records (manifest + config + layers), names → manifests, leases and blob GC.
+import { randomBytes } from 'node:crypto';
+import type { ContentStore } from '../content/store.js';
+import { pidAlive } from '../content/store.js';
+import { writeTx, type DB } from '../db/db.js';
+import { ConflictError, NotFoundError } from '../errors.js';
+import type { Digest, ImageConfig, Manifest } from '../oci/types.js';
+import { familiarString, parseNormalized, parseReference, formatReference, repositoryName } from '../reference/reference.js';
+
+export interface ImageRecord {
+  digest: Digest; // manifest digest
+  id: Digest; // config digest
+  mediaType: string;
+  size: number;
+  created: string | null;
+  parent: string | null;
+  added: number;
+}
+
+export interface LayerRecord {
+  digest: Digest;
+  diffId: Digest;
+  mediaType: string;
+  size: number;
+  unpackedSize: number;
+}
+
+export interface NewImage {
+  manifestDigest: Digest;
+  mediaType: string;
+  configDigest: Digest;
+  config: ImageConfig;
+  layers: LayerRecord[];
+  parent?: string;
+}
+
+interface ImageRow {
+  digest: string;
+  config_digest: string;
+  media_type: string;
+  size: number;
+  created: string | null;
+  parent: string | null;
+  added: number;
+}
+
+function toRecord(r: ImageRow): ImageRecord {
+  return {
+    digest: r.digest as Digest,
+    id: r.config_digest as Digest,
+    mediaType: r.media_type,
+    size: r.size,
+    created: r.created,
+    parent: r.parent,
+    added: r.added,
+  };
+}
+
+/** A lease keeps blobs alive while an operation writes them and before an image references them. */
+export class Lease {
+  constructor(
+    private readonly db: DB,
+    readonly id: string,
+  ) {}
+  /** Call before writing or reusing a blob, so a concurrent GC keeps it. */
+  add(digest: Digest): void {
+    this.db.prepare('INSERT OR IGNORE INTO lease_blobs (lease, blob) VALUES (?, ?)').run(this.id, digest);
+  }
+  release(): void {
+    this.db.prepare('DELETE FROM leases WHERE id = ?').run(this.id);
+  }
+}
+
+const LEASE_MAX_AGE_MS = 24 * 3600_000;
+
+export class ImageStore {
+  constructor(
+    readonly db: DB,
+    readonly content: ContentStore,
+  ) {}
+
+  lease(): Lease {
+    const id = randomBytes(8).toString('hex');
+    this.db.prepare('INSERT INTO leases (id, pid, created) VALUES (?, ?, ?)').run(id, process.pid, Date.now());
+    return new Lease(this.db, id);
+  }
+
+  async withLease<T>(fn: (lease: Lease) => Promise<T>): Promise<T> {
+    const lease = this.lease();
+    try {
+      return await fn(lease);
+    } finally {
+      lease.release();
+    }
+  }
+
+  /** Records an image whose blobs are all in the content store; idempotent. */
+  addImage(img: NewImage): ImageRecord {
+    const size = img.layers.reduce((n, l) => n + l.unpackedSize, 0);
+    return writeTx(this.db, () => {
+      const insLayer = this.db.prepare(
+        'INSERT OR IGNORE INTO layers (digest, diff_id, media_type, size, unpacked_size) VALUES (?, ?, ?, ?, ?)',
+      );
+      for (const l of img.layers) insLayer.run(l.digest, l.diffId, l.mediaType, l.size, l.unpackedSize);
+      this.db
+        .prepare(
+          'INSERT OR IGNORE INTO images (digest, config_digest, media_type, size, created, parent, added) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        )
+        .run(img.manifestDigest, img.configDigest, img.mediaType, size, img.config.created ?? null, img.parent ?? null, Date.now());
+      const insBlob = this.db.prepare('INSERT OR IGNORE INTO image_blobs (image, blob) VALUES (?, ?)');
+      for (const b of [img.manifestDigest, img.configDigest, ...img.layers.map((l) => l.digest)]) insBlob.run(img.manifestDigest, b);
+      return toRecord(this.db.prepare('SELECT * FROM images WHERE digest = ?').get(img.manifestDigest) as ImageRow);
+    });
+  }
+
+  get(digest: string): ImageRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM images WHERE digest = ?').get(digest) as ImageRow | undefined;
+    return r && toRecord(r);
+  }
+
+  list(): ImageRecord[] {
+    return (this.db.prepare('SELECT * FROM images ORDER BY added DESC').all() as ImageRow[]).map(toRecord);
+  }
+
+  /** All names, as full references, grouped by manifest digest. */
+  names(): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const r of this.db.prepare('SELECT name, digest FROM names ORDER BY name').all() as { name: string; digest: string }[]) {
+      const list = out.get(r.digest) ?? [];
+      list.push(r.name);
+      out.set(r.digest, list);
+    }
+    return out;
+  }
+
+  namesOf(digest: string): string[] {
+    return (this.db.prepare('SELECT name FROM names WHERE digest = ? ORDER BY name').all(digest) as { name: string }[]).map((r) => r.name);
+  }
+
+  repoDigestsOf(digest: string): string[] {
+    return (this.db.prepare('SELECT name FROM repo_digests WHERE image = ? ORDER BY name').all(digest) as { name: string }[]).map(
+      (r) => r.name,
+    );
+  }
+
+  addRepoDigest(digest: Digest, repoAtDigest: string): void {
+    this.db.prepare('INSERT OR IGNORE INTO repo_digests (image, name) VALUES (?, ?)').run(digest, repoAtDigest);
+  }
+
+  lastTagTime(digest: string): number | undefined {
+    const r = this.db.prepare('SELECT MAX(updated) AS t FROM names WHERE digest = ?').get(digest) as { t: number | null };
+    return r.t ?? undefined;
+  }
+
+  /** Points a name (a full reference with a tag) at an image; the image it pointed at before keeps existing. */
+  setName(name: string, digest: Digest): void {
+    this.db
+      .prepare('INSERT INTO names (name, digest, updated) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET digest = excluded.digest, updated = excluded.updated')
+      .run(name, digest, Date.now());
+  }
+
+  /** Finds an image by name, full or short ID, or repo@digest, as docker does. */
+  resolve(ref: string): ImageRecord {
+    const found = this.lookup(ref);
+    if (!found) throw new NotFoundError(`No such image: ${ref}`);
+    return found;
+  }
+
+  lookup(ref: string): ImageRecord | undefined {
+    let parsed: ReturnType<typeof parseReference> | undefined;
+    try {
+      parsed = parseReference(ref);
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed) {
+      if (parsed.digest) {
+        const repo = repositoryName(parsed);
+        const row = this.db
+          .prepare('SELECT i.* FROM images i JOIN repo_digests r ON r.image = i.digest WHERE r.name = ?')
+          .get(`${repo}@${parsed.digest}`) as ImageRow | undefined;
+        if (row) return toRecord(row);
+        const byDigest = this.get(parsed.digest);
+        if (byDigest && (!parsed.tag || this.namesOf(byDigest.digest).some((n) => n.startsWith(`${repo}:`)))) return byDigest;
+      } else {
+        const name = formatReference(parseNormalized(ref));
+        const row = this.db.prepare('SELECT i.* FROM images i JOIN names n ON n.digest = i.digest WHERE n.name = ?').get(name) as
+          | ImageRow
+          | undefined;
+        if (row) return toRecord(row);
+      }
+    }
+    const m = /^(?:(sha256):)?([0-9a-f]{1,64})$/.exec(ref);
+    if (m) {
+      const prefix = `sha256:${m[2]}`;
+      const rows = this.db
+        .prepare("SELECT * FROM images WHERE config_digest >= ? AND config_digest < ? ORDER BY added DESC")
+        .all(prefix, prefix + '\u{10ffff}') as ImageRow[];
+      const ids = new Set(rows.map((r) => r.config_digest));
+      if (ids.size > 1) throw new ConflictError(`multiple IDs found with provided prefix: ${ref}`);
+      if (rows.length > 0) return toRecord(rows[0]!);
+      const byManifest = this.db.prepare('SELECT * FROM images WHERE digest = ?').get(prefix) as ImageRow | undefined;
+      if (byManifest) return toRecord(byManifest);
+    }
+    return undefined;
+  }
+
+  manifest(rec: ImageRecord): Manifest {
+    return JSON.parse(this.content.readBytes(rec.digest).toString('utf8')) as Manifest;
+  }
+
+  config(rec: ImageRecord): ImageConfig {
+    return JSON.parse(this.content.readBytes(rec.id).toString('utf8')) as ImageConfig;
+  }
+
+  layers(rec: ImageRecord): LayerRecord[] {
+    const m = this.manifest(rec);
+    const get = this.db.prepare('SELECT * FROM layers WHERE digest = ?');
+    return m.layers.map((d) => {
+      const r = get.get(d.digest) as { digest: string; diff_id: string; media_type: string; size: number; unpacked_size: number };
+      return { digest: d.digest, diffId: r.diff_id as Digest, mediaType: r.media_type, size: r.size, unpackedSize: r.unpacked_size };
+    });
+  }
+
+  /** Removes a name; returns whether it existed. */
+  removeName(name: string): boolean {
+    return this.db.prepare('DELETE FROM names WHERE name = ?').run(name).changes > 0;
+  }
+
+  /**
+   * Deletes image records that no name holds (those in `digests`), then every blob that no image and no live lease
+   * references. Returns the deleted image IDs and blob digests. Runs in one write transaction so a concurrent
+   * writer cannot re-reference a blob between the check and the unlink.
+   */
+  deleteImages(digests: string[]): { images: Digest[]; blobs: Digest[] } {
+    return writeTx(this.db, () => {
+      const images: Digest[] = [];
+      for (const d of digests) {
+        if (this.namesOf(d).length > 0) continue;
+        const rec = this.get(d);
+        if (!rec) continue;
+        this.db.prepare('DELETE FROM images WHERE digest = ?').run(d);
+        images.push(rec.id);
+      }
+      return { images, blobs: this.collectGarbageLocked() };
+    });
+  }
+
+  /** Deletes blobs no image or live lease holds (and expired leases). */
+  collectGarbage(): Digest[] {
+    return writeTx(this.db, () => this.collectGarbageLocked());
+  }
+
+  private collectGarbageLocked(): Digest[] {
+    const leases = this.db.prepare('SELECT id, pid, created FROM leases').all() as { id: string; pid: number; created: number }[];
+    for (const l of leases) {
+      if ((l.pid !== process.pid && !pidAlive(l.pid)) || Date.now() - l.created > LEASE_MAX_AGE_MS) {
+        this.db.prepare('DELETE FROM leases WHERE id = ?').run(l.id);
+      }
+    }
+    const held = new Set<string>();
+    for (const r of this.db.prepare('SELECT blob FROM image_blobs UNION SELECT blob FROM lease_blobs').all() as { blob: string }[]) {
+      held.add(r.blob);
+    }
+    const deleted: Digest[] = [];
+    for (const d of this.content.list()) {
+      if (held.has(d)) continue;
+      if (this.content.delete(d)) deleted.push(d);
+    }
+    const delLayer = this.db.prepare('DELETE FROM layers WHERE digest = ?');
+    for (const d of deleted) delLayer.run(d);
+    return deleted;
+  }
+
+  /** The display form of a stored name: 'ubuntu:latest', 'localhost:5000/x:v1'. */
+  static display(name: string): string {
+    return familiarString(parseReference(name));
+  }
+}

@@ -1,0 +1,80 @@
+// Compression of layer streams: detection by magic bytes, and decompression/compression transforms.
+import { spawn } from 'node:child_process';
+import { Duplex, PassThrough, type Transform } from 'node:stream';
+import { createRequire } from 'node:module';
+import zlib from 'node:zlib';
+import { InvalidArchiveError, UnsupportedError } from '../errors.js';
+
+export type Compression = 'none' | 'gzip' | 'zstd' | 'xz' | 'bzip2';
+
+export function detectCompression(head: Buffer): Compression {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+  if (head.length >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
+  if (head.length >= 3 && head.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
+  return 'none';
+}
+
+/** gunzip with 64 KiB output chunks: measured 2-3x faster than the 16 KiB default here. */
+const GUNZIP_CHUNK = 64 * 1024;
+
+export function decompressor(c: Compression): Transform | Duplex {
+  switch (c) {
+    case 'none':
+      return new PassThrough({ highWaterMark: 1 << 20 });
+    case 'gzip':
+      return wrapErrors(zlib.createGunzip({ chunkSize: GUNZIP_CHUNK }), 'gzip');
+    case 'zstd':
+      return wrapErrors(zstdDecompressStream(), 'zstd');
+    case 'xz':
+    case 'bzip2':
+      return externalFilter(c === 'xz' ? 'xz' : 'bzip2', ['-dc'], c);
+  }
+}
+
+export function compressor(c: 'gzip' | 'zstd', level?: number): Transform {
+  if (c === 'gzip') return zlib.createGzip({ level: level ?? 1, chunkSize: GUNZIP_CHUNK });
+  return zstdCompressStream(level ?? 3);
+}
+
+interface ZstdModule {
+  DecompressStream: new () => Transform;
+  CompressStream: new (opts?: { compressionLevel?: number }) => Transform;
+}
+
+const require = createRequire(import.meta.url);
+let zstdModule: ZstdModule | undefined;
+
+/** The native addon is loaded on first use: commands that never see zstd do not pay for it at start-up. */
+function zstd(): ZstdModule {
+  return (zstdModule ??= require('zstd-napi') as ZstdModule);
+}
+
+function zstdDecompressStream(): Transform {
+  return new (zstd().DecompressStream)();
+}
+
+function zstdCompressStream(level: number): Transform {
+  return new (zstd().CompressStream)({ compressionLevel: level });
+}
+
+/** Turns codec errors into one clear line about corrupt input. */
+function wrapErrors<T extends Transform>(t: T, what: string): T {
+  const origDestroy = t._destroy.bind(t);
+  t._destroy = (err, cb) => {
+    origDestroy(err ? new InvalidArchiveError(`corrupt ${what} data: ${err.message}`) : null, cb);
+  };
+  return t;
+}
+
+function externalFilter(cmd: string, args: string[], what: string): Duplex {
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const duplex = Duplex.from({ writable: child.stdin, readable: child.stdout });
+  child.on('error', (e) => duplex.destroy(new UnsupportedError(`${what}-compressed input needs the ${cmd} command: ${e.message}`)));
+  child.on('exit', (code) => {
+    if (code !== 0) duplex.destroy(new InvalidArchiveError(`corrupt ${what} data: ${stderr.trim().split('\n')[0] ?? ''}`));
+  });
+  return duplex;
+}

@@ -1,0 +1,88 @@
+// Shared test helpers: temporary stores on tmpfs, running bin/ply, and the busybox rootfs fixture.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const PLY = path.join(REPO, 'bin', 'ply');
+const TMP_BASE = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+
+const tempDirs: string[] = [];
+process.on('exit', () => {
+  for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh directory on tmpfs, removed when the process exits. */
+export function tempDir(prefix = 'ply-test-'): string {
+  const dir = fs.mkdtempSync(path.join(TMP_BASE, prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs bin/ply synchronously with PLY_ROOT set. */
+export function ply(root: string, args: string[], opts: { input?: string | Buffer; env?: Record<string, string> } = {}): RunResult {
+  const r = spawnSync(PLY, args, {
+    input: opts.input ?? '',
+    env: { ...process.env, PLY_ROOT: root, ...opts.env },
+    maxBuffer: 256 << 20,
+  });
+  return { code: r.status ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+}
+
+/** Runs bin/ply asynchronously (for concurrency tests). */
+export function plyAsync(root: string, args: string[], opts: { inputFile?: string; env?: Record<string, string> } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(PLY, args, {
+      env: { ...process.env, PLY_ROOT: root, ...opts.env },
+      stdio: [opts.inputFile ? fs.openSync(opts.inputFile, 'r') : 'ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+/** Asserts success and returns stdout. */
+export function plyOk(root: string, args: string[], opts: { input?: string | Buffer; env?: Record<string, string> } = {}): string {
+  const r = ply(root, args, opts);
+  if (r.code !== 0) throw new Error(`ply ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r.stdout;
+}
+
+let busybox: string | undefined;
+/** The busybox rootfs tar (built once per test process). */
+export function busyboxTar(): string {
+  if (busybox) return busybox;
+  const dir = tempDir('ply-fixture-');
+  busybox = path.join(dir, 'busybox-rootfs.tar');
+  execFileSync(path.join(REPO, 'test', 'fixtures', 'busybox-rootfs.sh'), [busybox]);
+  return busybox;
+}
+
+/** Every file below `dir` with its size and mtime, to prove a failed command changed nothing. */
+export function snapshotTree(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else {
+        const st = fs.lstatSync(p);
+        out.push(`${path.relative(dir, p)} ${st.size}`);
+      }
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
