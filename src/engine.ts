@@ -9,8 +9,12 @@ import { openDb, type DB } from './db/db.js';
 import { ConflictError, InvalidReferenceError } from './errors.js';
 import { applyChanges } from './image/changes.js';
 import { ImageStore, type ImageRecord } from './image/store.js';
+import { ContainerStore } from './container/store.js';
+import { ContainerManager } from './container/manager.js';
+import { Snapshotter } from './snapshot/overlay.js';
 import { creationTime, hostPlatform, parsePlatform, writeImage } from './image/write.js';
 import { ingestLayer } from './layer/ingest.js';
+import { chainIds } from './digest/digest.js';
 import type { Digest, ImageConfig, Platform } from './oci/types.js';
 import { formatReference, parseNormalized, parseReference } from './reference/reference.js';
 
@@ -50,6 +54,9 @@ export interface RemoveResult {
 export class Engine {
   readonly content: ContentStore;
   readonly images: ImageStore;
+  readonly snapshots: Snapshotter;
+  readonly containers: ContainerStore;
+  readonly manager: ContainerManager;
 
   private constructor(
     readonly root: string,
@@ -57,6 +64,9 @@ export class Engine {
   ) {
     this.content = new ContentStore(root);
     this.images = new ImageStore(db, this.content);
+    this.snapshots = new Snapshotter(root, db, this.content);
+    this.containers = new ContainerStore(root, db);
+    this.manager = new ContainerManager(root, db, this.images, this.snapshots, this.containers);
   }
 
   static open(opts: EngineOptions = {}): Engine {
@@ -113,7 +123,7 @@ export class Engine {
   }
 
   /** docker rmi: untag; delete an image when its last name goes (refusing ambiguous deletes unless forced). */
-  removeImage(ref: string, opts: { force?: boolean; prune?: boolean } = {}): RemoveResult {
+  removeImage(ref: string, opts: { force?: boolean } = {}): RemoveResult {
     const rec = this.images.resolve(ref);
     const names = this.images.namesOf(rec.digest);
     let byName: string | undefined;
@@ -123,25 +133,35 @@ export class Engine {
     } catch {
       byName = undefined;
     }
-    const untagged: string[] = [];
-    if (byName && names.includes(byName)) {
-      this.images.removeName(byName);
-      untagged.push(byName);
-    } else {
-      if (names.length > 1 && !opts.force) {
-        throw new ConflictError(
-          `conflict: unable to delete ${rec.id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`,
-        );
-      }
-      for (const n of names) {
-        this.images.removeName(n);
-        untagged.push(n);
-      }
+    const untag = byName && names.includes(byName) ? [byName] : names;
+    if (!(byName && names.includes(byName)) && names.length > 1 && !opts.force) {
+      throw new ConflictError(
+        `conflict: unable to delete ${rec.id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`,
+      );
     }
-    const others = this.images.namesOf(rec.digest);
-    if (others.length > 0) return { untagged, deleted: [] };
+    const lastName = untag.length === names.length;
+    const users = lastName ? this.containers.usingImage(rec.digest) : [];
+    if (users.length > 0 && !opts.force) {
+      const what = untag.length === 1 && byName ? `remove repository reference "${ref}"` : `delete ${rec.id.slice(7, 19)}`;
+      throw new ConflictError(
+        `conflict: unable to ${what} (must force) - container ${users[0]!.id.slice(0, 12)} is using its referenced image ${rec.id.slice(7, 19)}`,
+      );
+    }
+    for (const n of untag) this.images.removeName(n);
+    // An image a container still uses stays (dangling) until the container goes, as docker keeps it.
+    if (!lastName || users.length > 0) return { untagged: untag, deleted: [] };
     const { images, blobs } = this.images.deleteImages(this.sameIdImages(rec));
-    return { untagged, deleted: [...images, ...blobs.filter((b) => b !== rec.id)] };
+    this.pruneSnapshots();
+    return { untagged: untag, deleted: [...images, ...blobs.filter((b) => b !== rec.id)] };
+  }
+
+  /** Removes unpacked layers that no remaining image uses. */
+  pruneSnapshots(): number {
+    const used = new Set<string>();
+    for (const img of this.images.list()) {
+      for (const c of chainIds(this.images.layers(img).map((l) => l.diffId))) used.add(c);
+    }
+    return this.snapshots.prune(used);
   }
 
   /** Every manifest that shares this image's ID and has no name (docker treats them as one image). */
@@ -158,7 +178,9 @@ export class Engine {
     const names = this.images.names();
     const candidates: string[] = [];
     const before = this.blobBytes();
+    const inUse = new Set(this.containers.list().map((c) => c.image));
     for (const img of this.images.list()) {
+      if (inUse.has(img.digest)) continue;
       const n = names.get(img.digest) ?? [];
       if (n.length > 0 && !opts.all) continue;
       if (n.length === 0 && this.hasChild(img) && !opts.all) continue;
@@ -169,6 +191,7 @@ export class Engine {
       candidates.push(img.digest);
     }
     const { images, blobs } = this.images.deleteImages(candidates);
+    this.pruneSnapshots();
     return { untagged, deleted: [...images, ...blobs.filter((b) => !images.includes(b))], reclaimed: before - this.blobBytes() };
   }
 

@@ -85,14 +85,41 @@ export function registerImageCommands(program: Command): void {
 
   program
     .command('inspect')
-    .description('Return low-level information on Docker objects')
+    .description('Return low-level information on ply objects (containers and images)')
     .usage('[OPTIONS] NAME|ID [NAME|ID...]')
     .argument('<names...>')
     .option('-f, --format <string>', 'Format output using a custom template')
-    .option('--type <string>', 'Return JSON for specified type')
+    .option('-s, --size', 'Display total file sizes if the type is container')
+    .option('--type <string>', 'Return JSON for specified type (container, image)')
     .action(async (names: string[], opts: { format?: string; type?: string }) => {
-      if (opts.type && opts.type !== 'image') throw new InvalidArgumentError(`"${opts.type}" is not a valid value for --type`);
-      await inspectAction(names, opts);
+      if (opts.type && opts.type !== 'image' && opts.type !== 'container') throw new InvalidArgumentError(`"${opts.type}" is not a valid value for --type`);
+      await withEngine(async (engine) => {
+        const { inspectContainer, printInspect } = await import('./containers.js');
+        imageStoreClass ??= await import('../image/store.js');
+        const items: Record<string, unknown>[] = [];
+        let missing = 0;
+        for (const n of names) {
+          let item: Record<string, unknown> | undefined;
+          if (opts.type !== 'image') {
+            try {
+              item = inspectContainer(engine, engine.manager.get(n));
+            } catch (e) {
+              if (!(e instanceof NotFoundError)) throw e;
+            }
+          }
+          if (!item && opts.type !== 'container') {
+            const rec = engine.images.lookup(n);
+            if (rec) item = inspectImage(engine, rec);
+          }
+          if (item) items.push(item);
+          else {
+            process.stderr.write(`Error: No such object: ${n}\n`);
+            missing++;
+          }
+        }
+        await printInspect(items, opts.format);
+        if (missing) process.exitCode = 1;
+      });
     });
 
   image

@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { PlyError } from '../errors.js';
 import { registerImageCommands } from './images.js';
 import { registerSystemCommands } from './system.js';
+import { registerContainerCommands } from './containers.js';
 
 /** Collects a repeatable option (`-c A -c B`). */
 export function collect(value: string, previous: string[] = []): string[] {
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
       }
       program.outputHelp();
     });
+  registerContainerCommands(program);
   registerImageCommands(program);
   registerSystemCommands(program);
   applyDockerConventions(program);

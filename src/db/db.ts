@@ -55,6 +55,39 @@ const MIGRATIONS: string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX lease_blobs_blob ON lease_blobs(blob);
   `,
+  `
+  CREATE TABLE snapshots (
+    id INTEGER PRIMARY KEY,             -- directory name under snapshots/ (short: overlay's mount data is one page)
+    chain_id TEXT UNIQUE NOT NULL,
+    diff_id TEXT NOT NULL,
+    parent TEXT,                        -- parent chain ID
+    size INTEGER NOT NULL,
+    created INTEGER NOT NULL
+  );
+  CREATE TABLE containers (
+    id TEXT PRIMARY KEY,
+    name TEXT UNIQUE NOT NULL,
+    image TEXT NOT NULL,                -- manifest digest
+    image_ref TEXT NOT NULL,            -- as the user named it
+    created INTEGER NOT NULL,
+    config TEXT NOT NULL,               -- JSON: ContainerSpec (what create decided)
+    state TEXT NOT NULL,                -- created | running | paused | exited | dead | removing
+    pid INTEGER NOT NULL DEFAULT 0,
+    monitor_pid INTEGER NOT NULL DEFAULT 0,
+    exit_code INTEGER NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT '',
+    started_at INTEGER NOT NULL DEFAULT 0,
+    finished_at INTEGER NOT NULL DEFAULT 0,
+    restart_count INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE INDEX containers_image ON containers(image);
+  CREATE TABLE volumes (
+    name TEXT PRIMARY KEY,
+    created INTEGER NOT NULL,
+    anonymous INTEGER NOT NULL DEFAULT 0,
+    labels TEXT NOT NULL DEFAULT '{}'
+  );
+  `,
 ];
 
 export function openDb(file: string): DB {

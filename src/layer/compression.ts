@@ -1,5 +1,6 @@
 // Compression of layer streams: detection by magic bytes, and decompression/compression transforms.
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { Duplex, PassThrough, type Transform } from 'node:stream';
 import { createRequire } from 'node:module';
 import zlib from 'node:zlib';
@@ -77,4 +78,32 @@ function externalFilter(cmd: string, args: string[], what: string): Duplex {
     if (code !== 0) duplex.destroy(new InvalidArchiveError(`corrupt ${what} data: ${stderr.trim().split('\n')[0] ?? ''}`));
   });
   return duplex;
+}
+
+/** The decompressed bytes of a layer stream, whatever its compression (detected from its first bytes). */
+export async function* decompressed(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const it = source[Symbol.asyncIterator]();
+  const first = await it.next();
+  if (first.done) return;
+  const head: Buffer = first.value;
+  const c = detectCompression(head);
+  if (c === 'none') {
+    yield head;
+    for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+    return;
+  }
+  const d = decompressor(c);
+  const feed = (async () => {
+    try {
+      if (!d.write(head)) await once(d, 'drain');
+      for (let r = await it.next(); !r.done; r = await it.next()) {
+        if (!d.write(r.value)) await once(d, 'drain');
+      }
+      d.end();
+    } catch (e) {
+      d.destroy(e as Error);
+    }
+  })();
+  for await (const chunk of d) yield chunk as Buffer;
+  await feed;
 }

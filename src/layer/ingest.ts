@@ -33,6 +33,9 @@ export interface IngestLayerOptions {
   /** Ingest key, e.g. 'import-<pid>-<random>'. */
   key: string;
   lease: Lease;
+  /** The digest the stored blob must have (pull, load): implies storing the bytes as they come. */
+  expected?: Digest;
+  size?: number;
 }
 
 /**
@@ -44,7 +47,8 @@ export async function ingestLayer(content: ContentStore, source: Readable | Asyn
   const first = await peek(it, 6);
   if (first.head.length === 0) throw new InvalidArchiveError('not a tar archive: the input is empty');
   const compression = detectCompression(first.head);
-  const keepRaw = compression === 'gzip' || compression === 'zstd';
+  // A blob with a known digest is kept byte for byte; otherwise gzip/zstd stay, xz/bzip2 are stored decompressed.
+  const keepRaw = compression === 'gzip' || compression === 'zstd' || (opts.expected !== undefined && compression !== 'none');
   const decomp = decompressor(compression);
   const writer = await content.ingest(opts.key, { restart: true });
   let failure: unknown;
@@ -93,7 +97,7 @@ export async function ingestLayer(content: ContentStore, source: Readable | Asyn
     }
     decomp.end();
     const unpackedSize = await validated;
-    const blob = await writer.commit({ lease: opts.lease });
+    const blob = await writer.commit({ lease: opts.lease, expected: opts.expected, size: opts.size });
     const diffId: Digest = keepRaw ? diff.digest() : blob.digest;
     return {
       digest: blob.digest,

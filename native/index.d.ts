@@ -1,0 +1,42 @@
+/** Errors thrown by ply-native carry the errno name (e.g. 'EEXIST') in `code` and the number in `errno`. */
+export interface NativeError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+  path?: string;
+}
+
+/** mknod(2): `mode` includes the file type bits (S_IFCHR, S_IFBLK, S_IFIFO, S_IFREG, S_IFSOCK). */
+export function mknod(path: string, mode: number, major: number, minor: number): void;
+/** lsetxattr(2): set an extended attribute without following a final symlink. */
+export function lsetxattr(path: string, name: string, value: Buffer | Uint8Array): void;
+/** lgetxattr(2): the attribute's value, or null when it is not set (ENODATA). */
+export function lgetxattr(path: string, name: string): Buffer | null;
+/** llistxattr(2): the attribute names, without following a final symlink. */
+export function llistxattr(path: string): string[];
+/** lremovexattr(2): remove an attribute without following a final symlink. */
+export function lremovexattr(path: string, name: string): void;
+/** mount(2). `fstype` and `data` may be null. */
+export function mount(source: string, target: string, fstype: string | null, flags: number, data: string | null): void;
+/** umount2(2). */
+export function umount2(target: string, flags: number): void;
+
+export const MS_RDONLY: number;
+export const MS_NOSUID: number;
+export const MS_NODEV: number;
+export const MS_NOEXEC: number;
+export const MS_REMOUNT: number;
+export const MS_BIND: number;
+export const MS_REC: number;
+export const MS_PRIVATE: number;
+export const MS_SLAVE: number;
+export const MS_SHARED: number;
+export const MS_STRICTATIME: number;
+export const MS_RELATIME: number;
+export const MNT_FORCE: number;
+export const MNT_DETACH: number;
+export const S_IFCHR: number;
+export const S_IFBLK: number;
+export const S_IFIFO: number;
+export const S_IFREG: number;
+export const S_IFSOCK: number;

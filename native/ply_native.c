@@ -1,0 +1,445 @@
+/*
+ * ply-native: the few Linux system calls Node.js does not expose, as synchronous N-API functions.
+ *
+ *   mknod(path, mode, major, minor)              mode includes S_IFCHR / S_IFBLK / S_IFIFO
+ *   lsetxattr(path, name, value)                 never follows a final symlink
+ *   lgetxattr(path, name) -> Buffer | null       null when the attribute is not set (ENODATA)
+ *   llistxattr(path) -> string[]
+ *   lremovexattr(path, name)
+ *   mount(source, target, fstype|null, flags, data|null)
+ *   umount2(target, flags)
+ *
+ * Failures throw an Error whose message is "<syscall> <path>: <strerror>" and whose `code` is the
+ * errno name ('EEXIST', 'ENOENT', ...), like Node's own fs errors; `errno`, `syscall` and `path` are set too.
+ */
+#define NAPI_VERSION 8
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <node_api.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+
+#ifndef ENODATA
+#define ENODATA ENOATTR
+#endif
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Errors */
+
+static const char *errno_name(int err) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  const char *n = strerrorname_np(err);
+  if (n != NULL) return n;
+#endif
+  switch (err) {
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case EIO: return "EIO";
+    case EBADF: return "EBADF";
+    case ENOMEM: return "ENOMEM";
+    case EACCES: return "EACCES";
+    case EFAULT: return "EFAULT";
+    case EBUSY: return "EBUSY";
+    case EEXIST: return "EEXIST";
+    case EXDEV: return "EXDEV";
+    case ENODEV: return "ENODEV";
+    case ENOTDIR: return "ENOTDIR";
+    case EISDIR: return "EISDIR";
+    case EINVAL: return "EINVAL";
+    case ENOSPC: return "ENOSPC";
+    case EROFS: return "EROFS";
+    case ERANGE: return "ERANGE";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case ELOOP: return "ELOOP";
+    case ENODATA: return "ENODATA";
+    case ENOTSUP: return "ENOTSUP";
+    case E2BIG: return "E2BIG";
+    default: return "UNKNOWN";
+  }
+}
+
+/* Throws an Error for `err` (an errno value) raised by `syscall` on `path` (may be NULL). Returns NULL. */
+static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path) {
+  char msg[4096 + 256];
+  if (path != NULL)
+    snprintf(msg, sizeof msg, "%s %s: %s", syscall, path, strerror(err));
+  else
+    snprintf(msg, sizeof msg, "%s: %s", syscall, strerror(err));
+
+  napi_value code, message, error, v;
+  if (napi_create_string_utf8(env, errno_name(err), NAPI_AUTO_LENGTH, &code) != napi_ok) return NULL;
+  if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message) != napi_ok) return NULL;
+  if (napi_create_error(env, code, message, &error) != napi_ok) return NULL;
+  /* Node's fs errors carry a negative errno (libuv style): do the same. */
+  if (napi_create_int32(env, -err, &v) == napi_ok) napi_set_named_property(env, error, "errno", v);
+  if (napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v) == napi_ok)
+    napi_set_named_property(env, error, "syscall", v);
+  if (path != NULL && napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &v) == napi_ok)
+    napi_set_named_property(env, error, "path", v);
+  napi_throw(env, error);
+  return NULL;
+}
+
+static napi_value throw_type(napi_env env, const char *msg) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+  return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Argument helpers */
+
+#define MAX_ARGS 5
+
+typedef struct {
+  size_t argc;
+  napi_value argv[MAX_ARGS];
+} args_t;
+
+static int get_args(napi_env env, napi_callback_info info, args_t *a, size_t want) {
+  a->argc = MAX_ARGS;
+  if (napi_get_cb_info(env, info, &a->argc, a->argv, NULL, NULL) != napi_ok) return 0;
+  if (a->argc < want) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "expected %zu arguments, got %zu", want, a->argc);
+    throw_type(env, msg);
+    return 0;
+  }
+  return 1;
+}
+
+static int is_nullish(napi_env env, napi_value v) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok) return 0;
+  return t == napi_null || t == napi_undefined;
+}
+
+/*
+ * Copies a JS string argument into a malloc'd, NUL-terminated UTF-8 buffer (*out, to be freed).
+ * With `nullable`, null/undefined give *out = NULL. Strings holding a NUL character are refused.
+ */
+static int get_string(napi_env env, napi_value v, const char *what, int nullable, char **out) {
+  *out = NULL;
+  if (nullable && is_nullish(env, v)) return 1;
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_string) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s must be a string%s", what, nullable ? " or null" : "");
+    throw_type(env, msg);
+    return 0;
+  }
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return 0;
+  char *buf = malloc(len + 1);
+  if (buf == NULL) {
+    throw_errno(env, ENOMEM, "malloc", NULL);
+    return 0;
+  }
+  size_t got = 0;
+  if (napi_get_value_string_utf8(env, v, buf, len + 1, &got) != napi_ok) {
+    free(buf);
+    return 0;
+  }
+  if (strlen(buf) != got) {
+    free(buf);
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s must not contain NUL characters", what);
+    throw_type(env, msg);
+    return 0;
+  }
+  *out = buf;
+  return 1;
+}
+
+static int get_int64(napi_env env, napi_value v, const char *what, int64_t *out) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s must be a number", what);
+    throw_type(env, msg);
+    return 0;
+  }
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok) return 0;
+  if (!(d >= 0 && d <= 9007199254740991.0) || d != (double)(int64_t)d) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s must be a non-negative integer", what);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+    return 0;
+  }
+  *out = (int64_t)d;
+  return 1;
+}
+
+/* The bytes of a Buffer / TypedArray / DataView argument (borrowed, valid during the call). */
+static int get_bytes(napi_env env, napi_value v, const char *what, void **data, size_t *len) {
+  bool ok = false;
+  if (napi_is_buffer(env, v, &ok) == napi_ok && ok) return napi_get_buffer_info(env, v, data, len) == napi_ok;
+  if (napi_is_typedarray(env, v, &ok) == napi_ok && ok) {
+    napi_typedarray_type type;
+    size_t n, off;
+    napi_value ab;
+    if (napi_get_typedarray_info(env, v, &type, &n, data, &ab, &off) != napi_ok) return 0;
+    size_t el = 1;
+    switch (type) {
+      case napi_int16_array: case napi_uint16_array: el = 2; break;
+      case napi_int32_array: case napi_uint32_array: case napi_float32_array: el = 4; break;
+      case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: el = 8; break;
+      default: el = 1;
+    }
+    *len = n * el;
+    return 1;
+  }
+  if (napi_is_dataview(env, v, &ok) == napi_ok && ok) {
+    napi_value ab;
+    size_t off;
+    return napi_get_dataview_info(env, v, len, data, &ab, &off) == napi_ok;
+  }
+  char msg[128];
+  snprintf(msg, sizeof msg, "%s must be a Buffer or Uint8Array", what);
+  throw_type(env, msg);
+  return 0;
+}
+
+static napi_value undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Functions */
+
+static napi_value js_mknod(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 4)) return NULL;
+  char *path = NULL;
+  int64_t mode, major, minor;
+  if (!get_string(env, a.argv[0], "path", 0, &path)) return NULL;
+  if (!get_int64(env, a.argv[1], "mode", &mode) || !get_int64(env, a.argv[2], "major", &major) ||
+      !get_int64(env, a.argv[3], "minor", &minor)) {
+    free(path);
+    return NULL;
+  }
+  if (mode > 0xffffffffLL || major > 0xffffffffLL || minor > 0xffffffffLL) {
+    free(path);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "mode, major and minor must fit in 32 bits");
+    return NULL;
+  }
+  napi_value ret = NULL;
+  if (mknod(path, (mode_t)mode, makedev((unsigned)major, (unsigned)minor)) != 0)
+    throw_errno(env, errno, "mknod", path);
+  else
+    ret = undefined(env);
+  free(path);
+  return ret;
+}
+
+static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 3)) return NULL;
+  char *path = NULL, *name = NULL;
+  void *data = NULL;
+  size_t len = 0;
+  napi_value ret = NULL;
+  if (!get_string(env, a.argv[0], "path", 0, &path)) goto out;
+  if (!get_string(env, a.argv[1], "name", 0, &name)) goto out;
+  if (!get_bytes(env, a.argv[2], "value", &data, &len)) goto out;
+  if (lsetxattr(path, name, len ? data : "", len, 0) != 0)
+    throw_errno(env, errno, "lsetxattr", path);
+  else
+    ret = undefined(env);
+out:
+  free(path);
+  free(name);
+  return ret;
+}
+
+static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 2)) return NULL;
+  char *path = NULL, *name = NULL;
+  char *buf = NULL;
+  napi_value ret = NULL;
+  if (!get_string(env, a.argv[0], "path", 0, &path)) goto out;
+  if (!get_string(env, a.argv[1], "name", 0, &name)) goto out;
+  for (;;) {
+    ssize_t size = lgetxattr(path, name, NULL, 0);
+    if (size < 0) {
+      if (errno == ENODATA) napi_get_null(env, &ret);
+      else throw_errno(env, errno, "lgetxattr", path);
+      goto out;
+    }
+    free(buf);
+    buf = malloc(size > 0 ? (size_t)size : 1);
+    if (buf == NULL) {
+      throw_errno(env, ENOMEM, "malloc", NULL);
+      goto out;
+    }
+    ssize_t got = lgetxattr(path, name, buf, (size_t)size);
+    if (got < 0) {
+      if (errno == ERANGE) continue; /* grew in between: ask again */
+      if (errno == ENODATA) napi_get_null(env, &ret);
+      else throw_errno(env, errno, "lgetxattr", path);
+      goto out;
+    }
+    void *copy;
+    if (napi_create_buffer_copy(env, (size_t)got, buf, &copy, &ret) != napi_ok) ret = NULL;
+    goto out;
+  }
+out:
+  free(buf);
+  free(path);
+  free(name);
+  return ret;
+}
+
+static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 1)) return NULL;
+  char *path = NULL;
+  char *buf = NULL;
+  napi_value ret = NULL;
+  if (!get_string(env, a.argv[0], "path", 0, &path)) goto out;
+  ssize_t got;
+  for (;;) {
+    ssize_t size = llistxattr(path, NULL, 0);
+    if (size < 0) {
+      throw_errno(env, errno, "llistxattr", path);
+      goto out;
+    }
+    free(buf);
+    buf = malloc(size > 0 ? (size_t)size : 1);
+    if (buf == NULL) {
+      throw_errno(env, ENOMEM, "malloc", NULL);
+      goto out;
+    }
+    got = llistxattr(path, buf, (size_t)size);
+    if (got < 0) {
+      if (errno == ERANGE) continue;
+      throw_errno(env, errno, "llistxattr", path);
+      goto out;
+    }
+    break;
+  }
+  napi_value arr;
+  if (napi_create_array(env, &arr) != napi_ok) goto out;
+  uint32_t idx = 0;
+  for (ssize_t p = 0; p < got;) {
+    size_t n = strnlen(buf + p, (size_t)(got - p));
+    if (n > 0) {
+      napi_value s;
+      if (napi_create_string_utf8(env, buf + p, n, &s) != napi_ok) goto out;
+      if (napi_set_element(env, arr, idx++, s) != napi_ok) goto out;
+    }
+    p += (ssize_t)n + 1;
+  }
+  ret = arr;
+out:
+  free(buf);
+  free(path);
+  return ret;
+}
+
+static napi_value js_lremovexattr(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 2)) return NULL;
+  char *path = NULL, *name = NULL;
+  napi_value ret = NULL;
+  if (!get_string(env, a.argv[0], "path", 0, &path)) goto out;
+  if (!get_string(env, a.argv[1], "name", 0, &name)) goto out;
+  if (lremovexattr(path, name) != 0)
+    throw_errno(env, errno, "lremovexattr", path);
+  else
+    ret = undefined(env);
+out:
+  free(path);
+  free(name);
+  return ret;
+}
+
+static napi_value js_mount(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 5)) return NULL;
+  char *source = NULL, *target = NULL, *fstype = NULL, *data = NULL;
+  int64_t flags;
+  napi_value ret = NULL;
+  if (!get_string(env, a.argv[0], "source", 0, &source)) goto out;
+  if (!get_string(env, a.argv[1], "target", 0, &target)) goto out;
+  if (!get_string(env, a.argv[2], "fstype", 1, &fstype)) goto out;
+  if (!get_int64(env, a.argv[3], "flags", &flags)) goto out;
+  if (!get_string(env, a.argv[4], "data", 1, &data)) goto out;
+  if (mount(source, target, fstype, (unsigned long)flags, data) != 0)
+    throw_errno(env, errno, "mount", target);
+  else
+    ret = undefined(env);
+out:
+  free(source);
+  free(target);
+  free(fstype);
+  free(data);
+  return ret;
+}
+
+static napi_value js_umount2(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 2)) return NULL;
+  char *target = NULL;
+  int64_t flags;
+  napi_value ret = NULL;
+  if (!get_string(env, a.argv[0], "target", 0, &target)) goto out;
+  if (!get_int64(env, a.argv[1], "flags", &flags)) goto out;
+  if (umount2(target, (int)flags) != 0)
+    throw_errno(env, errno, "umount2", target);
+  else
+    ret = undefined(env);
+out:
+  free(target);
+  return ret;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Module */
+
+static int set_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
+  napi_value fn;
+  if (napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn) != napi_ok) return 0;
+  return napi_set_named_property(env, exports, name, fn) == napi_ok;
+}
+
+static int set_const(napi_env env, napi_value exports, const char *name, double value) {
+  napi_value v;
+  if (napi_create_double(env, value, &v) != napi_ok) return 0;
+  return napi_set_named_property(env, exports, name, v) == napi_ok;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  int ok = set_fn(env, exports, "mknod", js_mknod) && set_fn(env, exports, "lsetxattr", js_lsetxattr) &&
+           set_fn(env, exports, "lgetxattr", js_lgetxattr) && set_fn(env, exports, "llistxattr", js_llistxattr) &&
+           set_fn(env, exports, "lremovexattr", js_lremovexattr) && set_fn(env, exports, "mount", js_mount) &&
+           set_fn(env, exports, "umount2", js_umount2) &&
+           set_const(env, exports, "MS_RDONLY", MS_RDONLY) && set_const(env, exports, "MS_NOSUID", MS_NOSUID) &&
+           set_const(env, exports, "MS_NODEV", MS_NODEV) && set_const(env, exports, "MS_NOEXEC", MS_NOEXEC) &&
+           set_const(env, exports, "MS_REMOUNT", MS_REMOUNT) && set_const(env, exports, "MS_BIND", MS_BIND) &&
+           set_const(env, exports, "MS_REC", MS_REC) && set_const(env, exports, "MS_PRIVATE", MS_PRIVATE) &&
+           set_const(env, exports, "MS_SLAVE", MS_SLAVE) && set_const(env, exports, "MS_SHARED", MS_SHARED) &&
+           set_const(env, exports, "MS_STRICTATIME", MS_STRICTATIME) &&
+           set_const(env, exports, "MS_RELATIME", MS_RELATIME) && set_const(env, exports, "MNT_FORCE", MNT_FORCE) &&
+           set_const(env, exports, "MNT_DETACH", MNT_DETACH) && set_const(env, exports, "S_IFCHR", S_IFCHR) &&
+           set_const(env, exports, "S_IFBLK", S_IFBLK) && set_const(env, exports, "S_IFIFO", S_IFIFO) &&
+           set_const(env, exports, "S_IFREG", S_IFREG) && set_const(env, exports, "S_IFSOCK", S_IFSOCK);
+  if (!ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,229 @@
+// Turning `run`/`create` options and an image config into a ContainerSpec, as docker's CLI and daemon do.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { InvalidArgumentError, PlyError } from '../errors.js';
+import type { ImageConfig } from '../oci/types.js';
+import { parseSignal } from '../runtime/signals.js';
+import type { MountSpec } from '../runtime/spec.js';
+import type { ContainerSpec } from './store.js';
+
+export interface CreateOptions {
+  image: string;
+  command?: string[];
+  name?: string;
+  env?: string[];
+  envFiles?: string[];
+  workdir?: string;
+  user?: string;
+  entrypoint?: string;
+  hostname?: string;
+  volumes?: string[];
+  mounts?: string[];
+  tmpfs?: string[];
+  readOnly?: boolean;
+  network?: string;
+  privileged?: boolean;
+  capAdd?: string[];
+  capDrop?: string[];
+  init?: boolean;
+  stopSignal?: string;
+  stopTimeout?: number;
+  tty?: boolean;
+  interactive?: boolean;
+  autoRemove?: boolean;
+  labels?: string[];
+  runtime?: string;
+  pull?: 'missing' | 'always' | 'never';
+}
+
+export class NoCommandError extends PlyError {}
+
+/** KEY=VALUE lines of an --env-file: comments and blank lines skipped, bare KEY taken from the host env. */
+export function readEnvFile(file: string): string[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new InvalidArgumentError(`open ${file}: no such file or directory`);
+  }
+  const out: string[] = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/^\s+/, '');
+    if (line === '' || line.startsWith('#')) continue;
+    out.push(line);
+  }
+  return out;
+}
+
+/** Merges KEY=VALUE lists, later ones winning; a bare KEY takes the host's value or is dropped. */
+export function mergeEnv(...lists: string[][]): string[] {
+  const map = new Map<string, string>();
+  for (const list of lists) {
+    for (const item of list) {
+      const i = item.indexOf('=');
+      if (i === 0) throw new InvalidArgumentError(`invalid environment variable: ${item}`);
+      if (i < 0) {
+        const v = process.env[item];
+        if (v !== undefined) map.set(item, `${item}=${v}`);
+        continue;
+      }
+      map.set(item.slice(0, i), item);
+    }
+  }
+  return [...map.values()];
+}
+
+const VOLUME_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+
+function checkTarget(target: string, spec: string): string {
+  if (!target.startsWith('/')) throw new InvalidArgumentError(`invalid mount config: invalid mount path: '${target}' mount path must be absolute (${spec})`);
+  return path.posix.normalize(target);
+}
+
+/** `-v host:ctr[:ro|rw]`, `-v name:ctr`, `-v /ctr` (anonymous). Volume sources are names, resolved later. */
+export function parseVolumeFlag(v: string, cwd = process.cwd()): MountSpec {
+  const parts = v.split(':');
+  if (parts.length === 1) return { type: 'volume', target: checkTarget(parts[0]!, v) };
+  if (parts.length > 3 || parts.some((p) => p === '')) throw new InvalidArgumentError(`invalid volume specification: '${v}'`);
+  const [src, dst, mode] = parts as [string, string, string | undefined];
+  let readonly = false;
+  if (mode !== undefined) {
+    const modes = mode.split(',');
+    for (const m of modes) {
+      if (!['ro', 'rw', 'z', 'Z', 'private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave', 'nocopy'].includes(m)) {
+        throw new InvalidArgumentError(`invalid mode: ${mode}`);
+      }
+    }
+    readonly = modes.includes('ro');
+  }
+  const target = checkTarget(dst, v);
+  if (src.startsWith('/') || src.startsWith('.')) return { type: 'bind', source: path.resolve(cwd, src), target, readonly };
+  if (!VOLUME_NAME_RE.test(src)) {
+    throw new InvalidArgumentError(`create ${src}: "${src}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
+  }
+  return { type: 'volume', source: src, target, readonly };
+}
+
+/** `--mount type=bind|volume|tmpfs,source=…,target=…,readonly,tmpfs-size=…,tmpfs-mode=…` */
+export function parseMountFlag(m: string, cwd = process.cwd()): MountSpec {
+  const fields = new Map<string, string>();
+  for (const part of m.split(',')) {
+    const i = part.indexOf('=');
+    const k = (i < 0 ? part : part.slice(0, i)).trim().toLowerCase();
+    fields.set(k, i < 0 ? 'true' : part.slice(i + 1));
+  }
+  const type = fields.get('type') ?? 'volume';
+  if (!['bind', 'volume', 'tmpfs'].includes(type)) throw new InvalidArgumentError(`invalid mount type: ${type}`);
+  const target = fields.get('target') ?? fields.get('destination') ?? fields.get('dst');
+  if (!target) throw new InvalidArgumentError(`invalid argument "${m}" for "--mount" flag: target is required`);
+  const source = fields.get('source') ?? fields.get('src');
+  const ro = fields.get('readonly') ?? fields.get('ro');
+  const readonly = ro !== undefined && ro !== 'false' && ro !== '0';
+  for (const k of fields.keys()) {
+    if (!['type', 'target', 'destination', 'dst', 'source', 'src', 'readonly', 'ro', 'tmpfs-size', 'tmpfs-mode', 'volume-nocopy', 'bind-propagation', 'consistency'].includes(k)) {
+      throw new InvalidArgumentError(`invalid argument "${m}" for "--mount" flag: unexpected key '${k}'`);
+    }
+  }
+  if (type === 'tmpfs') {
+    if (source) throw new InvalidArgumentError(`invalid mount config for type "tmpfs": source must not be specified`);
+    const options: string[] = ['nosuid', 'nodev'];
+    const size = fields.get('tmpfs-size');
+    const mode = fields.get('tmpfs-mode');
+    if (size) options.push(`size=${size}`);
+    if (mode) options.push(`mode=${mode}`);
+    return { type: 'tmpfs', target: checkTarget(target, m), readonly, options };
+  }
+  if (type === 'bind') {
+    if (!source) throw new InvalidArgumentError(`invalid mount config for type "bind": field Source must not be empty`);
+    const abs = path.resolve(cwd, source);
+    if (!fs.existsSync(abs)) throw new InvalidArgumentError(`invalid mount config for type "bind": bind source path does not exist: ${abs}`);
+    return { type: 'bind', source: abs, target: checkTarget(target, m), readonly };
+  }
+  if (source && !VOLUME_NAME_RE.test(source)) throw new InvalidArgumentError(`invalid volume name: ${source}`);
+  return { type: 'volume', source, target: checkTarget(target, m), readonly };
+}
+
+/** `--tmpfs /path[:opts]` */
+export function parseTmpfsFlag(t: string): MountSpec {
+  const i = t.indexOf(':');
+  const target = i < 0 ? t : t.slice(0, i);
+  const opts = i < 0 ? [] : t.slice(i + 1).split(',').filter(Boolean);
+  return { type: 'tmpfs', target: checkTarget(target, t), options: ['noexec', 'nosuid', 'nodev', ...opts] };
+}
+
+function checkWorkdir(w: string): string {
+  if (!w.startsWith('/')) throw new InvalidArgumentError(`the working directory '${w}' is invalid, it needs to be an absolute path`);
+  return path.posix.normalize(w);
+}
+
+export function buildContainerSpec(o: CreateOptions, image: ImageConfig, id: string): ContainerSpec {
+  const cfg = image.config ?? {};
+  let entrypoint: string[] | null = cfg.Entrypoint ?? null;
+  let cmd: string[] | null = cfg.Cmd ?? null;
+  if (o.entrypoint !== undefined) {
+    entrypoint = o.entrypoint === '' ? null : [o.entrypoint];
+    cmd = null; // docker: an entrypoint set on the command line drops the image's CMD
+  }
+  if (o.command && o.command.length > 0) cmd = o.command;
+  const args = [...(entrypoint ?? []), ...(cmd ?? [])];
+  if (args.length === 0) throw new NoCommandError('No command specified');
+  const network = o.network ?? 'host';
+  if (network !== 'host' && network !== 'none') {
+    throw new InvalidArgumentError(`network ${network} not found (ply supports --network host and --network none)`);
+  }
+  const fileEnv = (o.envFiles ?? []).flatMap(readEnvFile);
+  const env = mergeEnv(cfg.Env ?? [], fileEnv, o.env ?? []);
+  if (!env.some((e) => e.startsWith('PATH='))) env.unshift('PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+  const mounts: MountSpec[] = [
+    ...(o.volumes ?? []).map((v) => parseVolumeFlag(v)),
+    ...(o.mounts ?? []).map((m) => parseMountFlag(m)),
+    ...(o.tmpfs ?? []).map(parseTmpfsFlag),
+  ];
+  const seen = new Set<string>();
+  for (const m of mounts) {
+    if (seen.has(m.target)) throw new InvalidArgumentError(`Duplicate mount point: ${m.target}`);
+    seen.add(m.target);
+  }
+  // Image VOLUMEs not covered by a mount become anonymous volumes, as docker does.
+  for (const v of Object.keys(cfg.Volumes ?? {})) {
+    const target = path.posix.normalize(v);
+    if (!seen.has(target)) {
+      mounts.push({ type: 'volume', target });
+      seen.add(target);
+    }
+  }
+  const stopSignal = o.stopSignal ?? cfg.StopSignal ?? 'SIGTERM';
+  parseSignal(stopSignal);
+  const labels: Record<string, string> = { ...(cfg.Labels ?? {}) };
+  for (const l of o.labels ?? []) {
+    const i = l.indexOf('=');
+    labels[i < 0 ? l : l.slice(0, i)] = i < 0 ? '' : l.slice(i + 1);
+  }
+  return {
+    path: args[0]!,
+    args: args.slice(1),
+    env,
+    workingDir: o.workdir ? checkWorkdir(o.workdir) : cfg.WorkingDir || '/',
+    user: o.user ?? cfg.User ?? '',
+    hostname: o.hostname ?? (network === 'host' ? os.hostname() : id.slice(0, 12)),
+    tty: o.tty ?? false,
+    openStdin: o.interactive ?? false,
+    network,
+    mounts,
+    readonlyRootfs: o.readOnly ?? false,
+    privileged: o.privileged ?? false,
+    capAdd: o.capAdd ?? [],
+    capDrop: o.capDrop ?? [],
+    init: o.init ?? false,
+    stopSignal,
+    stopTimeout: o.stopTimeout,
+    autoRemove: o.autoRemove ?? false,
+    labels,
+    entrypoint,
+    cmd,
+    runtime: o.runtime ?? 'runc',
+    anonymousVolumes: [],
+    exposedPorts: cfg.ExposedPorts,
+  };
+}

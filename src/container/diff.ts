@@ -1,0 +1,57 @@
+// `ply diff`: what a container changed, read from its overlay upper directory against the image's layers.
+import fs from 'node:fs';
+import path from 'node:path';
+import { chainIds } from '../digest/digest.js';
+import type { Engine } from '../engine.js';
+import type { Container } from './store.js';
+
+export interface Change {
+  kind: 'A' | 'C' | 'D';
+  path: string;
+}
+
+function isWhiteout(st: fs.Stats): boolean {
+  return st.isCharacterDevice() && st.rdev === 0;
+}
+
+/** Whether `rel` exists in the image (the lower layers, top first, honouring whiteouts). */
+function inLowers(lowers: string[], rel: string): boolean {
+  for (const l of lowers) {
+    try {
+      const st = fs.lstatSync(path.join(l, rel));
+      return !isWhiteout(st);
+    } catch {
+      // not in this layer
+    }
+  }
+  return false;
+}
+
+/** Changes in docker's order (sorted by path): A added, C changed, D deleted. */
+export function containerChanges(engine: Engine, c: Container): Change[] {
+  const rec = engine.images.get(c.image);
+  const lowers = rec ? chainIds(engine.images.layers(rec).map((l) => l.diffId)).map((ch) => engine.snapshots.pathFor(ch)).reverse() : [];
+  const upper = path.join(engine.containers.pathOf(c.id), 'upper');
+  const out: Change[] = [];
+  const walk = (rel: string) => {
+    let names: string[];
+    try {
+      names = fs.readdirSync(path.join(upper, rel));
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const r = path.posix.join(rel, name);
+      const st = fs.lstatSync(path.join(upper, r));
+      if (isWhiteout(st)) {
+        out.push({ kind: 'D', path: `/${r}` });
+        continue;
+      }
+      const existed = inLowers(lowers, r);
+      out.push({ kind: existed ? 'C' : 'A', path: `/${r}` });
+      if (st.isDirectory()) walk(r);
+    }
+  };
+  walk('');
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}

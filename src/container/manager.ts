@@ -1,0 +1,458 @@
+// Container lifecycle: create, start (attached or detached under a monitor), stop, kill, exec, rm.
+import { spawn, type StdioOptions } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import type { DB } from '../db/db.js';
+import { ConflictError, InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
+import type { ImageStore } from '../image/store.js';
+import { parseSignal } from '../runtime/signals.js';
+import { buildSpec, writeBundle, type MountSpec, type RuntimeSpec } from '../runtime/spec.js';
+import { resolveUser } from '../runtime/user.js';
+import { Runtime, runtimeError, startFailureCode } from '../runtime/runc.js';
+import { isMounted, type Snapshotter } from '../snapshot/overlay.js';
+import { pidAlive } from '../content/store.js';
+import { resolveInRoot } from '../util/rootpath.js';
+import { buildContainerSpec, type CreateOptions } from './create.js';
+import { LogWriter } from './logs.js';
+import type { Container, ContainerStore } from './store.js';
+
+export class ContainerNotRunningError extends PlyError {}
+
+/** A failed start: docker's exit codes (127 not found, 126 not executable, 125 otherwise). */
+export class StartError extends PlyError {
+  constructor(message: string, code: number) {
+    super(message);
+    this.exitCode = code;
+  }
+}
+
+export type AttachMode = 'attached' | 'detached';
+
+const TINI_PATHS = ['/usr/bin/tini-static', '/usr/bin/docker-init', '/usr/libexec/podman/catatonit'];
+
+export class ContainerManager {
+  constructor(
+    readonly root: string,
+    readonly db: DB,
+    readonly images: ImageStore,
+    readonly snapshots: Snapshotter,
+    readonly containers: ContainerStore,
+  ) {}
+
+  runtime(c: Container): Runtime {
+    return new Runtime(c.spec.runtime, this.root);
+  }
+
+  logPath(c: Container): string {
+    return path.join(this.containers.pathOf(c.id), `${c.id}-json.log`);
+  }
+
+  async create(o: CreateOptions, imageDigest: string, imageRef: string): Promise<Container> {
+    const rec = this.images.get(imageDigest);
+    if (!rec) throw new NotFoundError(`No such image: ${imageRef}`);
+    const id = randomBytes(32).toString('hex');
+    const spec = buildContainerSpec(o, this.images.config(rec), id);
+    for (const m of spec.mounts) {
+      if (m.type !== 'volume') continue;
+      if (!m.source) {
+        m.source = randomBytes(32).toString('hex');
+        spec.anonymousVolumes.push(m.source);
+        this.db.prepare('INSERT OR IGNORE INTO volumes (name, created, anonymous) VALUES (?, ?, 1)').run(m.source, Date.now());
+      } else {
+        this.db.prepare('INSERT OR IGNORE INTO volumes (name, created, anonymous) VALUES (?, ?, 0)').run(m.source, Date.now());
+      }
+    }
+    return this.containers.create({ name: o.name, image: rec.digest, imageRef, spec });
+  }
+
+  volumePath(name: string): string {
+    return path.join(this.root, 'volumes', name, '_data');
+  }
+
+  /** Mounts the rootfs and writes the runtime bundle (containers/<id>/config.json). */
+  async prepare(c: Container): Promise<{ bundle: string; rootfs: string; spec: RuntimeSpec }> {
+    const dir = this.containers.pathOf(c.id);
+    const rec = this.images.get(c.image);
+    if (!rec) throw new NotFoundError(`image ${c.imageRef} of container ${c.name} is gone`);
+    const lowers = await this.snapshots.unpack(this.images.layers(rec));
+    const rootfs = this.snapshots.mountRootfs([this.initLayer(c), ...lowers], dir);
+    try {
+      const s = c.spec;
+      const etc = {
+        hostname: path.join(dir, 'hostname'),
+        hosts: path.join(dir, 'hosts'),
+        resolvConf: path.join(dir, 'resolv.conf'),
+      };
+      fs.writeFileSync(etc.hostname, `${s.hostname}\n`);
+      const baseHosts = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n';
+      const hostHosts = s.network === 'host' ? readOr('/etc/hosts', '') : '';
+      fs.writeFileSync(etc.hosts, hostHosts || `${baseHosts}${s.network === 'none' ? '' : ''}127.0.1.1\t${s.hostname}\n`);
+      fs.writeFileSync(etc.resolvConf, s.network === 'none' ? '' : readOr('/etc/resolv.conf', 'nameserver 127.0.0.1\n'));
+      const workdir = resolveInRoot(rootfs, s.workingDir);
+      if (!fs.existsSync(workdir)) fs.mkdirSync(workdir, { recursive: true, mode: 0o755 });
+      const user = resolveUser(rootfs, s.user);
+      const env = [...s.env];
+      if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home || '/'}`);
+      const mounts: MountSpec[] = [];
+      for (const m of s.mounts) {
+        if (m.type === 'volume') {
+          const data = this.volumePath(m.source!);
+          if (!fs.existsSync(data)) {
+            fs.mkdirSync(data, { recursive: true, mode: 0o755 });
+            await copyUp(resolveInRoot(rootfs, m.target), data);
+          }
+          mounts.push({ ...m, type: 'bind', source: data });
+        } else if (m.type === 'bind') {
+          if (!fs.existsSync(m.source!)) fs.mkdirSync(m.source!, { recursive: true });
+          mounts.push(m);
+        } else {
+          mounts.push(m);
+        }
+      }
+      let args = [s.path, ...s.args];
+      if (s.init) {
+        const tini = TINI_PATHS.find((p) => fs.existsSync(p));
+        if (!tini) throw new PlyError('--init needs tini (Debian package tini) on the host');
+        mounts.push({ type: 'bind', source: tini, target: '/sbin/docker-init', readonly: true });
+        args = ['/sbin/docker-init', '--', ...args];
+      }
+      const spec = buildSpec({
+        rootfs,
+        readonlyRootfs: s.readonlyRootfs,
+        args,
+        env,
+        cwd: s.workingDir,
+        user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
+        tty: s.tty,
+        hostname: s.hostname,
+        network: s.network,
+        mounts,
+        etcFiles: etc,
+        privileged: s.privileged,
+        capAdd: s.capAdd,
+        capDrop: s.capDrop,
+        cgroupsPath: `/ply/${c.id}`,
+        annotations: { 'org.opencontainers.image.ref.name': c.imageRef },
+      });
+      writeBundle(dir, spec);
+      return { bundle: dir, rootfs, spec };
+    } catch (e) {
+      this.snapshots.unmountRootfs(dir);
+      throw e;
+    }
+  }
+
+  /**
+   * The container's init layer, between the image and its writable layer (as docker's "-init" layer): the mount
+   * points the runtime needs, so creating them never shows up in `diff` or `commit`.
+   */
+  initLayer(c: Container): string {
+    const init = path.join(this.containers.pathOf(c.id), 'init');
+    if (fs.existsSync(init)) return init;
+    const tmp = `${init}.tmp`;
+    fs.rmSync(tmp, { recursive: true, force: true });
+    for (const d of ['proc', 'sys', 'dev/pts', 'dev/shm', 'etc']) fs.mkdirSync(path.join(tmp, d), { recursive: true, mode: 0o755 });
+    for (const f of ['etc/hosts', 'etc/hostname', 'etc/resolv.conf', '.dockerenv']) fs.writeFileSync(path.join(tmp, f), '', { mode: 0o644 });
+    for (const m of c.spec.mounts) {
+      const target = path.join(tmp, m.target);
+      const isFile = m.type === 'bind' && fs.existsSync(m.source!) && !fs.statSync(m.source!).isDirectory();
+      if (isFile) {
+        fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o755 });
+        fs.writeFileSync(target, '');
+      } else {
+        fs.mkdirSync(target, { recursive: true, mode: 0o755 });
+      }
+    }
+    fs.renameSync(tmp, init);
+    return init;
+  }
+
+  /**
+   * Runs the container's process under the runtime and waits for it: the attached CLI and the detached
+   * monitor both come here. `onStarted` is called once the process runs (or with the reason it could not).
+   */
+  async supervise(c: Container, mode: AttachMode, onStarted?: (err?: StartError) => void): Promise<number> {
+    const dir = this.containers.pathOf(c.id);
+    const pidFile = path.join(dir, 'pid');
+    const runtimeLog = path.join(dir, 'runtime.log');
+    fs.rmSync(pidFile, { force: true });
+    fs.writeFileSync(runtimeLog, '');
+    let prepared: Awaited<ReturnType<ContainerManager['prepare']>>;
+    try {
+      prepared = await this.prepare(c);
+    } catch (e) {
+      const err = e instanceof StartError ? e : new StartError((e as Error).message, 125);
+      this.containers.update(c.id, { error: err.message, exitCode: err.exitCode });
+      onStarted?.(err);
+      throw err;
+    }
+    const rt = this.runtime(c);
+    const s = c.spec;
+    const ttyAttached = s.tty && mode === 'attached';
+    let stdio: StdioOptions;
+    if (ttyAttached) stdio = ['inherit', 'inherit', 'inherit'];
+    else if (mode === 'attached') stdio = [s.openStdin ? 'inherit' : 'ignore', 'pipe', 'pipe'];
+    else stdio = [s.openStdin ? 'pipe' : 'ignore', 'pipe', 'pipe'];
+    const child = rt.run(c.id, prepared.bundle, stdio, { pidFile, logFile: runtimeLog, ttyWrapper: s.tty && mode === 'detached' });
+    this.containers.update(c.id, { monitorPid: process.pid });
+    const log = ttyAttached ? undefined : new LogWriter(this.logPath(c));
+    // Until the process runs, stderr may carry the runtime's own complaint, which ply reports in its own words:
+    // hold output back until the start is confirmed.
+    let held: [NodeJS.WriteStream, Buffer][] | undefined = [];
+    const forward = (to: NodeJS.WriteStream, d: Buffer) => {
+      if (mode !== 'attached') return;
+      if (held) held.push([to, d]);
+      else to.write(d);
+    };
+    if (log) {
+      child.stdout?.on('data', (d: Buffer) => {
+        log.write('stdout', d);
+        forward(process.stdout, d);
+      });
+      child.stderr?.on('data', (d: Buffer) => {
+        log.write(s.tty ? 'stdout' : 'stderr', d);
+        forward(process.stderr, d);
+      });
+    }
+    const release = (show: boolean) => {
+      const h = held;
+      held = undefined;
+      if (show) for (const [to, d] of h ?? []) to.write(d);
+    };
+    const exited = new Promise<number>((resolve) => {
+      child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? os.constants.signals[signal] : 0)));
+      child.on('error', () => resolve(125));
+    });
+    const startedPid = await waitForPid(pidFile, exited);
+    let started = false;
+    if (startedPid > 0) {
+      started = true;
+      this.containers.update(c.id, { state: 'running', pid: startedPid, startedAt: Date.now(), exitCode: 0, error: '', finishedAt: 0 });
+      release(true);
+      onStarted?.();
+    }
+    let code = await exited;
+    await new Promise<void>((r) => (child.stdout && !child.stdout.readableEnded ? child.stdout.once('close', () => r()) : r()));
+    release(started);
+    log?.close();
+    let error = '';
+    if (!started) {
+      error = runtimeError(runtimeLog) ?? `the container exited with code ${code} before it started`;
+      code = startFailureCode(error);
+    }
+    this.snapshots.unmountRootfs(dir);
+    rt.delete(c.id);
+    const now = this.containers.get(c.id);
+    if (now) {
+      this.containers.update(c.id, {
+        state: started ? 'exited' : 'created',
+        pid: 0,
+        monitorPid: 0,
+        exitCode: code,
+        error,
+        finishedAt: started ? Date.now() : 0,
+      });
+    }
+    if (!started) {
+      const err = new StartError(`failed to start container ${c.id.slice(0, 12)}: ${error}`, code);
+      onStarted?.(err);
+      if (s.autoRemove && now) this.removeStopped(c, true);
+      throw err;
+    }
+    if (s.autoRemove && now) this.removeStopped(c, true);
+    return code;
+  }
+
+  /** Starts the container under a detached monitor process that outlives this one. */
+  async startDetached(c: Container): Promise<void> {
+    const monitor = path.join(path.dirname(fileURLToPath(import.meta.url)), 'monitor.js');
+    const child = spawn(process.execPath, [monitor, this.root, c.id], {
+      detached: true,
+      stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
+    });
+    const status = await new Promise<string>((resolve) => {
+      let buf = '';
+      const pipe = child.stdio[3] as NodeJS.ReadableStream;
+      pipe.on('data', (d: Buffer) => (buf += d.toString()));
+      pipe.on('end', () => resolve(buf));
+      pipe.on('error', () => resolve(buf));
+      child.on('exit', () => setTimeout(() => resolve(buf), 50));
+    });
+    child.unref();
+    const line = status.trim();
+    if (line === 'ok') return;
+    const m = /^error (\d+) (.*)$/s.exec(line);
+    if (m) throw new StartError(m[2]!, Number(m[1]));
+    throw new StartError(`the container monitor failed to start${line ? `: ${line}` : ''}`, 125);
+  }
+
+  /** Reconciles a record whose supervisor died (kill -9, reboot) with the runtime's view. */
+  refresh(c: Container): Container {
+    if (c.state !== 'running' && c.state !== 'paused') return c;
+    if (c.monitorPid > 0 && pidAlive(c.monitorPid)) return c;
+    const st = this.runtime(c).state(c.id);
+    if (st && (st.status === 'running' || st.status === 'paused')) return c;
+    const dir = this.containers.pathOf(c.id);
+    this.snapshots.unmountRootfs(dir);
+    this.runtime(c).delete(c.id);
+    this.containers.update(c.id, { state: 'exited', pid: 0, monitorPid: 0, exitCode: c.exitCode || 255, finishedAt: Date.now() });
+    return this.containers.get(c.id)!;
+  }
+
+  get(ref: string): Container {
+    return this.refresh(this.containers.resolve(ref));
+  }
+
+  isRunning(c: Container): boolean {
+    return c.state === 'running' || c.state === 'paused';
+  }
+
+  kill(c: Container, signal: string): void {
+    if (!this.isRunning(c)) throw new ConflictError(`cannot kill container: ${c.name}: container ${c.id} is not running`);
+    this.runtime(c).kill(c.id, parseSignal(signal));
+  }
+
+  /** Waits until the container is no longer running; false on timeout. */
+  async waitStopped(id: string, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const c = this.containers.get(id);
+      if (!c) return true;
+      const now = this.refresh(c);
+      if (!this.isRunning(now)) return true;
+      if (Date.now() >= deadline) return false;
+      await new Promise((r) => setTimeout(r, 15));
+    }
+  }
+
+  async stop(c: Container, timeoutSec?: number, signal?: string): Promise<void> {
+    if (!this.isRunning(c)) return;
+    const rt = this.runtime(c);
+    const t = timeoutSec ?? c.spec.stopTimeout ?? 10;
+    try {
+      rt.kill(c.id, parseSignal(signal ?? c.spec.stopSignal));
+      if (c.state === 'paused') rt.resume(c.id);
+    } catch {
+      // already gone
+    }
+    if (t >= 0 && (await this.waitStopped(c.id, t * 1000))) return;
+    try {
+      rt.kill(c.id, 'SIGKILL', true);
+      if (c.state === 'paused') rt.resume(c.id);
+    } catch {
+      // already gone
+    }
+    if (!(await this.waitStopped(c.id, 10_000))) throw new PlyError(`container ${c.name} did not stop`);
+  }
+
+  async remove(c: Container, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
+    if (this.isRunning(c)) {
+      if (!opts.force) {
+        throw new ConflictError(
+          `cannot remove container "/${c.name}": container is ${c.state}: stop the container before removing or force remove`,
+        );
+      }
+      await this.stop(c, 0, 'SIGKILL');
+    }
+    this.removeStopped(c, opts.volumes ?? false);
+  }
+
+  /** Deletes a stopped container: its writable layer and bundle, and (with volumes) its anonymous volumes. */
+  removeStopped(c: Container, volumes: boolean): void {
+    const dir = this.containers.pathOf(c.id);
+    this.snapshots.unmountRootfs(dir);
+    if (isMounted(path.join(dir, 'merged'))) throw new PlyError(`container ${c.id} rootfs is still mounted`);
+    this.runtime(c).delete(c.id);
+    this.containers.delete(c.id);
+    if (volumes) {
+      for (const v of c.spec.anonymousVolumes) {
+        fs.rmSync(path.join(this.root, 'volumes', v), { recursive: true, force: true });
+        this.db.prepare('DELETE FROM volumes WHERE name = ?').run(v);
+      }
+    }
+  }
+
+  /** Runs a command in a running container; returns its exit code. */
+  async exec(
+    c: Container,
+    o: { cmd: string[]; tty?: boolean; interactive?: boolean; env?: string[]; user?: string; workdir?: string; detach?: boolean; privileged?: boolean },
+  ): Promise<number> {
+    if (!this.isRunning(c)) throw new ConflictError(`container ${c.id} is not running`);
+    if (c.state === 'paused') throw new ConflictError(`container ${c.id} is paused, unpause the container before exec`);
+    if (o.cmd.length === 0) throw new InvalidArgumentError('exec requires at least 1 argument');
+    const dir = this.containers.pathOf(c.id);
+    const bundle = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as RuntimeSpec;
+    const proc = structuredClone(bundle.process!);
+    proc.args = o.cmd;
+    proc.terminal = !!o.tty && !o.detach;
+    if (o.workdir) proc.cwd = o.workdir;
+    if (o.user) {
+      const u = resolveUser(path.join(dir, 'merged'), o.user);
+      proc.user = { uid: u.uid, gid: u.gid, additionalGids: u.additionalGids };
+    }
+    const { mergeEnv } = await import('./create.js');
+    proc.env = mergeEnv(proc.env ?? [], o.env ?? []);
+    const processFile = path.join(dir, `exec-${randomBytes(6).toString('hex')}.json`);
+    await fsp.writeFile(processFile, JSON.stringify(proc));
+    const logFile = `${processFile}.log`;
+    try {
+      const stdio: StdioOptions = o.detach ? ['ignore', 'ignore', 'ignore'] : [o.interactive || o.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'];
+      const child = this.runtime(c).exec(c.id, processFile, stdio, { tty: !!o.tty, logFile, detach: o.detach });
+      const code = await new Promise<number>((resolve) => {
+        child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? os.constants.signals[signal] : 0)));
+        child.on('error', () => resolve(126));
+      });
+      const err = runtimeError(logFile);
+      if (err && code !== 0) throw new StartError(`OCI runtime exec failed: ${err}`, startFailureCode(err) === 125 ? 126 : startFailureCode(err));
+      return code;
+    } finally {
+      await fsp.rm(processFile, { force: true });
+      await fsp.rm(logFile, { force: true });
+    }
+  }
+}
+
+function readOr(file: string, fallback: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return fallback;
+  }
+}
+
+/** Waits for the runtime's pid file (the process started) or for the runtime to exit first (it failed). */
+async function waitForPid(pidFile: string, exited: Promise<number>): Promise<number> {
+  let done = false;
+  void exited.then(() => (done = true));
+  for (let delay = 2; ; delay = Math.min(delay * 2, 20)) {
+    try {
+      const pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+      if (pid > 0) return pid;
+    } catch {
+      // not yet
+    }
+    if (done) {
+      try {
+        const pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+        return pid > 0 ? pid : 0;
+      } catch {
+        return 0;
+      }
+    }
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
+/** A new volume starts with the image's content at its mount point, as docker's do. */
+async function copyUp(from: string, to: string): Promise<void> {
+  if (!fs.existsSync(from) || !fs.statSync(from).isDirectory()) return;
+  await new Promise<void>((resolve, reject) => {
+    const cp = spawn('cp', ['-a', `${from}/.`, `${to}/`], { stdio: 'ignore' });
+    cp.on('exit', (code) => (code === 0 ? resolve() : reject(new PlyError(`cannot copy image content into volume at ${to}`))));
+    cp.on('error', reject);
+  });
+}

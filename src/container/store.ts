@@ -1,0 +1,200 @@
+// The container store: container records in the metadata DB and their directories under containers/<id>.
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { writeTx, type DB } from '../db/db.js';
+import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import type { MountSpec } from '../runtime/spec.js';
+
+export type ContainerState = 'created' | 'running' | 'paused' | 'exited' | 'dead' | 'removing';
+
+/** What `create` decided, kept so `start` can (re)build the runtime bundle. */
+export interface ContainerSpec {
+  path: string;
+  args: string[];
+  env: string[];
+  workingDir: string;
+  user: string;
+  hostname: string;
+  tty: boolean;
+  openStdin: boolean;
+  network: 'host' | 'none';
+  mounts: MountSpec[];
+  readonlyRootfs: boolean;
+  privileged: boolean;
+  capAdd: string[];
+  capDrop: string[];
+  init: boolean;
+  stopSignal: string;
+  stopTimeout?: number;
+  autoRemove: boolean;
+  labels: Record<string, string>;
+  entrypoint: string[] | null;
+  cmd: string[] | null;
+  runtime: string;
+  anonymousVolumes: string[];
+  exposedPorts?: Record<string, Record<string, never>>;
+}
+
+export interface Container {
+  id: string;
+  name: string;
+  image: string;
+  imageRef: string;
+  created: number;
+  spec: ContainerSpec;
+  state: ContainerState;
+  pid: number;
+  monitorPid: number;
+  exitCode: number;
+  error: string;
+  startedAt: number;
+  finishedAt: number;
+  restartCount: number;
+}
+
+interface Row {
+  id: string;
+  name: string;
+  image: string;
+  image_ref: string;
+  created: number;
+  config: string;
+  state: string;
+  pid: number;
+  monitor_pid: number;
+  exit_code: number;
+  error: string;
+  started_at: number;
+  finished_at: number;
+  restart_count: number;
+}
+
+function toContainer(r: Row): Container {
+  return {
+    id: r.id,
+    name: r.name,
+    image: r.image,
+    imageRef: r.image_ref,
+    created: r.created,
+    spec: JSON.parse(r.config) as ContainerSpec,
+    state: r.state as ContainerState,
+    pid: r.pid,
+    monitorPid: r.monitor_pid,
+    exitCode: r.exit_code,
+    error: r.error,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    restartCount: r.restart_count,
+  };
+}
+
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+const ADJECTIVES = ['admiring', 'brave', 'clever', 'dazzling', 'eager', 'focused', 'gallant', 'happy', 'jolly', 'keen', 'lucid', 'modest', 'nifty', 'optimistic', 'peaceful', 'quirky', 'relaxed', 'serene', 'tender', 'upbeat', 'vibrant', 'wizardly', 'youthful', 'zealous'];
+const NAMES = ['archimedes', 'babbage', 'curie', 'darwin', 'euler', 'feynman', 'galois', 'hopper', 'idris', 'joliot', 'kepler', 'lovelace', 'meitner', 'noether', 'ohm', 'pascal', 'ramanujan', 'shannon', 'turing', 'volta', 'wiles', 'yalow', 'zuse'];
+
+export class ContainerStore {
+  readonly dir: string;
+
+  constructor(
+    root: string,
+    private readonly db: DB,
+  ) {
+    this.dir = path.join(root, 'containers');
+    fs.mkdirSync(this.dir, { recursive: true });
+  }
+
+  pathOf(id: string): string {
+    return path.join(this.dir, id);
+  }
+
+  create(input: { name?: string; image: string; imageRef: string; spec: ContainerSpec }): Container {
+    if (input.name !== undefined && !NAME_RE.test(input.name)) {
+      throw new InvalidArgumentError(`Invalid container name (${input.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    }
+    const id = randomBytes(32).toString('hex');
+    return writeTx(this.db, () => {
+      let name = input.name;
+      if (name === undefined) {
+        do {
+          name = `${ADJECTIVES[randomBytes(1)[0]! % ADJECTIVES.length]}_${NAMES[randomBytes(1)[0]! % NAMES.length]}`;
+          if (this.byName(name)) name = `${name}${randomBytes(1)[0]! % 10}`;
+        } while (this.byName(name));
+      } else if (this.byName(name)) {
+        const other = this.byName(name)!;
+        throw new ConflictError(
+          `Conflict. The container name "/${name}" is already in use by container "${other.id}". You have to remove (or rename) that container to be able to reuse that name.`,
+        );
+      }
+      this.db
+        .prepare('INSERT INTO containers (id, name, image, image_ref, created, config, state) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(id, name, input.image, input.imageRef, Date.now(), JSON.stringify(input.spec), 'created');
+      fs.mkdirSync(this.pathOf(id), { recursive: true, mode: 0o700 });
+      return this.get(id)!;
+    });
+  }
+
+  get(id: string): Container | undefined {
+    const r = this.db.prepare('SELECT * FROM containers WHERE id = ?').get(id) as Row | undefined;
+    return r && toContainer(r);
+  }
+
+  private byName(name: string): Container | undefined {
+    const r = this.db.prepare('SELECT * FROM containers WHERE name = ?').get(name) as Row | undefined;
+    return r && toContainer(r);
+  }
+
+  /** By name (with or without the leading '/'), full ID or unique ID prefix, as docker resolves. */
+  resolve(ref: string): Container {
+    const byName = this.byName(ref.replace(/^\//, ''));
+    if (byName) return byName;
+    const full = this.get(ref);
+    if (full) return full;
+    if (/^[0-9a-f]+$/.test(ref)) {
+      const rows = this.db.prepare("SELECT * FROM containers WHERE id >= ? AND id < ? LIMIT 2").all(ref, `${ref}g`) as Row[];
+      if (rows.length > 1) throw new ConflictError(`multiple IDs found with provided prefix: ${ref}`);
+      if (rows.length === 1) return toContainer(rows[0]!);
+    }
+    throw new NotFoundError(`No such container: ${ref}`);
+  }
+
+  list(): Container[] {
+    return (this.db.prepare('SELECT * FROM containers ORDER BY created DESC').all() as Row[]).map(toContainer);
+  }
+
+  usingImage(imageDigest: string): Container[] {
+    return (this.db.prepare('SELECT * FROM containers WHERE image = ?').all(imageDigest) as Row[]).map(toContainer);
+  }
+
+  update(id: string, fields: Partial<Pick<Container, 'state' | 'pid' | 'monitorPid' | 'exitCode' | 'error' | 'startedAt' | 'finishedAt' | 'restartCount' | 'name' | 'spec'>>): void {
+    const cols: Record<string, string> = {
+      state: 'state', pid: 'pid', monitorPid: 'monitor_pid', exitCode: 'exit_code', error: 'error',
+      startedAt: 'started_at', finishedAt: 'finished_at', restartCount: 'restart_count', name: 'name', spec: 'config',
+    };
+    const sets: string[] = [];
+    const values: unknown[] = [];
+    for (const [k, v] of Object.entries(fields)) {
+      sets.push(`${cols[k]} = ?`);
+      values.push(k === 'spec' ? JSON.stringify(v) : v);
+    }
+    if (sets.length === 0) return;
+    this.db.prepare(`UPDATE containers SET ${sets.join(', ')} WHERE id = ?`).run(...values, id);
+  }
+
+  rename(id: string, name: string): void {
+    if (!NAME_RE.test(name)) throw new InvalidArgumentError(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    writeTx(this.db, () => {
+      const other = this.byName(name);
+      if (other && other.id !== id) {
+        throw new ConflictError(`Error when allocating new name: Conflict. The container name "/${name}" is already in use by container "${other.id}". You have to remove (or rename) that container to be able to reuse that name.`);
+      }
+      this.update(id, { name });
+    });
+  }
+
+  delete(id: string): void {
+    this.db.prepare('DELETE FROM containers WHERE id = ?').run(id);
+    fs.rmSync(this.pathOf(id), { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * Typed access to the `ply-native` addon (mknod, mount/umount2, l*xattr: the system calls Node lacks).
+ * The addon is loaded on the first call, so commands that never need it pay nothing at start-up.
+ * Failures throw an Error with `code` = the errno name ('EEXIST', 'ENOENT', 'EPERM', ...).
+ */
+
+import { createRequire } from 'node:module';
+import type * as Addon from 'ply-native';
+import { UnsupportedError } from '../errors.js';
+
+export type NativeError = Addon.NativeError;
+
+let addon: typeof Addon | undefined;
+
+function load(): typeof Addon {
+  if (addon) return addon;
+  try {
+    addon = createRequire(import.meta.url)('ply-native') as typeof Addon;
+  } catch (err) {
+    throw new UnsupportedError(
+      `cannot load ply's native addon (ply-native): ${(err as Error).message.split('\n')[0]} (run 'npm ci' to build it)`,
+      { cause: err },
+    );
+  }
+  return addon;
+}
+
+/** mknod(2). `mode` includes the file type (S_IFCHR, S_IFBLK or S_IFIFO) and the permission bits. */
+export function mknod(path: string, mode: number, major: number, minor: number): void {
+  load().mknod(path, mode, major, minor);
+}
+
+/** lsetxattr(2): sets an extended attribute on `path` itself (a final symlink is not followed). */
+export function lsetxattr(path: string, name: string, value: Buffer | Uint8Array): void {
+  load().lsetxattr(path, name, value);
+}
+
+/** lgetxattr(2): the attribute's value, or null when it is not set. */
+export function lgetxattr(path: string, name: string): Buffer | null {
+  return load().lgetxattr(path, name);
+}
+
+/** llistxattr(2): the names of `path`'s extended attributes (a final symlink is not followed). */
+export function llistxattr(path: string): string[] {
+  return load().llistxattr(path);
+}
+
+/** lremovexattr(2). */
+export function lremovexattr(path: string, name: string): void {
+  load().lremovexattr(path, name);
+}
+
+/** mount(2). `fstype` and `data` may be null (e.g. for bind mounts and propagation changes). */
+export function mount(source: string, target: string, fstype: string | null, flags: number, data: string | null): void {
+  load().mount(source, target, fstype, flags, data);
+}
+
+/** umount2(2). */
+export function umount2(target: string, flags: number): void {
+  load().umount2(target, flags);
+}
+
+/** True if `err` is an error from a system call that failed with errno `code` (e.g. 'ENODATA'). */
+export function hasErrno(err: unknown, ...codes: string[]): boolean {
+  return typeof err === 'object' && err !== null && codes.includes((err as { code?: unknown }).code as string);
+}
+
+// Linux ABI constants (the same on every architecture Node supports), so importing them does not load the
+// addon; test/unit/native.test.ts checks them against the addon's own values.
+export const MS_RDONLY = 0x1;
+export const MS_NOSUID = 0x2;
+export const MS_NODEV = 0x4;
+export const MS_NOEXEC = 0x8;
+export const MS_REMOUNT = 0x20;
+export const MS_BIND = 0x1000;
+export const MS_REC = 0x4000;
+export const MS_PRIVATE = 0x40000;
+export const MS_SLAVE = 0x80000;
+export const MS_SHARED = 0x100000;
+export const MS_RELATIME = 0x200000;
+export const MS_STRICTATIME = 0x1000000;
+export const MNT_FORCE = 0x1;
+export const MNT_DETACH = 0x2;
+export const S_IFIFO = 0o010000;
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+export const S_IFREG = 0o100000;
+export const S_IFSOCK = 0o140000;
+
+/** The addon's own constant values (loads it): for checking the ones above. */
+export function nativeConstants(): Record<string, number> {
+  const a = load() as unknown as Record<string, unknown>;
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(a)) if (typeof v === 'number') out[k] = v;
+  return out;
+}

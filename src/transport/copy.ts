@@ -1,0 +1,133 @@
+// The copy pipeline: pull, push, save and load are all "copy an image from one transport to another".
+// Blobs the destination has are skipped, the rest move a few at a time; destinations verify every byte.
+import { NotFoundError, PlyError } from '../errors.js';
+import { isIndexMediaType, isLayerMediaType, isManifestMediaType, type Descriptor, type Index, type Manifest, type Platform } from '../oci/types.js';
+import { hostPlatform } from '../image/write.js';
+import type { CopyOptions, CopyResult, ImageDestination, ImageSource, ManifestBlob } from './types.js';
+
+export class ManifestError extends PlyError {}
+
+export function parseManifestBlob(m: ManifestBlob): Manifest | Index {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(m.bytes.toString('utf8'));
+  } catch {
+    throw new ManifestError(`manifest ${m.digest} is not valid JSON`);
+  }
+  if (!doc || typeof doc !== 'object') throw new ManifestError(`manifest ${m.digest} is not an object`);
+  const d = doc as { schemaVersion?: number; manifests?: unknown; layers?: unknown; config?: unknown };
+  if (d.schemaVersion !== 2) throw new ManifestError(`manifest ${m.digest}: unsupported schema version ${String(d.schemaVersion)}`);
+  if (isIndexMediaType(m.mediaType) || Array.isArray(d.manifests)) {
+    if (!Array.isArray(d.manifests)) throw new ManifestError(`index ${m.digest} has no manifests`);
+    return doc as Index;
+  }
+  if (!d.config || !Array.isArray(d.layers)) throw new ManifestError(`manifest ${m.digest} has no config or layers`);
+  return doc as Manifest;
+}
+
+/** The index entry for a platform: exact os/arch, then variant (arm64 defaults to v8), as containerd matches. */
+export function selectPlatform(index: Index, want: Platform): Descriptor | undefined {
+  const candidates = index.manifests.filter(
+    (d) => isManifestMediaType(d.mediaType) && d.platform && d.platform.os === want.os && d.platform.architecture === want.architecture,
+  );
+  const variant = (p?: Platform) => p?.variant ?? (p?.architecture === 'arm64' ? 'v8' : '');
+  return candidates.find((d) => variant(d.platform) === variant(want)) ?? (want.variant ? undefined : candidates[0]);
+}
+
+function platformString(p: Platform): string {
+  return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
+}
+
+/** Runs `fn` over `items` with at most `n` at once; the first failure stops new work and is thrown. */
+async function parallel<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: unknown;
+  const worker = async () => {
+    while (next < items.length && failed === undefined) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (e) {
+        failed ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(n, items.length)) }, worker));
+  if (failed !== undefined) throw failed;
+}
+
+async function copyBlob(src: ImageSource, dst: ImageDestination, desc: Descriptor, opts: CopyOptions & { mountFrom?: string }): Promise<void> {
+  const layer = isLayerMediaType(desc.mediaType);
+  const emit = opts.onProgress;
+  if (await dst.hasBlob(desc)) {
+    emit?.({ type: 'blob-exists', digest: desc.digest, size: desc.size, layer });
+    return;
+  }
+  if (opts.mountFrom && dst.mountBlob && (await dst.mountBlob(desc, opts.mountFrom))) {
+    emit?.({ type: 'blob-mounted', digest: desc.digest, size: desc.size, from: opts.mountFrom });
+    return;
+  }
+  emit?.({ type: 'blob-start', digest: desc.digest, size: desc.size, layer });
+  const data = await src.getBlob(desc, { signal: opts.signal });
+  let done = 0;
+  let lastEmit = 0;
+  const counted = async function* (): AsyncGenerator<Buffer> {
+    for await (const chunk of data) {
+      done += chunk.length;
+      if (emit && (done - lastEmit >= 1 << 20 || done === desc.size)) {
+        lastEmit = done;
+        emit({ type: 'blob-progress', digest: desc.digest, done, size: desc.size });
+      }
+      yield chunk;
+    }
+    emit?.({ type: 'blob-verifying', digest: desc.digest });
+  };
+  await dst.putBlob(desc, counted(), { signal: opts.signal });
+  emit?.({ type: 'blob-done', digest: desc.digest, size: desc.size, layer });
+}
+
+async function copyManifest(src: ImageSource, dst: ImageDestination, m: ManifestBlob, tag: string | undefined, opts: CopyOptions & { mountFrom?: string }): Promise<void> {
+  const doc = parseManifestBlob(m) as Manifest;
+  // Layers first, config last: a registry may reject a manifest whose blobs are not all there.
+  await parallel(doc.layers, opts.parallel ?? 3, (d) => copyBlob(src, dst, d, opts));
+  await copyBlob(src, dst, doc.config, opts);
+  await dst.putManifest(m, tag);
+  opts.onProgress?.({ type: 'manifest-done', digest: m.digest, size: m.bytes.length, mediaType: m.mediaType });
+}
+
+/**
+ * Copies the image `srcRef` names in `src` to `dst` (tagging it `dstTag` there). An index is resolved to the
+ * requested platform's manifest unless `all` is set, in which case every child and the index itself are copied.
+ */
+export async function copyImage(
+  src: ImageSource,
+  srcRef: string,
+  dst: ImageDestination,
+  dstTag: string | undefined,
+  opts: CopyOptions & { mountFrom?: string } = {},
+): Promise<CopyResult & { manifest: ManifestBlob; top: ManifestBlob }> {
+  const top = await src.getManifest(srcRef);
+  opts.onProgress?.({ type: 'resolved', digest: top.digest, mediaType: top.mediaType });
+  const doc = parseManifestBlob(top);
+  if ('manifests' in doc) {
+    if (opts.all) {
+      for (const child of doc.manifests) {
+        if (!isManifestMediaType(child.mediaType)) continue;
+        await copyManifest(src, dst, await src.getManifest(child.digest), undefined, opts);
+      }
+      await dst.putManifest(top, dstTag);
+      await dst.commit?.();
+      return { digest: top.digest, mediaType: top.mediaType, size: top.bytes.length, manifest: top, top };
+    }
+    const want = opts.platform ?? hostPlatform();
+    const child = selectPlatform(doc, want);
+    if (!child) throw new NotFoundError(`no matching manifest for ${platformString(want)} in the manifest list entries`);
+    const m = await src.getManifest(child.digest);
+    await copyManifest(src, dst, m, dstTag, opts);
+    await dst.commit?.();
+    return { digest: m.digest, mediaType: m.mediaType, size: m.bytes.length, manifest: m, top };
+  }
+  await copyManifest(src, dst, top, dstTag, opts);
+  await dst.commit?.();
+  return { digest: top.digest, mediaType: top.mediaType, size: top.bytes.length, manifest: top, top };
+}

@@ -1,0 +1,114 @@
+// The local store as a transport: images out of it (push, save) and into it (pull, load), every blob verified
+// on its way in, every layer's diffID checked against the config before the image is recorded.
+import { randomBytes } from 'node:crypto';
+import { digestOf } from '../digest/digest.js';
+import { DigestMismatchError, InvalidArchiveError, NotFoundError } from '../errors.js';
+import type { ImageStore, LayerRecord, Lease } from '../image/store.js';
+import { ingestLayer } from '../layer/ingest.js';
+import { isIndexMediaType, isLayerMediaType, MediaType, type Descriptor, type Digest, type ImageConfig, type Manifest } from '../oci/types.js';
+import { isDigest } from '../digest/digest.js';
+import type { ImageDestination, ImageSource, ManifestBlob } from './types.js';
+
+function detectMediaType(bytes: Buffer): string {
+  try {
+    const d = JSON.parse(bytes.toString('utf8')) as { mediaType?: string; manifests?: unknown };
+    return d.mediaType ?? (Array.isArray(d.manifests) ? MediaType.OciIndex : MediaType.OciManifest);
+  } catch {
+    return MediaType.OciManifest;
+  }
+}
+
+/** Images in the local store: `ref` is a name, an image ID, or a manifest digest. */
+export function storeSource(images: ImageStore): ImageSource {
+  return {
+    description: 'local store',
+    async getManifest(ref: string): Promise<ManifestBlob> {
+      const digest: Digest = isDigest(ref) && images.content.has(ref) ? ref : images.resolve(ref).digest;
+      const bytes = images.content.readBytes(digest);
+      return { bytes, digest, mediaType: detectMediaType(bytes) };
+    },
+    async getBlob(desc: Descriptor, opts) {
+      if (!images.content.has(desc.digest)) throw new NotFoundError(`blob ${desc.digest} is not in the store`);
+      return images.content.read(desc.digest, opts?.offset ? { start: opts.offset } : undefined);
+    },
+  };
+}
+
+export interface StoreDestinationOptions {
+  /** Full reference names (docker.io/library/x:tag) to point at the image; `putManifest`'s tag is not used. */
+  names?: string[];
+  /** repo@digest to record as a RepoDigest (what a registry calls this image). */
+  repoDigest?: (digest: Digest) => string | undefined;
+}
+
+export class StoreDestination implements ImageDestination {
+  readonly description = 'local store';
+  private readonly lease: Lease;
+  /** Layers ingested by this copy, by blob digest. */
+  private readonly layers = new Map<string, LayerRecord>();
+  /** The images recorded, in order. */
+  readonly recorded: { digest: Digest; id: Digest }[] = [];
+
+  constructor(
+    private readonly images: ImageStore,
+    private readonly opts: StoreDestinationOptions = {},
+  ) {
+    this.lease = images.lease();
+  }
+
+  private layerRecord(digest: Digest): LayerRecord | undefined {
+    const row = this.images.db.prepare('SELECT * FROM layers WHERE digest = ?').get(digest) as
+      | { digest: string; diff_id: string; media_type: string; size: number; unpacked_size: number }
+      | undefined;
+    return row && { digest: row.digest as Digest, diffId: row.diff_id as Digest, mediaType: row.media_type, size: row.size, unpackedSize: row.unpacked_size };
+  }
+
+  async hasBlob(desc: Descriptor): Promise<boolean> {
+    this.lease.add(desc.digest);
+    if (!this.images.content.has(desc.digest)) return false;
+    if (!isLayerMediaType(desc.mediaType)) return true;
+    const rec = this.layerRecord(desc.digest);
+    if (rec) this.layers.set(desc.digest, rec);
+    return rec !== undefined;
+  }
+
+  async putBlob(desc: Descriptor, data: AsyncIterable<Buffer>): Promise<void> {
+    const key = `copy-${desc.digest.replace(':', '-')}-${randomBytes(3).toString('hex')}`;
+    if (isLayerMediaType(desc.mediaType)) {
+      const rec = await ingestLayer(this.images.content, data, { key, lease: this.lease, expected: desc.digest, size: desc.size });
+      this.layers.set(desc.digest, { ...rec, mediaType: desc.mediaType });
+      return;
+    }
+    await this.images.content.putStream(data, key, { expected: desc.digest, size: desc.size, lease: this.lease });
+  }
+
+  async putManifest(m: ManifestBlob, tag?: string): Promise<void> {
+    void tag;
+    if (digestOf(m.bytes, m.digest.startsWith('sha512:') ? 'sha512' : 'sha256') !== m.digest) {
+      throw new DigestMismatchError(m.digest, digestOf(m.bytes), 'manifest');
+    }
+    await this.images.content.putBytes(m.bytes, { expected: m.digest, lease: this.lease });
+    if (isIndexMediaType(m.mediaType)) return;
+    const manifest = JSON.parse(m.bytes.toString('utf8')) as Manifest;
+    const config = JSON.parse(this.images.content.readBytes(manifest.config.digest).toString('utf8')) as ImageConfig;
+    const diffIds = config.rootfs?.diff_ids ?? [];
+    if (diffIds.length !== manifest.layers.length) {
+      throw new InvalidArchiveError(`image ${m.digest}: the config lists ${diffIds.length} layers, the manifest ${manifest.layers.length}`);
+    }
+    const layers: LayerRecord[] = manifest.layers.map((d, i) => {
+      const rec = this.layers.get(d.digest) ?? this.layerRecord(d.digest);
+      if (!rec) throw new NotFoundError(`layer ${d.digest} is missing`);
+      if (rec.diffId !== diffIds[i]) throw new DigestMismatchError(diffIds[i]!, rec.diffId, `layer ${d.digest.slice(7, 19)} diffID`);
+      return { ...rec, mediaType: d.mediaType };
+    });
+    const rec = this.images.addImage({ manifestDigest: m.digest, mediaType: m.mediaType, configDigest: manifest.config.digest, config, layers });
+    for (const n of this.opts.names ?? []) this.images.setName(n, rec.digest);
+    const rd = this.opts.repoDigest?.(m.digest);
+    if (rd) this.images.addRepoDigest(rec.digest, rd);
+    this.recorded.push({ digest: rec.digest, id: rec.id });
+  }
+
+  async close(): Promise<void> {
+    this.lease.release();
+  }
+}

@@ -1,0 +1,147 @@
+// End-to-end: containers under the real runc with an overlayfs writable layer, through bin/ply.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { PLY, busyboxTar, ply, plyOk, tempDir } from '../helpers.js';
+
+let root: string;
+before(() => {
+  root = tempDir();
+  plyOk(root, ['import', busyboxTar(), 'bb']);
+});
+
+const mounts = () => fs.readFileSync('/proc/self/mountinfo', 'utf8');
+
+test('echo, exit codes as docker: the command, 127 not found, 126 not executable', () => {
+  assert.equal(plyOk(root, ['run', '--rm', 'bb', 'echo', 'hello', 'world']), 'hello world\n');
+  assert.equal(ply(root, ['run', '--rm', 'bb', 'sh', '-c', 'exit 3']).code, 3);
+  const notFound = ply(root, ['run', '--rm', 'bb', 'no-such-command']);
+  assert.equal(notFound.code, 127);
+  assert.match(notFound.stderr, /executable file not found/);
+  assert.equal(notFound.stderr.trim().split('\n').length, 1, notFound.stderr);
+  assert.equal(ply(root, ['run', '--rm', 'bb', '/etc/motd']).code, 126);
+  assert.equal(ply(root, ['run', '--rm', 'no-such-image', 'true']).code, 1);
+  // Flags after the image belong to the command.
+  assert.match(plyOk(root, ['run', '--rm', 'bb', 'ls', '-la', '/etc/motd']), /^-rw-r--r--\s+1 root\s+root\s+26 .* \/etc\/motd\n$/);
+});
+
+test('pid 1 in its own namespace; -e, --env-file, -w, -u, --hostname', () => {
+  const dir = tempDir();
+  fs.writeFileSync(path.join(dir, 'env'), '# comment\nFROM_FILE=yes\n');
+  const outp = plyOk(root, [
+    'run', '--rm', '-e', 'A=1', '--env', 'B=two words', '--env-file', path.join(dir, 'env'), '-w', '/tmp/work',
+    '-u', 'app', '--hostname', 'myhost', '--network', 'none', 'bb', 'sh', '-c',
+    'echo pid=$$; echo A=$A B=$B F=$FROM_FILE; pwd; id -u; id -g; hostname; echo HOME=$HOME',
+  ]);
+  assert.equal(outp, 'pid=1\nA=1 B=two words F=yes\n/tmp/work\n1000\n1000\nmyhost\nHOME=/home/app\n');
+  assert.equal(plyOk(root, ['run', '--rm', '-u', '65534:1', 'bb', 'id']).trim(), 'uid=65534(nobody) gid=1(daemon) groups=1(daemon)');
+  const badUser = ply(root, ['run', '--rm', '-u', 'nosuchuser', 'bb', 'true']);
+  assert.notEqual(badUser.code, 0);
+  assert.match(badUser.stderr, /nosuchuser/);
+});
+
+test('-it gives a real terminal (under script)', () => {
+  const r = spawnSync('script', ['-qec', `${PLY} run --rm -it bb sh -c 'tty; stty size; echo done'`, '/dev/null'], {
+    env: { ...process.env, PLY_ROOT: root },
+    encoding: 'utf8',
+    input: '',
+    timeout: 20_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /\/dev\/pts\/\d+/);
+  assert.match(r.stdout, /done/);
+});
+
+test('-d, exec, logs -f, stop, start, rm -f; the container outlives the CLI', async () => {
+  const id = plyOk(root, ['run', '-d', '--name', 'ticker', 'bb', 'sh', '-c', 'echo started; trap "echo bye; exit 0" TERM; while true; do sleep 0.1; done']).trim();
+  assert.match(id, /^[0-9a-f]{64}$/);
+  assert.match(plyOk(root, ['ps']), /ticker/);
+  assert.equal(plyOk(root, ['exec', 'ticker', 'sh', '-c', 'echo from exec; exit 0']), 'from exec\n');
+  assert.equal(ply(root, ['exec', 'ticker', 'sh', '-c', 'exit 5']).code, 5);
+  assert.equal(plyOk(root, ['exec', '-e', 'X=42', '-w', '/etc', 'ticker', 'sh', '-c', 'echo $X $(pwd)']), '42 /etc\n');
+  const inspect = JSON.parse(plyOk(root, ['inspect', 'ticker']))[0];
+  assert.equal(inspect.State.Status, 'running');
+  assert.ok(inspect.State.Pid > 0);
+  assert.equal(plyOk(root, ['stop', '-t', '5', 'ticker']), 'ticker\n');
+  assert.equal(plyOk(root, ['logs', 'ticker']), 'started\nbye\n');
+  assert.equal(plyOk(root, ['wait', 'ticker']), '0\n');
+  assert.match(plyOk(root, ['ps', '-a', '--filter', 'name=ticker']), /Exited \(0\)/);
+  assert.equal(plyOk(root, ['start', 'ticker']), 'ticker\n');
+  assert.match(plyOk(root, ['ps', '--format', '{{.Names}} {{.State}}']), /ticker running/);
+  const follow = ply(root, ['logs', '--tail', '1', 'ticker']);
+  assert.equal(follow.stdout, 'started\n');
+  const rm = ply(root, ['rm', 'ticker']);
+  assert.notEqual(rm.code, 0, 'a running container is not removed without -f');
+  assert.equal(plyOk(root, ['rm', '-f', 'ticker']), 'ticker\n');
+  assert.equal(ply(root, ['inspect', 'ticker']).code, 1);
+  assert.ok(!mounts().includes(id), 'no mounts left after rm');
+  assert.ok(!fs.existsSync(path.join(root, 'containers', id)));
+});
+
+test('logs -f follows a detached container to its end', () => {
+  const id = plyOk(root, ['run', '-d', 'bb', 'sh', '-c', 'for i in 1 2 3; do echo line $i; sleep 0.2; done; echo oops >&2; exit 4']).trim();
+  const r = ply(root, ['logs', '-f', id]);
+  assert.equal(r.stdout, 'line 1\nline 2\nline 3\n');
+  assert.equal(r.stderr, 'oops\n');
+  assert.equal(plyOk(root, ['wait', id]), '4\n');
+  assert.match(plyOk(root, ['logs', '-t', id]), /^\d{4}-\d\d-\d\dT[\d:.]+Z line 1\n/);
+  plyOk(root, ['rm', id]);
+});
+
+test('two containers from one image do not see each other; the image is unchanged; diff shows A/C/D', () => {
+  plyOk(root, ['create', '--name', 'c1', 'bb', 'sh', '-c', 'echo one > /etc/motd; echo new > /added; rm /bin/vi; mkdir -p /var/data; touch /var/data/x']);
+  plyOk(root, ['start', '-a', 'c1']);
+  plyOk(root, ['run', '--name', 'c2', 'bb', 'sh', '-c', 'echo two > /etc/motd']);
+  assert.equal(plyOk(root, ['run', '--rm', 'bb', 'cat', '/etc/motd']), 'hello from the base image\n');
+  assert.equal(plyOk(root, ['run', '--rm', 'bb', 'sh', '-c', 'ls /bin/vi; ls /added 2>&1 || true']).split('\n')[0], '/bin/vi');
+  assert.equal(plyOk(root, ['diff', 'c1']), ['A /added', 'C /bin', 'D /bin/vi', 'C /etc', 'C /etc/motd', 'C /var', 'A /var/data', 'A /var/data/x', ''].join('\n'));
+  assert.equal(plyOk(root, ['diff', 'c2']), 'C /etc\nC /etc/motd\n');
+  // cp out of a stopped container, and into it.
+  const dir = tempDir();
+  plyOk(root, ['cp', 'c1:/etc/motd', path.join(dir, 'motd')]);
+  assert.equal(fs.readFileSync(path.join(dir, 'motd'), 'utf8'), 'one\n');
+  fs.writeFileSync(path.join(dir, 'in.txt'), 'copied in\n');
+  plyOk(root, ['cp', path.join(dir, 'in.txt'), 'c2:/root/in.txt']);
+  assert.match(plyOk(root, ['diff', 'c2']), /A \/root\/in.txt/);
+  plyOk(root, ['rm', 'c1', 'c2']);
+  assert.ok(!mounts().includes(`${root}/containers`), 'no container mounts left');
+});
+
+test('rmi of an image a container uses is refused without -f; with -f it is untagged and kept', () => {
+  plyOk(root, ['import', '-c', 'LABEL only=me', busyboxTar(), 'inuse:1']);
+  const id = plyOk(root, ['create', 'inuse:1', 'true']).trim();
+  const r = ply(root, ['rmi', 'inuse:1']);
+  assert.equal(r.code, 125);
+  assert.match(r.stderr, /container .* is using its referenced image/);
+  assert.equal(plyOk(root, ['rmi', '-f', 'inuse:1']), 'Untagged: inuse:1\n');
+  assert.equal(plyOk(root, ['start', '-a', id]), '');
+  plyOk(root, ['rm', id]);
+  assert.match(plyOk(root, ['image', 'prune', '-f']), /deleted: sha256:/);
+});
+
+test('mounts: bind (ro), named volume kept across containers, tmpfs, read-only rootfs', () => {
+  const host = tempDir();
+  fs.writeFileSync(path.join(host, 'f'), 'from host\n');
+  assert.equal(plyOk(root, ['run', '--rm', '-v', `${host}:/data:ro`, 'bb', 'cat', '/data/f']), 'from host\n');
+  assert.notEqual(ply(root, ['run', '--rm', '-v', `${host}:/data:ro`, 'bb', 'touch', '/data/g']).code, 0);
+  plyOk(root, ['run', '--rm', '-v', 'myvol:/vol', 'bb', 'sh', '-c', 'echo kept > /vol/x']);
+  assert.equal(plyOk(root, ['run', '--rm', '--mount', 'type=volume,source=myvol,target=/v2', 'bb', 'cat', '/v2/x']), 'kept\n');
+  assert.match(plyOk(root, ['run', '--rm', '--tmpfs', '/scratch', 'bb', 'sh', '-c', 'grep " /scratch " /proc/mounts']), /^tmpfs \/scratch tmpfs/);
+  const ro = ply(root, ['run', '--rm', '--read-only', 'bb', 'touch', '/x']);
+  assert.notEqual(ro.code, 0);
+  assert.match(ro.stderr, /Read-only file system/);
+});
+
+test('security defaults: no-new-privileges, docker capabilities, masked /proc paths', () => {
+  const outp = plyOk(root, ['run', '--rm', 'bb', 'sh', '-c', 'grep -E "^(NoNewPrivs|CapEff)" /proc/self/status; echo keys=$(wc -c < /proc/keys); echo masked=$(grep -c " /proc/keys " /proc/mounts); echo fw=$(ls /sys/firmware | wc -l)']);
+  assert.match(outp, /NoNewPrivs:\s+1/);
+  assert.match(outp, /CapEff:\s+00000000a80425fb/);
+  assert.match(outp, /^keys=0$/m, 'masked /proc/keys reads empty');
+  assert.match(outp, /^fw=0$/m, '/sys/firmware is masked');
+  assert.match(outp, /^masked=1$/m);
+  assert.match(plyOk(root, ['run', '--rm', '--cap-drop', 'ALL', 'bb', 'grep', 'CapEff', '/proc/self/status']), /0000000000000000/);
+  // The store is not visible inside.
+  assert.notEqual(ply(root, ['run', '--rm', 'bb', 'ls', root]).code, 0);
+});
