@@ -40,7 +40,7 @@ const OPAQUE_XATTR = 'trusted.overlay.opaque';
 /** Most symlinks followed while resolving one path (Linux's own limit is 40 per lookup; Go's is 255). */
 const MAX_SYMLINKS = 255;
 /** Body chunks at least this large are written asynchronously; smaller ones synchronously (cheaper). */
-const ASYNC_WRITE_MIN = 64 * 1024;
+const ASYNC_WRITE_MIN = Number(process.env.AWM ?? 64 * 1024);
 
 const O_CREATE_FILE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 function writeAsync(fd: number, buf: Buffer, off: number, len: number): Promise<number> {
@@ -214,35 +214,41 @@ class Applier {
     const dir = this.resolveDir(parts.slice(0, -1), true, h.name)!;
     const rel = joinRel(dir, base);
     const p = this.abs(rel);
-    const st = lstatOrNull(p);
 
     switch (h.type) {
       case 'dir': {
-        if (st && !st.isDirectory()) this.removeExisting(rel, st);
-        if (!st || !st.isDirectory()) fs.mkdirSync(p, 0o700);
+        try {
+          fs.mkdirSync(p, 0o700);
+        } catch (e) {
+          if (!hasErrno(e, 'EEXIST')) throw e;
+          const st = fs.lstatSync(p);
+          if (!st.isDirectory()) {
+            this.removeExisting(rel, st);
+            fs.mkdirSync(p, 0o700);
+          }
+        }
         this.markAdded(rel);
         this.setMeta(p, h, false);
         this.dirTimes.set(rel, h.mtime);
         return;
       }
       case 'file': {
-        if (st) this.removeExisting(rel, st);
+        const fd = this.replace(rel, () => fs.openSync(p, O_CREATE_FILE, 0o600));
         this.markAdded(rel);
-        await this.writeFile(p, h, body);
+        await this.writeFile(fd, p, h, body);
         this.size += h.size;
         return;
       }
       case 'link': {
         const target = this.resolveLinkTarget(h);
         if (target === rel) return; // a hardlink to itself: nothing to do
-        if (st) this.removeExisting(rel, st);
-        fs.linkSync(this.abs(target), p); // link(2) does not follow a symlink target: it links the symlink itself
+        // link(2) does not follow a symlink target: it links the symlink itself.
+        this.replace(rel, () => fs.linkSync(this.abs(target), p));
         this.markAdded(rel);
         return;
       }
       case 'symlink': {
-        if (st) this.removeExisting(rel, st);
-        fs.symlinkSync(h.linkname ?? '', p);
+        this.replace(rel, () => fs.symlinkSync(h.linkname ?? '', p));
         this.markAdded(rel);
         this.setMeta(p, h, true);
         fs.lutimesSync(p, h.mtime, h.mtime);
@@ -251,9 +257,8 @@ class Applier {
       case 'chardev':
       case 'blockdev':
       case 'fifo': {
-        if (st) this.removeExisting(rel, st);
         const type = h.type === 'chardev' ? S_IFCHR : h.type === 'blockdev' ? S_IFBLK : S_IFIFO;
-        mknod(p, type | (h.mode & 0o777), h.devmajor ?? 0, h.devminor ?? 0);
+        this.replace(rel, () => mknod(p, type | (h.mode & 0o777), h.devmajor ?? 0, h.devminor ?? 0));
         this.markAdded(rel);
         this.setMeta(p, h, false);
         fs.lutimesSync(p, h.mtime, h.mtime);
@@ -262,6 +267,20 @@ class Applier {
       default:
         throw new InvalidArchiveError(`tar entry '${h.name}': unsupported type '${String(h.type)}'`);
     }
+  }
+
+  /**
+   * Runs `make` (which creates `rel` and fails with EEXIST if something is there: it never follows a final
+   * symlink); if something was there, removes it and runs `make` again.
+   */
+  private replace<T>(rel: string, make: () => T): T {
+    try {
+      return make();
+    } catch (e) {
+      if (!hasErrno(e, 'EEXIST')) throw e;
+    }
+    this.removeExisting(rel, fs.lstatSync(this.abs(rel)));
+    return make();
   }
 
   private whiteout(h: TarHeader, dirParts: string[], base: string): void {
@@ -275,9 +294,7 @@ class Applier {
       const name = base.slice(WHITEOUT_PREFIX.length);
       if (name === '' || name === '.' || name === '..') throw new InvalidArchiveError(`tar entry '${h.name}': invalid whiteout`);
       const rel = joinRel(dir, name);
-      const st = lstatOrNull(this.abs(rel));
-      if (st) this.removeExisting(rel, st);
-      mknod(this.abs(rel), S_IFCHR, 0, 0);
+      this.replace(rel, () => mknod(this.abs(rel), S_IFCHR, 0, 0));
       fs.lchownSync(this.abs(rel), h.uid, h.gid);
       return;
     }
@@ -311,8 +328,7 @@ class Applier {
     return rel;
   }
 
-  private async writeFile(p: string, h: TarHeader, body: AsyncIterable<Buffer>): Promise<void> {
-    const fd = fs.openSync(p, O_CREATE_FILE, 0o600);
+  private async writeFile(fd: number, p: string, h: TarHeader, body: AsyncIterable<Buffer>): Promise<void> {
     try {
       let written = 0;
       for await (const chunk of body) {
