@@ -5,7 +5,7 @@ import path from 'node:path';
 import { InvalidArgumentError, PlyError } from '../errors.js';
 import type { ImageConfig } from '../oci/types.js';
 import { parseSignal } from '../runtime/signals.js';
-import type { MountSpec } from '../runtime/spec.js';
+import { mergeEnv as mergeSpecEnv, type MountSpec } from '../runtime/spec.js';
 import type { ContainerSpec } from './store.js';
 
 export interface CreateOptions {
@@ -56,22 +56,19 @@ export function readEnvFile(file: string): string[] {
   return out;
 }
 
-/** Merges KEY=VALUE lists, later ones winning; a bare KEY takes the host's value or is dropped. */
-export function mergeEnv(...lists: string[][]): string[] {
-  const map = new Map<string, string>();
-  for (const list of lists) {
-    for (const item of list) {
-      const i = item.indexOf('=');
-      if (i === 0) throw new InvalidArgumentError(`invalid environment variable: ${item}`);
-      if (i < 0) {
-        const v = process.env[item];
-        if (v !== undefined) map.set(item, `${item}=${v}`);
-        continue;
-      }
-      map.set(item.slice(0, i), item);
-    }
+/**
+ * Merges KEY=VALUE lists, later ones winning (the runtime's merge rule); a bare KEY on the command line takes
+ * the host's value, or is dropped when the host has none, as the docker CLI does.
+ */
+export function mergeEnv(base: string[], ...lists: string[][]): string[] {
+  const overrides: string[] = [];
+  for (const item of lists.flat()) {
+    const i = item.indexOf('=');
+    if (i === 0) throw new InvalidArgumentError(`invalid environment variable: ${item}`);
+    if (i > 0) overrides.push(item);
+    else if (process.env[item] !== undefined) overrides.push(`${item}=${process.env[item]}`);
   }
-  return [...map.values()];
+  return mergeSpecEnv(base, overrides);
 }
 
 const VOLUME_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;

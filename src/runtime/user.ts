@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
+import { resolveInRoot } from '../util/rootpath.js';
 
 export interface ResolvedUser {
   uid: number;
@@ -24,7 +25,6 @@ export interface ResolvedUser {
 const MIN_ID = 0;
 const MAX_ID = 2 ** 31 - 1;
 const MAX_FILE = 16 << 20; // refuse absurdly large passwd/group files
-const MAX_SYMLINKS = 255;
 
 interface PasswdEntry {
   name: string;
@@ -51,49 +51,6 @@ function intField(s: string | undefined): number {
 
 function rangeCheck(id: number): void {
   if (!(id >= MIN_ID && id <= MAX_ID)) throw new InvalidArgumentError(`uids and gids must be in range ${MIN_ID}-${MAX_ID}`);
-}
-
-/**
- * Resolves `unsafePath` (interpreted as an absolute path inside `root`) to a host path under `root`,
- * following symlinks as if `root` were `/` (a chroot): absolute link targets restart at `root`, and `..`
- * never climbs above it. Components that do not exist are appended lexically.
- */
-export function resolveInRoot(root: string, unsafePath: string): string {
-  const rootAbs = path.resolve(root);
-  const resolved: string[] = [];
-  const queue = unsafePath.split('/');
-  let links = 0;
-  while (queue.length > 0) {
-    const c = queue.shift()!;
-    if (c === '' || c === '.') continue;
-    if (c === '..') {
-      resolved.pop();
-      continue;
-    }
-    const candidate = path.join(rootAbs, ...resolved, c);
-    let st: fs.Stats;
-    try {
-      st = fs.lstatSync(candidate);
-    } catch {
-      // Missing (or unreadable): the rest is joined lexically, still clamped to the root.
-      resolved.push(c);
-      for (const rest of queue) {
-        if (rest === '' || rest === '.') continue;
-        if (rest === '..') resolved.pop();
-        else resolved.push(rest);
-      }
-      break;
-    }
-    if (st.isSymbolicLink()) {
-      if (++links > MAX_SYMLINKS) throw new InvalidArgumentError(`too many levels of symbolic links resolving ${unsafePath} in ${root}`);
-      const target = fs.readlinkSync(candidate);
-      if (target.startsWith('/')) resolved.length = 0;
-      queue.unshift(...target.split('/'));
-      continue;
-    }
-    resolved.push(c);
-  }
-  return path.join(rootAbs, ...resolved);
 }
 
 /** Reads a regular file inside the rootfs (chroot-style resolution); undefined when missing or not a regular file. */

@@ -2,35 +2,50 @@
 // as if `root` were '/', so no component can lead outside it (containerd's fs.RootPath, in TypeScript).
 import fs from 'node:fs';
 import path from 'node:path';
+import { InvalidArgumentError } from '../errors.js';
 
 const MAX_SYMLINKS = 255;
 
-/** The host path for container path `p` under `root`, with every symlink resolved within root. */
-export function resolveInRoot(root: string, p: string): string {
-  const parts = p.split('/').filter((s) => s !== '' && s !== '.');
+/**
+ * Resolves `unsafePath` (interpreted as an absolute path inside `root`) to a host path under `root`,
+ * following symlinks as if `root` were `/` (a chroot): absolute link targets restart at `root`, and `..`
+ * never climbs above it. Components that do not exist are appended lexically.
+ */
+export function resolveInRoot(root: string, unsafePath: string): string {
+  const rootAbs = path.resolve(root);
   const resolved: string[] = [];
+  const queue = unsafePath.split('/');
   let links = 0;
-  while (parts.length > 0) {
-    const part = parts.shift()!;
-    if (part === '..') {
+  while (queue.length > 0) {
+    const c = queue.shift()!;
+    if (c === '' || c === '.') continue;
+    if (c === '..') {
       resolved.pop();
       continue;
     }
-    const host = path.join(root, ...resolved, part);
-    let st: fs.Stats | undefined;
+    const candidate = path.join(rootAbs, ...resolved, c);
+    let st: fs.Stats;
     try {
-      st = fs.lstatSync(host);
+      st = fs.lstatSync(candidate);
     } catch {
-      st = undefined;
+      // Missing (or unreadable): the rest is joined lexically, still clamped to the root.
+      resolved.push(c);
+      for (const rest of queue) {
+        if (rest === '' || rest === '.') continue;
+        if (rest === '..') resolved.pop();
+        else resolved.push(rest);
+      }
+      break;
     }
-    if (st?.isSymbolicLink()) {
-      if (++links > MAX_SYMLINKS) throw Object.assign(new Error(`too many levels of symbolic links: ${p}`), { code: 'ELOOP' });
-      const target = fs.readlinkSync(host);
+    if (st.isSymbolicLink()) {
+      if (++links > MAX_SYMLINKS) throw new InvalidArgumentError(`too many levels of symbolic links resolving ${unsafePath} in ${root}`);
+      const target = fs.readlinkSync(candidate);
       if (target.startsWith('/')) resolved.length = 0;
-      parts.unshift(...target.split('/').filter((s) => s !== '' && s !== '.'));
+      queue.unshift(...target.split('/'));
       continue;
     }
-    resolved.push(part);
+    resolved.push(c);
   }
-  return path.join(root, ...resolved);
+  return path.join(rootAbs, ...resolved);
 }
+

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { resolveInRoot, resolveUser } from '../../src/runtime/user.js';
+import { resolveUser } from '../../src/runtime/user.js';
+import { resolveInRoot } from '../../src/util/rootpath.js';
 import { InvalidArgumentError } from '../../src/errors.js';
 import { busyboxTar, tempDir } from '../helpers.js';
 
