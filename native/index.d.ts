@@ -10,6 +10,8 @@ export interface NativeError extends Error {
 export function mknod(path: string, mode: number, major: number, minor: number): void;
 /** lsetxattr(2): set an extended attribute without following a final symlink. */
 export function lsetxattr(path: string, name: string, value: Buffer | Uint8Array): void;
+/** fsetxattr(2): set an extended attribute on an open file. */
+export function fsetxattr(fd: number, name: string, value: Buffer | Uint8Array): void;
 /** lgetxattr(2): the attribute's value, or null when it is not set (ENODATA). */
 export function lgetxattr(path: string, name: string): Buffer | null;
 /** llistxattr(2): the attribute names, without following a final symlink. */

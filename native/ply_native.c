@@ -3,6 +3,7 @@
  *
  *   mknod(path, mode, major, minor)              mode includes S_IFCHR / S_IFBLK / S_IFIFO
  *   lsetxattr(path, name, value)                 never follows a final symlink
+ *   fsetxattr(fd, name, value)
  *   lgetxattr(path, name) -> Buffer | null       null when the attribute is not set (ENODATA)
  *   llistxattr(path) -> string[]
  *   lremovexattr(path, name)
@@ -265,6 +266,33 @@ out:
   return ret;
 }
 
+static napi_value js_fsetxattr(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 3)) return NULL;
+  int64_t fd;
+  char *name = NULL;
+  void *data = NULL;
+  size_t len = 0;
+  napi_value ret = NULL;
+  if (!get_int64(env, a.argv[0], "fd", &fd)) goto out;
+  if (fd > 0x7fffffffLL) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "fd out of range");
+    goto out;
+  }
+  if (!get_string(env, a.argv[1], "name", 0, &name)) goto out;
+  if (!get_bytes(env, a.argv[2], "value", &data, &len)) goto out;
+  if (fsetxattr((int)fd, name, len ? data : "", len, 0) != 0) {
+    char what[32];
+    snprintf(what, sizeof what, "fd %d", (int)fd);
+    throw_errno(env, errno, "fsetxattr", what);
+  } else {
+    ret = undefined(env);
+  }
+out:
+  free(name);
+  return ret;
+}
+
 static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
   args_t a;
   if (!get_args(env, info, &a, 2)) return NULL;
@@ -425,6 +453,7 @@ static int set_const(napi_env env, napi_value exports, const char *name, double 
 
 static napi_value init(napi_env env, napi_value exports) {
   int ok = set_fn(env, exports, "mknod", js_mknod) && set_fn(env, exports, "lsetxattr", js_lsetxattr) &&
+           set_fn(env, exports, "fsetxattr", js_fsetxattr) &&
            set_fn(env, exports, "lgetxattr", js_lgetxattr) && set_fn(env, exports, "llistxattr", js_llistxattr) &&
            set_fn(env, exports, "lremovexattr", js_lremovexattr) && set_fn(env, exports, "mount", js_mount) &&
            set_fn(env, exports, "umount2", js_umount2) &&

@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidArchiveError, PlyError } from '../errors.js';
-import { hasErrno, lsetxattr, mknod, S_IFBLK, S_IFCHR, S_IFIFO } from '../native/index.js';
+import { fsetxattr, hasErrno, lsetxattr, mknod, S_IFBLK, S_IFCHR, S_IFIFO } from '../native/index.js';
 import { readTar, type TarHeader } from '../tar/index.js';
 
 export interface ApplyOptions {
@@ -40,11 +40,20 @@ const OPAQUE_XATTR = 'trusted.overlay.opaque';
 /** Most symlinks followed while resolving one path (Linux's own limit is 40 per lookup; Go's is 255). */
 const MAX_SYMLINKS = 255;
 /** Body chunks at least this large are written asynchronously; smaller ones synchronously (cheaper). */
-const ASYNC_WRITE_MIN = Number(process.env.AWM ?? 64 * 1024);
+const ASYNC_WRITE_MIN = 64 * 1024;
 
 const O_CREATE_FILE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
-function writeAsync(fd: number, buf: Buffer, off: number, len: number): Promise<number> {
-  return new Promise((resolve, reject) => fs.write(fd, buf, off, len, null, (err, n) => (err ? reject(err) : resolve(n))));
+/** Bytes of asynchronous writes in flight before the reader waits (bounds memory: chunks are held until written). */
+const MAX_INFLIGHT_BYTES = 16 << 20;
+/** Files whose writes are in flight (each holds a descriptor) before the reader waits. */
+const MAX_PENDING_FILES = 64;
+
+function pwrite(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.write(fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
+}
+
+async function pwriteAll(fd: number, buf: Buffer, pos: number): Promise<void> {
+  for (let off = 0; off < buf.length; ) off += await pwrite(fd, buf, off, buf.length - off, pos + off);
 }
 
 /**
@@ -83,9 +92,17 @@ function lstatOrNull(p: string): fs.Stats | null {
 /** Applies one layer into `root` (see the module comment for the confinement rules). */
 export async function applyLayer(root: string, source: AsyncIterable<Buffer> | NodeJS.ReadableStream, opts: ApplyOptions): Promise<ApplyResult> {
   const a = new Applier(path.resolve(root), opts.mode);
-  for await (const entry of readTar(source)) {
-    a.entries++;
-    await a.apply(entry.header, entry.body);
+  try {
+    for await (const entry of readTar(source)) {
+      a.checkFailure();
+      a.entries++;
+      await a.apply(entry.header, entry.body);
+    }
+    await a.settle();
+  } catch (e) {
+    // Let writes in flight finish (and their descriptors close) before the caller cleans up.
+    await a.settle().catch(() => {});
+    throw e;
   }
   a.finish();
   return { size: a.size, entries: a.entries };
@@ -104,6 +121,11 @@ class Applier {
   private readonly dirTimes = new Map<string, number>();
   /** Opaque directories (real relative paths) to clean up in flat mode, at the end. */
   private readonly opaque = new Set<string>();
+  /** Files whose asynchronous writes (then metadata, then close) are still pending. */
+  private readonly pendingFiles = new Set<Promise<void>>();
+  private inflightBytes = 0;
+  private waiters: Array<() => void> = [];
+  private failure: unknown = null;
 
   constructor(
     private readonly root: string,
@@ -235,7 +257,7 @@ class Applier {
       case 'file': {
         const fd = this.replace(rel, () => fs.openSync(p, O_CREATE_FILE, 0o600));
         this.markAdded(rel);
-        await this.writeFile(fd, p, h, body);
+        await this.writeFile(fd, h, body);
         this.size += h.size;
         return;
       }
@@ -328,42 +350,112 @@ class Applier {
     return rel;
   }
 
-  private async writeFile(fd: number, p: string, h: TarHeader, body: AsyncIterable<Buffer>): Promise<void> {
+  /**
+   * Writes a file's body. Large chunks are written asynchronously (positional writes, so they may overlap each
+   * other and the next entries); small ones synchronously. The file's metadata is set, and its descriptor closed,
+   * once its last write is done: with descriptor-based calls only, so nothing later entries do to paths matters.
+   */
+  private async writeFile(fd: number, h: TarHeader, body: AsyncIterable<Buffer>): Promise<void> {
+    const writes: Promise<void>[] = [];
+    let pos = 0;
     try {
-      let written = 0;
       for await (const chunk of body) {
-        let off = 0;
-        while (off < chunk.length) {
-          const len = chunk.length - off;
-          off += len >= ASYNC_WRITE_MIN ? await writeAsync(fd, chunk, off, len) : fs.writeSync(fd, chunk, off, len);
+        if (chunk.length >= ASYNC_WRITE_MIN) {
+          while (this.inflightBytes >= MAX_INFLIGHT_BYTES) await this.progress();
+          this.inflightBytes += chunk.length;
+          writes.push(
+            pwriteAll(fd, chunk, pos).finally(() => {
+              this.inflightBytes -= chunk.length;
+              this.wake();
+            }),
+          );
+        } else {
+          for (let off = 0; off < chunk.length; ) off += fs.writeSync(fd, chunk, off, chunk.length - off, pos + off);
         }
-        written += chunk.length;
+        pos += chunk.length;
       }
-      if (written !== h.size) throw new InvalidArchiveError(`tar entry '${h.name}': body is ${written} bytes, expected ${h.size}`);
-      // chown before chmod (chown clears setuid/setgid), xattrs after chown (it clears security.capability).
-      fs.fchownSync(fd, h.uid, h.gid);
-      fs.fchmodSync(fd, h.mode & 0o7777);
-      this.setXattrs(p, h, false);
-      fs.futimesSync(fd, h.mtime, h.mtime);
-    } finally {
+      if (pos !== h.size) throw new InvalidArchiveError(`tar entry '${h.name}': body is ${pos} bytes, expected ${h.size}`);
+    } catch (e) {
+      await Promise.allSettled(writes); // never close a descriptor a write still uses
       fs.closeSync(fd);
+      throw e;
     }
+    if (writes.length === 0) {
+      try {
+        this.fileMeta(fd, h);
+      } finally {
+        fs.closeSync(fd);
+      }
+      return;
+    }
+    const done = Promise.allSettled(writes)
+      .then((rs) => {
+        for (const r of rs) if (r.status === 'rejected') throw r.reason;
+        this.fileMeta(fd, h);
+      })
+      .finally(() => fs.closeSync(fd));
+    this.pendingFiles.add(done);
+    done.then(
+      () => {
+        this.pendingFiles.delete(done);
+        this.wake();
+      },
+      (e: unknown) => {
+        this.pendingFiles.delete(done);
+        this.failure ??= e;
+        this.wake();
+      },
+    );
+    while (this.pendingFiles.size >= MAX_PENDING_FILES) await this.progress();
   }
 
-  /** Owner, mode (not for symlinks) and xattrs of a just-made object (not following a final symlink). */
+  /** Owner, mode, xattrs and mtime of a written file, in that order (see setMeta). */
+  private fileMeta(fd: number, h: TarHeader): void {
+    fs.fchownSync(fd, h.uid, h.gid);
+    fs.fchmodSync(fd, h.mode & 0o7777);
+    this.setXattrs(h, false, (name, value) => fsetxattr(fd, name, value));
+    fs.futimesSync(fd, h.mtime, h.mtime);
+  }
+
+  /** Resolves when some pending write or file completes. */
+  private progress(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Waits for every pending file; throws the first failure. */
+  async settle(): Promise<void> {
+    while (this.pendingFiles.size > 0) await Promise.allSettled([...this.pendingFiles]);
+    this.checkFailure();
+  }
+
+  checkFailure(): void {
+    if (this.failure !== null) throw this.failure;
+  }
+
+  /**
+   * Owner, mode (not for symlinks) and xattrs of a just-made object (not following a final symlink). chown comes
+   * before chmod (chown clears setuid/setgid) and before the xattrs (it clears security.capability, as does
+   * writing to a file).
+   */
   private setMeta(p: string, h: TarHeader, symlink: boolean): void {
     fs.lchownSync(p, h.uid, h.gid);
     if (!symlink) fs.chmodSync(p, h.mode & 0o7777);
-    this.setXattrs(p, h, symlink);
+    this.setXattrs(h, symlink, (name, value) => lsetxattr(p, name, value));
   }
 
-  private setXattrs(p: string, h: TarHeader, symlink: boolean): void {
+  private setXattrs(h: TarHeader, symlink: boolean, set: (name: string, value: Buffer) => void): void {
     if (!h.xattrs) return;
     for (const [name, value] of h.xattrs) {
       // Overlay's own attributes (opaque, redirect, metacopy, origin...) are ply's business, never a layer's.
       if (name.startsWith('trusted.overlay.')) continue;
       try {
-        lsetxattr(p, name, value);
+        set(name, value);
       } catch (e) {
         if (name === 'security.capability') {
           throw new PlyError(`tar entry '${h.name}': cannot set file capabilities: ${(e as Error).message}`, { cause: e });

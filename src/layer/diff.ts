@@ -20,6 +20,13 @@ const WHITEOUT_OPAQUE = '.wh..wh..opq';
 /** Files up to this size are read in one synchronous read; larger ones are streamed in chunks of this size. */
 const CHUNK = 1 << 20;
 const O_READ_FILE = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NOCTTY;
+const S_IFIFO = 0o010000;
+const S_IFCHR = 0o020000;
+const S_IFDIR = 0o040000;
+const S_IFBLK = 0o060000;
+const S_IFREG = 0o100000;
+const S_IFLNK = 0o120000;
+const S_IFSOCK = 0o140000;
 
 interface WalkOptions {
   /** Translate overlay whiteouts and opaque directories, drop trusted.overlay.* xattrs. */
@@ -132,16 +139,24 @@ class TreeWalker {
 
   private async walkDir(dirRel: string): Promise<void> {
     const dirAbs = dirRel === '' ? this.root : `${this.root}/${dirRel}`;
-    for (const name of sortNames(fs.readdirSync(dirAbs))) {
+    let names: string[];
+    try {
+      names = fs.readdirSync(dirAbs);
+    } catch (e) {
+      if (dirRel !== '' && hasErrno(e, 'ENOENT')) return; // removed since it was listed
+      throw e;
+    }
+    for (const name of sortNames(names)) {
       const rel = dirRel === '' ? name : `${dirRel}/${name}`;
       if (this.opts.skip?.(rel)) continue;
       const abs = `${dirAbs}/${name}`;
-      const st = fs.lstatSync(abs, { bigint: true });
+      const st = fs.lstatSync(abs, { bigint: true, throwIfNoEntry: false });
+      if (st === undefined) continue; // removed since readdir (a running container): not archived
       await this.entry(rel, abs, name, st);
     }
   }
 
-  private base(rel: string, st: fs.BigIntStats): Omit<TarHeader, 'name' | 'type'> {
+  private base(st: fs.BigIntStats): Omit<TarHeader, 'name' | 'type'> {
     return {
       mode: Number(st.mode & 0o7777n),
       uid: Number(st.uid),
@@ -172,15 +187,9 @@ class TreeWalker {
   private async entry(rel: string, abs: string, name: string, st: fs.BigIntStats): Promise<void> {
     const w = this.writer;
     const fmt = Number(st.mode & 0o170000n);
-    const S_IFDIR = 0o040000;
-    const S_IFREG = 0o100000;
-    const S_IFLNK = 0o120000;
-    const S_IFCHR = 0o020000;
-    const S_IFBLK = 0o060000;
-    const S_IFIFO = 0o010000;
 
     if (fmt === S_IFDIR) {
-      const h: TarHeader = { name: `${rel}/`, type: 'dir', ...this.base(rel, st), xattrs: this.xattrs(abs, rel) };
+      const h: TarHeader = { name: `${rel}/`, type: 'dir', ...this.base(st), xattrs: this.xattrs(abs, rel) };
       await w.add(h);
       if (this.opts.overlay) {
         const opq = lgetxattr(abs, 'trusted.overlay.opaque');
@@ -196,37 +205,46 @@ class TreeWalker {
       // An overlay whiteout (possibly one of many hardlinks to the shared whiteout inode).
       const dir = path.posix.dirname(rel);
       const wh = dir === '.' ? `${WHITEOUT_PREFIX}${name}` : `${dir}/${WHITEOUT_PREFIX}${name}`;
-      await w.add({ name: wh, type: 'file', ...this.base(rel, st), mode: 0o600 });
+      await w.add({ name: wh, type: 'file', ...this.base(st), mode: 0o600 });
       return;
     }
 
-    if (fmt === 0o140000) return; // sockets are not archived
+    if (fmt === S_IFSOCK) return; // sockets are not archived
 
     // Hardlinks within the tree.
-    if (st.nlink > 1n) {
-      const key = `${st.dev}:${st.ino}`;
+    const key = st.nlink > 1n ? `${st.dev}:${st.ino}` : undefined;
+    if (key !== undefined) {
       const first = this.links.get(key);
       if (first !== undefined) {
-        await w.add({ name: rel, type: 'link', ...this.base(rel, st), linkname: first });
+        await w.add({ name: rel, type: 'link', ...this.base(st), linkname: first });
         return;
       }
-      this.links.set(key, rel);
     }
 
     switch (fmt) {
       case S_IFREG:
-        await this.file(rel, abs, st);
+        if (await this.file(rel, abs, st)) if (key !== undefined) this.links.set(key, rel);
         return;
-      case S_IFLNK:
-        await w.add({ name: rel, type: 'symlink', ...this.base(rel, st), linkname: fs.readlinkSync(abs), xattrs: this.xattrs(abs, rel) });
+      case S_IFLNK: {
+        let target: string;
+        try {
+          target = fs.readlinkSync(abs);
+        } catch (e) {
+          if (hasErrno(e, 'ENOENT')) return;
+          throw e;
+        }
+        await w.add({ name: rel, type: 'symlink', ...this.base(st), linkname: target, xattrs: this.xattrs(abs, rel) });
+        if (key !== undefined) this.links.set(key, rel);
         return;
+      }
       case S_IFCHR:
       case S_IFBLK: {
+        if (key !== undefined) this.links.set(key, rel);
         const { major, minor } = devNumbers(st.rdev);
         await w.add({
           name: rel,
           type: fmt === S_IFCHR ? 'chardev' : 'blockdev',
-          ...this.base(rel, st),
+          ...this.base(st),
           devmajor: major,
           devminor: minor,
           xattrs: this.xattrs(abs, rel),
@@ -234,18 +252,21 @@ class TreeWalker {
         return;
       }
       case S_IFIFO:
-        await w.add({ name: rel, type: 'fifo', ...this.base(rel, st), xattrs: this.xattrs(abs, rel) });
+        if (key !== undefined) this.links.set(key, rel);
+        await w.add({ name: rel, type: 'fifo', ...this.base(st), xattrs: this.xattrs(abs, rel) });
         return;
       default:
         throw new PlyError(`${rel}: unsupported file type (mode ${st.mode.toString(8)})`);
     }
   }
 
-  private async file(rel: string, abs: string, st: fs.BigIntStats): Promise<void> {
+  /** Archives a regular file; false if it vanished before it could be opened. */
+  private async file(rel: string, abs: string, st: fs.BigIntStats): Promise<boolean> {
     let fd: number;
     try {
       fd = fs.openSync(abs, O_READ_FILE);
     } catch (e) {
+      if (hasErrno(e, 'ENOENT')) return false;
       if (hasErrno(e, 'ELOOP')) throw new PlyError(`${rel} was replaced by a symlink while being archived`, { cause: e });
       throw e;
     }
@@ -253,13 +274,14 @@ class TreeWalker {
       // The descriptor must be the file we lstat'ed, reached without following any symlink on the way.
       const via = fs.readlinkSync(`/proc/self/fd/${fd}`);
       const fst = fs.fstatSync(fd, { bigint: true });
-      if (via !== abs || fst.ino !== st.ino || fst.dev !== st.dev) {
+      if ((via !== abs && via !== `${abs} (deleted)`) || fst.ino !== st.ino || fst.dev !== st.dev) {
         throw new PlyError(`${rel} changed while being archived (opened ${via})`);
       }
       const size = Number(fst.size);
-      const h: TarHeader = { name: rel, type: 'file', ...this.base(rel, fst), size, xattrs: this.xattrs(abs, rel) };
+      const h: TarHeader = { name: rel, type: 'file', ...this.base(fst), size, xattrs: this.xattrs(abs, rel) };
       if (size <= CHUNK) await this.writer.add(h, readSyncFull(fd, size, abs));
       else await this.writer.add(h, readChunks(fd, size, abs));
+      return true;
     } finally {
       fs.closeSync(fd);
     }

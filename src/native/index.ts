@@ -35,6 +35,11 @@ export function lsetxattr(path: string, name: string, value: Buffer | Uint8Array
   load().lsetxattr(path, name, value);
 }
 
+/** fsetxattr(2): sets an extended attribute on an open file. */
+export function fsetxattr(fd: number, name: string, value: Buffer | Uint8Array): void {
+  load().fsetxattr(fd, name, value);
+}
+
 /** lgetxattr(2): the attribute's value, or null when it is not set. */
 export function lgetxattr(path: string, name: string): Buffer | null {
   return load().lgetxattr(path, name);

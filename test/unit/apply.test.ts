@@ -304,6 +304,48 @@ describe('applyLayer: fidelity', () => {
     assert.equal(t['a/b/c/file'].mtime, 2000);
   });
 
+  it('finishes files written in the background: links to them, replacements, capabilities after the content', async () => {
+    const root = tempDir();
+    const specs: Spec[] = [];
+    const bodies = new Map<string, Buffer>();
+    for (let i = 0; i < 90; i++) {
+      const body = crypto.randomBytes(70_000 + i * 1000);
+      bodies.set(`f${i}`, body);
+      specs.push({ name: `f${i}`, body, mode: i % 2 ? 0o4755 : 0o600, uid: 1000 + i, gid: 2000 + i, mtime: 1_000_000 + i });
+      if (i % 10 === 0) specs.push({ name: `l${i}`, type: 'link', linkname: `f${i}` });
+    }
+    const cap = Buffer.from('0000000200040000000000000000000000000000', 'hex');
+    specs.push({ name: 'capped', body: crypto.randomBytes(500_000), mode: 0o755, xattrs: new Map([['security.capability', cap]]) });
+    bodies.set('capped', specs[specs.length - 1].body as Buffer);
+    // Replaced while (possibly) still being written.
+    specs.push({ name: 'f5', body: 'replaced', mode: 0o644 });
+    bodies.set('f5', Buffer.from('replaced'));
+    const r = await apply(root, await makeTar(specs));
+    assert.equal(r.entries, specs.length);
+    for (const [name, body] of bodies) assert.ok(fs.readFileSync(path.join(root, name)).equals(body), name);
+    for (let i = 0; i < 90; i++) {
+      if (i === 5) continue;
+      const st = fs.lstatSync(path.join(root, `f${i}`));
+      assert.equal(st.mode & 0o7777, i % 2 ? 0o4755 : 0o600, `f${i} mode`);
+      assert.equal(st.uid, 1000 + i);
+      assert.equal(st.gid, 2000 + i);
+      assert.equal(st.mtimeMs, (1_000_000 + i) * 1000);
+      if (i % 10 === 0) assert.equal(fs.lstatSync(path.join(root, `l${i}`)).ino, st.ino);
+    }
+    assert.deepEqual(native.lgetxattr(path.join(root, 'capped'), 'security.capability'), cap);
+  });
+
+  it('rejects a truncated layer without leaking descriptors', async () => {
+    const root = tempDir();
+    const tar = await makeTar([
+      { name: 'a', body: crypto.randomBytes(300_000) },
+      { name: 'b', body: crypto.randomBytes(3_000_000) },
+    ]);
+    const fds = fs.readdirSync('/proc/self/fd').length;
+    await assert.rejects(apply(root, tar.subarray(0, 2_000_000)), InvalidArchiveError);
+    assert.equal(fs.readdirSync('/proc/self/fd').length, fds);
+  });
+
   it('skips user.* xattrs where the kernel refuses them, keeps the others', async () => {
     const root = tempDir();
     const xattrs = new Map([

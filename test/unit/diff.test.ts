@@ -356,6 +356,37 @@ describe('writeTree', () => {
     assert.deepEqual(describeTree(out2), want);
   });
 
+  it('does not read a file outside the tree when a directory is swapped for a symlink mid-walk', async () => {
+    const base = tempDir();
+    const src = path.join(base, 'src');
+    const outside = path.join(base, 'outside');
+    fs.mkdirSync(path.join(src, 'd'), { recursive: true });
+    fs.mkdirSync(outside);
+    fs.writeFileSync(path.join(src, 'd', 'f'), 'inside');
+    fs.writeFileSync(path.join(outside, 'f'), 'secret');
+    const chunks: Buffer[] = [];
+    const w = new TarWriter();
+    const collected = (async () => {
+      for await (const c of w.stream) chunks.push(c as Buffer);
+    })().catch(() => {});
+    await assert.rejects(
+      writeTree(src, w, {
+        skip: (rel) => {
+          if (rel === 'd/f') {
+            // What a running container could do between ply's readdir and its open.
+            fs.renameSync(path.join(src, 'd'), path.join(src, 'd.old'));
+            fs.symlinkSync(outside, path.join(src, 'd'));
+          }
+          return false;
+        },
+      }),
+      /changed while being archived/,
+    );
+    w.destroy();
+    await collected;
+    assert.ok(!Buffer.concat(chunks).includes('secret'));
+  });
+
   it('skips what `skip` says, and its subtree', async () => {
     const src = tempDir();
     fixture(src);

@@ -55,13 +55,13 @@ describe('ply-native', () => {
     assert.ok(st.isFIFO());
     assert.equal(st.mode & 0o7777, 0o640 & ~process.umask());
 
-    const e = assert.throws(() => native.mknod(path.join(d, 'fifo'), native.S_IFIFO | 0o644, 0, 0), (err: NodeJS.ErrnoException) => {
+    assert.throws(() => native.mknod(path.join(d, 'fifo'), native.S_IFIFO | 0o644, 0, 0), (err: NodeJS.ErrnoException) => {
       assert.equal(err.code, 'EEXIST');
       assert.equal(err.message, `mknod ${path.join(d, 'fifo')}: File exists`);
       assert.equal(err.syscall, 'mknod');
+      assert.equal(err.errno, -17);
       return true;
     });
-    void e;
     assert.equal(errCode(() => native.mknod(path.join(d, 'no/such'), native.S_IFIFO | 0o644, 0, 0)), 'ENOENT');
   });
 
@@ -101,6 +101,16 @@ describe('ply-native', () => {
     fs.symlinkSync('/nonexistent/x', dangling);
     native.lsetxattr(dangling, 'trusted.a', Buffer.from('b'));
     assert.deepEqual(native.llistxattr(dangling), ['trusted.a']);
+
+    // fsetxattr on an open descriptor.
+    const fd = fs.openSync(f, 'r');
+    try {
+      native.fsetxattr(fd, 'user.fd', Buffer.from('via fd'));
+    } finally {
+      fs.closeSync(fd);
+    }
+    assert.deepEqual(native.lgetxattr(f, 'user.fd'), Buffer.from('via fd'));
+    assert.equal(errCode(() => native.fsetxattr(987_654, 'user.fd', Buffer.from('x'))), 'EBADF');
 
     assert.equal(errCode(() => native.llistxattr(path.join(d, 'missing'))), 'ENOENT');
     assert.equal(errCode(() => native.lgetxattr(path.join(d, 'missing'), 'user.x')), 'ENOENT');
