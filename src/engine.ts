@@ -16,7 +16,8 @@ import { creationTime, hostPlatform, parsePlatform, writeImage } from './image/w
 import { ingestLayer } from './layer/ingest.js';
 import { chainIds } from './digest/digest.js';
 import type { Digest, ImageConfig, Platform } from './oci/types.js';
-import { formatReference, parseNormalized, parseReference } from './reference/reference.js';
+import { formatReference, parseNormalized, parseReference, repositoryName, type Reference } from './reference/reference.js';
+import type { ProgressEvent } from './transport/types.js';
 
 export { ImageStore, type ImageRecord } from './image/store.js';
 export * from './errors.js';
@@ -44,6 +45,34 @@ export interface ImportOptions {
   reference?: string;
   /** What the input was, for the history comment ('-' for stdin, or the URL). */
   sourceName?: string;
+}
+
+export interface PullOptions {
+  platform?: string;
+  tlsVerify?: boolean;
+  parallel?: number;
+  onProgress?: (e: ProgressEvent) => void;
+}
+
+export interface PullResult {
+  reference: Reference;
+  /** The digest the registry knows the image by (an index's, for multi-platform images). */
+  digest: Digest;
+  image: ImageRecord;
+  /** Whether the name now points at a different image than before. */
+  updated: boolean;
+}
+
+export interface PushOptions {
+  tlsVerify?: boolean;
+  parallel?: number;
+  onProgress?: (e: ProgressEvent) => void;
+}
+
+export interface PushResult {
+  reference: Reference;
+  digest: Digest;
+  size: number;
 }
 
 export interface RemoveResult {
@@ -223,6 +252,59 @@ export class Engine {
       layersSize: layerRows.s ?? 0,
       dangling: list.filter((i) => !names.has(i.digest)).length,
     };
+  }
+
+  /**
+   * Pulls `ref` from its registry into the store (pull = copy registry → store): blobs the store has are not
+   * fetched, every byte is verified, and the name (when the reference has a tag) points at the image.
+   */
+  async pull(ref: string, opts: PullOptions = {}): Promise<PullResult> {
+    const r = parseNormalized(ref);
+    const { registrySource } = await import('./transport/registry.js');
+    const { StoreDestination } = await import('./transport/store.js');
+    const { copyImage } = await import('./transport/copy.js');
+    const name = r.tag ? formatReference({ ...r, digest: undefined }) : undefined;
+    const before = name ? this.images.lookup(name)?.digest : undefined;
+    const dst = new StoreDestination(this.images, { names: name ? [name] : [] });
+    try {
+      const res = await copyImage(registrySource(r, { tlsVerify: opts.tlsVerify }), r.digest ?? r.tag!, dst, r.tag, {
+        platform: opts.platform ? parsePlatform(opts.platform) : undefined,
+        onProgress: opts.onProgress,
+        parallel: opts.parallel,
+      });
+      this.images.addRepoDigest(res.manifest.digest, `${repositoryName(r)}@${res.top.digest}`);
+      const image = this.images.get(res.manifest.digest)!;
+      return { reference: r, digest: res.top.digest, image, updated: before !== image.digest };
+    } finally {
+      await dst.close();
+    }
+  }
+
+  /** Pushes a local image to the registry its name says (push = copy store → registry). */
+  async push(ref: string, opts: PushOptions = {}): Promise<PushResult> {
+    const r = parseNormalized(ref);
+    if (r.digest) throw new InvalidReferenceError(`cannot push a digest reference: "${ref}"`);
+    const rec = this.images.resolve(formatReference(r));
+    const { registryDestination } = await import('./transport/registry.js');
+    const { storeSource } = await import('./transport/store.js');
+    const { copyImage } = await import('./transport/copy.js');
+    const repo = repositoryName(r);
+    // A blob another repository of the same registry is known to hold can be mounted instead of sent.
+    const known = this.db.prepare('SELECT r.name AS name FROM repo_digests r JOIN image_blobs b ON b.image = r.image WHERE b.blob = ?');
+    const mountFrom = (d: { digest: string }): string | undefined => {
+      for (const row of known.all(d.digest) as { name: string }[]) {
+        const other = parseReference(row.name);
+        if (other.domain === r.domain && other.path !== r.path) return other.path;
+      }
+      return undefined;
+    };
+    const res = await copyImage(storeSource(this.images), rec.digest, registryDestination(r, { tlsVerify: opts.tlsVerify }), r.tag, {
+      onProgress: opts.onProgress,
+      parallel: opts.parallel,
+      mountFrom,
+    });
+    this.images.addRepoDigest(rec.digest, `${repo}@${res.digest}`);
+    return { reference: r, digest: res.digest, size: res.size };
   }
 
   config(rec: ImageRecord): ImageConfig {

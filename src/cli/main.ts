@@ -4,6 +4,9 @@ import { PlyError } from '../errors.js';
 import { registerImageCommands } from './images.js';
 import { registerSystemCommands } from './system.js';
 import { registerContainerCommands } from './containers.js';
+import { registerDistributionCommands } from './distribution.js';
+import { registerArchiveCommands } from './archive.js';
+import { registerRegistryCommands } from './registry.js';
 
 /** Collects a repeatable option (`-c A -c B`). */
 export function collect(value: string, previous: string[] = []): string[] {
@@ -29,7 +32,10 @@ export function buildProgram(): Command {
     });
   registerContainerCommands(program);
   registerImageCommands(program);
+  registerArchiveCommands(program);
+  registerDistributionCommands(program);
   registerSystemCommands(program);
+  registerRegistryCommands(program);
   applyDockerConventions(program);
   return program;
 }

@@ -43,12 +43,12 @@ interface ZstdModule {
   CompressStream: new (opts?: { compressionLevel?: number }) => Transform;
 }
 
-const require = createRequire(import.meta.url);
+const requireCjs = createRequire(import.meta.url);
 let zstdModule: ZstdModule | undefined;
 
 /** The native addon is loaded on first use: commands that never see zstd do not pay for it at start-up. */
 function zstd(): ZstdModule {
-  return (zstdModule ??= require('zstd-napi') as ZstdModule);
+  return (zstdModule ??= requireCjs('zstd-napi') as ZstdModule);
 }
 
 function zstdDecompressStream(): Transform {

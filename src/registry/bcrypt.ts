@@ -209,7 +209,7 @@ class Eksblowfish {
 /** "OrpheanBeholderScryDoubt" as six big-endian words. */
 const MAGIC = [0x4f727068, 0x65616e42, 0x65686f6c, 0x64657253, 0x63727944, 0x6f756274];
 
-/** The raw 23-byte bcrypt result of `password` (already NUL-terminated, at most 72 bytes), a 16-byte salt. */
+/** The raw 23-byte bcrypt result of `key` (NUL-terminated password, at most 72 bytes) and a 16-byte salt. */
 function bcryptRaw(key: Uint8Array, salt: Uint8Array, cost: number): Buffer {
   const bf = new Eksblowfish();
   bf.expandKey(key, salt);
@@ -218,6 +218,23 @@ function bcryptRaw(key: Uint8Array, salt: Uint8Array, cost: number): Buffer {
     bf.expandKey(key);
     bf.expandKey(salt);
   }
+  return finish(bf);
+}
+
+/** As bcryptRaw, yielding to the event loop every few rounds so a server stays responsive while it checks. */
+async function bcryptRawAsync(key: Uint8Array, salt: Uint8Array, cost: number): Promise<Buffer> {
+  const bf = new Eksblowfish();
+  bf.expandKey(key, salt);
+  const rounds = 2 ** cost;
+  for (let i = 0; i < rounds; i++) {
+    bf.expandKey(key);
+    bf.expandKey(salt);
+    if (i % 16 === 15) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return finish(bf);
+}
+
+function finish(bf: Eksblowfish): Buffer {
   const cdata = Uint32Array.from(MAGIC);
   for (let i = 0; i < 64; i++) {
     for (let j = 0; j < 3; j++) bf.encipher(cdata, j * 2);
@@ -251,13 +268,28 @@ export function bcryptHash(password: string | Buffer, cost = 10, salt: Buffer = 
 
 /** Checks `password` against a bcrypt hash in constant time; false for anything that is not a bcrypt hash. */
 export function bcryptVerify(password: string | Buffer, hash: string): boolean {
+  const parsed = parseHash(hash);
+  if (!parsed) return false;
+  return sameHash(bcryptRaw(keyBytes(password), parsed.salt, parsed.cost), parsed.expected);
+}
+
+/** bcryptVerify without blocking the event loop for the whole computation. */
+export async function bcryptVerifyAsync(password: string | Buffer, hash: string): Promise<boolean> {
+  const parsed = parseHash(hash);
+  if (!parsed) return false;
+  return sameHash(await bcryptRawAsync(keyBytes(password), parsed.salt, parsed.cost), parsed.expected);
+}
+
+function parseHash(hash: string): { cost: number; salt: Buffer; expected: string } | undefined {
   const m = HASH_RE.exec(hash);
-  if (!m || !isBcryptHash(hash)) return false;
-  const cost = Number(m[2]);
+  if (!m || !isBcryptHash(hash)) return undefined;
   const salt = bcryptBase64Decode(m[3]!, 16);
-  if (!salt) return false;
-  const raw = bcryptRaw(keyBytes(password), salt, cost);
-  const expected = Buffer.from(m[4]!, 'latin1');
+  if (!salt) return undefined;
+  return { cost: Number(m[2]), salt, expected: m[4]! };
+}
+
+function sameHash(raw: Buffer, expectedText: string): boolean {
+  const expected = Buffer.from(expectedText, 'latin1');
   const actual = Buffer.from(bcryptBase64Encode(raw, 23), 'latin1');
   return expected.length === actual.length && timingSafeEqual(expected, actual);
 }

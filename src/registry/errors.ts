@@ -14,7 +14,8 @@ export type RegistryErrorCode =
   | 'UNAUTHORIZED'
   | 'DENIED'
   | 'UNSUPPORTED'
-  | 'TOOMANYREQUESTS';
+  | 'TOOMANYREQUESTS'
+  | 'UNKNOWN';
 
 const DEFAULTS: Record<RegistryErrorCode, { status: number; message: string }> = {
   BLOB_UNKNOWN: { status: 404, message: 'blob unknown to registry' },
@@ -31,6 +32,7 @@ const DEFAULTS: Record<RegistryErrorCode, { status: number; message: string }> =
   DENIED: { status: 403, message: 'requested access to the resource is denied' },
   UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
   TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
+  UNKNOWN: { status: 500, message: 'unknown error' },
 };
 
 export class RegistryError extends Error {

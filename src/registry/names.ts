@@ -26,7 +26,7 @@ export type Route =
 const ROUTES: Array<[RegExp, (m: RegExpExecArray) => Route]> = [
   [/^\/v2\/(.+)\/tags\/list$/, (m) => ({ kind: 'tags', name: m[1]! })],
   [/^\/v2\/(.+)\/manifests\/([^/]+)$/, (m) => ({ kind: 'manifest', name: m[1]!, reference: m[2]! })],
-  [/^\/v2\/(.+)\/blobs\/uploads\/?([^/]*)$/, (m) => ({ kind: 'uploads', name: m[1]!, uuid: m[2]! })],
+  [/^\/v2\/(.+)\/blobs\/uploads(?:\/([^/]*))?$/, (m) => ({ kind: 'uploads', name: m[1]!, uuid: m[2] ?? '' })],
   [/^\/v2\/(.+)\/blobs\/([^/]+)$/, (m) => ({ kind: 'blob', name: m[1]!, digest: m[2]! })],
   [/^\/v2\/(.+)\/referrers\/([^/]+)$/, (m) => ({ kind: 'referrers', name: m[1]!, digest: m[2]! })],
 ];
@@ -35,7 +35,7 @@ const ROUTES: Array<[RegExp, (m: RegExpExecArray) => Route]> = [
 export function matchRoute(pathname: string): Route | undefined {
   if (pathname === '/v2/' || pathname === '/v2') return { kind: 'base' };
   if (pathname === '/v2/_catalog') return { kind: 'catalog' };
-  if (pathname === '/token' || pathname === '/v2/token') return { kind: 'token' };
+  if (pathname === '/token') return { kind: 'token' };
   for (const [re, make] of ROUTES) {
     const m = re.exec(pathname);
     if (!m) continue;

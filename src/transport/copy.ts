@@ -56,15 +56,16 @@ async function parallel<T>(items: T[], n: number, fn: (item: T) => Promise<void>
   if (failed !== undefined) throw failed;
 }
 
-async function copyBlob(src: ImageSource, dst: ImageDestination, desc: Descriptor, opts: CopyOptions & { mountFrom?: string }): Promise<void> {
+async function copyBlob(src: ImageSource, dst: ImageDestination, desc: Descriptor, opts: CopyOptions): Promise<void> {
   const layer = isLayerMediaType(desc.mediaType);
   const emit = opts.onProgress;
   if (await dst.hasBlob(desc)) {
     emit?.({ type: 'blob-exists', digest: desc.digest, size: desc.size, layer });
     return;
   }
-  if (opts.mountFrom && dst.mountBlob && (await dst.mountBlob(desc, opts.mountFrom))) {
-    emit?.({ type: 'blob-mounted', digest: desc.digest, size: desc.size, from: opts.mountFrom });
+  const from = opts.mountFrom?.(desc);
+  if (from && dst.mountBlob && (await dst.mountBlob(desc, from))) {
+    emit?.({ type: 'blob-mounted', digest: desc.digest, size: desc.size, from });
     return;
   }
   emit?.({ type: 'blob-start', digest: desc.digest, size: desc.size, layer });
@@ -86,7 +87,7 @@ async function copyBlob(src: ImageSource, dst: ImageDestination, desc: Descripto
   emit?.({ type: 'blob-done', digest: desc.digest, size: desc.size, layer });
 }
 
-async function copyManifest(src: ImageSource, dst: ImageDestination, m: ManifestBlob, tag: string | undefined, opts: CopyOptions & { mountFrom?: string }): Promise<void> {
+async function copyManifest(src: ImageSource, dst: ImageDestination, m: ManifestBlob, tag: string | undefined, opts: CopyOptions): Promise<void> {
   const doc = parseManifestBlob(m) as Manifest;
   // Layers first, config last: a registry may reject a manifest whose blobs are not all there.
   await parallel(doc.layers, opts.parallel ?? 3, (d) => copyBlob(src, dst, d, opts));
@@ -104,7 +105,7 @@ export async function copyImage(
   srcRef: string,
   dst: ImageDestination,
   dstTag: string | undefined,
-  opts: CopyOptions & { mountFrom?: string } = {},
+  opts: CopyOptions = {},
 ): Promise<CopyResult & { manifest: ManifestBlob; top: ManifestBlob }> {
   const top = await src.getManifest(srcRef);
   opts.onProgress?.({ type: 'resolved', digest: top.digest, mediaType: top.mediaType });

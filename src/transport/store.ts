@@ -63,11 +63,16 @@ export class StoreDestination implements ImageDestination {
     return row && { digest: row.digest as Digest, diffId: row.diff_id as Digest, mediaType: row.media_type, size: row.size, unpackedSize: row.unpacked_size };
   }
 
+  /** Layer records already computed (load hashes and decompresses each layer as the archive streams). */
+  addLayerRecords(records: Iterable<LayerRecord>): void {
+    for (const r of records) this.layers.set(r.digest, r);
+  }
+
   async hasBlob(desc: Descriptor): Promise<boolean> {
     this.lease.add(desc.digest);
     if (!this.images.content.has(desc.digest)) return false;
     if (!isLayerMediaType(desc.mediaType)) return true;
-    const rec = this.layerRecord(desc.digest);
+    const rec = this.layers.get(desc.digest) ?? this.layerRecord(desc.digest);
     if (rec) this.layers.set(desc.digest, rec);
     return rec !== undefined;
   }

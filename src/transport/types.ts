@@ -65,6 +65,8 @@ export interface CopyOptions {
   parallel?: number;
   onProgress?: (e: ProgressEvent) => void;
   signal?: AbortSignal;
+  /** Another repository of the destination registry known to hold this blob (tried as a cross-repository mount). */
+  mountFrom?: (desc: Descriptor) => string | undefined;
 }
 
 export interface CopyResult {

@@ -1,0 +1,235 @@
+// Registry commands: login, logout, pull, push — with docker's output.
+import type { Command } from 'commander';
+import { InvalidArgumentError } from '../errors.js';
+import type { ProgressEvent } from '../transport/types.js';
+import { withEngine, out } from './engine.js';
+import { ProgressLines } from './progress.js';
+
+const short = (d: string) => d.slice(7, 19);
+
+function tlsFlag(v: string | boolean | undefined): boolean | undefined {
+  if (v === undefined) return undefined;
+  return !(v === false || v === 'false' || v === '0');
+}
+
+export function registerDistributionCommands(program: Command): void {
+  const image = program.commands.find((c) => c.name() === 'image');
+  for (const cmd of [program.command('pull'), ...(image ? [image.command('pull')] : [])]) {
+    cmd
+      .description('Download an image from a registry')
+      .usage('[OPTIONS] NAME[:TAG|@DIGEST]')
+      .argument('<name>')
+      .option('-a, --all-tags', 'Download all tagged images in the repository')
+      .option('--platform <string>', 'Set platform if server is multi-platform capable')
+      .option('-q, --quiet', 'Suppress verbose output')
+      .option('--tls-verify [bool]', 'Require HTTPS and verify certificates (false: allow plain HTTP)')
+      .action(pullAction);
+  }
+  for (const cmd of [program.command('push'), ...(image ? [image.command('push')] : [])]) {
+    cmd
+      .description('Upload an image to a registry')
+      .usage('[OPTIONS] NAME[:TAG]')
+      .argument('<name>')
+      .option('-a, --all-tags', 'Push all tags of an image to the repository')
+      .option('-q, --quiet', 'Suppress verbose output')
+      .option('--tls-verify [bool]', 'Require HTTPS and verify certificates (false: allow plain HTTP)')
+      .action(pushAction);
+  }
+  program
+    .command('login')
+    .description('Log in to a registry (default: docker.io)')
+    .usage('[OPTIONS] [SERVER]')
+    .argument('[server]')
+    .option('-u, --username <string>', 'Username')
+    .option('-p, --password <string>', 'Password')
+    .option('--password-stdin', 'Take the password from stdin')
+    .option('--tls-verify [bool]', 'Require HTTPS and verify certificates (false: allow plain HTTP)')
+    .action(loginAction);
+  program
+    .command('logout')
+    .description('Log out from a registry (default: docker.io)')
+    .usage('[SERVER]')
+    .argument('[server]')
+    .action(async (server: string | undefined) => {
+      const { eraseCredentials, registryKey } = await import('../auth/config.js');
+      const { serverDomain } = await import('../transport/http.js');
+      const key = registryKey(server ? serverDomain(server) : 'docker.io');
+      if (await eraseCredentials(key)) out(`Removing login credentials for ${key}\n`);
+      else out(`Not logged in to ${key}\n`);
+    });
+}
+
+async function pullAction(name: string, f: { allTags?: boolean; platform?: string; quiet?: boolean; tlsVerify?: string | boolean }) {
+  await withEngine(async (engine) => {
+    const { parseNormalized, familiarString, formatReference } = await import('../reference/reference.js');
+    const r0 = parseNormalized(name);
+    let refs = [name];
+    if (f.allTags) {
+      if (r0.digest || /:[^/]+$/.test(name)) throw new InvalidArgumentError('tag can\'t be used with --all-tags/-a');
+      const { listTags } = await import('../transport/registry.js');
+      refs = (await listTags(r0, { tlsVerify: tlsFlag(f.tlsVerify) })).map((t) => formatReference({ ...r0, tag: t }));
+    }
+    for (const ref of refs) {
+      const r = parseNormalized(ref);
+      const lines = new ProgressLines(process.stdout, undefined, f.quiet);
+      lines.message(`${r.digest ?? r.tag}: Pulling from ${r.path}`);
+      let fetched = 0;
+      const layers = new Set<string>();
+      const onProgress = (e: ProgressEvent) => {
+        if ('layer' in e && e.layer) layers.add(e.digest);
+        if (e.type === 'resolved' || e.type === 'manifest-done' || !layers.has(e.digest)) return;
+        const id = short(e.digest);
+        switch (e.type) {
+          case 'blob-exists':
+            lines.update(id, 'Already exists');
+            break;
+          case 'blob-start':
+            fetched++;
+            lines.update(id, 'Pulling fs layer');
+            break;
+          case 'blob-progress':
+            lines.update(id, 'Downloading', e.done, e.size);
+            break;
+          case 'blob-verifying':
+            lines.update(id, 'Verifying Checksum');
+            break;
+          case 'blob-done':
+            lines.update(id, 'Download complete');
+            lines.update(id, 'Pull complete');
+            break;
+        }
+      };
+      const res = await engine.pull(ref, { platform: f.platform, tlsVerify: tlsFlag(f.tlsVerify), onProgress });
+      const display = familiarString({ ...r, digest: r.tag ? undefined : r.digest });
+      lines.message(`Digest: ${res.digest}`);
+      lines.message(res.updated || fetched > 0 ? `Status: Downloaded newer image for ${display}` : `Status: Image is up to date for ${display}`);
+      out(`${formatReference(r)}\n`);
+    }
+  });
+}
+
+async function pushAction(name: string, f: { allTags?: boolean; quiet?: boolean; tlsVerify?: string | boolean }) {
+  await withEngine(async (engine) => {
+    const { parseNormalized, repositoryName, formatReference, parseReference } = await import('../reference/reference.js');
+    const r0 = parseReference(name);
+    let refs = [formatReference(parseNormalized(name))];
+    if (f.allTags) {
+      if (r0.tag || r0.digest) throw new InvalidArgumentError('tag can\'t be used with --all-tags/-a');
+      const repo = repositoryName(r0);
+      refs = [...engine.images.names().values()].flat().filter((n) => n.startsWith(`${repo}:`)).sort();
+      if (refs.length === 0) throw new InvalidArgumentError(`An image does not exist locally with the tag: ${name}`);
+    } else if (!engine.images.lookup(refs[0]!)) {
+      throw new InvalidArgumentError(`An image does not exist locally with the tag: ${name}`);
+    }
+    for (const ref of refs) {
+      const r = parseNormalized(ref);
+      const lines = new ProgressLines(process.stdout, undefined, f.quiet);
+      lines.message(`The push refers to repository [${repositoryName(r)}]`);
+      const layers = new Set<string>();
+      const onProgress = (e: ProgressEvent) => {
+        if ('layer' in e && e.layer) layers.add(e.digest);
+        if (e.type === 'blob-mounted') layers.add(e.digest);
+        if (e.type === 'resolved' || e.type === 'manifest-done' || !layers.has(e.digest)) return;
+        const id = short(e.digest);
+        switch (e.type) {
+          case 'blob-exists':
+            lines.update(id, 'Layer already exists');
+            break;
+          case 'blob-mounted':
+            lines.update(id, `Mounted from ${e.from}`);
+            break;
+          case 'blob-start':
+            lines.update(id, 'Preparing');
+            break;
+          case 'blob-progress':
+            lines.update(id, 'Pushing', e.done, e.size);
+            break;
+          case 'blob-done':
+            lines.update(id, 'Pushed');
+            break;
+        }
+      };
+      const res = await engine.push(ref, { tlsVerify: tlsFlag(f.tlsVerify), onProgress });
+      out(`${r.tag}: digest: ${res.digest} size: ${res.size}\n`);
+    }
+  });
+}
+
+async function readSecret(prompt: string): Promise<string> {
+  // No echo: the terminal is put in raw mode and characters are read one by one.
+  const stdin = process.stdin;
+  process.stderr.write(prompt);
+  if (!stdin.isTTY) return (await readLine()).trim();
+  stdin.setRawMode(true);
+  stdin.resume();
+  let value = '';
+  try {
+    for await (const chunk of stdin) {
+      for (const ch of (chunk as Buffer).toString('utf8')) {
+        if (ch === '\r' || ch === '\n') return value;
+        if (ch === '\u0003') throw new InvalidArgumentError('interrupted');
+        if (ch === '\u007f') value = value.slice(0, -1);
+        else value += ch;
+      }
+    }
+    return value;
+  } finally {
+    stdin.setRawMode(false);
+    stdin.pause();
+    process.stderr.write('\n');
+  }
+}
+
+async function readLine(prompt?: string): Promise<string> {
+  const readline = await import('node:readline');
+  const rl = readline.createInterface({ input: process.stdin, output: prompt ? process.stderr : undefined, terminal: false });
+  if (prompt) process.stderr.write(prompt);
+  try {
+    return await new Promise<string>((resolve) => {
+      rl.once('line', resolve);
+      rl.once('close', () => resolve(''));
+    });
+  } finally {
+    rl.close();
+  }
+}
+
+async function readAllStdin(): Promise<string> {
+  let s = '';
+  for await (const chunk of process.stdin) s += (chunk as Buffer).toString('utf8');
+  return s;
+}
+
+async function loginAction(server: string | undefined, f: { username?: string; password?: string; passwordStdin?: boolean; tlsVerify?: string | boolean }) {
+  const { checkLogin, serverDomain } = await import('../transport/http.js');
+  const { storeCredentials, registryKey, getCredentials } = await import('../auth/config.js');
+  const domain = server ? serverDomain(server) : 'docker.io';
+  const key = registryKey(domain);
+  if (f.password && f.passwordStdin) throw new InvalidArgumentError('--password and --password-stdin are mutually exclusive');
+  let password = f.password;
+  if (f.password) process.stderr.write('WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n');
+  if (f.passwordStdin) {
+    if (!f.username) throw new InvalidArgumentError('Must provide --username with --password-stdin');
+    password = (await readAllStdin()).replace(/\r?\n$/, '');
+  }
+  let username = f.username;
+  if (!username && !password) {
+    const saved = await getCredentials(key);
+    if (saved) {
+      try {
+        await checkLogin(domain, saved, { tlsVerify: tlsFlag(f.tlsVerify) });
+        out('Login Succeeded\n');
+        return;
+      } catch {
+        // fall through to asking
+      }
+    }
+  }
+  if (!username) username = (await readLine(`Username${f.username ? ` (${f.username})` : ''}: `)).trim();
+  if (!username) throw new InvalidArgumentError('Username is required');
+  if (password === undefined) password = await readSecret('Password: ');
+  if (!password) throw new InvalidArgumentError('Password is required');
+  const res = await checkLogin(domain, { username, password }, { tlsVerify: tlsFlag(f.tlsVerify) });
+  await storeCredentials(key, { username, password, ...(res.identityToken ? { identityToken: res.identityToken } : {}) });
+  out('Login Succeeded\n');
+}

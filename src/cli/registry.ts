@@ -1,0 +1,101 @@
+// Registry commands: registry serve (ply's built-in OCI distribution registry), registry gc.
+import path from 'node:path';
+import type { Command } from 'commander';
+import { PlyError } from '../errors.js';
+import { out } from './engine.js';
+
+interface ServeOptions {
+  addr: string;
+  root?: string;
+  htpasswd?: string;
+  tokenRealm?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  readOnly?: boolean;
+  delete?: boolean;
+}
+
+export function registerRegistryCommands(program: Command): void {
+  const registry = program.command('registry').description("Run ply's built-in OCI distribution registry").usage('COMMAND');
+
+  registry
+    .command('serve')
+    .description('Serve an OCI distribution registry (distribution-spec v1.1) in the foreground')
+    .usage('[OPTIONS]')
+    .option('--addr <host:port>', 'Address to listen on (":5000" for every interface)', '127.0.0.1:5000')
+    .option('--root <dir>', 'Storage directory (default $PLY_ROOT/registry)')
+    .option('--htpasswd <file>', 'Require logins: an htpasswd file with bcrypt entries (htpasswd -B)')
+    .option('--token-realm <url>', "Token realm advertised to clients (default: this server's /token)")
+    .option('--tls-cert <file>', 'Serve HTTPS with this certificate (PEM)')
+    .option('--tls-key <file>', 'Private key of --tls-cert (PEM)')
+    .option('--read-only', 'Refuse every push and delete')
+    .option('--delete', 'Allow deleting tags, manifests and blobs')
+    .action(serveAction);
+
+  registry
+    .command('gc')
+    .description('Remove blobs no manifest references and uploads abandoned for a day')
+    .usage('[OPTIONS]')
+    .option('--root <dir>', 'Storage directory (default $PLY_ROOT/registry)')
+    .option('--dry-run', 'Only list what would be removed')
+    .action(gcAction);
+}
+
+async function registryRoot(root: string | undefined): Promise<string> {
+  if (root) return path.resolve(root);
+  const { defaultRoot } = await import('../engine.js');
+  return path.join(defaultRoot(), 'registry');
+}
+
+async function serveAction(opts: ServeOptions): Promise<void> {
+  const { startRegistry } = await import('../registry/server.js');
+  const root = await registryRoot(opts.root);
+  if (!!opts.tlsCert !== !!opts.tlsKey) throw new PlyError('--tls-cert and --tls-key go together');
+  let server;
+  try {
+    server = await startRegistry({
+      root,
+      addr: opts.addr,
+      htpasswd: opts.htpasswd,
+      tokenRealm: opts.tokenRealm,
+      tlsCert: opts.tlsCert,
+      tlsKey: opts.tlsKey,
+      readOnly: opts.readOnly,
+      delete: opts.delete,
+    });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'EADDRINUSE') throw new PlyError(`listen tcp ${opts.addr}: address already in use`);
+    if (err.code === 'EACCES') throw new PlyError(`listen tcp ${opts.addr}: permission denied`);
+    if (err.code === 'ENOENT') throw new PlyError(`${err.path ?? err.message}: no such file`);
+    if (e instanceof PlyError) throw e;
+    throw new PlyError(err.message ?? String(e));
+  }
+  const modes = [opts.htpasswd ? 'auth' : '', opts.readOnly ? 'read-only' : '', opts.delete ? 'delete enabled' : ''].filter(Boolean);
+  process.stderr.write(`ply registry listening on ${server.url} (storage ${root}${modes.length ? `; ${modes.join(', ')}` : ''})\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      process.stderr.write(`ply registry: ${signal}, shutting down\n`);
+      void server.close().then(resolve, resolve);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
+async function gcAction(opts: { root?: string; dryRun?: boolean }): Promise<void> {
+  const { gcRegistry } = await import('../registry/gc.js');
+  const { humanSize } = await import('./format.js');
+  const root = await registryRoot(opts.root);
+  const result = gcRegistry(root, { dryRun: opts.dryRun });
+  const verb = opts.dryRun ? 'Would delete' : 'Deleted';
+  const lines: string[] = [];
+  for (const l of result.links) lines.push(`${verb} link: ${l.repository}@${l.digest}`);
+  for (const b of result.blobs) lines.push(`${verb} blob: ${b.digest} (${humanSize(b.size)})`);
+  for (const u of result.uploads) lines.push(`${verb} upload: ${u}`);
+  for (const i of result.ingests) lines.push(`${verb} ingest: ${i}`);
+  lines.push(`${opts.dryRun ? 'Reclaimable' : 'Total reclaimed'} space: ${humanSize(result.bytes)}`);
+  out(`${lines.join('\n')}\n`);
+}
