@@ -74,6 +74,21 @@ export function registerSystemCommands(program: Command): void {
   const system = program.command('system').description('Manage ply').usage('COMMAND');
   system.command('info').description('Display system-wide information').option('-f, --format <string>', 'Format output using a custom template').action(infoAction);
   system
+    .command('check')
+    .description('Verify the store: blob digests, images, unpacked layers, containers, mounts, unfinished writes')
+    .option('--repair', 'Remove what is broken and unreferenced, unmount leftovers, drop unfinished writes')
+    .action(async (opts: { repair?: boolean }) =>
+      withEngine(async (engine) => {
+        const { checkStore } = await import('../system/check.js');
+        const problems = await checkStore(engine, { repair: opts.repair });
+        for (const p of problems) out(`${p.note ? 'note: ' : ''}${p.kind} ${p.subject}: ${p.message}${p.repaired ? ' (repaired)' : ''}\n`);
+        const left = problems.filter((p) => !p.repaired && !p.note);
+        if (problems.length === 0) out('no problems found\n');
+        if (left.length > 0) process.exitCode = 1;
+      }),
+    );
+
+  system
     .command('df')
     .description('Show docker disk usage')
     .option('--format <string>', 'Format output using a custom template')

@@ -46,6 +46,7 @@ export interface RegistryServer {
 
 const MANIFEST_LIMIT = 8 << 20;
 const CHUNK_MIN_LENGTH = 1;
+const WRITE_BATCH = 1 << 20;
 const WRITER_IDLE_MS = 10 * 60_000;
 const PID_FILE = 'registry.pid';
 
@@ -508,7 +509,7 @@ class Registry {
       const w = await this.storage.store.ingest(`post-${randomUUID()}`, { expected: digestParam, restart: true });
       let size: number;
       try {
-        for await (const chunk of req) await w.write(chunk as Buffer);
+        await copyBody(req, w);
         ({ size } = await w.commit({ expected: digestParam }));
       } catch (e) {
         await w.abort();
@@ -564,7 +565,7 @@ class Registry {
   private async appendBody(req: Req, uuid: string): Promise<void> {
     const w = await this.uploads.writer(uuid);
     try {
-      for await (const chunk of req) await w.write(chunk as Buffer);
+      await copyBody(req, w);
     } finally {
       this.storage.updateUpload(uuid, w.offset);
     }
@@ -585,7 +586,7 @@ class Registry {
     const algorithm = splitDigest(digestParam).algorithm;
     const w = await this.uploads.writer(uuid, algorithm, digestParam);
     try {
-      for await (const chunk of req) await w.write(chunk as Buffer);
+      await copyBody(req, w);
     } catch (e) {
       this.storage.updateUpload(uuid, w.offset);
       throw e;
@@ -603,6 +604,26 @@ class Registry {
     this.storage.linkBlob(repo, digestParam, size);
     this.storage.deleteUpload(uuid);
     send(res, 201, { Location: `/v2/${name}/blobs/${digestParam}`, 'Docker-Content-Digest': digestParam, 'Content-Length': '0' });
+  }
+}
+
+/** Streams a request body into an ingest in ~1 MiB writes; what arrived before a failure is written too. */
+async function copyBody(req: Req, w: IngestWriter): Promise<void> {
+  let pending: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of req) {
+      pending.push(chunk as Buffer);
+      size += (chunk as Buffer).length;
+      if (size >= WRITE_BATCH) {
+        const data = pending.length === 1 ? pending[0]! : Buffer.concat(pending, size);
+        pending = [];
+        size = 0;
+        await w.write(data);
+      }
+    }
+  } finally {
+    if (size > 0) await w.write(pending.length === 1 ? pending[0]! : Buffer.concat(pending, size));
   }
 }
 
