@@ -86,9 +86,12 @@ async function serveAction(opts: ServeOptions): Promise<void> {
 }
 
 async function gcAction(opts: { root?: string; dryRun?: boolean }): Promise<void> {
-  const { gcRegistry } = await import('../registry/gc.js');
+  const { gcRegistry, serverRunning } = await import('../registry/gc.js');
   const { humanSize } = await import('./format.js');
   const root = await registryRoot(opts.root);
+  if (serverRunning(root)) {
+    process.stderr.write('ply registry gc: a registry is serving this root: blobs written in the last 15 minutes are kept\n');
+  }
   const result = gcRegistry(root, { dryRun: opts.dryRun });
   const verb = opts.dryRun ? 'Would delete' : 'Deleted';
   const lines: string[] = [];

@@ -9,7 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import zlib from 'node:zlib';
-import { busyboxTar, ply, PLY, tempDir } from '../helpers.js';
+import { busyboxTar, ply, PLY, plyOk, tempDir } from '../helpers.js';
 
 const sha256 = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -216,6 +216,30 @@ describe('ply registry serve --htpasswd, --tls-cert', () => {
   });
   after(async () => {
     for (const s of servers) await s.stop('SIGKILL');
+  });
+
+  it('ply login (token flow), push, re-push, rmi, pull, run and logout against ply registry serve', async () => {
+    const htpasswd = path.join(work, 'htpasswd-ply');
+    await ok('htpasswd', ['-cbB', htpasswd, 'bob', 'hunter2']);
+    const reg = await serve(plyRoot, ['--root', path.join(work, 'ply-root'), '--htpasswd', htpasswd]);
+    servers.push(reg);
+    const store = tempDir('ply-e2e-registry-client-');
+    const cfg = tempDir('ply-e2e-docker-config-');
+    const env = { DOCKER_CONFIG: cfg };
+    assert.notEqual(ply(store, ['login', '-u', 'bob', '--password-stdin', reg.host], { input: 'nope\n', env }).code, 0);
+    assert.equal(plyOk(store, ['login', '-u', 'bob', '--password-stdin', reg.host], { input: 'hunter2\n', env }), 'Login Succeeded\n');
+    const name = `${reg.host}/demo/bb:v1`;
+    plyOk(store, ['import', busyboxTar(), name]);
+    assert.match(plyOk(store, ['push', name], { env }), /Pushed/);
+    assert.match(plyOk(store, ['push', name], { env }), /Layer already exists/);
+    plyOk(store, ['rmi', name]);
+    assert.match(plyOk(store, ['pull', name], { env }), /Pull complete/);
+    assert.equal(plyOk(store, ['run', '--rm', name, 'cat', '/etc/motd']), 'hello from the base image\n');
+    // ply went through the token endpoint with the saved login (spawnSync blocked this loop: let the log in).
+    await new Promise((r) => setTimeout(r, 200));
+    assert.match(reg.log(), /^GET \/token\?.*scope=repository%3Ademo%2Fbb%3Apull%2Cpush.* 200 /m);
+    plyOk(store, ['logout', reg.host], { env });
+    assert.notEqual(ply(store, ['pull', name], { env }).code, 0);
   });
 
   it('skopeo logs in with --dest-creds / --creds; no or wrong credentials are refused', async () => {

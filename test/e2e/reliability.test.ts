@@ -1,7 +1,7 @@
 // End-to-end reliability: kill -9 at several moments, several processes at once, corruption found by check.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PLY, busyboxTar, ply, plyAsync, plyOk, tempDir } from '../helpers.js';
@@ -14,20 +14,17 @@ function bigTar(mb: number): string {
   fs.mkdirSync(tree);
   for (let i = 0; i < mb / 4; i++) fs.writeFileSync(path.join(tree, `f${i}`), Buffer.alloc(4 << 20, i));
   const tar = path.join(dir, 'big.tar');
-  spawn('tar', ['-cf', tar, '-C', tree, '.'], { stdio: 'ignore' });
+  execFileSync('tar', ['-cf', tar, '-C', tree, '.']);
   return tar;
-}
-
-async function waitFile(f: string): Promise<void> {
-  for (let i = 0; i < 200 && !fs.existsSync(f); i++) await new Promise((r) => setTimeout(r, 10));
 }
 
 /** Starts `ply args…`, SIGKILLs it after `ms`, and waits for it to be gone. */
 async function killAfter(root: string, args: string[], ms: number, env: Record<string, string> = {}): Promise<void> {
   const child = spawn(PLY, args, { env: { ...process.env, PLY_ROOT: root, ...env }, stdio: 'ignore' });
+  const exited = new Promise((r) => child.once('exit', r));
   await new Promise((r) => setTimeout(r, ms));
   child.kill('SIGKILL');
-  await new Promise((r) => child.once('exit', r));
+  await exited;
 }
 
 function checkClean(root: string): void {
@@ -38,8 +35,6 @@ function checkClean(root: string): void {
 test('kill -9 during import, commit and pull leaves a consistent store; the retry succeeds', async () => {
   const root = tempDir();
   const big = bigTar(64);
-  await waitFile(big);
-  await new Promise((r) => setTimeout(r, 300));
   for (const ms of [30, 90, 180, 400]) {
     await killAfter(root, ['import', big, `big:${ms}`], ms);
     checkClean(root);

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import zlib from 'node:zlib';
@@ -1163,6 +1164,39 @@ describe('registry: many clients, restarts, gc', () => {
       assert.equal(put.status, 201, put.text);
       const got = await call(reg.url, `/v2/resume/me/blobs/${digestOf(body, 'sha512')}`);
       assert.ok(got.body.equals(body));
+    } finally {
+      await reg.close();
+    }
+  });
+
+  it('closing the server mid-upload keeps what arrived: the upload resumes after a restart', async () => {
+    const dir = tempDir('ply-registry-inflight-');
+    let reg = await startRegistry({ root: dir, addr: '127.0.0.1:0', log: false, drainMs: 100 });
+    const body = randomBytes(300_000);
+    const loc = (await call(reg.url, '/v2/in/flight/blobs/uploads/', { method: 'POST' })).headers.get('location')!;
+    const req = http.request(new URL(loc, reg.url), { method: 'PATCH', headers: { 'Content-Type': MT.octetStream } });
+    const failed = new Promise<void>((resolve) => {
+      req.on('error', () => resolve());
+      req.on('response', (res) => {
+        res.resume();
+        res.on('end', () => resolve());
+      });
+    });
+    req.write(body.subarray(0, 100_000));
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    await reg.close();
+    assert.ok(Date.now() - t0 < 3000, 'close waited for the stalled upload');
+    await failed;
+    reg = await startRegistry({ root: dir, addr: '127.0.0.1:0', log: false });
+    try {
+      const st = await call(reg.url, loc);
+      assert.equal(st.status, 204);
+      assert.equal(st.headers.get('range'), '0-99999');
+      const rest = await call(reg.url, loc, { method: 'PATCH', headers: { 'Content-Range': '100000-299999' }, body: body.subarray(100_000) });
+      assert.equal(rest.status, 202);
+      assert.equal((await call(reg.url, withDigest(loc, digestOf(body)), { method: 'PUT' })).status, 201);
+      assert.ok((await call(reg.url, `/v2/in/flight/blobs/${digestOf(body)}`)).body.equals(body));
     } finally {
       await reg.close();
     }
