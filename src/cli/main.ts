@@ -7,6 +7,7 @@ import { registerContainerCommands } from './containers.js';
 import { registerDistributionCommands } from './distribution.js';
 import { registerArchiveCommands } from './archive.js';
 import { registerRegistryCommands } from './registry.js';
+import { registerBuildCommands } from './build.js';
 
 /** Collects a repeatable option (`-c A -c B`). */
 export function collect(value: string, previous: string[] = []): string[] {
@@ -22,10 +23,16 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .showSuggestionAfterError(true)
     .configureHelp({ sortSubcommands: false })
-    .action(async (opts: { version?: boolean }) => {
+    .argument('[command]')
+    .action(async (command: string | undefined, opts: { version?: boolean }) => {
       if (opts.version) {
         const { VERSION } = await import('../engine.js');
         process.stdout.write(`ply version ${VERSION}\n`);
+        return;
+      }
+      if (command !== undefined) {
+        process.stderr.write(`ply: '${command}' is not a ply command.\nSee 'ply --help'\n`);
+        process.exitCode = 1;
         return;
       }
       program.outputHelp();
@@ -36,6 +43,7 @@ export function buildProgram(): Command {
   registerDistributionCommands(program);
   registerSystemCommands(program);
   registerRegistryCommands(program);
+  registerBuildCommands(program);
   applyDockerConventions(program);
   return program;
 }

@@ -88,6 +88,15 @@ const MIGRATIONS: string[] = [
     labels TEXT NOT NULL DEFAULT '{}'
   );
   `,
+  `
+  CREATE TABLE IF NOT EXISTS build_cache (
+    key TEXT PRIMARY KEY,               -- sha256 of a build step: parent image ID, instruction, args, sources
+    image TEXT NOT NULL REFERENCES images(digest) ON DELETE CASCADE, -- the step's result (manifest digest)
+    created INTEGER NOT NULL,
+    last_used INTEGER NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS build_cache_image ON build_cache(image);
+  `,
 ];
 
 export function openDb(file: string): DB {

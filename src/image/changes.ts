@@ -1105,9 +1105,14 @@ function normalizeWorkdir(current: string, requested: string): string {
  * (keywords case-insensitive). Anything else is refused with docker's `<keyword> is not a valid change
  * command`. All errors are InvalidArgumentError. As in docker, every change is parsed and checked before
  * any is applied, and variables in ENV, LABEL, EXPOSE, USER, WORKDIR, VOLUME and STOPSIGNAL are expanded
- * from the config's Env as it stands when that instruction is applied.
+ * from the config's Env as it stands when that instruction is applied (plus `opts.buildArgs`, the builder's
+ * ARG values in scope, which the config's Env overrides).
  */
-export function applyChanges(config: ContainerConfig, changes: string[]): ContainerConfig {
+export function applyChanges(
+  config: ContainerConfig,
+  changes: string[],
+  opts: { buildArgs?: Record<string, string> } = {},
+): ContainerConfig {
   const out = structuredClone(config ?? {}) as ContainerConfig;
   if (changes.length === 0) return out;
 
@@ -1121,7 +1126,9 @@ export function applyChanges(config: ContainerConfig, changes: string[]): Contai
 
   let cmdSet = false;
   for (const c of commands) {
+    // The Dockerfile builder expands with its build args in scope too (ENV wins over an ARG of the same name).
     const env = buildEnvMap(out.Env ?? []);
+    for (const [k, v] of Object.entries(opts.buildArgs ?? {})) if (!env.has(k)) env.set(k, v);
     const expand = (word: string) => processWord(word, env).result;
     switch (c.kind) {
       case 'cmd':

@@ -1,0 +1,109 @@
+// The results: bench/results/<date>-<host>.md (tables and notes) and .json (every sample).
+import fs from 'node:fs';
+import path from 'node:path';
+import { LIMIT_TEXT } from './limits.mjs';
+import { fmtMB, fmtS, MiB } from './util.mjs';
+
+const rate = (b) => (b == null ? '—' : `${(b / MiB).toFixed(0)} MiB/s`);
+const pct = (x) => (x == null ? '' : ` (${(100 * x).toFixed(0)}%)`);
+const spread = (s) => (s.min == null ? '—' : `${fmtS(s.min)}–${fmtS(s.max)}`);
+const esc = (t) => String(t).replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+function extraText(s) {
+  const e = s.extraMedian;
+  if (!e) return '';
+  const parts = [];
+  if (e.servedBytes != null) parts.push(`${(e.servedBytes / MiB).toFixed(2)} MiB served, ${e.blobGets} blob GETs`);
+  if (e.storedBytes != null) parts.push(`${(e.storedBytes / MiB).toFixed(1)} MiB stored in registry, ${e.requests} requests`);
+  if (e.archiveBytes != null) parts.push(`${(e.archiveBytes / MiB).toFixed(1)} MiB written`);
+  return parts.join('; ');
+}
+
+function sideCell(s) {
+  if (s.median == null) return s.unavailable ? 'n/a' : 'FAILED';
+  return fmtS(s.median);
+}
+
+export function tableRows(results) {
+  const rows = [];
+  for (const r of results) {
+    if (r.error && !r.sides.length) {
+      rows.push(`| ${r.name} | FAILED | — | — | — | — | — | — | ${esc(r.error)} |`);
+      continue;
+    }
+    const p = r.sides.find((s) => s.primary) ?? r.sides[0];
+    const peers = r.sides.filter((s) => s !== p);
+    const plyTp = p.throughput != null ? `${rate(p.throughput)}${pct(p.ofBound)}` : '';
+    const pExtra = extraText(p);
+    const pNote = p.error ? `${p.name}: ${p.error}` : '';
+    for (const [i, s] of (peers.length ? peers : [null]).entries()) {
+      const first = i === 0;
+      const plyCells = first
+        ? [`**${r.name}**${p.name !== 'ply' ? ` (${p.name})` : ''}`, sideCell(p)]
+        : ['', ''];
+      if (!s) {
+        rows.push(`| ${plyCells.join(' | ')} | — | — | — | ${spread(p)} | ${fmtMB(p.rssMedianKB)} | ${plyTp} | ${esc([pExtra, pNote].filter(Boolean).join('; '))} |`);
+        continue;
+      }
+      const ratio = s.ratio != null ? `${s.ratio.toFixed(2)}` : '—';
+      const tp = [first ? plyTp : '', s.throughput != null ? `${s.name}: ${rate(s.throughput)}${pct(s.ofBound)}` : ''].filter(Boolean).join(' / ');
+      const notes = [first ? pExtra : '', first ? pNote : '', extraText(s) ? `${s.name}: ${extraText(s)}` : '', s.error ? `${s.name}: ${s.error}` : ''].filter(Boolean).join('; ');
+      rows.push(`| ${plyCells.join(' | ')} | ${s.name} ${sideCell(s)} | ${ratio} | ${first ? spread(p) : ''} | ${spread(s)} | ${first ? fmtMB(p.rssMedianKB) + ' / ' : ''}${fmtMB(s.rssMedianKB)} | ${tp} | ${esc(notes)} |`);
+    }
+  }
+  return rows;
+}
+
+export function writeReport({ results, limits, startup, facts, notes, profiles, outDir, stamp, host, argv }) {
+  fs.mkdirSync(outDir, { recursive: true });
+  const base = path.join(outDir, `${stamp}-${host}`);
+  const md = [];
+  md.push(`# ply benchmark — ${stamp} on ${host}`, '');
+  md.push(`Command: \`bash bench/run.sh${argv.length ? ' ' + argv.join(' ') : ''}\`. ${facts.rounds}`, '');
+  md.push('## Results', '');
+  md.push('Medians of the timed samples (wall clock of the CLI process, spawn to exit). Ratio = ply median / peer median (< 1: ply is faster). Spread = min–max. RSS = median of each run\'s peak RSS (GNU time `%M`: the largest process the CLI waited for; **docker\'s column is the docker CLI alone — the work happens in dockerd, whose memory is not counted**; podman\'s conmon is not counted either). Throughput = data bytes / median, and in parentheses its fraction of the machine limit that bounds the op (see Limits).', '');
+  md.push('| operation | ply | peer | ply/peer | ply spread | peer spread | RSS ply / peer | throughput (of limit) | notes |');
+  md.push('|---|---|---|---|---|---|---|---|---|');
+  md.push(...tableRows(results), '');
+  md.push('## Operations', '');
+  for (const r of results) {
+    const b = r.bound ? ` Bound: ${LIMIT_TEXT[r.bound.key]} = ${rate(r.bound.rate)}.` : '';
+    const d = r.data ? ` Data: ${(r.data.bytes / MiB).toFixed(1)} MiB (${r.data.what}).` : '';
+    md.push(`- **${r.name}**: ${r.title}. ${r.warmup} warm-up + ${r.rounds} timed rounds, sides alternating.${d}${b}${r.note ? ' ' + r.note : ''}${r.error ? ` **Error:** ${esc(r.error)}` : ''}`);
+  }
+  md.push('');
+  md.push('## Limits of this machine (same run)', '');
+  md.push('| limit | rate |', '|---|---|');
+  for (const [k, v] of Object.entries(limits)) md.push(`| ${LIMIT_TEXT[k] ?? k} | ${rate(v)} |`);
+  if (startup?.nodeWithExtraCa) md.push(`| process start-up with this sandbox's NODE_EXTRA_CA_CERTS: \`node -e 0\` / \`ply version\` | ${fmtS(startup.nodeWithExtraCa)} / ${fmtS(startup.plyVersionWithExtraCa)} |`);
+  if (startup) md.push(`| process start-up: \`node -e 0\` (median of 10) | ${fmtS(startup.node)} |`, `| process start-up: \`ply version\` (median of 10) | ${fmtS(startup.plyVersion)} |`);
+  md.push('');
+  md.push('## Set-up and fairness', '');
+  for (const n of notes) md.push(`- ${n}`);
+  md.push('');
+  md.push('## Versions', '');
+  for (const [k, v] of Object.entries(facts.versions)) md.push(`- ${k}: ${v}`);
+  md.push('');
+  md.push('## What bounds the two slowest ratios', '');
+  if (!profiles.length) md.push('No op had both a ply and a peer median.');
+  for (const p of profiles) {
+    md.push(`### ${p.op}: ply ${fmtS(p.plyMedian)} vs ${p.peer} ${fmtS(p.peerMedian)} (ratio ${p.ratio.toFixed(2)})`, '');
+    md.push(`CPU (user+sys of the CLI and the children it waited for), median: ply ${p.plyCpu?.toFixed(3) ?? '—'} s of ${fmtS(p.plyMedian)} wall; ${p.peer} ${p.peerCpu?.toFixed(3) ?? '—'} s of ${fmtS(p.peerMedian)} wall${p.peer === 'docker' ? ' (docker: the CLI only; the daemon does the work)' : ''}.`, '');
+    if (p.error) md.push(`Profiling error: ${esc(p.error)}`, '');
+    if (p.cpu) {
+      md.push(`\`node --cpu-prof\` of ply (${p.cpu.totalMs.toFixed(0)} ms profiled; ${p.profiles} profile file(s), the largest summarised). Self time by module:`, '');
+      md.push('| module | ms | % |', '|---|---|---|');
+      for (const m of p.cpu.modules) md.push(`| ${esc(m.name)} | ${m.ms.toFixed(1)} | ${m.pct.toFixed(1)} |`);
+      md.push('', 'Self time by function (top 12):', '', '| function | ms | % |', '|---|---|---|');
+      for (const f of p.cpu.functions) md.push(`| ${esc(f.name)} | ${f.ms.toFixed(1)} | ${f.pct.toFixed(1)} |`);
+      md.push('');
+    }
+    if (p.strace?.length) {
+      md.push('`strace -f -c` of ply and its children (one run; strace slows it down):', '', '```', '% time     seconds  usecs/call     calls    errors syscall', ...p.strace, '```', '');
+    }
+  }
+  md.push('<!-- findings -->', '');
+  fs.writeFileSync(`${base}.md`, md.join('\n'));
+  fs.writeFileSync(`${base}.json`, JSON.stringify({ stamp, host, argv, facts, notes, limits, results, profiles }, null, 2) + '\n');
+  return `${base}.md`;
+}

@@ -1,0 +1,860 @@
+// The Dockerfile builder: runs the stages the target needs, one step at a time, each step's result an (untagged,
+// intermediate) image whose manifest the build cache records under the step's key:
+//
+//   key = sha256(parent image ID, the instruction after variable substitution, the build args it sees,
+//                for COPY/ADD the sources' checksum (content, modes, link targets; never mtimes))
+//
+// A hit reuses the step's image (layer, config and its `created` time) without running anything, so a fully
+// cached build yields the same image ID. RUN runs in a container from the stage's current image (the stage's
+// env, ARGs, workdir, user and SHELL), its writable layer becomes the step's layer (none when it changed
+// nothing). COPY/ADD write their layer directly (no container). WORKDIR creates its directory in a layer of its
+// own only when it does not exist yet. Other instructions change the config only (an `empty_layer` history entry).
+//
+// Modules needed only when something must actually be built (containers, snapshots, layer writing) are
+// imported on first use: a fully cached rebuild loads none of them.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { DB } from '../db/db.js';
+import type { Engine } from '../engine.js';
+import { PlyError } from '../errors.js';
+import { applyChanges, expandVariables, expandWords, parseKeyValues } from '../image/changes.js';
+import type { ImageRecord, ImageStore, LayerRecord, Lease } from '../image/store.js';
+import { creationTime, hostPlatform, parsePlatform, writeImage } from '../image/write.js';
+import type { ContainerConfig, HistoryEntry, ImageConfig, Platform } from '../oci/types.js';
+import { BuildCache, stepKey } from './cache.js';
+import { loadIgnoreRules, SourceTree, type ResolvedSource } from './context.js';
+import type { CopyItem } from './copy.js';
+import { parseDockerfile, parseHeredocWord, parseTrigger, chompHeredocContent, type Dockerfile, type ParsedCommand, type Stage } from './dockerfile.js';
+import type { BuildLogger } from './output.js';
+import type { RootfsViews } from './rootfs.js';
+
+/** A build failure: one message (docker's words), exit code 1, nothing tagged. */
+export class BuildError extends PlyError {
+  override exitCode = 1;
+  constructor(
+    message: string,
+    /** The last lines a failing RUN printed. */
+    readonly tail: string[] = [],
+  ) {
+    super(message);
+  }
+}
+
+export interface BuildStores {
+  root: string;
+  db: DB;
+  images: ImageStore;
+  /** The whole engine (containers, snapshots), opened on first use. */
+  engine: () => Promise<Engine>;
+}
+
+export interface BuildOptions {
+  contextDir: string;
+  /** The Dockerfile's text. */
+  dockerfile: string;
+  /** Where it was read from (for `<Dockerfile>.dockerignore`); undefined for stdin. */
+  dockerfilePath?: string;
+  /** Full names to tag the result with (already validated). */
+  tags?: string[];
+  buildArgs?: Record<string, string>;
+  target?: string;
+  noCache?: boolean;
+  pull?: boolean;
+  labels?: Record<string, string>;
+  network?: 'host' | 'none';
+  logger: BuildLogger;
+  /** Warnings (unused build args, …). */
+  warn?: (line: string) => void;
+}
+
+export interface BuildResult {
+  image: ImageRecord;
+  tags: string[];
+  /** Steps that ran (not from the cache). */
+  executed: number;
+}
+
+const DEFAULT_SHELL = ['/bin/sh', '-c'];
+const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const PROXY_ARGS = new Set(['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy']);
+const TAIL_LINES = 10;
+
+interface State {
+  image: ImageRecord;
+  config: ImageConfig;
+  layers?: LayerRecord[];
+  /** ARGs declared in this stage, in order, with their values (undefined: declared without one). */
+  args: Map<string, string | undefined>;
+}
+
+interface StepResult {
+  containerConfig: ContainerConfig;
+  createdBy: string;
+  layer?: LayerRecord;
+  author?: string;
+}
+
+function platformString(p: Platform): string {
+  return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
+}
+
+/** Go's %q of a string list, as buildkit's history shows CMD and ENTRYPOINT. */
+function goQuoteList(list: readonly string[] | null | undefined): string {
+  return `[${(list ?? []).map((s) => JSON.stringify(s)).join(' ')}]`;
+}
+
+/** Only `$VAR` / `${…}` expansions in heredoc content: quotes and backslashes stay as written. */
+function expandHeredoc(data: string, env: Record<string, string>): string {
+  return data.replace(/\\\$|\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*/g, (m) => (m === '\\$' ? '$' : expandVariables(m, env)));
+}
+
+function sourceDateEpoch(): number | undefined {
+  const v = process.env.SOURCE_DATE_EPOCH;
+  return v && /^\d+$/.test(v) ? Number(v) : undefined;
+}
+
+export async function build(stores: BuildStores, opts: BuildOptions): Promise<BuildResult> {
+  let df: Dockerfile;
+  try {
+    df = parseDockerfile(opts.dockerfile);
+  } catch (e) {
+    if (e instanceof PlyError) e.exitCode = 1;
+    throw e;
+  }
+  const b = new Builder(stores, opts, df);
+  try {
+    const r = await b.run();
+    opts.logger.close(true);
+    return r;
+  } catch (e) {
+    opts.logger.close(false);
+    throw e;
+  } finally {
+    await b.cleanup();
+  }
+}
+
+class Builder {
+  private readonly cache: BuildCache;
+  private readonly images: ImageStore;
+  private readonly log: BuildLogger;
+  private readonly buildArgs: Record<string, string>;
+  private readonly consumed = new Set<string>();
+  private readonly stageResults = new Map<number, State>();
+  private readonly platform = hostPlatform();
+  private metaArgs = new Map<string, string | undefined>();
+  private lease: Lease | undefined;
+  private context: SourceTree | undefined;
+  private views: RootfsViews | undefined;
+  private tmpDir: string | undefined;
+  private stepNo = 0;
+  private total = 0;
+  private currentStage = 0;
+  private executed = 0;
+
+  constructor(
+    private readonly stores: BuildStores,
+    private readonly opts: BuildOptions,
+    private readonly df: Dockerfile,
+  ) {
+    this.cache = new BuildCache(stores.db);
+    this.images = stores.images;
+    this.log = opts.logger;
+    this.buildArgs = { ...(opts.buildArgs ?? {}) };
+  }
+
+  /** The automatic platform ARGs (buildkit's TARGETPLATFORM, BUILDARCH, …): ply builds for the host. */
+  private automaticArgs(): Map<string, string> {
+    const p = this.platform;
+    const m = new Map<string, string>();
+    for (const prefix of ['TARGET', 'BUILD']) {
+      m.set(`${prefix}PLATFORM`, platformString(p));
+      m.set(`${prefix}OS`, p.os);
+      m.set(`${prefix}ARCH`, p.architecture);
+      m.set(`${prefix}VARIANT`, p.variant ?? '');
+    }
+    return m;
+  }
+
+  async run(): Promise<BuildResult> {
+    const sde = this.buildArgs.SOURCE_DATE_EPOCH;
+    if (sde !== undefined) {
+      process.env.SOURCE_DATE_EPOCH = sde;
+      this.consumed.add('SOURCE_DATE_EPOCH');
+    }
+    // Global ARGs: in scope for FROM lines only.
+    const auto = this.automaticArgs();
+    const metaEnv: Record<string, string> = Object.fromEntries(auto);
+    for (const cmd of this.df.metaArgs) {
+      for (const a of cmd.args) {
+        this.consumed.add(a.key);
+        let v: string | undefined;
+        if (Object.hasOwn(this.buildArgs, a.key)) v = this.buildArgs[a.key];
+        else if (a.value !== undefined) v = this.expand(a.value, metaEnv, cmd.instruction.line);
+        else v = auto.get(a.key);
+        this.metaArgs.set(a.key, v);
+        if (v !== undefined) metaEnv[a.key] = v;
+      }
+    }
+    const stages = this.df.stages;
+    const bases = stages.map((s) => {
+      const base = this.expand(s.from.base, metaEnv, s.from.instruction.line);
+      if (base === '') throw new BuildError(`base name (${s.from.base}) should not be blank`);
+      return base;
+    });
+    const platforms = stages.map((s) => (s.from.platform ? this.expand(s.from.platform, metaEnv, s.from.instruction.line) : undefined));
+    let target = stages[stages.length - 1]!;
+    if (this.opts.target !== undefined) {
+      const t = this.opts.target.toLowerCase();
+      const found = stages.find((s) => s.name === t);
+      if (!found) throw new BuildError(`failed to reach build target ${this.opts.target} in Dockerfile`);
+      target = found;
+    }
+    // The stages the target needs: FROM <stage> and COPY --from=<stage>, transitively.
+    const needed = new Set<number>();
+    const visit = (s: Stage) => {
+      if (needed.has(s.index)) return;
+      needed.add(s.index);
+      const baseStage = this.stageByName(bases[s.index]!, s.index);
+      if (baseStage) visit(baseStage);
+      for (const c of s.commands) {
+        if ((c.kind === 'COPY' || c.kind === 'ADD') && c.from !== undefined) {
+          let from: string;
+          try {
+            from = expandVariables(c.from, metaEnv);
+          } catch {
+            continue;
+          }
+          const dep = this.stageRef(from, s.index);
+          if (dep) visit(dep);
+        }
+      }
+    };
+    visit(target);
+    const order = stages.filter((s) => needed.has(s.index));
+    this.total = order.reduce((n, s) => n + 1 + s.commands.length, 0);
+    this.lease = this.images.lease();
+
+    for (const stage of order) {
+      this.currentStage = stage.index;
+      let state = await this.from(stage, bases[stage.index]!, platforms[stage.index]);
+      for (const cmd of stage.commands) state = await this.step(state, cmd, true);
+      this.stageResults.set(stage.index, state);
+    }
+    let final = this.stageResults.get(target.index)!;
+    const labels = this.opts.labels ?? {};
+    if (Object.keys(labels).length > 0) {
+      // --label: merged into the final config, no history entry, the step's time kept: deterministic.
+      const config: ImageConfig = structuredClone(final.config);
+      config.config = { ...(config.config ?? {}), Labels: { ...(config.config?.Labels ?? {}), ...labels } };
+      const rec = await writeImage(this.images, this.lease, { config, layers: this.layersOf(final), parent: final.image.id });
+      final = { ...final, image: rec, config };
+    }
+    const unused = Object.keys(this.buildArgs).filter((k) => !this.consumed.has(k) && !PROXY_ARGS.has(k));
+    if (unused.length > 0) this.opts.warn?.(`[Warning] One or more build-args [${unused.join(' ')}] were not consumed`);
+    const tags = this.opts.tags ?? [];
+    for (const t of tags) this.images.setName(t, final.image.digest);
+    return { image: final.image, tags, executed: this.executed };
+  }
+
+  async cleanup(): Promise<void> {
+    this.views?.release();
+    if (this.tmpDir) fs.rmSync(this.tmpDir, { recursive: true, force: true });
+    this.lease?.release();
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // Helpers
+
+  private expand(word: string, env: Record<string, string>, line?: number): string {
+    try {
+      return expandVariables(word, env);
+    } catch (e) {
+      throw new BuildError(line !== undefined ? `dockerfile parse error on line ${line}: ${(e as Error).message}` : (e as Error).message);
+    }
+  }
+
+  /** An earlier stage by (case-insensitive) name. */
+  private stageByName(name: string, before: number): Stage | undefined {
+    const n = name.toLowerCase();
+    return this.df.stages.find((s) => s.index < before && s.name === n);
+  }
+
+  /** COPY --from: an earlier stage by name or index. */
+  private stageRef(from: string, before: number): Stage | undefined {
+    if (/^\d+$/.test(from)) {
+      const i = Number(from);
+      return i < before ? this.df.stages[i] : undefined;
+    }
+    return this.stageByName(from, before);
+  }
+
+  private async engine(): Promise<Engine> {
+    return this.stores.engine();
+  }
+
+  private workDir(): string {
+    if (!this.tmpDir) {
+      const base = path.join(this.stores.root, 'build');
+      fs.mkdirSync(base, { recursive: true, mode: 0o700 });
+      this.tmpDir = fs.mkdtempSync(path.join(base, `${process.pid}-`));
+    }
+    return this.tmpDir;
+  }
+
+  private async rootfsViews(): Promise<RootfsViews> {
+    if (!this.views) {
+      const { RootfsViews } = await import('./rootfs.js');
+      this.views = new RootfsViews(await this.engine(), this.workDir());
+    }
+    return this.views;
+  }
+
+  private layersOf(state: State): LayerRecord[] {
+    state.layers ??= this.images.layers(state.image);
+    return state.layers;
+  }
+
+  /** The stage's filesystem, read-only (null when it has no layers). */
+  private async rootfs(state: State): Promise<string | null> {
+    const layers = this.layersOf(state);
+    if (layers.length === 0) return null;
+    return (await this.rootfsViews()).get(layers);
+  }
+
+  /** Declared ARGs with values. */
+  private argValues(state: State): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [k, v] of state.args) if (v !== undefined) out[k] = v;
+    return out;
+  }
+
+  /** The variables instructions are expanded with: ARG values, overridden by the config's ENV. */
+  private expansionEnv(state: State): Record<string, string> {
+    const env = this.argValues(state);
+    for (const e of state.config.config?.Env ?? []) {
+      const i = e.indexOf('=');
+      if (i > 0) env[e.slice(0, i)] = e.slice(i + 1);
+    }
+    return env;
+  }
+
+  private stateOf(rec: ImageRecord, args: Map<string, string | undefined>): State {
+    return { image: rec, config: this.images.config(rec), args };
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // FROM
+
+  private async from(stage: Stage, base: string, platformArg: string | undefined): Promise<State> {
+    this.log.step(++this.stepNo, this.total, stage.from.instruction.original);
+    const platform = platformArg ? parsePlatform(platformArg) : undefined;
+    let state: State;
+    const ref = base.toLowerCase() === 'scratch' ? undefined : this.stageByName(base, stage.index);
+    if (base.toLowerCase() === 'scratch') {
+      state = { ...(await this.scratch(platform ?? this.platform)), args: new Map() };
+    } else if (ref) {
+      const done = this.stageResults.get(ref.index);
+      if (!done) throw new BuildError(`stage ${ref.name} was not built`);
+      state = { image: done.image, config: structuredClone(done.config), layers: done.layers, args: new Map() };
+    } else {
+      state = this.stateOf(await this.baseImage(base, platform), new Map());
+    }
+    this.log.done(state.image.id);
+    const triggers = state.config.config?.OnBuild ?? [];
+    if (triggers.length > 0) {
+      // The triggers run now, in this build; they are not passed on to this image's children.
+      state.config = structuredClone(state.config);
+      state.config.config!.OnBuild = null;
+      this.log.info(`# Executing ${triggers.length} build trigger${triggers.length > 1 ? 's' : ''}`);
+      for (const t of triggers) {
+        let cmd: ParsedCommand;
+        try {
+          cmd = parseTrigger(t);
+        } catch (e) {
+          throw new BuildError(`invalid ONBUILD trigger ${JSON.stringify(t)}: ${(e as Error).message}`);
+        }
+        state = await this.step(state, cmd, false);
+      }
+    }
+    return state;
+  }
+
+  private async scratch(platform: Platform): Promise<Omit<State, 'args'>> {
+    const config: ImageConfig = {
+      architecture: platform.architecture,
+      ...(platform.variant ? { variant: platform.variant } : {}),
+      os: platform.os,
+      config: { Env: [DEFAULT_PATH], WorkingDir: '/' },
+      rootfs: { type: 'layers', diff_ids: [] },
+      history: [],
+    };
+    const rec = await writeImage(this.images, this.lease!, { config, layers: [] });
+    return { image: rec, config, layers: [] };
+  }
+
+  private async baseImage(name: string, platform: Platform | undefined): Promise<ImageRecord> {
+    if (!this.opts.pull) {
+      const local = this.images.lookup(name);
+      if (local) return local;
+    }
+    const engine = await this.engine();
+    try {
+      const res = await engine.pull(name, { platform: platform ? platformString(platform) : undefined });
+      return res.image;
+    } catch (e) {
+      throw new BuildError(`failed to resolve base image ${name}: ${(e as Error).message}`);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // Steps
+
+  private async step(state: State, cmd: ParsedCommand, numbered: boolean): Promise<State> {
+    if (numbered) this.log.step(++this.stepNo, this.total, cmd.instruction.original);
+    else this.log.trigger(cmd.instruction.original);
+    try {
+      return await this.dispatch(state, cmd);
+    } catch (e) {
+      if (e instanceof BuildError) throw e;
+      if (e instanceof PlyError) throw new BuildError(e.message);
+      throw e;
+    }
+  }
+
+  /** Reuses the cached result of `key`, or runs `execute` and records its image under `key`. */
+  private async cached(state: State, key: string, execute: () => Promise<StepResult>, args = state.args): Promise<State> {
+    if (!this.opts.noCache) {
+      const hit = this.cache.get(key);
+      const rec = hit ? this.images.get(hit) : undefined;
+      if (rec && this.images.content.has(rec.id)) {
+        this.log.cached();
+        this.log.done(rec.id);
+        return this.stateOf(rec, args);
+      }
+    }
+    const r = await execute();
+    this.executed++;
+    const created = creationTime();
+    const base = state.config;
+    const history: HistoryEntry = {
+      created,
+      created_by: r.createdBy,
+      comment: 'buildkit.dockerfile.v0',
+      ...(r.layer ? {} : { empty_layer: true }),
+    };
+    const author = r.author ?? base.author;
+    const config: ImageConfig = {
+      created,
+      ...(author ? { author } : {}),
+      architecture: base.architecture,
+      ...(base.variant ? { variant: base.variant } : {}),
+      os: base.os,
+      ...(base['os.version'] ? { 'os.version': base['os.version'] } : {}),
+      config: r.containerConfig,
+      rootfs: { type: 'layers', diff_ids: [...base.rootfs.diff_ids, ...(r.layer ? [r.layer.diffId] : [])] },
+      history: [...(base.history ?? []), history],
+    };
+    const layers = [...this.layersOf(state), ...(r.layer ? [r.layer] : [])];
+    const rec = await writeImage(this.images, this.lease!, { config, layers, parent: state.image.id });
+    this.cache.put(key, rec.digest);
+    this.log.done(rec.id);
+    return { image: rec, config, layers, args };
+  }
+
+  private async dispatch(state: State, cmd: ParsedCommand): Promise<State> {
+    const ins = cmd.instruction;
+    switch (cmd.kind) {
+      case 'ARG': {
+        const args = new Map(state.args);
+        const env = this.expansionEnv(state);
+        const parts: string[] = [];
+        for (const a of cmd.args) {
+          this.consumed.add(a.key);
+          let v: string | undefined;
+          if (Object.hasOwn(this.buildArgs, a.key)) v = this.buildArgs[a.key];
+          else if (a.value !== undefined) v = this.expand(a.value, env);
+          else if (this.metaArgs.has(a.key)) v = this.metaArgs.get(a.key);
+          else v = this.automaticArgs().get(a.key);
+          args.delete(a.key);
+          args.set(a.key, v);
+          if (v !== undefined && !(state.config.config?.Env ?? []).some((e) => e.startsWith(`${a.key}=`))) env[a.key] = v;
+          parts.push(v === undefined ? a.key : `${a.key}=${v}`);
+        }
+        const createdBy = `ARG ${parts.join(' ')}`;
+        const containerConfig = state.config.config ?? {};
+        return this.cached(state, stepKey([state.image.id, createdBy]), async () => ({ containerConfig, createdBy }), args);
+      }
+      case 'CONFIG':
+        return this.configStep(state, cmd);
+      case 'SHELL': {
+        const containerConfig: ContainerConfig = { ...(state.config.config ?? {}), Shell: cmd.shell };
+        const createdBy = `SHELL [${cmd.shell.join(' ')}]`;
+        return this.cached(state, stepKey([state.image.id, createdBy]), async () => ({ containerConfig, createdBy }));
+      }
+      case 'MAINTAINER': {
+        const createdBy = `MAINTAINER ${cmd.maintainer}`;
+        const containerConfig = state.config.config ?? {};
+        return this.cached(state, stepKey([state.image.id, createdBy]), async () => ({ containerConfig, createdBy, author: cmd.maintainer }));
+      }
+      case 'RUN':
+        return this.runStep(state, cmd);
+      case 'COPY':
+      case 'ADD':
+        return this.copyStep(state, cmd);
+      case 'FROM':
+        throw new BuildError(`dockerfile parse error on line ${ins.line}: FROM is not allowed here`);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // Config instructions
+
+  private async configStep(state: State, cmd: ParsedCommand & { kind: 'CONFIG' }): Promise<State> {
+    const ins = cmd.instruction;
+    const buildArgs = this.argValues(state);
+    const before = state.config.config ?? {};
+    const containerConfig = applyChanges(before, [ins.original], { buildArgs });
+    const env = this.expansionEnv(state);
+    let createdBy: string;
+    switch (ins.keyword) {
+      case 'ENV':
+      case 'LABEL':
+        createdBy = `${ins.keyword} ${parseKeyValues(ins.args, ins.keyword, env)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ')}`;
+        break;
+      case 'CMD':
+        createdBy = `CMD ${goQuoteList(containerConfig.Cmd)}`;
+        break;
+      case 'ENTRYPOINT':
+        createdBy = `ENTRYPOINT ${goQuoteList(containerConfig.Entrypoint)}`;
+        break;
+      case 'EXPOSE':
+        createdBy = `EXPOSE ${expandWords(ins.args, env).join(' ')}`;
+        break;
+      case 'USER':
+        createdBy = `USER ${containerConfig.User ?? ''}`;
+        break;
+      case 'WORKDIR':
+        createdBy = `WORKDIR ${containerConfig.WorkingDir ?? '/'}`;
+        break;
+      case 'VOLUME':
+        createdBy = `VOLUME [${Object.keys(containerConfig.Volumes ?? {})
+          .filter((v) => !(v in (before.Volumes ?? {})))
+          .join(' ')}]`;
+        break;
+      case 'STOPSIGNAL':
+        createdBy = `STOPSIGNAL ${containerConfig.StopSignal ?? ''}`;
+        break;
+      case 'ONBUILD':
+        createdBy = `ONBUILD ${(containerConfig.OnBuild ?? [])[(containerConfig.OnBuild ?? []).length - 1] ?? ''}`;
+        break;
+      default:
+        createdBy = ins.original;
+    }
+    const key = stepKey([state.image.id, ins.keyword, createdBy, JSON.stringify(containerConfig)]);
+    if (ins.keyword === 'WORKDIR') {
+      return this.cached(state, key, async () => ({ containerConfig, createdBy, layer: await this.workdirLayer(state, containerConfig) }));
+    }
+    return this.cached(state, key, async () => ({ containerConfig, createdBy }));
+  }
+
+  /** WORKDIR's directory, in a layer of its own, when the stage's filesystem does not have it yet. */
+  private async workdirLayer(state: State, cfg: ContainerConfig): Promise<LayerRecord | undefined> {
+    const wd = cfg.WorkingDir ?? '/';
+    if (wd === '/') return undefined;
+    const rootfs = await this.rootfs(state);
+    const { resolveInRoot } = await import('../util/rootpath.js');
+    if (rootfs && fs.statSync(resolveInRoot(rootfs, wd), { throwIfNoEntry: false })?.isDirectory()) return undefined;
+    const owner = cfg.User ? await this.resolveOwner(rootfs, cfg.User, false) : undefined;
+    return this.writeCopyLayer({ rootfs, dest: `${wd}/`, items: [], forceDir: true, owner });
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // RUN
+
+  private async runStep(state: State, cmd: ParsedCommand & { kind: 'RUN' }): Promise<State> {
+    const cfg = state.config.config ?? {};
+    const shell = cfg.Shell && cfg.Shell.length > 0 ? cfg.Shell : DEFAULT_SHELL;
+    let cmdLine = cmd.cmdLine;
+    let prependShell = cmd.prependShell;
+    let script: { name: string; data: string } | undefined;
+    if (cmd.files.length > 0 && prependShell) {
+      const h = parseHeredocWord(cmdLine[0]!);
+      const first = cmd.files[0]!;
+      const data = first.chomp ? chompHeredocContent(first.content) : first.content;
+      if (h) {
+        if (data.startsWith('#!')) {
+          // A script with its own interpreter: run it as a file (buildkit mounts it at /dev/pipes/NAME).
+          script = { name: first.name, data };
+          cmdLine = [`/dev/pipes/${first.name}`];
+          prependShell = false;
+        } else {
+          cmdLine = [data];
+        }
+      } else {
+        // `RUN cmd <<EOF …`: the shell reads the heredoc itself.
+        let full = cmdLine[0]!;
+        for (const f of cmd.files) full += `\n${f.chomp ? chompHeredocContent(f.content) : f.content}${f.name}`;
+        cmdLine = [full];
+      }
+    }
+    const args = prependShell ? [...shell, ...cmdLine] : cmdLine;
+    // History and key: the build args this RUN sees, as buildkit's `|N K=V` prefix.
+    const env = this.expansionEnv(state);
+    const argPairs = [...state.args.keys()].map((k) => `${k}=${env[k] ?? ''}`);
+    const createdBy = `RUN ${argPairs.length > 0 ? `|${argPairs.length} ${argPairs.join(' ')} ` : ''}${args.join(' ')} # buildkit`;
+    const network = cmd.network && cmd.network !== 'default' ? (cmd.network as 'host' | 'none') : (this.opts.network ?? 'host');
+    const key = stepKey([state.image.id, createdBy, `network=${network}`, script?.data]);
+    return this.cached(state, key, async () => ({
+      containerConfig: cfg,
+      createdBy,
+      layer: await this.runContainer(state, args, network, script),
+    }));
+  }
+
+  private async runContainer(state: State, args: string[], network: 'host' | 'none', script?: { name: string; data: string }): Promise<LayerRecord | undefined> {
+    const engine = await this.engine();
+    const { readLog } = await import('../container/logs.js');
+    const cfg = state.config.config ?? {};
+    const configEnv = new Set((cfg.Env ?? []).map((e) => e.split('=')[0]!));
+    const extraEnv: string[] = [];
+    for (const [k, v] of state.args) if (v !== undefined && !configEnv.has(k)) extraEnv.push(`${k}=${v}`);
+    for (const [k, v] of Object.entries(this.buildArgs)) {
+      if (PROXY_ARGS.has(k) && !state.args.has(k) && !configEnv.has(k)) extraEnv.push(`${k}=${v}`);
+    }
+    const volumes: string[] = [];
+    if (script) {
+      const file = path.join(this.workDir(), `heredoc-${randomBytes(4).toString('hex')}`);
+      fs.writeFileSync(file, script.data, { mode: 0o755 });
+      volumes.push(`${file}:/dev/pipes/${script.name}:ro`);
+    }
+    let c = await engine.manager.create(
+      { image: state.image.digest, command: args, entrypoint: '', env: extraEnv, network, volumes, runtime: process.env.PLY_RUNTIME },
+      state.image.digest,
+      state.image.id,
+    );
+    // RUN does not mount the image's VOLUMEs (buildkit): what it writes there stays in the layer.
+    if (c.spec.anonymousVolumes.length > 0) {
+      const anon = new Set(c.spec.anonymousVolumes);
+      engine.containers.update(c.id, { spec: { ...c.spec, mounts: c.spec.mounts.filter((m) => !(m.type === 'volume' && anon.has(m.source!))), anonymousVolumes: [] } });
+      for (const v of anon) engine.db.prepare('DELETE FROM volumes WHERE name = ? AND anonymous = 1').run(v);
+      c = engine.containers.get(c.id)!;
+    }
+    this.log.running(c.id);
+    const logFile = engine.manager.logPath(c);
+    let offset = 0;
+    const tail: string[] = [];
+    let partial = '';
+    const pump = () => {
+      const r = readLog(logFile, offset);
+      offset = r.offset;
+      for (const e of r.entries) {
+        this.log.output(e.log);
+        const lines = (partial + e.log).split('\n');
+        partial = lines.pop()!;
+        tail.push(...lines);
+        if (tail.length > TAIL_LINES) tail.splice(0, tail.length - TAIL_LINES);
+      }
+    };
+    const timer = setInterval(pump, 40);
+    let code: number;
+    try {
+      code = await engine.manager.supervise(c, 'detached');
+    } catch (e) {
+      clearInterval(timer);
+      pump();
+      engine.manager.removeStopped(engine.containers.get(c.id) ?? c, true);
+      throw new BuildError((e as Error).message, tail);
+    }
+    clearInterval(timer);
+    pump();
+    if (partial) tail.push(partial);
+    if (code !== 0) {
+      engine.manager.removeStopped(engine.containers.get(c.id) ?? c, true);
+      throw new BuildError(`The command '${args.join(' ')}' returned a non-zero code: ${code}`, tail.slice(-TAIL_LINES));
+    }
+    const layer = await this.commitUpper(engine, c.id);
+    engine.manager.removeStopped(engine.containers.get(c.id) ?? c, true);
+    this.log.removed(c.id);
+    return layer;
+  }
+
+  /** The container's writable layer as a layer blob; undefined when it changed nothing. */
+  private async commitUpper(engine: Engine, id: string): Promise<LayerRecord | undefined> {
+    const upper = path.join(engine.containers.pathOf(id), 'upper');
+    if (!fs.existsSync(upper) || fs.readdirSync(upper).length === 0) return undefined;
+    const { writeUpperDiff } = await import('../layer/diff.js');
+    return this.ingest(async (writer) => writeUpperDiff(upper, writer));
+  }
+
+  private async ingest(produce: (writer: import('../tar/index.js').TarWriter) => Promise<void>): Promise<LayerRecord> {
+    const { TarWriter } = await import('../tar/index.js');
+    const { ingestLayer } = await import('../layer/ingest.js');
+    const writer = new TarWriter();
+    const producing = (async () => {
+      await produce(writer);
+      await writer.finish();
+    })();
+    producing.catch((e: unknown) => writer.destroy(e as Error));
+    const layer = await ingestLayer(this.images.content, writer.stream, { key: `build-${randomBytes(6).toString('hex')}`, lease: this.lease! });
+    await producing;
+    return layer;
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // COPY and ADD
+
+  /** `--chown=user[:group]`, names looked up in the destination's /etc/passwd and /etc/group. */
+  private async resolveOwner(rootfs: string | null, spec: string, sameGid = true): Promise<{ uid: number; gid: number }> {
+    const { resolveUser } = await import('../runtime/user.js');
+    const u = resolveUser(rootfs ?? this.workDir(), spec);
+    // docker: a user without a group uses the uid as the gid too (numeric or named).
+    return { uid: u.uid, gid: spec.includes(':') || !sameGid ? u.gid : u.uid };
+  }
+
+  private contextTree(): SourceTree {
+    this.context ??= new SourceTree(this.opts.contextDir, loadIgnoreRules(this.opts.contextDir, this.opts.dockerfilePath));
+    return this.context;
+  }
+
+  private async copyStep(state: State, cmd: ParsedCommand & { kind: 'COPY' | 'ADD' }): Promise<State> {
+    const kw = cmd.kind;
+    const env = this.expansionEnv(state);
+    const exp = (s: string) => this.expand(s, env);
+    const dest = exp(cmd.dest);
+    const sources = cmd.sources.map(exp);
+    const from = cmd.from !== undefined ? exp(cmd.from) : undefined;
+    const chown = cmd.chown ? exp(cmd.chown) : undefined;
+    const chmodText = cmd.chmod ? exp(cmd.chmod) : undefined;
+    let chmod: number | undefined;
+    if (chmodText !== undefined) {
+      if (!/^[0-7]{3,4}$/.test(chmodText)) throw new BuildError(`invalid chmod parameter: ${chmodText} (ply supports octal modes)`);
+      chmod = parseInt(chmodText, 8);
+    }
+    const contents = cmd.contents.map((c) => ({ ...c, data: c.expand ? expandHeredoc(c.data, env) : c.data }));
+    const dirDest = dest.endsWith('/') || dest === '.' || dest.endsWith('/.') || dest === '..' || dest.endsWith('/..');
+    if (sources.length + contents.length > 1 && !dirDest) {
+      throw new BuildError(`When using ${kw} with more than one source file, the destination must be a directory and end with a /`);
+    }
+    const wd = state.config.config?.WorkingDir || '/';
+    let absDest = path.posix.join(dest.startsWith('/') ? '/' : wd, dest);
+    if (dirDest && !absDest.endsWith('/')) absDest += '/';
+
+    // Where the sources come from: another stage or image (--from), URLs (ADD), or the context.
+    let tree: SourceTree | undefined;
+    let fromImage: State | undefined;
+    const urls: string[] = [];
+    const local: string[] = [];
+    for (const s of sources) (kw === 'ADD' && /^https?:\/\//i.test(s) ? urls : local).push(s);
+    if (cmd.checksum && (local.length > 0 || urls.length !== 1)) throw new BuildError('checksum can\'t be specified for multiple sources or non-HTTP(S) sources');
+    if (from !== undefined) {
+      fromImage = await this.fromSource(from);
+    } else {
+      tree = this.contextTree();
+    }
+    const resolved: ResolvedSource[] = tree ? local.map((s) => tree!.resolve(s, kw)) : [];
+    const downloads = await Promise.all(urls.map((u) => this.download(u, cmd.checksum)));
+
+    const createdBy = `${kw} ${[...sources, ...contents.map((c) => `<<${c.path}`), dest].join(' ')} # buildkit`;
+    const key = stepKey([
+      state.image.id,
+      createdBy,
+      absDest,
+      `chown=${chown ?? ''}`,
+      `chmod=${chmodText ?? ''}`,
+      fromImage ? `from=${fromImage.image.id}` : tree!.checksum(resolved),
+      ...contents.map((c) => `${c.path}\0${c.data}`),
+      ...downloads.map((d) => `${d.url}\0${d.digest}`),
+    ]);
+    return this.cached(state, key, async () => {
+      const rootfs = await this.rootfs(state);
+      const items: CopyItem[] = [];
+      if (fromImage) {
+        const srcRoot = await this.rootfs(fromImage);
+        const { SourceTree } = await import('./context.js');
+        const srcTree = new SourceTree(srcRoot ?? this.emptyDir(), null, true);
+        for (const s of local) for (const m of srcTree.resolve(s, kw).matches) items.push({ kind: 'match', match: m });
+      } else {
+        const { isArchive } = await import('./copy.js');
+        for (const r of resolved) {
+          for (const m of r.matches) {
+            if (kw === 'ADD' && !m.isDir && m.entries[0]!.type === 'file' && (await isArchive(m.abs))) items.push({ kind: 'archive', abs: m.abs });
+            else items.push({ kind: 'match', match: m });
+          }
+        }
+      }
+      for (const d of downloads) items.push({ kind: 'content', name: d.name, data: d.data, mode: 0o600, ...(d.mtime !== undefined ? { mtime: d.mtime } : {}) });
+      for (const c of contents) items.push({ kind: 'content', name: c.path, data: Buffer.from(c.data), mode: 0o644 });
+      const owner = chown ? await this.resolveOwner(rootfs, chown) : undefined;
+      const matches = items.length;
+      return {
+        containerConfig: state.config.config ?? {},
+        createdBy,
+        layer: await this.writeCopyLayer({ rootfs, dest: absDest, items, forceDir: matches > 1, owner, chmod }),
+      };
+    });
+  }
+
+  private emptyDir(): string {
+    const d = path.join(this.workDir(), 'empty');
+    fs.mkdirSync(d, { recursive: true });
+    return d;
+  }
+
+  private async writeCopyLayer(req: {
+    rootfs: string | null;
+    dest: string;
+    items: CopyItem[];
+    forceDir: boolean;
+    owner?: { uid: number; gid: number };
+    chmod?: number;
+  }): Promise<LayerRecord> {
+    const { CopyWriter } = await import('./copy.js');
+    const sde = sourceDateEpoch();
+    const writer = new CopyWriter({ ...req, now: sde ?? Math.floor(Date.now() / 1000), ...(sde !== undefined ? { clamp: sde } : {}) });
+    writer.plan();
+    return this.ingest((w) => writer.write(w));
+  }
+
+  /** COPY --from: an earlier stage (name or index), else an image (pulled if it is not here). */
+  private async fromSource(from: string): Promise<State> {
+    const stage = this.stageRef(from, this.currentStage);
+    if (stage) {
+      const done = this.stageResults.get(stage.index);
+      if (!done) throw new BuildError(`invalid from flag value ${from}: stage was not built`);
+      return done;
+    }
+    if (this.df.stages.some((s) => s.name === from.toLowerCase())) {
+      throw new BuildError(`invalid from flag value ${from}: a stage can only copy from stages before it`);
+    }
+    try {
+      return this.stateOf(await this.baseImage(from, undefined), new Map());
+    } catch (e) {
+      throw new BuildError(`invalid from flag value ${from}: no build stage or image named "${from}" (${(e as Error).message})`);
+    }
+  }
+
+  private async download(url: string, checksum?: string): Promise<{ url: string; name: string; data: Buffer; digest: string; mtime?: number }> {
+    let res: Response;
+    try {
+      res = await fetch(url, { signal: AbortSignal.timeout(30_000), redirect: 'follow' });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      throw new BuildError(`ADD failed: cannot download ${url}: ${cause?.message ?? cause?.code ?? (e as Error).message}`);
+    }
+    if (!res.ok) throw new BuildError(`ADD failed: cannot download ${url}: ${res.status} ${res.statusText}`);
+    const data = Buffer.from(await res.arrayBuffer());
+    const { digestOf } = await import('../digest/digest.js');
+    const digest = digestOf(data);
+    if (checksum && checksum !== digest) throw new BuildError(`ADD failed: digest mismatch for ${url}: expected ${checksum}, got ${digest}`);
+    const lm = res.headers.get('last-modified');
+    const mtime = lm ? Math.floor(Date.parse(lm) / 1000) : undefined;
+    let name = path.posix.basename(new URL(url).pathname);
+    if (!name || name === '/') name = '__unnamed__';
+    return { url, name, data, digest, ...(mtime !== undefined && Number.isFinite(mtime) ? { mtime } : {}) };
+  }
+}

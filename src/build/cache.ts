@@ -1,0 +1,59 @@
+// The build cache: step key → the image that step produced (an untagged intermediate image, as docker's classic
+// builder keeps them). The image record holds the step's layers and config blobs against GC; deleting the image
+// (rmi, image prune) drops its cache entries with it (ON DELETE CASCADE), so the cache never points at nothing.
+
+import { createHash } from 'node:crypto';
+import type { DB } from '../db/db.js';
+import { writeTx } from '../db/db.js';
+
+/** A step's cache key: sha256 over its parts, each length-prefixed so no two part lists collide. */
+export function stepKey(parts: (string | undefined)[]): string {
+  const h = createHash('sha256');
+  h.update('ply-build-v1\n');
+  for (const p of parts) {
+    const s = p ?? '\u0000undefined';
+    h.update(`${Buffer.byteLength(s)}:${s}\n`);
+  }
+  return h.digest('hex');
+}
+
+export class BuildCache {
+  constructor(private readonly db: DB) {}
+
+  /** The manifest digest of the image a step with this key produced, if the image still exists. */
+  get(key: string): string | undefined {
+    const row = this.db.prepare('SELECT c.image AS image FROM build_cache c JOIN images i ON i.digest = c.image WHERE c.key = ?').get(key) as
+      | { image: string }
+      | undefined;
+    if (!row) return undefined;
+    this.db.prepare('UPDATE build_cache SET last_used = ? WHERE key = ?').run(Date.now(), key);
+    return row.image;
+  }
+
+  put(key: string, image: string): void {
+    const now = Date.now();
+    this.db
+      .prepare('INSERT INTO build_cache (key, image, created, last_used) VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET image = excluded.image, last_used = excluded.last_used')
+      .run(key, image, now, now);
+  }
+
+  /** Every image the cache refers to. */
+  images(): string[] {
+    return (this.db.prepare('SELECT DISTINCT image FROM build_cache').all() as { image: string }[]).map((r) => r.image);
+  }
+
+  count(): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM build_cache').get() as { n: number }).n;
+  }
+
+  /** Removes the entries pointing at these images (all entries when `images` is undefined); returns how many. */
+  remove(images?: string[]): number {
+    return writeTx(this.db, () => {
+      if (!images) return this.db.prepare('DELETE FROM build_cache').run().changes;
+      const del = this.db.prepare('DELETE FROM build_cache WHERE image = ?');
+      let n = 0;
+      for (const i of images) n += del.run(i).changes;
+      return n;
+    });
+  }
+}

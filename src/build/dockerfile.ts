@@ -1,0 +1,528 @@
+// The Dockerfile parser: text → instructions → build stages, with buildkit's rules (frontend/dockerfile/parser
+// parser.go for lines, directives, continuations and heredocs; instructions/parse.go for each instruction).
+//
+// Word-level work (builder flags, key=value pairs, quotes, variable expansion) reuses src/image/changes.ts, which
+// implements the same buildkit pieces for `--change`. Known limitation: `# escape=\`` changes the line
+// continuation character (and the heredoc/line handling here) but words are still lexed with `\` as the escape,
+// which only matters for Windows-style paths.
+
+import { PlyError } from '../errors.js';
+import { applyChanges, expandVariables, parseBuilderFlags, parseInstruction, splitWords, type FlagSpec } from '../image/changes.js';
+
+/** A Dockerfile error: message as buildkit words it, with the line it is about. */
+export class DockerfileParseError extends PlyError {
+  override exitCode = 1;
+  constructor(
+    readonly reason: string,
+    readonly line?: number,
+  ) {
+    super(line !== undefined ? `dockerfile parse error on line ${line}: ${reason}` : `dockerfile parse error: ${reason}`);
+  }
+}
+
+export interface Heredoc {
+  /** The word after `<<` with its quotes removed (EOF). */
+  name: string;
+  /** The lines up to the terminator, each with its newline; leading tabs are NOT yet removed for `<<-`. */
+  content: string;
+  /** False when the word was quoted (`<<"EOF"`, `<<'EOF'`): no variable expansion in the content. */
+  expand: boolean;
+  /** `<<-EOF`: leading tabs are stripped from the content lines and the terminator. */
+  chomp: boolean;
+  /** The file descriptor before `<<` (`3<<EOF`), 0 when none. */
+  fd: number;
+}
+
+/** One instruction as the parser sees it (buildkit parser.Node plus the split done by newNodeFromLine). */
+export interface Instruction {
+  /** Upper-case keyword: RUN, COPY, ... */
+  keyword: string;
+  /** The instruction's text with continuation lines joined (what `Step N/M :` shows). */
+  original: string;
+  /** Builder flags (`--from=x`), `--flag value` joined into `--flag=value`. */
+  flags: string[];
+  /** The arguments after the flags, trimmed. */
+  args: string;
+  /** The arguments as a JSON string array (exec form), when they are one. */
+  json?: string[];
+  heredocs: Heredoc[];
+  /** 1-based first and last line. */
+  line: number;
+  endLine: number;
+}
+
+export interface ParsedLines {
+  directives: Record<string, string>;
+  escape: string;
+  instructions: Instruction[];
+  /** Lines that were empty continuation lines (buildkit warns about them). */
+  warnings: string[];
+}
+
+const DIRECTIVE_RE = /^#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=[ \t]*(.+?)[ \t]*$/;
+const ALLOWED_DIRECTIVES = new Set(['escape', 'syntax', 'check']);
+const HEREDOC_RE = /^(\d*)<<(-?)([^<]*)$/;
+const HEREDOC_KEYWORDS = new Set(['RUN', 'COPY', 'ADD']);
+
+function trimLeadingWhitespace(s: string): string {
+  return s.replace(/^[ \t]+/, '');
+}
+
+function trimNewline(s: string): string {
+  return s.replace(/[\r\n]+$/, '');
+}
+
+function isComment(s: string): boolean {
+  return trimLeadingWhitespace(trimNewline(s)).startsWith('#');
+}
+
+function quoteCount(s: string): number {
+  let n = 0;
+  for (const c of s) if (c === '"' || c === "'") n++;
+  return n;
+}
+
+/**
+ * A heredoc word (`<<EOF`, `<<-"EOF"`, `3<<EOF`), or undefined when `src` is not exactly one (buildkit
+ * ParseHeredoc). The name is the word with quotes removed; quoting any part of it turns expansion off.
+ */
+export function parseHeredocWord(src: string): Omit<Heredoc, 'content'> | undefined {
+  const m = HEREDOC_RE.exec(src);
+  if (!m) return undefined;
+  const rest = m[3]!;
+  if (rest === '') return undefined;
+  const raw = splitWords(rest);
+  if (raw.length !== 1) return undefined;
+  let name: string;
+  try {
+    name = expandVariables(raw[0]!, {});
+  } catch {
+    return undefined;
+  }
+  return { name, expand: quoteCount(name) === quoteCount(raw[0]!), chomp: m[2] === '-', fd: m[1] ? Number(m[1]) : 0 };
+}
+
+/** `<<-` content: leading tabs removed from every line (buildkit ChompHeredocContent). */
+export function chompHeredocContent(s: string): string {
+  return s.replace(/^\t+/gm, '');
+}
+
+/** The heredocs a RUN/COPY/ADD line announces, in order (buildkit heredocsFromLine). */
+function heredocsFromLine(line: string): Omit<Heredoc, 'content'>[] {
+  const out: Omit<Heredoc, 'content'>[] = [];
+  for (const word of splitWords(line)) {
+    const h = parseHeredocWord(word);
+    if (h) out.push(h);
+  }
+  return out;
+}
+
+/**
+ * Splits a Dockerfile into instructions (buildkit parser.Parse): parser directives at the top, comments, line
+ * continuations with the escape character (comment and empty lines inside a continuation are skipped), heredocs
+ * for RUN, COPY and ADD. Does not check the instructions themselves.
+ */
+export function parseLines(text: string): ParsedLines {
+  const src = text.startsWith('\ufeff') ? text.slice(1) : text;
+  const lines = src.split('\n');
+  // A final newline does not start another (empty) line.
+  if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+  const directives: Record<string, string> = {};
+  let escape = '\\';
+  let directivesDone = false;
+  let continuation = /\\[ \t]*$/;
+  const warnings: string[] = [];
+
+  const parseDirective = (raw: string, lineNo: number) => {
+    if (directivesDone) return;
+    const m = DIRECTIVE_RE.exec(raw);
+    const key = m?.[1]!.toLowerCase();
+    if (!m || !ALLOWED_DIRECTIVES.has(key!)) {
+      directivesDone = true;
+      return;
+    }
+    if (Object.hasOwn(directives, key!)) throw new DockerfileParseError(`only one ${key} parser directive can be used`, lineNo);
+    const value = m[2]!;
+    if (key === 'escape') {
+      if (value !== '`' && value !== '\\') throw new DockerfileParseError(`invalid escape token '${value}' does not match \` or \\`, lineNo);
+      escape = value;
+      continuation = value === '`' ? /`[ \t]*$/ : /\\[ \t]*$/;
+    }
+    directives[key!] = value;
+  };
+  /** buildkit processLine: newline trimmed, optionally left-trimmed, comments become empty. */
+  const processLine = (raw: string, lineNo: number, stripLeft: boolean): string => {
+    let token = trimNewline(raw);
+    if (stripLeft) token = trimLeadingWhitespace(token);
+    parseDirective(token, lineNo);
+    return isComment(token) ? '' : token;
+  };
+  const trimContinuation = (s: string): [string, boolean] => (continuation.test(s) ? [s.replace(continuation, ''), false] : [s, true]);
+
+  const instructions: Instruction[] = [];
+  let i = 0;
+  while (i < lines.length) {
+    const startLine = i + 1;
+    const first = processLine(lines[i]!, startLine, true);
+    i++;
+    let [text, endOfLine] = trimContinuation(first);
+    if (endOfLine && text === '') continue;
+    let hadEmptyContinuation = false;
+    while (!endOfLine && i < lines.length) {
+      const raw = lines[i]!;
+      const processed = processLine(raw, i + 1, false);
+      i++;
+      if (isComment(raw)) continue;
+      if (trimLeadingWhitespace(trimNewline(processed)) === '') {
+        hadEmptyContinuation = true;
+        continue;
+      }
+      const [cont, eol] = trimContinuation(processed);
+      text += cont;
+      endOfLine = eol;
+    }
+    if (hadEmptyContinuation) warnings.push(`empty continuation line found in instruction starting on line ${startLine}`);
+    let parsed: ReturnType<typeof parseInstruction>;
+    try {
+      parsed = parseInstruction(text);
+    } catch (e) {
+      throw new DockerfileParseError((e as Error).message, startLine);
+    }
+    const instruction: Instruction = {
+      keyword: parsed.keyword,
+      original: text.trim(),
+      flags: parsed.flags,
+      args: parsed.args,
+      ...(parsed.json ? { json: parsed.json } : {}),
+      heredocs: [],
+      line: startLine,
+      endLine: i,
+    };
+    if (HEREDOC_KEYWORDS.has(parsed.keyword) && text.includes('<<')) {
+      for (const h of heredocsFromLine(text)) {
+        let content = '';
+        let terminated = false;
+        while (i < lines.length) {
+          const raw = lines[i]!;
+          i++;
+          let candidate = trimNewline(raw);
+          if (h.chomp) candidate = candidate.replace(/^\t+/, '');
+          if (candidate === h.name) {
+            terminated = true;
+            break;
+          }
+          content += `${raw}\n`;
+        }
+        if (!terminated) throw new DockerfileParseError('unterminated heredoc', startLine);
+        instruction.heredocs.push({ ...h, content });
+      }
+      instruction.endLine = i;
+    }
+    instructions.push(instruction);
+  }
+  return { directives, escape, instructions, warnings };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Instructions (buildkit instructions/parse.go)
+
+export interface KeyValueOptional {
+  key: string;
+  /** The raw default (quotes and variables still in), or undefined for `ARG NAME`. */
+  value?: string;
+}
+
+export interface SourceContent {
+  /** The heredoc's name: the file name it becomes. */
+  path: string;
+  data: string;
+  expand: boolean;
+}
+
+export type Command =
+  | { kind: 'FROM'; base: string; stageName?: string; platform?: string }
+  | { kind: 'ARG'; args: KeyValueOptional[] }
+  | { kind: 'RUN'; cmdLine: string[]; prependShell: boolean; network?: string; files: Heredoc[] }
+  | {
+      kind: 'COPY' | 'ADD';
+      sources: string[];
+      contents: SourceContent[];
+      dest: string;
+      from?: string;
+      chown?: string;
+      chmod?: string;
+      link: boolean;
+      checksum?: string;
+      keepGitDir: boolean;
+    }
+  | { kind: 'SHELL'; shell: string[] }
+  | { kind: 'MAINTAINER'; maintainer: string }
+  /** Applied to the config with applyChanges: CMD ENTRYPOINT ENV LABEL EXPOSE USER WORKDIR VOLUME STOPSIGNAL HEALTHCHECK ONBUILD. */
+  | { kind: 'CONFIG' };
+
+export type ParsedCommand = Command & { instruction: Instruction };
+
+const CONFIG_KEYWORDS = new Set(['CMD', 'ENTRYPOINT', 'ENV', 'LABEL', 'EXPOSE', 'USER', 'WORKDIR', 'VOLUME', 'STOPSIGNAL', 'HEALTHCHECK', 'ONBUILD']);
+export const KNOWN_INSTRUCTIONS = new Set([...CONFIG_KEYWORDS, 'FROM', 'ARG', 'RUN', 'COPY', 'ADD', 'SHELL', 'MAINTAINER']);
+const STAGE_NAME_RE = /^[a-z][a-z0-9-_.]*$/;
+
+const COPY_FLAGS: FlagSpec = { from: 'string', chown: 'string', chmod: 'string', link: 'bool', parents: 'bool', exclude: 'string' };
+const ADD_FLAGS: FlagSpec = { chown: 'string', chmod: 'string', link: 'bool', 'keep-git-dir': 'bool', checksum: 'string', exclude: 'string' };
+
+/** Edit distance with transpositions (optimal string alignment), for "did you mean" on unknown instructions. */
+function distance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+function unknownInstruction(keyword: string): string {
+  let best = '';
+  let bestD = Infinity;
+  for (const k of KNOWN_INSTRUCTIONS) {
+    const dd = distance(keyword, k);
+    if (dd < bestD) {
+      bestD = dd;
+      best = k;
+    }
+  }
+  const close = bestD <= 1 || (bestD <= 2 && keyword.length >= 6);
+  return close ? `unknown instruction: ${keyword} (did you mean ${best}?)` : `unknown instruction: ${keyword}`;
+}
+
+/** buildkit's flag parsing; repeatable flags (`--exclude`) are allowed more than once. */
+function flagsOf(ins: Instruction, spec: FlagSpec, repeatable: string[] = []): Map<string, string> {
+  const single: string[] = [];
+  for (const f of ins.flags) {
+    const name = f.replace(/^--/, '').split('=')[0]!;
+    if (!repeatable.includes(name)) single.push(f);
+  }
+  return parseBuilderFlags(single, spec);
+}
+
+/** Arguments as a JSON string array or whitespace-separated words (buildkit parseMaybeJSONToList). */
+function jsonOrWords(ins: Instruction): string[] {
+  if (ins.json) return ins.json;
+  if (ins.args.trimStart().startsWith('[')) {
+    try {
+      const v = JSON.parse(ins.args) as unknown;
+      if (Array.isArray(v)) throw new Error('when using JSON array syntax, arrays must be comprised of strings only');
+    } catch (e) {
+      if ((e as Error).message.startsWith('when using')) throw e;
+    }
+  }
+  return ins.args === '' ? [] : ins.args.split(/[\t\v\f\r ]+/);
+}
+
+/** Turns one instruction into a command, checking its arguments and flags as buildkit does at parse time. */
+export function parseCommand(ins: Instruction): ParsedCommand {
+  try {
+    return { ...toCommand(ins), instruction: ins };
+  } catch (e) {
+    if (e instanceof DockerfileParseError) throw e;
+    throw new DockerfileParseError((e as Error).message, ins.line);
+  }
+}
+
+/**
+ * The flag splitter joins `--flag value` into `--flag=value`; for a boolean flag written without `=`
+ * (`COPY --link src dst`) the word after it is an argument again.
+ */
+function unjoinBoolFlags(ins: Instruction, spec: FlagSpec): Instruction {
+  const flags: string[] = [];
+  const moved: string[] = [];
+  for (const f of ins.flags) {
+    const eq = f.indexOf('=');
+    const name = eq < 0 ? f.slice(2) : f.slice(2, eq);
+    const value = eq < 0 ? '' : f.slice(eq + 1);
+    if (spec[name] === 'bool' && eq >= 0 && !/^(true|false)$/i.test(value) && !ins.original.includes(`--${name}=`)) {
+      flags.push(`--${name}`);
+      moved.push(value);
+    } else {
+      flags.push(f);
+    }
+  }
+  if (moved.length === 0) return ins;
+  const args = [...moved, ins.args].filter((a) => a !== '').join(' ');
+  return { ...ins, flags, args };
+}
+
+function toCommand(ins: Instruction): Command {
+  const kw = ins.keyword;
+  switch (kw) {
+    case 'FROM': {
+      const flags = flagsOf(ins, { platform: 'string' });
+      const words = ins.args === '' ? [] : ins.args.split(/[\t\v\f\r ]+/);
+      if (words.length !== 1 && words.length !== 3) throw new Error('FROM requires either one or three arguments');
+      let stageName: string | undefined;
+      if (words.length === 3) {
+        if (words[1]!.toLowerCase() !== 'as') throw new Error("FROM requires either one or three arguments (the second must be 'AS')");
+        stageName = words[2]!.toLowerCase();
+        if (!STAGE_NAME_RE.test(stageName)) {
+          throw new Error(`invalid name for build stage: "${words[2]}", name can't start with a number or contain symbols`);
+        }
+      }
+      const platform = flags.get('platform');
+      return { kind: 'FROM', base: words[0]!, ...(stageName ? { stageName } : {}), ...(platform ? { platform } : {}) };
+    }
+    case 'ARG': {
+      flagsOf(ins, {});
+      const words = splitWords(ins.args);
+      if (words.length === 0) throw new Error('ARG requires at least one argument');
+      const args = words.map((w): KeyValueOptional => {
+        const eq = w.indexOf('=');
+        const key = eq < 0 ? w : w.slice(0, eq);
+        if (key === '') throw new Error('ARG names can not be blank');
+        return eq < 0 ? { key } : { key, value: w.slice(eq + 1) };
+      });
+      return { kind: 'ARG', args };
+    }
+    case 'RUN': {
+      const flags = flagsOf(ins, { mount: 'string', network: 'string', security: 'string' }, ['mount']);
+      if (ins.flags.some((f) => f.startsWith('--mount'))) throw new Error('RUN --mount is not supported by ply yet');
+      const network = flags.get('network');
+      if (network !== undefined && !['default', 'none', 'host'].includes(network)) throw new Error(`unsupported network mode: ${network}`);
+      if (flags.get('security') && flags.get('security') !== 'sandbox') throw new Error(`RUN --security=${flags.get('security')} is not supported by ply`);
+      if (ins.args === '') throw new Error('RUN requires at least one argument');
+      const files = ins.heredocs;
+      if (ins.json) return { kind: 'RUN', cmdLine: ins.json, prependShell: false, ...(network ? { network } : {}), files };
+      return { kind: 'RUN', cmdLine: [ins.args], prependShell: true, ...(network ? { network } : {}), files };
+    }
+    case 'COPY':
+    case 'ADD': {
+      ins = unjoinBoolFlags(ins, kw === 'COPY' ? COPY_FLAGS : ADD_FLAGS);
+      const flags = flagsOf(ins, kw === 'COPY' ? COPY_FLAGS : ADD_FLAGS, ['exclude']);
+      if (ins.flags.some((f) => f.startsWith('--exclude'))) throw new Error(`${kw} --exclude is not supported by ply yet`);
+      if (flags.get('parents') === 'true') throw new Error('COPY --parents is not supported by ply yet');
+      const words = jsonOrWords(ins);
+      if (words.length < 2) {
+        throw new Error(`${kw} requires at least two arguments, but only ${words.length === 0 ? 'none were' : 'one was'} provided. Destination could not be determined.`);
+      }
+      const dest = words[words.length - 1]!;
+      if (parseHeredocWord(dest)) throw new Error(`${kw} cannot accept a heredoc as a destination`);
+      const byName = new Map(ins.heredocs.map((h) => [h.name, h]));
+      const sources: string[] = [];
+      const contents: SourceContent[] = [];
+      for (const s of words.slice(0, -1)) {
+        const h = parseHeredocWord(s);
+        const doc = h && byName.get(h.name);
+        if (h && doc) {
+          contents.push({ path: h.name, data: h.chomp ? chompHeredocContent(doc.content) : doc.content, expand: h.expand });
+        } else {
+          sources.push(s);
+        }
+      }
+      const from = flags.get('from');
+      const chown = flags.get('chown');
+      const chmod = flags.get('chmod');
+      const checksum = flags.get('checksum');
+      return {
+        kind: kw,
+        sources,
+        contents,
+        dest,
+        ...(from !== undefined ? { from } : {}),
+        ...(chown ? { chown } : {}),
+        ...(chmod ? { chmod } : {}),
+        link: flags.get('link') === 'true',
+        ...(checksum ? { checksum } : {}),
+        keepGitDir: flags.get('keep-git-dir') === 'true',
+      };
+    }
+    case 'SHELL': {
+      flagsOf(ins, {});
+      if (!ins.json) throw new Error('SHELL requires the arguments to be in JSON form');
+      if (ins.json.length === 0) throw new Error('SHELL requires at least one argument');
+      return { kind: 'SHELL', shell: ins.json };
+    }
+    case 'MAINTAINER': {
+      flagsOf(ins, {});
+      if (ins.args === '') throw new Error('MAINTAINER requires exactly one argument');
+      return { kind: 'MAINTAINER', maintainer: ins.args };
+    }
+    default:
+      if (!CONFIG_KEYWORDS.has(kw)) throw new Error(unknownInstruction(kw));
+      validateConfigInstruction(ins);
+      return { kind: 'CONFIG' };
+  }
+}
+
+/**
+ * Checks a config instruction's syntax by applying it to an empty config. Expansion errors are left for the
+ * build (they depend on the variables in scope then).
+ */
+function validateConfigInstruction(ins: Instruction): void {
+  try {
+    applyChanges({}, [ins.original]);
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (msg.startsWith('failed to process')) return;
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Stages
+
+export interface Stage {
+  /** Lower-cased `AS` name. */
+  name?: string;
+  index: number;
+  from: ParsedCommand & { kind: 'FROM' };
+  commands: ParsedCommand[];
+}
+
+export interface Dockerfile {
+  directives: Record<string, string>;
+  /** ARG instructions before the first FROM: they are in scope for FROM lines only. */
+  metaArgs: (ParsedCommand & { kind: 'ARG' })[];
+  stages: Stage[];
+  warnings: string[];
+}
+
+/** Parses a whole Dockerfile into its global ARGs and its stages; every instruction is checked. */
+export function parseDockerfile(text: string): Dockerfile {
+  const parsed = parseLines(text);
+  if (parsed.instructions.length === 0) throw new DockerfileParseError('file with no instructions');
+  const metaArgs: (ParsedCommand & { kind: 'ARG' })[] = [];
+  const stages: Stage[] = [];
+  for (const ins of parsed.instructions) {
+    const cmd = parseCommand(ins);
+    if (cmd.kind === 'FROM') {
+      if (cmd.stageName && stages.some((s) => s.name === cmd.stageName)) {
+        throw new DockerfileParseError(`duplicate stage name "${cmd.stageName}"`, ins.line);
+      }
+      stages.push({ ...(cmd.stageName ? { name: cmd.stageName } : {}), index: stages.length, from: cmd, commands: [] });
+      continue;
+    }
+    const stage = stages[stages.length - 1];
+    if (!stage) {
+      if (cmd.kind === 'ARG') {
+        metaArgs.push(cmd);
+        continue;
+      }
+      throw new DockerfileParseError('no build stage in current context', ins.line);
+    }
+    stage.commands.push(cmd);
+  }
+  if (stages.length === 0) throw new DockerfileParseError('no build stage in current context');
+  return { directives: parsed.directives, metaArgs, stages, warnings: parsed.warnings };
+}
+
+/** Parses one ONBUILD trigger (an instruction without heredocs). */
+export function parseTrigger(text: string): ParsedCommand {
+  const parsed = parseLines(text);
+  if (parsed.instructions.length !== 1) throw new DockerfileParseError(`invalid ONBUILD trigger: ${text}`);
+  const cmd = parseCommand(parsed.instructions[0]!);
+  if (cmd.kind === 'FROM' || cmd.instruction.keyword === 'ONBUILD' || cmd.kind === 'MAINTAINER') {
+    throw new DockerfileParseError(`${cmd.instruction.keyword} isn't allowed as an ONBUILD trigger`);
+  }
+  return cmd;
+}

@@ -1,0 +1,58 @@
+// `ply builder prune`: empties the build cache and deletes the intermediate images it kept alive.
+//   default: the dangling cache — entries whose images are not in the history (parent chain) of a named image;
+//   --all:   every entry; intermediate images go unless a name or a container still holds them.
+
+import fs from 'node:fs';
+import type { Engine } from '../engine.js';
+import type { Digest } from '../oci/types.js';
+import { BuildCache } from './cache.js';
+
+export interface PruneResult {
+  /** Image IDs of the deleted intermediate images. */
+  deleted: string[];
+  /** Cache entries removed. */
+  entries: number;
+  reclaimed: number;
+}
+
+export function pruneBuildCache(engine: Engine, opts: { all?: boolean } = {}): PruneResult {
+  const cache = new BuildCache(engine.db);
+  const names = engine.images.names();
+  const inUse = new Set(engine.containers.list().map((c) => c.image));
+  const all = engine.images.list();
+  const byId = new Map<string, (typeof all)[number]>();
+  for (const i of all) byId.set(i.id, i);
+  // Images in the history of a named image (its parent chain): their cache is not dangling.
+  const kept = new Set<string>();
+  if (!opts.all) {
+    for (const img of all) {
+      if (!names.has(img.digest)) continue;
+      for (let cur: (typeof all)[number] | undefined = img; cur && !kept.has(cur.digest); cur = cur.parent ? byId.get(cur.parent) : undefined) {
+        kept.add(cur.digest);
+      }
+    }
+  }
+  const cached = cache.images();
+  const dropEntries = cached.filter((d) => !kept.has(d));
+  const deletable = dropEntries.filter((d) => !names.has(d) && !inUse.has(d));
+  // Blob sizes before deleting (to report what the deletion frees).
+  const sizes = new Map<string, number>();
+  const blobsOf = engine.db.prepare('SELECT blob FROM image_blobs WHERE image = ?');
+  for (const d of deletable) {
+    for (const r of blobsOf.all(d) as { blob: Digest }[]) {
+      if (sizes.has(r.blob)) continue;
+      try {
+        sizes.set(r.blob, fs.statSync(engine.content.path(r.blob)).size);
+      } catch {
+        // already gone
+      }
+    }
+  }
+  const entries = cache.remove(opts.all ? undefined : dropEntries);
+  const ids = deletable.map((d) => engine.images.get(d)?.id).filter((x): x is Digest => x !== undefined);
+  const { blobs } = engine.images.deleteImages(deletable);
+  engine.pruneSnapshots();
+  let reclaimed = 0;
+  for (const b of blobs) reclaimed += sizes.get(b) ?? 0;
+  return { deleted: [...new Set(ids)], entries, reclaimed };
+}

@@ -1,0 +1,251 @@
+// Build commands: build / image build / builder build (a Dockerfile → an image, with docker's classic output),
+// builder prune. The builder is loaded only when a build runs.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { InvalidArgumentError } from '../errors.js';
+import { out, withEngine } from './engine.js';
+import { collect } from './main.js';
+
+interface BuildFlags {
+  tag: string[];
+  file?: string;
+  buildArg: string[];
+  target?: string;
+  cache: boolean;
+  pull?: boolean;
+  label: string[];
+  network?: string;
+  quiet?: boolean;
+  iidfile?: string;
+  progress: string;
+}
+
+export function registerBuildCommands(program: Command): void {
+  const image = program.commands.find((c) => c.name() === 'image') ?? program.command('image').description('Manage images');
+  const builder = program.command('builder').description('Manage builds').usage('COMMAND');
+  for (const cmd of [program.command('build'), image.command('build'), builder.command('build')]) {
+    cmd
+      .description('Build an image from a Dockerfile')
+      .usage('[OPTIONS] PATH | -')
+      .argument('<context>')
+      .option('-t, --tag <name>', 'Name and optionally a tag in the "name:tag" format', collect, [])
+      .option('-f, --file <string>', "Name of the Dockerfile (default: 'PATH/Dockerfile'; '-' reads it from STDIN)")
+      .option('--build-arg <list>', 'Set build-time variables', collect, [])
+      .option('--target <string>', 'Set the target build stage to build')
+      .option('--no-cache', 'Do not use cache when building the image')
+      .option('--pull', 'Always attempt to pull a newer version of the image')
+      .option('--label <list>', 'Set metadata for an image', collect, [])
+      .option('--network <string>', 'Set the networking mode for the RUN instructions during build (host, none)')
+      .option('-q, --quiet', 'Suppress the build output and print image ID on success')
+      .option('--iidfile <string>', 'Write the image ID to the file')
+      .addOption(new Option('--progress <string>', 'Set type of progress output').choices(['auto', 'plain', 'tty']).default('auto'))
+      .addOption(new Option('--rm', 'Remove intermediate containers after a successful build (always)').hideHelp())
+      .addOption(new Option('--force-rm', 'Always remove intermediate containers (always)').hideHelp())
+      .action(buildAction);
+  }
+  builder
+    .command('prune')
+    .description('Remove build cache')
+    .usage('[OPTIONS]')
+    .option('-a, --all', 'Remove all unused build cache, not just dangling ones')
+    .option('-f, --force', 'Do not prompt for confirmation')
+    .action(pruneAction);
+}
+
+function parseKeyValueFlags(list: string[], flag: string, fromEnv: boolean): Record<string, string> {
+  const outMap: Record<string, string> = {};
+  for (const item of list) {
+    const i = item.indexOf('=');
+    if (i === 0) throw new InvalidArgumentError(`invalid argument "${item}" for "--${flag}" flag`);
+    if (i > 0) outMap[item.slice(0, i)] = item.slice(i + 1);
+    else if (!fromEnv) outMap[item] = '';
+    else if (process.env[item] !== undefined) outMap[item] = process.env[item]!;
+  }
+  return outMap;
+}
+
+async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function looksLikeTar(b: Buffer): boolean {
+  if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) return true; // gzip
+  if (b.length >= 3 && b.subarray(0, 3).toString('latin1') === 'BZh') return true;
+  if (b.length >= 6 && b.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return true;
+  return b.length >= 262 && b.subarray(257, 262).toString('latin1') === 'ustar';
+}
+
+function readDockerfileAt(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new InvalidArgumentError(`unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat ${file}: no such file or directory`);
+    if (code === 'EISDIR') throw new InvalidArgumentError(`unable to prepare context: ${file} is a directory, not a Dockerfile`);
+    throw new InvalidArgumentError(`unable to read Dockerfile ${file}: ${(e as Error).message}`);
+  }
+}
+
+async function buildAction(context: string, f: BuildFlags): Promise<void> {
+  // Everything the user typed is checked before anything is read or built.
+  const network = f.network === undefined || f.network === 'default' ? undefined : f.network;
+  if (network !== undefined && network !== 'host' && network !== 'none') {
+    throw new InvalidArgumentError(`network mode "${f.network}" not supported by ply build (host, none)`);
+  }
+  if (/^(https?|git|ssh):\/\//i.test(context) || /^git@/.test(context)) {
+    throw new InvalidArgumentError(`unable to prepare context: remote build contexts (${context}) are not supported by ply`);
+  }
+  if (context === '-' && f.file === '-') throw new InvalidArgumentError('invalid argument: can\'t use stdin for both build context and dockerfile');
+  const buildArgs = parseKeyValueFlags(f.buildArg, 'build-arg', true);
+  const labels = parseKeyValueFlags(f.label, 'label', false);
+
+  // A fully cached build needs only the metadata DB and the blobs: the whole engine (containers, snapshots) is
+  // loaded only when a step must run, so a cached rebuild starts fast.
+  const stores = await openStores();
+  try {
+    const tags = f.tag.map((t) => stores.nameForTag(t));
+    let contextDir: string;
+    let dockerfile: string;
+    let dockerfilePath: string | undefined;
+    let tmp: string | undefined;
+    try {
+      if (context === '-') {
+        const input = await readStdin();
+        fs.mkdirSync(path.join(stores.root, 'build'), { recursive: true, mode: 0o700 });
+        tmp = fs.mkdtempSync(path.join(stores.root, 'build', `ctx-${process.pid}-`));
+        contextDir = tmp;
+        if (looksLikeTar(input)) {
+          const { applyLayer } = await import('../layer/apply.js');
+          const { decompressed } = await import('../layer/compression.js');
+          await applyLayer(contextDir, decompressed((async function* () {
+            yield input;
+          })()), { mode: 'flat' });
+          dockerfilePath = path.join(contextDir, f.file ?? 'Dockerfile');
+          dockerfile = readDockerfileAt(dockerfilePath);
+        } else {
+          // `ply build - < Dockerfile`: the Dockerfile alone, an empty context.
+          dockerfile = input.toString('utf8');
+        }
+      } else {
+        contextDir = path.resolve(context);
+        const st = fs.statSync(contextDir, { throwIfNoEntry: false });
+        if (!st) throw new InvalidArgumentError(`unable to prepare context: path "${context}" not found`);
+        if (!st.isDirectory()) throw new InvalidArgumentError(`unable to prepare context: context must be a directory: ${contextDir}`);
+        if (f.file === '-') {
+          dockerfile = (await readStdin()).toString('utf8');
+        } else {
+          dockerfilePath = f.file ? path.resolve(f.file) : path.join(contextDir, 'Dockerfile');
+          if (!f.file && !fs.existsSync(dockerfilePath) && fs.existsSync(path.join(contextDir, 'dockerfile'))) dockerfilePath = path.join(contextDir, 'dockerfile');
+          dockerfile = readDockerfileAt(dockerfilePath);
+        }
+      }
+      const { build, BuildError } = await import('../build/builder.js');
+      const output = await import('../build/output.js');
+      const logger = f.quiet
+        ? new output.QuietLogger()
+        : f.progress === 'tty'
+          ? new output.TtyLogger(process.stdout)
+          : new output.ClassicLogger(process.stdout);
+      try {
+        const result = await build(
+          { root: stores.root, db: stores.db, images: stores.images, engine: stores.engine },
+          {
+            contextDir,
+            dockerfile,
+            dockerfilePath,
+            tags,
+            buildArgs,
+            target: f.target,
+            noCache: !f.cache,
+            pull: f.pull,
+            labels,
+            network: network as 'host' | 'none' | undefined,
+            logger,
+            warn: (line) => process.stderr.write(`${line}\n`),
+          },
+        );
+        const id = result.image.id;
+        if (f.iidfile) fs.writeFileSync(f.iidfile, id);
+        if (f.quiet) {
+          out(`${id}\n`);
+        } else {
+          const { ImageStore } = await import('../image/store.js');
+          out(`Successfully built ${id.slice(7, 19)}\n`);
+          for (const t of result.tags) out(`Successfully tagged ${ImageStore.display(t)}\n`);
+        }
+      } catch (e) {
+        if (!(e instanceof BuildError)) throw e;
+        if (f.quiet && e.tail.length > 0) process.stderr.write(`${e.tail.join('\n')}\n`);
+        process.stderr.write(`${e.message}\n`);
+        process.exitCode = e.exitCode;
+      }
+    } finally {
+      if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  } finally {
+    await stores.close();
+  }
+}
+
+/** The store root, as the engine computes it (engine.ts defaultRoot; kept here so a build need not load the engine). */
+function storeRoot(): string {
+  if (process.env.PLY_ROOT) return path.resolve(process.env.PLY_ROOT);
+  if (process.getuid?.() === 0) return '/var/lib/ply';
+  return path.join(process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share'), 'ply');
+}
+
+/** The metadata DB and image store; the whole engine is opened on first use and closed with them. */
+async function openStores() {
+  const root = storeRoot();
+  fs.mkdirSync(root, { recursive: true, mode: 0o711 });
+  const [{ openDb }, { ContentStore }, { ImageStore }, ref, { InvalidReferenceError }] = await Promise.all([
+    import('../db/db.js'),
+    import('../content/store.js'),
+    import('../image/store.js'),
+    import('../reference/reference.js'),
+    import('../errors.js'),
+  ]);
+  const db = openDb(path.join(root, 'ply.db'));
+  const images = new ImageStore(db, new ContentStore(root));
+  let engine: Promise<import('../engine.js').Engine> | undefined;
+  return {
+    root,
+    db,
+    images,
+    engine: () =>
+      (engine ??= import('../engine.js').then(({ Engine }) => Engine.open({ root }))),
+    nameForTag(t: string): string {
+      const r = ref.parseNormalized(t);
+      if (r.digest) throw new InvalidReferenceError(`refusing to create a tag with a digest reference: "${t}"`);
+      return ref.formatReference(r);
+    },
+    async close(): Promise<void> {
+      if (engine) (await engine.catch(() => undefined))?.close();
+      db.close();
+    },
+  };
+}
+
+async function pruneAction(opts: { all?: boolean; force?: boolean }): Promise<void> {
+  if (!opts.force) {
+    const { confirm } = await import('./prompt.js');
+    const warning = opts.all ? 'WARNING! This will remove all build cache.' : 'WARNING! This will remove all dangling build cache.';
+    if (!(await confirm(`${warning}\nAre you sure you want to continue? [y/N] `))) return;
+  }
+  await withEngine(async (engine) => {
+    const { pruneBuildCache } = await import('../build/prune.js');
+    const { humanSize } = await import('./format.js');
+    const r = pruneBuildCache(engine, { all: opts.all });
+    if (r.deleted.length > 0) {
+      out('Deleted build cache objects:\n');
+      for (const id of r.deleted) out(`${id.slice(7, 32)}\n`);
+      out('\n');
+    }
+    out(`Total reclaimed space: ${humanSize(r.reclaimed)}\n`);
+  });
+}
+
