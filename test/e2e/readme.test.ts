@@ -1,0 +1,50 @@
+// Every README example marked `tested` runs: the shell blocks in order in one shell, the TypeScript block with tsx.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { PLY, REPO, busyboxTar, tempDir } from '../helpers.js';
+
+function blocks(lang: string): string[] {
+  const text = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
+  const re = new RegExp('```' + lang + ' tested\\n([\\s\\S]*?)```', 'g');
+  return [...text.matchAll(re)].map((m) => m[1]!);
+}
+
+test('the README shell examples run in order and succeed', () => {
+  const shell = blocks('sh');
+  assert.ok(shell.length >= 6, 'the README has tested examples');
+  const work = tempDir();
+  const bin = tempDir();
+  fs.symlinkSync(PLY, path.join(bin, 'ply'));
+  fs.copyFileSync(busyboxTar(), path.join(work, 'rootfs.tar'));
+  const script = `set -euo pipefail\n${shell.join('\n')}`;
+  const r = spawnSync('bash', ['-c', script], {
+    cwd: work,
+    env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, PLY_ROOT: path.join(work, 'store'), DOCKER_CONFIG: path.join(work, 'docker') },
+    encoding: 'utf8',
+    timeout: 180_000,
+  });
+  assert.equal(r.status, 0, `${r.stdout.slice(-3000)}\n${r.stderr.slice(-2000)}`);
+  assert.match(r.stdout, /^changed$/m);
+  assert.match(r.stdout, /Login Succeeded/);
+  assert.match(r.stdout, /hello from a build/);
+});
+
+test('the README library example runs', () => {
+  const [ts] = blocks('ts');
+  assert.ok(ts);
+  const work = tempDir();
+  fs.copyFileSync(busyboxTar(), path.join(work, 'rootfs.tar'));
+  // Inside the package, so `import … from 'ply'` resolves to this checkout (package self-reference).
+  const file = path.join(REPO, `.readme-example-${process.pid}.mts`);
+  fs.writeFileSync(file, ts);
+  try {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', file], { cwd: work, env: { ...process.env, PLY_ROOT: path.join(work, 'store') }, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout.replace(/\s+/g, ' '), /^sha256:[0-9a-f]{64} \[ 'docker\.io\/library\/from-library:latest', 'docker\.io\/library\/from-library:v1' \]/);
+  } finally {
+    fs.rmSync(file, { force: true });
+  }
+});
