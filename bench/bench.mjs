@@ -123,6 +123,8 @@ try {
     cpu: `${os.cpus()[0]?.model ?? '?'} × ${os.cpus().length}`,
     memory: `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
   };
+  ctx.facts.cpus = os.cpus().length;
+  ctx.facts.loadStart = os.loadavg()[0];
   ctx.facts.rounds = `Each op: 1 warm-up round, then ${DEFAULT_ROUNDS} timed rounds (10 for run, images, ps), the sides alternating in every round.`;
 
   const results = [];

@@ -24,7 +24,7 @@ trap cleanup EXIT
 
 ply() { ./bin/ply "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n   %s\n' "$1" "$2"; }
-show() { printf '$ ply %s\n' "$*"; ply "$@"; }
+show() { printf '$ ply'; printf ' %q' "$@"; printf '\n'; ply "$@"; }
 
 # Start from a clean slate so the demo tells the same story every time (the debootstrap cache stays).
 for c in $(ply ps -aq --filter label=ply-demo 2>/dev/null); do ply rm -f "$c" >/dev/null; done

@@ -69,7 +69,7 @@ export function writeReport({ results, limits, startup, facts, notes, profiles, 
   for (const r of results) {
     const b = r.bound ? ` Bound: ${LIMIT_TEXT[r.bound.key]} = ${rate(r.bound.rate)}.` : '';
     const d = r.data ? ` Data: ${(r.data.bytes / MiB).toFixed(1)} MiB (${r.data.what}).` : '';
-    md.push(`- **${r.name}**: ${r.title}. ${r.warmup} warm-up + ${r.rounds} timed rounds, sides alternating.${d}${b}${r.note ? ' ' + r.note : ''}${r.error ? ` **Error:** ${esc(r.error)}` : ''}`);
+    md.push(`- **${r.name}**: ${r.title}. ${r.warmup} warm-up + ${r.rounds} timed rounds, sides alternating${r.loadavg1 != null ? `; load average ${r.loadavg1.toFixed(1)} at its end (${facts.cpus} CPUs)` : ''}.${d}${b}${r.note ? ' ' + r.note : ''}${r.error ? ` **Error:** ${esc(r.error)}` : ''}`);
   }
   md.push('');
   md.push('## Limits of this machine (same run)', '');

@@ -1,5 +1,6 @@
 // Runs one operation: state set-up, then every side in turn, A B C A B C …, a warm-up round then N timed rounds.
 // A side that fails is reported with its error line and skipped for the rest of that op; the run goes on.
+import os from 'node:os';
 import { log, median, timed } from './util.mjs';
 
 export const DEFAULT_ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -90,6 +91,7 @@ export async function runOp(op, ctx, opts = {}) {
   await teardown(op, ctx, res);
   summarize(res);
   res.elapsed = (Date.now() - t0) / 1000;
+  res.loadavg1 = os.loadavg()[0];
   log(`${op.name}: done in ${res.elapsed.toFixed(0)} s: ${res.sides.map((s) => `${s.name} ${s.median == null ? 'failed' : s.median.toFixed(3) + ' s'}`).join(', ')}`);
   return res;
 }

@@ -13,6 +13,7 @@
 // Modules needed only when something must actually be built (containers, snapshots, layer writing) are
 // imported on first use: a fully cached rebuild loads none of them.
 
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -37,8 +38,10 @@ export class BuildError extends PlyError {
     message: string,
     /** The last lines a failing RUN printed. */
     readonly tail: string[] = [],
+    exitCode = 1,
   ) {
     super(message);
+    this.exitCode = exitCode;
   }
 }
 
@@ -115,6 +118,41 @@ function sourceDateEpoch(): number | undefined {
   return v && /^\d+$/.test(v) ? Number(v) : undefined;
 }
 
+/** Work dirs of builds whose process is gone (killed): their read-only views unmounted, then removed. */
+function removeStaleWorkDirs(base: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(base);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^(?:ctx-)?(\d+)-/.exec(name);
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+      continue; // still running
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EPERM') continue;
+    }
+    const dir = path.join(base, name);
+    const mounts = fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4])
+      .filter((p): p is string => p !== undefined && p.startsWith(`${dir}/`));
+    let busy = false;
+    for (const mnt of mounts) {
+      try {
+        execFileSync('umount', ['-l', mnt], { stdio: 'ignore' });
+      } catch {
+        busy = true;
+      }
+    }
+    if (!busy) fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function build(stores: BuildStores, opts: BuildOptions): Promise<BuildResult> {
   let df: Dockerfile;
   try {
@@ -152,6 +190,13 @@ class Builder {
   private stepNo = 0;
   private total = 0;
   private currentStage = 0;
+  private interrupted = false;
+  /** Stops what is running now (the RUN container), on SIGINT/SIGTERM. */
+  private stopCurrent: (() => void) | undefined;
+  private readonly onSignal = () => {
+    this.interrupted = true;
+    this.stopCurrent?.();
+  };
   private executed = 0;
 
   constructor(
@@ -178,7 +223,13 @@ class Builder {
     return m;
   }
 
+  private checkInterrupted(): void {
+    if (this.interrupted) throw new BuildError('build interrupted', [], 130);
+  }
+
   async run(): Promise<BuildResult> {
+    process.on('SIGINT', this.onSignal);
+    process.on('SIGTERM', this.onSignal);
     const sde = this.buildArgs.SOURCE_DATE_EPOCH;
     if (sde !== undefined) {
       process.env.SOURCE_DATE_EPOCH = sde;
@@ -260,6 +311,8 @@ class Builder {
   }
 
   async cleanup(): Promise<void> {
+    process.off('SIGINT', this.onSignal);
+    process.off('SIGTERM', this.onSignal);
     this.views?.release();
     if (this.tmpDir) fs.rmSync(this.tmpDir, { recursive: true, force: true });
     this.lease?.release();
@@ -299,6 +352,7 @@ class Builder {
     if (!this.tmpDir) {
       const base = path.join(this.stores.root, 'build');
       fs.mkdirSync(base, { recursive: true, mode: 0o700 });
+      removeStaleWorkDirs(base);
       this.tmpDir = fs.mkdtempSync(path.join(base, `${process.pid}-`));
     }
     return this.tmpDir;
@@ -392,13 +446,19 @@ class Builder {
       history: [],
     };
     const rec = await writeImage(this.images, this.lease!, { config, layers: [] });
+    // Recorded like a step, so that `builder prune` removes it with the rest.
+    this.cache.put(stepKey(['scratch', platformString(platform)]), rec.digest);
     return { image: rec, config, layers: [] };
   }
 
   private async baseImage(name: string, platform: Platform | undefined): Promise<ImageRecord> {
     if (!this.opts.pull) {
       const local = this.images.lookup(name);
-      if (local) return local;
+      if (local && platform) {
+        // FROM --platform: the local image only if it is for that platform, else the registry's variant.
+        const c = this.images.config(local);
+        if (c.os === platform.os && c.architecture === platform.architecture && (!platform.variant || !c.variant || c.variant === platform.variant)) return local;
+      } else if (local) return local;
     }
     const engine = await this.engine();
     try {
@@ -413,6 +473,7 @@ class Builder {
   // Steps
 
   private async step(state: State, cmd: ParsedCommand, numbered: boolean): Promise<State> {
+    this.checkInterrupted();
     if (numbered) this.log.step(++this.stepNo, this.total, cmd.instruction.original);
     else this.log.trigger(cmd.instruction.original);
     try {
@@ -661,18 +722,32 @@ class Builder {
       }
     };
     const timer = setInterval(pump, 40);
+    this.stopCurrent = () => {
+      try {
+        engine.manager.runtime(c).kill(c.id, 'SIGKILL', true);
+      } catch {
+        // not started yet, or already gone
+      }
+    };
     let code: number;
     try {
       code = await engine.manager.supervise(c, 'detached');
     } catch (e) {
       clearInterval(timer);
+      this.stopCurrent = undefined;
       pump();
       engine.manager.removeStopped(engine.containers.get(c.id) ?? c, true);
+      this.checkInterrupted();
       throw new BuildError((e as Error).message, tail);
     }
     clearInterval(timer);
+    this.stopCurrent = undefined;
     pump();
     if (partial) tail.push(partial);
+    if (this.interrupted) {
+      engine.manager.removeStopped(engine.containers.get(c.id) ?? c, true);
+      this.checkInterrupted();
+    }
     if (code !== 0) {
       engine.manager.removeStopped(engine.containers.get(c.id) ?? c, true);
       throw new BuildError(`The command '${args.join(' ')}' returned a non-zero code: ${code}`, tail.slice(-TAIL_LINES));

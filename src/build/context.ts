@@ -87,7 +87,8 @@ export class SourceTree {
       return { spec, wildcard: false, matches: [m] };
     }
     if (this.excluded(rel) || this.excluded(realRel)) throw notFound();
-    return { spec, wildcard: false, matches: [this.matchOf(realRel, abs, st)] };
+    // A symlink source is followed; the copy keeps the name it was asked for.
+    return { spec, wildcard: false, matches: [this.matchOf(rel, abs, st)] };
   }
 
   private glob(parts: string[], dirRel: string, out: SourceMatch[]): void {
@@ -106,12 +107,18 @@ export class SourceTree {
     }
     for (const name of names) {
       const rel = dirRel === '' ? name : `${dirRel}/${name}`;
-      const abs = path.join(dirAbs, name);
-      const lst = fs.lstatSync(abs, { throwIfNoEntry: false });
+      let abs = path.join(dirAbs, name);
+      let lst = fs.lstatSync(abs, { throwIfNoEntry: false });
       if (!lst) continue;
       if (rest.length > 0) {
         if (lst.isDirectory()) this.glob(rest, rel, out);
         continue;
+      }
+      if (lst.isSymbolicLink()) {
+        // Matched symlinks are followed (inside the tree), as a named source is.
+        abs = resolveInRoot(this.root, rel);
+        lst = fs.statSync(abs, { throwIfNoEntry: false });
+        if (!lst) continue;
       }
       if (this.excluded(rel) && !(lst.isDirectory() && this.matcher?.exclusions)) continue;
       const m = this.matchOf(rel, abs, lst);
