@@ -4,7 +4,8 @@ export class PlyError extends Error {
   /** Exit code the CLI uses (docker uses 125 for its own failures, 1 for "not found"-like client errors). */
   exitCode = 125;
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    // Messages often quote user input: control characters are escaped so an error is always one line.
+    super(oneLine(message), options);
     this.name = new.target.name;
   }
 }
@@ -26,3 +27,8 @@ export class DigestMismatchError extends PlyError {
 }
 export class InvalidArchiveError extends PlyError {}
 export class UnsupportedError extends PlyError {}
+
+function oneLine(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}

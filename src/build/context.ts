@@ -175,7 +175,7 @@ export class SourceTree {
       const st = fs.lstatSync(abs, { throwIfNoEntry: false });
       if (!st) continue;
       const excluded = this.excluded(childTreeRel);
-      if (excluded && !(st.isDirectory() && this.matcher?.exclusions)) continue;
+      if (excluded && !(st.isDirectory() && this.matcher?.exclusions && this.matcher.exceptionsMayMatchInside(childTreeRel))) continue;
       const e = this.entry(childRel, abs, st);
       if (!e) continue;
       if (e.type === 'dir') {

@@ -158,6 +158,39 @@ export class PatternMatcher {
     return this.patterns.length === 0;
   }
 
+  /**
+   * Whether an exception (`!pattern`) could match something below the excluded directory `dir`: only then
+   * does an excluded directory have to be searched (node_modules is not walked for a `!README.md`).
+   */
+  exceptionsMayMatchInside(dir: string): boolean {
+    const parts = dir.split('/');
+    for (const p of this.patterns) {
+      if (!p.exclusion) continue;
+      const pp = p.cleaned.split('/');
+      let possible = true;
+      for (let i = 0; i < parts.length; i++) {
+        const c = pp[i];
+        if (c === undefined) {
+          possible = false;
+          break;
+        }
+        if (c.includes('**')) break;
+        let ok: boolean;
+        try {
+          ok = globMatch(c, parts[i]!);
+        } catch {
+          ok = true;
+        }
+        if (!ok) {
+          possible = false;
+          break;
+        }
+      }
+      if (possible) return true;
+    }
+    return false;
+  }
+
   /** MatchesOrParentMatches: whether `file` (relative, '/'-separated) or one of its parents is excluded. */
   matches(file: string): boolean {
     let matched = false;

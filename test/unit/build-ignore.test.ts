@@ -185,3 +185,14 @@ describe('build context sources', () => {
     assert.notEqual(sum(), afterChmod);
   });
 });
+
+describe('excluded directories and exceptions', () => {
+  it('an excluded directory is searched only when an exception could match inside it', () => {
+    const m = new PatternMatcher(['node_modules', '*.md', '!README.md', 'build', '!build/keep/**']);
+    assert.equal(m.exceptionsMayMatchInside('node_modules'), false);
+    assert.equal(m.exceptionsMayMatchInside('build'), true);
+    const deep = new PatternMatcher(['node_modules', '**/tmp', '!**/tmp/important']);
+    assert.equal(deep.exceptionsMayMatchInside('node_modules'), true, '** may reach anywhere');
+    assert.equal(deep.exceptionsMayMatchInside('a/b/tmp'), true);
+  });
+});
