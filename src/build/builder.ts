@@ -198,6 +198,7 @@ class Builder {
     this.stopCurrent?.();
   };
   private executed = 0;
+  private readonly hits: string[] = [];
 
   constructor(
     private readonly stores: BuildStores,
@@ -307,6 +308,7 @@ class Builder {
     if (unused.length > 0) this.opts.warn?.(`[Warning] One or more build-args [${unused.join(' ')}] were not consumed`);
     const tags = this.opts.tags ?? [];
     for (const t of tags) this.images.setName(t, final.image.digest);
+    this.cache.touch(this.hits);
     return { image: final.image, tags, executed: this.executed };
   }
 
@@ -491,6 +493,7 @@ class Builder {
       const hit = this.cache.get(key);
       const rec = hit ? this.images.get(hit) : undefined;
       if (rec && this.images.content.has(rec.id)) {
+        this.hits.push(key);
         this.log.cached();
         this.log.done(rec.id);
         return this.stateOf(rec, args);

@@ -25,9 +25,17 @@ export class BuildCache {
     const row = this.db.prepare('SELECT c.image AS image FROM build_cache c JOIN images i ON i.digest = c.image WHERE c.key = ?').get(key) as
       | { image: string }
       | undefined;
-    if (!row) return undefined;
-    this.db.prepare('UPDATE build_cache SET last_used = ? WHERE key = ?').run(Date.now(), key);
-    return row.image;
+    return row?.image;
+  }
+
+  /** Records that these entries were used now (one transaction for a whole build). */
+  touch(keys: string[]): void {
+    if (keys.length === 0) return;
+    const now = Date.now();
+    writeTx(this.db, () => {
+      const upd = this.db.prepare('UPDATE build_cache SET last_used = ? WHERE key = ?');
+      for (const k of keys) upd.run(now, k);
+    });
   }
 
   put(key: string, image: string): void {

@@ -9,7 +9,6 @@ import { InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
 import { withEngine, out } from './engine.js';
 import { createdSince, humanDuration, humanSize, rfc3339Nano, truncateCommand } from './format.js';
 import { collect } from './main.js';
-import { confirm } from './prompt.js';
 
 interface RunFlags {
   interactive?: boolean;
@@ -480,7 +479,7 @@ export function registerContainerCommands(program: Command): void {
     .option('-f, --force', 'Do not prompt for confirmation')
     .option('--filter <filter>', 'Provide filter values', collect, [])
     .action(async (f: { force?: boolean }) => {
-      if (!f.force && !(await confirm('WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] '))) return;
+      if (!f.force && !(await (await import('./prompt.js')).confirm('WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] '))) return;
       await withEngine(async (engine) => {
         const removed: string[] = [];
         let reclaimed = 0;

@@ -12,7 +12,6 @@ import { createdSince, dockerTime, humanSize, humanSizeWithPrecision, rfc3339Nan
 const listSize = (n: number) => humanSizeWithPrecision(n, 3);
 import { collect } from './main.js';
 import { renderTable } from './template.js';
-import { confirm } from './prompt.js';
 
 export function registerImageCommands(program: Command): void {
   const image = program.command('image').description('Manage images').usage('COMMAND');
@@ -453,7 +452,7 @@ async function pruneAction(opts: { all?: boolean; force?: boolean; filter: strin
   const warning = opts.all
     ? 'WARNING! This will remove all images without at least one container associated to them.'
     : 'WARNING! This will remove all dangling images.';
-  if (!opts.force && !(await confirm(`${warning}\nAre you sure you want to continue? [y/N] `))) return;
+  if (!opts.force && !(await (await import('./prompt.js')).confirm(`${warning}\nAre you sure you want to continue? [y/N] `))) return;
   await withEngine(async (engine) => {
     const { ImageStore } = await import('../image/store.js');
     const r = engine.pruneImages({ all: opts.all });

@@ -245,7 +245,7 @@ export class ContainerManager {
       code = startFailureCode(error);
     }
     this.snapshots.unmountRootfs(dir);
-    rt.delete(c.id);
+    // `runc run` removes its own state when it exits; only a killed runtime leaves some (refresh cleans that).
     const now = this.containers.get(c.id);
     if (now) {
       this.containers.update(c.id, {

@@ -3,7 +3,6 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { Duplex, PassThrough, type Transform } from 'node:stream';
 import { createRequire } from 'node:module';
-import zlib from 'node:zlib';
 import { InvalidArchiveError, UnsupportedError } from '../errors.js';
 
 export type Compression = 'none' | 'gzip' | 'zstd' | 'xz' | 'bzip2';
@@ -24,7 +23,7 @@ export function decompressor(c: Compression): Transform | Duplex {
     case 'none':
       return new PassThrough({ highWaterMark: 1 << 20 });
     case 'gzip':
-      return wrapErrors(zlib.createGunzip({ chunkSize: GUNZIP_CHUNK }), 'gzip');
+      return wrapErrors(zlib().createGunzip({ chunkSize: GUNZIP_CHUNK }), 'gzip');
     case 'zstd':
       return wrapErrors(zstdDecompressStream(), 'zstd');
     case 'xz':
@@ -34,7 +33,7 @@ export function decompressor(c: Compression): Transform | Duplex {
 }
 
 export function compressor(c: 'gzip' | 'zstd', level?: number): Transform {
-  if (c === 'gzip') return zlib.createGzip({ level: level ?? 1, chunkSize: GUNZIP_CHUNK });
+  if (c === 'gzip') return zlib().createGzip({ level: level ?? 1, chunkSize: GUNZIP_CHUNK });
   return zstdCompressStream(level ?? 3);
 }
 
@@ -44,6 +43,11 @@ interface ZstdModule {
 }
 
 const requireCjs = createRequire(import.meta.url);
+
+/** zlib is loaded on first use: most commands never (de)compress, and every module costs start-up time. */
+function zlib(): typeof import('node:zlib') {
+  return requireCjs('node:zlib') as typeof import('node:zlib');
+}
 let zstdModule: ZstdModule | undefined;
 
 /** The native addon is loaded on first use: commands that never see zstd do not pay for it at start-up. */

@@ -65,7 +65,13 @@ export class Runtime {
     if (r.status !== 0) throw new PlyError(`cannot kill container ${id}: ${lastLine(r.stderr)}`);
   }
 
+  /** Whether the runtime still keeps state for `id` (its state directory exists). */
+  hasState(id: string): boolean {
+    return fs.existsSync(path.join(this.stateRoot, id));
+  }
+
   delete(id: string): void {
+    if (!this.hasState(id)) return;
     spawnSync(this.name, [...this.base(), 'delete', '--force', id], { encoding: 'utf8' });
   }
 
