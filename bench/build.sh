@@ -2,7 +2,7 @@
 # Build benchmark: `ply build` against `podman build` (buildah) on the same context, same run, alternating sides.
 # A 6-step Dockerfile on the busybox fixture (ENV, WORKDIR, COPY, RUN, LABEL, CMD), timed four ways:
 #   cold            --no-cache (the base image is present in both stores)
-#   cached          nothing changed: every step from the cache
+#   cached          nothing changed since the last (untimed) build: every step from the cache
 #   last-changed    only the last instruction (CMD) differs from the previous build
 #   source-changed  one COPY source edited: COPY, RUN, LABEL and CMD rebuilt
 #   bash bench/build.sh [ROUNDS]     (default 7; needs root, runc, podman; a build: npm run build)
@@ -34,8 +34,6 @@ trap cleanup EXIT
 
 echo "bench: busybox fixture and stores in $WORK" >&2
 bash test/fixtures/busybox-rootfs.sh "$WORK/busybox.tar"
-"${PLY[@]}" import "$WORK/busybox.tar" busybox:latest >/dev/null
-"${PODMAN[@]}" import "$WORK/busybox.tar" busybox:latest >/dev/null 2>&1
 
 CTX="$WORK/ctx"
 mkdir -p "$CTX/src"
@@ -67,13 +65,24 @@ timed() { # timed NAME SIDE ARGS...
   SAMPLES[$name-$side]+="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }') "
 }
 
-# Warm-up: one build each (unpacks the base, fills page caches).
-build_ply
-build_podman
+# Each round starts both sides from a fresh store holding only the base image (so neither side's cache lookup
+# slows down with the images earlier rounds left), then does one untimed warm-up build (unpacks the base).
+fresh_ply() {
+  rm -rf "$PLY_ROOT"
+  "${PLY[@]}" import "$WORK/busybox.tar" busybox:latest >/dev/null
+}
+fresh_podman() {
+  "${PODMAN[@]}" system reset -f >/dev/null 2>&1 || true
+  "${PODMAN[@]}" import "$WORK/busybox.tar" busybox:latest >/dev/null 2>&1
+}
 serial=0
 for round in $(seq "$ROUNDS"); do
   for side in ply podman; do
+    "fresh_$side"
+    "build_$side"
     timed cold "$side" --no-cache
+    # Untimed: a plain build of this exact context first, so "cached" follows a normal build on both sides.
+    "build_$side"
     timed cached "$side"
     serial=$((serial + 1))
     dockerfile "v$serial"
@@ -95,7 +104,8 @@ mkdir -p bench/results
   echo
   echo "Host: $(uname -r), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')), node $(node --version), $(podman --version), $(runc --version | head -1)."
   echo "Stores on /dev/shm (ply's overlay snapshots; podman --storage-driver overlay, runtime runc, --network host for both)."
-  echo "Dockerfile: FROM busybox + ENV, WORKDIR, COPY (20 files, 110 KB), RUN, LABEL, CMD. $ROUNDS rounds, sides alternating, after one warm-up build each."
+  echo "Dockerfile: FROM busybox + ENV, WORKDIR, COPY (20 files, 110 KB), RUN, LABEL, CMD. $ROUNDS rounds, sides alternating;"
+  echo "each round each side starts from a fresh store with only the base image and one untimed warm-up build."
   echo "Times are wall clock for the whole command (\`ply build -q\` via node bin/ply, \`podman build -q --layers\`), in seconds."
   echo
   echo "| scenario | ply median | ply min–max | podman median | podman min–max | ply / podman |"

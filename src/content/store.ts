@@ -171,6 +171,24 @@ export class ContentStore {
     }
   }
 
+  /** Size of the data a resumable ingest holds (0 when none, or while another live process holds it). */
+  ingestOffset(key: string): number {
+    const dir = path.join(this.ingestDir, key.replace(/:/g, '-'));
+    const holder = lockHolder(path.join(dir, 'lock'));
+    if (holder !== undefined && holder !== process.pid && pidAlive(holder)) return 0;
+    try {
+      return fs.statSync(path.join(dir, 'data')).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Whether a live process (other than this one) holds the ingest `key`. */
+  ingestLocked(key: string): boolean {
+    const holder = lockHolder(path.join(this.ingestDir, key.replace(/:/g, '-'), 'lock'));
+    return holder !== undefined && holder !== process.pid && pidAlive(holder);
+  }
+
   /** Ingests not held by a live process and older than `maxAgeMs`. */
   staleIngests(maxAgeMs: number): string[] {
     const out: string[] = [];
@@ -205,6 +223,13 @@ export class IngestWriter {
     private readonly digester: Digester,
     private readonly expected?: Digest,
   ) {}
+
+  /** The bytes this ingest already held when it was opened (for a resumed ingest's hashes to be replayed). */
+  async *existing(): AsyncGenerator<Buffer> {
+    const prefix = this.digester.size;
+    if (prefix === 0) return;
+    for await (const c of fs.createReadStream(path.join(this.dir, 'data'), { highWaterMark: READ_CHUNK, end: prefix - 1 })) yield c as Buffer;
+  }
 
   /** Bytes already in this ingest (non-zero when resuming). */
   get offset(): number {

@@ -2,9 +2,9 @@
 // and proves it is a well-formed tar — or stores nothing.
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
-import type { ContentStore } from '../content/store.js';
+import type { ContentStore, IngestWriter } from '../content/store.js';
 import { Digester } from '../digest/digest.js';
-import { InvalidArchiveError } from '../errors.js';
+import { DigestMismatchError, InvalidArchiveError, PlyError } from '../errors.js';
 import type { Lease, LayerRecord } from '../image/store.js';
 import { MediaType, type Digest } from '../oci/types.js';
 import { readTar } from '../tar/index.js';
@@ -15,20 +15,6 @@ const STORED_AS: Partial<Record<Compression, string>> = {
   zstd: MediaType.OciLayerZstd,
 };
 
-/** Reads chunks until at least `n` bytes are seen (or the source ends), without losing any. */
-async function peek(it: AsyncIterator<Buffer>, n: number): Promise<{ head: Buffer; chunks: Buffer[]; done: boolean }> {
-  const chunks: Buffer[] = [];
-  let len = 0;
-  while (len < n) {
-    const r = await it.next();
-    if (r.done) return { head: Buffer.concat(chunks), chunks, done: true };
-    const c = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
-    chunks.push(c);
-    len += c.length;
-  }
-  return { head: Buffer.concat(chunks).subarray(0, n), chunks, done: false };
-}
-
 export interface IngestLayerOptions {
   /** Ingest key, e.g. 'import-<pid>-<random>'. */
   key: string;
@@ -36,6 +22,18 @@ export interface IngestLayerOptions {
   /** The digest the stored blob must have (pull, load): implies storing the bytes as they come. */
   expected?: Digest;
   size?: number;
+  /**
+   * Continue an ingest a killed or failed earlier attempt left: `source` then starts at byte `offset` (what the
+   * ingest already holds), the earlier bytes are re-read from disk for the hashes. Requires `expected`.
+   */
+  resumeFrom?: number;
+  /** An ingest the caller already opened (and so holds the lock of); its bytes are the resumed prefix. */
+  writer?: IngestWriter;
+}
+
+/** Errors that mean the bytes are wrong (keep nothing); anything else (network, kill) keeps them to resume. */
+function isBadContent(e: unknown): boolean {
+  return e instanceof InvalidArchiveError || e instanceof DigestMismatchError;
 }
 
 /**
@@ -43,14 +41,40 @@ export interface IngestLayerOptions {
  * the same blob a registry would serve); plain, xz and bzip2 input is stored as an uncompressed tar.
  */
 export async function ingestLayer(content: ContentStore, source: Readable | AsyncIterable<Buffer>, opts: IngestLayerOptions): Promise<LayerRecord> {
-  const it = (source as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-  const first = await peek(it, 6);
-  if (first.head.length === 0) throw new InvalidArchiveError('not a tar archive: the input is empty');
-  const compression = detectCompression(first.head);
+  const resuming = opts.writer !== undefined || (opts.resumeFrom !== undefined && opts.expected !== undefined);
+  const writer = opts.writer ?? (await content.ingest(opts.key, { restart: !resuming, expected: opts.expected }));
+  if (resuming && opts.resumeFrom !== undefined && writer.offset !== opts.resumeFrom) {
+    await writer.suspend();
+    throw new IngestChangedError(`ingest ${opts.key} changed under this process (${writer.offset} bytes, expected ${opts.resumeFrom}): retry`);
+  }
+  // What the ingest already holds is replayed through the decompressor (not written again).
+  const prefix = writer.offset;
+  async function* all(): AsyncGenerator<[Buffer, boolean]> {
+    if (prefix > 0) for await (const c of writer.existing()) yield [c, true];
+    for await (const c of source as AsyncIterable<Buffer>) yield [Buffer.isBuffer(c) ? c : Buffer.from(c), false];
+  }
+  const it = all();
+  const firstChunks: [Buffer, boolean][] = [];
+  let seen = 0;
+  let ended = false;
+  while (seen < 6) {
+    const r = await it.next();
+    if (r.done) {
+      ended = true;
+      break;
+    }
+    firstChunks.push(r.value);
+    seen += r.value[0].length;
+  }
+  const head = Buffer.concat(firstChunks.map(([c]) => c)).subarray(0, 6);
+  if (head.length === 0) {
+    await writer.abort();
+    throw new InvalidArchiveError('not a tar archive: the input is empty');
+  }
+  const compression = detectCompression(head);
   // A blob with a known digest is kept byte for byte; otherwise gzip/zstd stay, xz/bzip2 are stored decompressed.
-  const keepRaw = compression === 'gzip' || compression === 'zstd' || (opts.expected !== undefined && compression !== 'none');
+  const keepRaw = compression === 'gzip' || compression === 'zstd' || opts.expected !== undefined;
   const decomp = decompressor(compression);
-  const writer = await content.ingest(opts.key, { restart: true });
   let failure: unknown;
   try {
     // The decompressed side: hash (when the raw bytes are what is stored) or store, and parse as tar.
@@ -86,14 +110,14 @@ export async function ingestLayer(content: ContentStore, source: Readable | Asyn
       decomp.destroy(e as Error);
     });
 
-    const feed = async (c: Buffer): Promise<void> => {
+    const feed = async ([c, stored]: [Buffer, boolean]): Promise<void> => {
       if (failure) throw failure;
-      if (keepRaw) await writer.write(c);
+      if (keepRaw && !stored) await writer.write(c);
       if (!decomp.write(c)) await once(decomp, 'drain');
     };
-    for (const c of first.chunks) await feed(c);
-    if (!first.done) {
-      for (let r = await it.next(); !r.done; r = await it.next()) await feed(Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value));
+    for (const c of firstChunks) await feed(c);
+    if (!ended) {
+      for (let r = await it.next(); !r.done; r = await it.next()) await feed(r.value);
     }
     decomp.end();
     const unpackedSize = await validated;
@@ -107,8 +131,13 @@ export async function ingestLayer(content: ContentStore, source: Readable | Asyn
       unpackedSize,
     };
   } catch (e) {
-    await writer.abort();
+    const err = failure ?? e;
+    // A known blob interrupted by the network keeps its bytes for the next try; bad bytes are dropped.
+    if (opts.expected && !isBadContent(err)) await writer.suspend();
+    else await writer.abort();
     decomp.destroy();
-    throw failure ?? e;
+    throw err;
   }
 }
+
+export class IngestChangedError extends PlyError {}

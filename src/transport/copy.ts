@@ -68,9 +68,15 @@ async function copyBlob(src: ImageSource, dst: ImageDestination, desc: Descripto
     emit?.({ type: 'blob-mounted', digest: desc.digest, size: desc.size, from });
     return;
   }
+  const prepared = (await dst.prepareBlob?.(desc)) ?? { present: false, offset: 0 };
+  if (prepared.present) {
+    emit?.({ type: 'blob-exists', digest: desc.digest, size: desc.size, layer });
+    return;
+  }
+  const offset = prepared.offset;
   emit?.({ type: 'blob-start', digest: desc.digest, size: desc.size, layer });
-  const data = await src.getBlob(desc, { signal: opts.signal });
-  let done = 0;
+  const data = await src.getBlob(desc, { signal: opts.signal, offset: offset || undefined });
+  let done = offset;
   let lastEmit = 0;
   const counted = async function* (): AsyncGenerator<Buffer> {
     for await (const chunk of data) {
@@ -83,7 +89,7 @@ async function copyBlob(src: ImageSource, dst: ImageDestination, desc: Descripto
     }
     emit?.({ type: 'blob-verifying', digest: desc.digest });
   };
-  await dst.putBlob(desc, counted(), { signal: opts.signal });
+  await dst.putBlob(desc, counted(), { signal: opts.signal, offset: offset || undefined });
   emit?.({ type: 'blob-done', digest: desc.digest, size: desc.size, layer });
 }
 

@@ -1,13 +1,13 @@
 // The local store as a transport: images out of it (push, save) and into it (pull, load), every blob verified
 // on its way in, every layer's diffID checked against the config before the image is recorded.
-import { randomBytes } from 'node:crypto';
 import { digestOf } from '../digest/digest.js';
 import { DigestMismatchError, InvalidArchiveError, NotFoundError } from '../errors.js';
+import { IngestLockedError, type IngestWriter } from '../content/store.js';
 import type { ImageStore, LayerRecord, Lease } from '../image/store.js';
 import { ingestLayer } from '../layer/ingest.js';
 import { isIndexMediaType, isLayerMediaType, MediaType, type Descriptor, type Digest, type ImageConfig, type Manifest } from '../oci/types.js';
 import { isDigest } from '../digest/digest.js';
-import type { ImageDestination, ImageSource, ManifestBlob } from './types.js';
+import type { ImageDestination, ImageSource, ManifestBlob, PutBlobOptions } from './types.js';
 
 function detectMediaType(bytes: Buffer): string {
   try {
@@ -77,10 +77,56 @@ export class StoreDestination implements ImageDestination {
     return rec !== undefined;
   }
 
-  async putBlob(desc: Descriptor, data: AsyncIterable<Buffer>): Promise<void> {
-    const key = `copy-${desc.digest.replace(':', '-')}-${randomBytes(3).toString('hex')}`;
+  /** One ingest per blob across processes: a second pull of the same layer waits for the first. */
+  private ingestKey(desc: Descriptor): string {
+    return `blob-${desc.digest.replace(':', '-')}`;
+  }
+
+  /** Ingests this copy claimed in prepareBlob, by digest: holding the lock is what makes a fetch happen once. */
+  private readonly claimed = new Map<string, IngestWriter>();
+
+  async prepareBlob(desc: Descriptor): Promise<{ present: true } | { present: false; offset: number }> {
+    if (await this.hasBlob(desc)) return { present: true };
+    if (!isLayerMediaType(desc.mediaType)) return { present: false, offset: 0 };
+    const key = this.ingestKey(desc);
+    for (;;) {
+      let writer: IngestWriter;
+      try {
+        writer = await this.images.content.ingest(key, { expected: desc.digest });
+      } catch (e) {
+        if (!(e instanceof IngestLockedError)) throw e;
+        // Another live process is fetching this very blob: wait for it rather than download it twice.
+        await new Promise((r) => setTimeout(r, 50));
+        if (await this.hasBlob(desc)) return { present: true };
+        continue;
+      }
+      if (await this.hasBlob(desc)) {
+        await writer.abort();
+        return { present: true };
+      }
+      if (writer.offset >= desc.size) {
+        // Complete but never committed (killed at the end): cheaper to fetch again than to special-case.
+        await writer.abort();
+        continue;
+      }
+      this.claimed.set(desc.digest, writer);
+      return { present: false, offset: writer.offset };
+    }
+  }
+
+  async putBlob(desc: Descriptor, data: AsyncIterable<Buffer>, opts: PutBlobOptions = {}): Promise<void> {
+    const key = this.ingestKey(desc);
     if (isLayerMediaType(desc.mediaType)) {
-      const rec = await ingestLayer(this.images.content, data, { key, lease: this.lease, expected: desc.digest, size: desc.size });
+      const writer = this.claimed.get(desc.digest);
+      this.claimed.delete(desc.digest);
+      const rec = await ingestLayer(this.images.content, data, {
+        key,
+        lease: this.lease,
+        expected: desc.digest,
+        size: desc.size,
+        resumeFrom: opts.offset ?? 0,
+        writer,
+      });
       this.layers.set(desc.digest, { ...rec, mediaType: desc.mediaType });
       return;
     }
@@ -114,6 +160,8 @@ export class StoreDestination implements ImageDestination {
   }
 
   async close(): Promise<void> {
+    for (const w of this.claimed.values()) await w.suspend();
+    this.claimed.clear();
     this.lease.release();
   }
 }

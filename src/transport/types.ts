@@ -26,6 +26,8 @@ export interface ImageSource {
 }
 
 export interface PutBlobOptions {
+  /** The data starts at this byte (the destination said it holds the rest from an earlier attempt). */
+  offset?: number;
   /** Another repository of the same registry the blob is known to be in (cross-repository mount). */
   mountFrom?: string;
   signal?: AbortSignal;
@@ -37,6 +39,11 @@ export interface ImageDestination {
   hasBlob(desc: Descriptor): Promise<boolean>;
   /** Tries a cross-repository mount; true when the blob is now present without sending it. */
   mountBlob?(desc: Descriptor, fromRepository: string): Promise<boolean>;
+  /**
+   * Called before a blob is fetched: `present` when it arrived meanwhile (another process fetched it; then it is
+   * not sent), else the bytes an interrupted earlier attempt left that can be kept (the source sends the rest).
+   */
+  prepareBlob?(desc: Descriptor): Promise<{ present: true } | { present: false; offset: number }>;
   /** Stores a blob; the destination verifies size and digest and refuses a mismatch. */
   putBlob(desc: Descriptor, data: AsyncIterable<Buffer>, opts?: PutBlobOptions): Promise<void>;
   /** Stores a manifest or index by digest, and under `tag` when given. Child manifests are put before parents. */

@@ -303,7 +303,11 @@ test('errors: unknown instruction, failing RUN, missing COPY source, unknown sta
   const stage = build(context({ Dockerfile: 'FROM busybox\nCOPY --from=nosuchstage /x /y\n' }), ['-t', 'err:stage']);
   assert.equal(stage.code, 1);
   assert.match(stage.stderr, /invalid from flag value nosuchstage: no build stage or image named "nosuchstage"/);
-  for (const t of ['err:parse', 'err:copy', 'err:stage']) assert.equal(ply(root, ['image', 'inspect', t]).code, 1, t);
+  // ADD of a URL that cannot be fetched (.invalid never resolves): one clear line.
+  const url = build(context({ Dockerfile: 'FROM busybox\nADD http://example.invalid/file.txt /x\n' }), ['-t', 'err:url']);
+  assert.equal(url.code, 1);
+  assert.match(url.stderr, /^ADD failed: cannot download http:\/\/example\.invalid\/file\.txt: /m);
+  for (const t of ['err:parse', 'err:copy', 'err:stage', 'err:url']) assert.equal(ply(root, ['image', 'inspect', t]).code, 1, t);
 });
 
 test('SOURCE_DATE_EPOCH: the same Dockerfile and context give the same image ID in another store', () => {
