@@ -125,7 +125,7 @@ try {
   };
   ctx.facts.cpus = os.cpus().length;
   ctx.facts.loadStart = os.loadavg()[0];
-  ctx.facts.rounds = `Each op: 1 warm-up round, then ${DEFAULT_ROUNDS} timed rounds (10 for run, images, ps), the sides alternating in every round.`;
+  ctx.facts.rounds = `Each op: 1 warm-up round, then ${DEFAULT_ROUNDS} timed rounds (10 for run and ps), the sides alternating in every round.`;
 
   const results = [];
   for (const op of ops) {

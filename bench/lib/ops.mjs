@@ -438,7 +438,6 @@ const MANY = Number(process.env.BENCH_IMAGES ?? 200);
 const imagesOp = {
   name: 'images',
   title: `\`images\` with ${MANY} images (busybox imported ${MANY} times with -c "LABEL n=i": ${MANY} distinct image IDs, one shared layer)`,
-  rounds: Math.max(10, Number(process.env.BENCH_ROUNDS ?? 5)),
   setup: async (ctx) => {
     for (const e of engines(ctx)) {
       const have = new Set(e.sh(['images', 'bench/many', '--format', '{{.Tag}}']).stdout.split('\n').filter(Boolean));

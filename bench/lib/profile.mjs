@@ -64,7 +64,11 @@ function summarizeStrace(file) {
 export async function profileSlowest(results, ops, ctx, dir) {
   const out = [];
   fs.mkdirSync(dir, { recursive: true });
-  for (const row of slowestRatios(results)) {
+  // The two slowest ratios overall, and the two slowest among the data ops (those with a byte count) when they
+  // differ: start-up-bound CLI ops and throughput-bound ops are limited by different things.
+  const rows = slowestRatios(results);
+  for (const r of slowestRatios(results.filter((x) => x.data), 2)) if (!rows.some((x) => x.op === r.op)) rows.push(r);
+  for (const row of rows) {
     const op = ops.find((o) => o.name === row.op);
     const profDir = path.join(dir, row.op);
     fs.rmSync(profDir, { recursive: true, force: true });

@@ -54,6 +54,51 @@ export function tableRows(results) {
   return rows;
 }
 
+/** The targets of issues 3–7, checked against this run. */
+export function targetRows(results, limits) {
+  const get = (op) => results.find((r) => r.name === op);
+  const side = (r, name) => r?.sides.find((s) => s.name === name && s.median != null);
+  const peersOf = (r, names) => (r ? r.sides.filter((s) => !s.primary && s.median != null && (!names || names.includes(s.name))) : []);
+  const fastest = (r, names) => peersOf(r, names).reduce((a, b) => (!a || b.median < a.median ? b : a), null);
+  const rows = [];
+  const add = (op, target, ok, detail) => rows.push(`| ${op} | ${target} | ${ok == null ? 'not measured' : ok ? 'met' : '**not met**'} | ${detail} |`);
+  const ply = (r) => r?.sides.find((s) => s.primary && s.median != null);
+  for (const op of ['import', 'save', 'load', 'export']) {
+    const r = get(op), p = ply(r), f = fastest(r, ['podman', 'docker']);
+    add(op, 'ply ≤ ½ of the faster of podman and docker (issue 4)', p && f ? p.median <= f.median / 2 : null, p && f ? `ply ${fmtS(p.median)}, ${f.name} ${fmtS(f.median)}` : '');
+  }
+  {
+    const r = get('commit'), p = ply(r), f = fastest(r, ['podman', 'docker']);
+    add('commit', 'ply faster than podman and docker (issue 4)', p && f ? p.median < f.median : null, p && f ? `ply ${fmtS(p.median)}, ${f.name} ${fmtS(f.median)}` : '');
+  }
+  {
+    const r = get('run'), p = ply(r), pod = side(r, 'podman'), rc = side(r, 'runc (bare)');
+    add('run', 'ply < ½ of podman (issue 3)', p && pod ? p.median < pod.median / 2 : null, p && pod ? `ply ${fmtS(p.median)}, podman ${fmtS(pod.median)}` : '');
+    add('run', 'ply within 60 ms of bare runc (issue 3)', p && rc ? p.median - rc.median <= 0.06 : null, p && rc ? `ply − runc = ${fmtS(p.median - rc.median)}` : '');
+  }
+  for (const op of ['push', 'pull']) {
+    const r = get(op), p = ply(r), f = fastest(r, ['podman', 'skopeo', 'docker']);
+    add(op, 'ply ≤ ½ of the fastest of podman, skopeo, docker (issue 5)', p && f ? p.median <= f.median / 2 : null, p && f ? `ply ${fmtS(p.median)}, ${f.name} ${fmtS(f.median)}` : '');
+  }
+  {
+    const r = get('pull'), p = ply(r);
+    add('pull', 'pull throughput ≥ 60% of one core\'s gunzip+sha256 (issue 5)', p?.ofBound != null ? p.ofBound >= 0.6 : null, p?.ofBound != null ? `${(100 * p.ofBound).toFixed(0)}% of ${rate(limits.gunzipSha256)}` : '');
+  }
+  for (const op of ['registry-push', 'registry-pull']) {
+    const r = get(op), p = ply(r), d = side(r, 'skopeo→distribution') ?? side(r, 'skopeo←distribution');
+    add(op, 'ply registry as fast as docker-registry or faster (issue 6)', p && d ? p.median <= d.median : null, p && d ? `${fmtS(p.median)} vs ${fmtS(d.median)}` : '');
+  }
+  for (const op of ['build-cold', 'build-cached']) {
+    const r = get(op), p = ply(r), pod = side(r, 'podman');
+    add(op, 'ply < ½ of podman (issue 7)', p && pod ? p.median < pod.median / 2 : null, p && pod ? `ply ${fmtS(p.median)}, podman ${fmtS(pod.median)}` : '');
+  }
+  {
+    const p = ply(get('build-cached'));
+    add('build-cached', 'cached rebuild < 0.15 s (issue 7)', p ? p.median < 0.15 : null, p ? `ply ${fmtS(p.median)}` : '');
+  }
+  return rows;
+}
+
 export function writeReport({ results, limits, startup, facts, notes, profiles, outDir, stamp, host, argv }) {
   fs.mkdirSync(outDir, { recursive: true });
   const base = path.join(outDir, `${stamp}-${host}`);
@@ -65,6 +110,7 @@ export function writeReport({ results, limits, startup, facts, notes, profiles, 
   md.push('| operation | ply | peer | ply/peer | ply spread | peer spread | RSS ply / peer | throughput (of limit) | notes |');
   md.push('|---|---|---|---|---|---|---|---|---|');
   md.push(...tableRows(results), '');
+  md.push('## Targets (issues 3–7)', '', '| op | target | this run | numbers |', '|---|---|---|---|', ...targetRows(results, limits), '');
   md.push('## Operations', '');
   for (const r of results) {
     const b = r.bound ? ` Bound: ${LIMIT_TEXT[r.bound.key]} = ${rate(r.bound.rate)}.` : '';
@@ -84,7 +130,7 @@ export function writeReport({ results, limits, startup, facts, notes, profiles, 
   md.push('## Versions', '');
   for (const [k, v] of Object.entries(facts.versions)) md.push(`- ${k}: ${v}`);
   md.push('');
-  md.push('## What bounds the two slowest ratios', '');
+  md.push('## What bounds the two slowest ratios', '', 'Profiled: the two slowest ratios overall and the two slowest among the data ops (ply\'s side re-run once under `node --cpu-prof`, once under `strace -f -c`).', '');
   if (!profiles.length) md.push('No op had both a ply and a peer median.');
   for (const p of profiles) {
     md.push(`### ${p.op}: ply ${fmtS(p.plyMedian)} vs ${p.peer} ${fmtS(p.peerMedian)} (ratio ${p.ratio.toFixed(2)})`, '');

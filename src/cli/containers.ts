@@ -105,10 +105,18 @@ function toCreateOptions(image: string, command: string[], f: RunFlags): CreateO
 }
 
 async function createContainer(engine: Engine, o: CreateOptions): Promise<Container> {
-  const rec = engine.images.lookup(o.image);
+  let rec = o.pull === 'always' ? undefined : engine.images.lookup(o.image);
   if (!rec) {
     if (o.pull === 'never') throw new NotFoundError(`No such image: ${o.image}`);
-    throw new NotFoundError(`Unable to find image '${o.image}' locally (ply pull is not available yet)`);
+    if (o.pull !== 'always') process.stderr.write(`Unable to find image '${o.image}' locally\n`);
+    // docker pulls with its progress on stderr here, keeping stdout for the container.
+    const res = await engine.pull(o.image, {
+      onProgress: (e) => {
+        if (e.type === 'blob-done' && e.layer) process.stderr.write(`${e.digest.slice(7, 19)}: Pull complete\n`);
+      },
+    });
+    process.stderr.write(`Digest: ${res.digest}\nStatus: Downloaded newer image for ${o.image}\n`);
+    rec = res.image;
   }
   return engine.manager.create(o, rec.digest, o.image);
 }

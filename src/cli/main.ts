@@ -1,20 +1,41 @@
 // The command line: docker's command names, flags, output and exit codes over the engine API.
 import { Command, CommanderError, Option } from 'commander';
 import { PlyError } from '../errors.js';
-import { registerImageCommands } from './images.js';
-import { registerSystemCommands } from './system.js';
-import { registerContainerCommands } from './containers.js';
-import { registerDistributionCommands } from './distribution.js';
-import { registerArchiveCommands } from './archive.js';
-import { registerRegistryCommands } from './registry.js';
-import { registerBuildCommands } from './build.js';
+
+type Register = (program: Command) => void;
+
+/** Command modules, in help order; each is loaded only when its commands are used (start-up time matters). */
+const MODULES: Record<string, () => Promise<Register>> = {
+  containers: async () => (await import('./containers.js')).registerContainerCommands,
+  images: async () => (await import('./images.js')).registerImageCommands,
+  archive: async () => (await import('./archive.js')).registerArchiveCommands,
+  distribution: async () => (await import('./distribution.js')).registerDistributionCommands,
+  system: async () => (await import('./system.js')).registerSystemCommands,
+  registry: async () => (await import('./registry.js')).registerRegistryCommands,
+  build: async () => (await import('./build.js')).registerBuildCommands,
+};
+
+/** Which module defines a top-level command; anything else (help, the image/container groups) loads them all. */
+const COMMAND_MODULE: Record<string, string> = {
+  ...Object.fromEntries(
+    ['run', 'create', 'start', 'stop', 'kill', 'restart', 'rm', 'pause', 'unpause', 'ps', 'logs', 'exec', 'wait', 'diff', 'cp', 'top', 'rename', 'commit', 'export'].map((c) => [c, 'containers']),
+  ),
+  ...Object.fromEntries(['import', 'images', 'tag', 'rmi', 'history', 'inspect'].map((c) => [c, 'images'])),
+  save: 'archive',
+  load: 'archive',
+  ...Object.fromEntries(['pull', 'push', 'login', 'logout'].map((c) => [c, 'distribution'])),
+  ...Object.fromEntries(['version', 'info', 'system'].map((c) => [c, 'system'])),
+  registry: 'registry',
+  build: 'build',
+  builder: 'build',
+};
 
 /** Collects a repeatable option (`-c A -c B`). */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-export function buildProgram(): Command {
+export async function buildProgram(argv: string[] = []): Promise<Command> {
   const program = new Command('ply');
   program
     .description('A Docker-compatible container image and container engine')
@@ -37,13 +58,11 @@ export function buildProgram(): Command {
       }
       program.outputHelp();
     });
-  registerContainerCommands(program);
-  registerImageCommands(program);
-  registerArchiveCommands(program);
-  registerDistributionCommands(program);
-  registerSystemCommands(program);
-  registerRegistryCommands(program);
-  registerBuildCommands(program);
+  const first = argv.find((a) => !a.startsWith('-'));
+  const only = first !== undefined ? COMMAND_MODULE[first] : undefined;
+  const names = only ? [only] : Object.keys(MODULES);
+  const registers = await Promise.all(names.map((n) => MODULES[n]!()));
+  for (const register of registers) register(program);
   applyDockerConventions(program);
   return program;
 }
@@ -59,7 +78,13 @@ function applyDockerConventions(cmd: Command): void {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
+  let program: Command;
+  try {
+    program = await buildProgram(argv);
+  } catch (e) {
+    process.exitCode = reportError(e);
+    return;
+  }
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {

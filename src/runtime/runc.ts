@@ -83,11 +83,24 @@ export class Runtime {
     this.simple('resume', id);
   }
 
-  /** `runc ps ID -- <ps args>`: ps output restricted to the container's processes. */
-  ps(id: string, psArgs: string[]): string {
-    const r = spawnSync(this.name, [...this.base(), 'ps', id, '--', ...psArgs], { encoding: 'utf8' });
+  /** The host pids of the container's processes. */
+  pids(id: string): number[] {
+    const r = spawnSync(this.name, [...this.base(), 'ps', '--format', 'json', id], { encoding: 'utf8' });
     if (r.status !== 0) throw new PlyError(`cannot list processes of ${id}: ${lastLine(r.stderr)}`);
-    return r.stdout;
+    return (JSON.parse(r.stdout || '[]') as number[] | null) ?? [];
+  }
+
+  /** `ps <args>` on the host, keeping the header and the container's processes (docker top's way). */
+  ps(id: string, psArgs: string[]): string {
+    const pids = new Set(this.pids(id));
+    const r = spawnSync('ps', psArgs, { encoding: 'utf8' });
+    if (r.status !== 0) throw new PlyError(`ps ${psArgs.join(' ')} failed: ${lastLine(r.stderr)}`);
+    const lines = r.stdout.split('\n');
+    const header = lines[0] ?? '';
+    const pidCol = header.trim().split(/\s+/).indexOf('PID');
+    if (pidCol < 0) throw new PlyError(`Couldn't find PID field in ps output`);
+    const rows = lines.slice(1).filter((l) => l.trim() && pids.has(Number(l.trim().split(/\s+/)[pidCol])));
+    return `${[header, ...rows].join('\n')}\n`;
   }
 
   private simple(cmd: string, id: string): void {

@@ -145,3 +145,28 @@ test('security defaults: no-new-privileges, docker capabilities, masked /proc pa
   // The store is not visible inside.
   assert.notEqual(ply(root, ['run', '--rm', 'bb', 'ls', root]).code, 0);
 });
+
+test('--init runs tini as pid 1; pause/unpause; top; rename; --stop-signal; container prune', async () => {
+  assert.match(plyOk(root, ['run', '--rm', '--init', 'bb', 'ps', '-o', 'pid,comm']), /^\s*1 docker-init$/m);
+  plyOk(root, ['run', '-d', '--name', 'pz', '--stop-signal', 'SIGUSR1', 'bb', 'sh', '-c', 'trap "echo got-usr1; exit 9" USR1; while true; do sleep 0.1; done']);
+  assert.equal(plyOk(root, ['pause', 'pz']), 'pz\n');
+  assert.match(plyOk(root, ['ps', '--filter', 'name=pz', '--format', '{{.Status}}']), /\(Paused\)/);
+  assert.equal(plyOk(root, ['unpause', 'pz']), 'pz\n');
+  assert.match(plyOk(root, ['top', 'pz']), /sh -c trap/);
+  plyOk(root, ['rename', 'pz', 'pz2']);
+  assert.equal(ply(root, ['inspect', 'pz']).code, 1);
+  plyOk(root, ['stop', 'pz2']);
+  assert.equal(plyOk(root, ['wait', 'pz2']), '9\n');
+  assert.match(plyOk(root, ['logs', 'pz2']), /got-usr1/);
+  const prune = plyOk(root, ['container', 'prune', '-f']);
+  assert.match(prune, /Deleted Containers:/);
+  assert.equal(plyOk(root, ['ps', '-aq']), '');
+});
+
+test('--pull never refuses a missing image; --privileged gets all the caller\'s capabilities', () => {
+  const r = ply(root, ['run', '--rm', '--pull', 'never', 'not-here:v1', 'true']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /No such image: not-here:v1/);
+  const hostCaps = /CapBnd:\s+([0-9a-f]+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1];
+  assert.equal(plyOk(root, ['run', '--rm', '--privileged', 'bb', 'grep', 'CapEff', '/proc/self/status']).trim(), `CapEff:\t${hostCaps}`);
+});
