@@ -111,3 +111,32 @@ test('skopeo as a peer: an image skopeo pushed is pulled by ply, one ply pushed 
   plyOk(other, ['pull', `${open.domain}/peer/fromskopeo:v2`]);
   assert.equal(plyOk(other, ['run', '--rm', `${open.domain}/peer/fromskopeo:v2`, 'cat', '/etc/motd']), 'hello from the base image\n');
 });
+
+test('an image index: pull picks the host platform, --platform another; the index digest is the RepoDigest', async () => {
+  const root = tempDir();
+  for (const arch of ['amd64', 'arm64']) {
+    plyOk(root, ['import', '--platform', `linux/${arch}`, '-c', `LABEL arch=${arch}`, busyboxTar(), `${open.domain}/multi/app:${arch}`]);
+    plyOk(root, ['push', `${open.domain}/multi/app:${arch}`]);
+  }
+  const manifests = ['amd64', 'arm64'].map((arch) => {
+    const head = execFileSync('curl', ['-sI', '-H', 'Accept: application/vnd.oci.image.manifest.v1+json', `http://${open.domain}/v2/multi/app/manifests/${arch}`], { encoding: 'utf8' });
+    const digest = /docker-content-digest: (\S+)/i.exec(head)![1]!;
+    const size = Number(/content-length: (\d+)/i.exec(head)![1]);
+    return { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size, platform: { os: 'linux', architecture: arch, ...(arch === 'arm64' ? { variant: 'v8' } : {}) } };
+  });
+  const index = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests });
+  execFileSync('curl', ['-sf', '-X', 'PUT', '-H', 'Content-Type: application/vnd.oci.image.index.v1+json', '--data-binary', index, `http://${open.domain}/v2/multi/app/manifests/v1`]);
+  const { createHash } = await import('node:crypto');
+  const indexDigest = `sha256:${createHash('sha256').update(index).digest('hex')}`;
+  const fresh = tempDir();
+  const out = plyOk(fresh, ['pull', `${open.domain}/multi/app:v1`]);
+  assert.match(out, new RegExp(`Digest: ${indexDigest}`));
+  const host = JSON.parse(plyOk(fresh, ['image', 'inspect', `${open.domain}/multi/app:v1`]))[0];
+  assert.equal(host.Architecture, process.arch === 'arm64' ? 'arm64' : 'amd64');
+  assert.deepEqual(host.RepoDigests, [`${open.domain}/multi/app@${indexDigest}`]);
+  plyOk(fresh, ['pull', '--platform', 'linux/arm64', `${open.domain}/multi/app:v1`]);
+  assert.equal(JSON.parse(plyOk(fresh, ['image', 'inspect', `${open.domain}/multi/app:v1`]))[0].Architecture, 'arm64');
+  const none = ply(fresh, ['pull', '--platform', 'linux/s390x', `${open.domain}/multi/app:v1`]);
+  assert.notEqual(none.code, 0);
+  assert.match(none.stderr, /no matching manifest for linux\/s390x/);
+});
