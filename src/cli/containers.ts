@@ -277,32 +277,26 @@ export function registerContainerCommands(program: Command): void {
       );
   }
 
-  for (const cmd of [program.command('pause'), container.command('pause')]) {
-    cmd
-      .description('Pause all processes within one or more containers')
-      .argument('<containers...>')
-      .action(async (refs: string[]) =>
-        eachContainer(refs, (engine, c, ref) => {
-          if (c.state !== 'running') throw new PlyError(`container ${c.id} is not running`);
-          engine.manager.runtime(c).pause(c.id);
-          engine.containers.update(c.id, { state: 'paused' });
-          out(`${ref}\n`);
-        }),
-      );
-  }
-
-  for (const cmd of [program.command('unpause'), container.command('unpause')]) {
-    cmd
-      .description('Unpause all processes within one or more containers')
-      .argument('<containers...>')
-      .action(async (refs: string[]) =>
-        eachContainer(refs, (engine, c, ref) => {
-          if (c.state !== 'paused') throw new PlyError(`container ${c.id} is not paused`);
-          engine.manager.runtime(c).resume(c.id);
-          engine.containers.update(c.id, { state: 'running' });
-          out(`${ref}\n`);
-        }),
-      );
+  // pause freezes every process of the container (the freezer cgroup); unpause thaws them.
+  for (const [verb, from, to, what] of [
+    ['pause', 'running', 'paused', 'Pause'],
+    ['unpause', 'paused', 'running', 'Unpause'],
+  ] as const) {
+    for (const cmd of [program.command(verb), container.command(verb)]) {
+      cmd
+        .description(`${what} all processes within one or more containers`)
+        .argument('<containers...>')
+        .action(async (refs: string[]) =>
+          eachContainer(refs, (engine, c, ref) => {
+            if (c.state !== from) throw new PlyError(`container ${c.id} is not ${from}`);
+            const rt = engine.manager.runtime(c);
+            if (verb === 'pause') rt.pause(c.id);
+            else rt.resume(c.id);
+            engine.containers.update(c.id, { state: to });
+            out(`${ref}\n`);
+          }),
+        );
+    }
   }
 
   for (const cmd of [program.command('ps'), container.command('ls'), container.command('ps'), container.command('list')]) {

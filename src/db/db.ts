@@ -100,23 +100,28 @@ const MIGRATIONS: string[] = [
 ];
 
 export function openDb(file: string): DB {
+  return openSqlite(file, MIGRATIONS);
+}
+
+/** Opens (creating) a SQLite file in WAL mode with foreign keys, brought up to date by `migrations`. */
+export function openSqlite(file: string, migrations: string[]): DB {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const db = new Database(file, { timeout: 30_000 });
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
-  migrate(db);
+  migrate(db, migrations);
   return db;
 }
 
-function migrate(db: DB): void {
+function migrate(db: DB, migrations: string[]): void {
   const current = db.pragma('user_version', { simple: true }) as number;
-  if (current >= MIGRATIONS.length) return;
-  // IMMEDIATE: two processes opening a fresh store at once must not both migrate.
+  if (current >= migrations.length) return;
+  // IMMEDIATE: two processes opening a fresh database at once must not both migrate.
   db.transaction(() => {
     const v = db.pragma('user_version', { simple: true }) as number;
-    for (let i = v; i < MIGRATIONS.length; i++) db.exec(MIGRATIONS[i]!);
-    db.pragma(`user_version = ${MIGRATIONS.length}`);
+    for (let i = v; i < migrations.length; i++) db.exec(migrations[i]!);
+    db.pragma(`user_version = ${migrations.length}`);
   }).immediate();
 }
 

@@ -1,9 +1,8 @@
 // The registry's metadata DB: one SQLite file (WAL) next to the registry's blob store; versioned migrations.
-import Database from 'better-sqlite3';
-import fs from 'node:fs';
-import path from 'node:path';
+import { openSqlite, type DB } from '../db/db.js';
 
-export type RegistryDB = Database.Database;
+export { writeTx } from '../db/db.js';
+export type RegistryDB = DB;
 
 /** Each entry upgrades the schema by one version; never edit a released entry, append a new one. */
 const MIGRATIONS: string[] = [
@@ -67,27 +66,5 @@ const MIGRATIONS: string[] = [
 ];
 
 export function openRegistryDb(file: string): RegistryDB {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const db = new Database(file, { timeout: 30_000 });
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('foreign_keys = ON');
-  migrate(db);
-  return db;
-}
-
-function migrate(db: RegistryDB): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  if (current >= MIGRATIONS.length) return;
-  // IMMEDIATE: two processes opening a fresh registry at once must not both migrate.
-  db.transaction(() => {
-    const v = db.pragma('user_version', { simple: true }) as number;
-    for (let i = v; i < MIGRATIONS.length; i++) db.exec(MIGRATIONS[i]!);
-    db.pragma(`user_version = ${MIGRATIONS.length}`);
-  }).immediate();
-}
-
-/** Runs `fn` in a write transaction that takes the lock up front. */
-export function writeTx<T>(db: RegistryDB, fn: () => T): T {
-  return db.transaction(fn).immediate();
+  return openSqlite(file, MIGRATIONS);
 }
