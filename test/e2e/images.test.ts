@@ -222,3 +222,33 @@ test('history, system df, info, version and help', () => {
   assert.equal(unknown.code, 125);
   assert.match(unknown.stderr, /unknown option/);
 });
+
+test('import from a URL, with the URL in the history comment; --platform sets the architecture', async () => {
+  const http = await import('node:http');
+  const tar = fs.readFileSync(busyboxTar());
+  const server = http.createServer((req, res) => {
+    if (req.url === '/rootfs.tar') res.end(tar);
+    else {
+      res.statusCode = 404;
+      res.end();
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  try {
+    const root = tempDir();
+    const url = `http://127.0.0.1:${port}/rootfs.tar`;
+    const r = await plyAsync(root, ['import', '--platform', 'linux/arm64', url, 'fromurl:v1']);
+    assert.equal(r.code, 0, r.stderr);
+    const missing = await plyAsync(root, ['import', `http://127.0.0.1:${port}/nope.tar`, 'x']);
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /404/);
+    const out = await plyAsync(root, ['image', 'inspect', 'fromurl:v1']);
+    const info = JSON.parse(out.stdout)[0];
+    assert.equal(info.Architecture, 'arm64');
+    assert.equal(info.Comment, `Imported from ${url}`);
+    assert.equal(info.RootFS.Layers[0], `sha256:${sha256(tar)}`);
+  } finally {
+    server.close();
+  }
+});
