@@ -41,7 +41,8 @@ test('the README library example runs', () => {
   const file = path.join(REPO, `.readme-example-${process.pid}.mts`);
   fs.writeFileSync(file, ts);
   try {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', file], { cwd: work, env: { ...process.env, PLY_ROOT: path.join(work, 'store') }, encoding: 'utf8' });
+    // tsx resolved from this checkout: the example runs in a scratch directory with no node_modules.
+    const r = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), file], { cwd: work, env: { ...process.env, PLY_ROOT: path.join(work, 'store') }, encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout.replace(/\s+/g, ' '), /^sha256:[0-9a-f]{64} \[ 'docker\.io\/library\/from-library:latest', 'docker\.io\/library\/from-library:v1' \]/);
   } finally {
