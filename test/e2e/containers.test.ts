@@ -170,3 +170,39 @@ test('--pull never refuses a missing image; --privileged gets all the caller\'s 
   const hostCaps = /CapBnd:\s+([0-9a-f]+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1];
   assert.equal(plyOk(root, ['run', '--rm', '--privileged', 'bb', 'grep', 'CapEff', '/proc/self/status']).trim(), `CapEff:\t${hostCaps}`);
 });
+
+test('-it under tmux: typed input and Ctrl-C reach the container, window size changes pass on, Ctrl-D ends it', async () => {
+  const session = `ply-tty-${process.pid}`;
+  const tmux = (...args: string[]) => execFileSync('tmux', args, { encoding: 'utf8' });
+  const screen = () => tmux('capture-pane', '-p', '-t', session);
+  const waitFor = async (re: RegExp) => {
+    for (let i = 0; i < 200; i++) {
+      if (re.test(screen())) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.fail(`timed out waiting for ${re}: ${screen()}`);
+  };
+  tmux('new-session', '-d', '-s', session, '-x', '100', '-y', '30', `env PLY_ROOT=${root} ${PLY} run --rm -it bb sh; echo EXITED=$?; sleep 30`);
+  try {
+    await waitFor(/^\/ #/m);
+    tmux('send-keys', '-t', session, 'echo typed-$((6*7))', 'Enter');
+    await waitFor(/typed-42/);
+    tmux('send-keys', '-t', session, 'sleep 100', 'Enter');
+    await new Promise((r) => setTimeout(r, 300));
+    tmux('send-keys', '-t', session, 'C-c');
+    tmux('send-keys', '-t', session, 'echo after-interrupt', 'Enter');
+    await waitFor(/^after-interrupt$/m);
+    tmux('resize-window', '-t', session, '-x', '77', '-y', '21');
+    await new Promise((r) => setTimeout(r, 200));
+    tmux('send-keys', '-t', session, 'stty size', 'Enter');
+    await waitFor(/^21 77$/m);
+    tmux('send-keys', '-t', session, 'C-d');
+    await waitFor(/EXITED=0/);
+  } finally {
+    try {
+      tmux('kill-session', '-t', session);
+    } catch {
+      // already gone
+    }
+  }
+});

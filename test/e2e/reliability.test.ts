@@ -78,9 +78,14 @@ test('kill -9 during import, commit and pull leaves a consistent store; the retr
   plyOk(root, ['rm', 'writer']);
 });
 
-test('four processes importing, running and removing at once never corrupt the store or lose a tag', async () => {
+test('four processes importing, pulling, running and removing at once never corrupt the store or lose a tag', async () => {
   const root = tempDir();
   plyOk(root, ['import', busyboxTar(), 'keep:me']);
+  const reg = await startDistribution();
+  const remote = `${reg.domain}/par/shared:v1`;
+  plyOk(root, ['tag', 'keep:me', remote]);
+  plyOk(root, ['push', remote]);
+  plyOk(root, ['rmi', remote]);
   const jobs: Promise<{ code: number; stderr: string }>[] = [];
   for (let i = 0; i < 4; i++) {
     jobs.push(
@@ -88,6 +93,9 @@ test('four processes importing, running and removing at once never corrupt the s
         for (let j = 0; j < 3; j++) {
           const tag = `p${i}:${j}`;
           let r = await plyAsync(root, ['import', '-c', `LABEL n=${i}-${j}`, '-', tag], { inputFile: busyboxTar() });
+          if (r.code !== 0) return r;
+          // Everyone pulls the same image at once, too.
+          r = await plyAsync(root, ['pull', remote]);
           if (r.code !== 0) return r;
           r = await plyAsync(root, ['run', '--rm', tag, 'cat', '/etc/motd']);
           if (r.code !== 0 || r.stdout !== 'hello from the base image\n') return { code: r.code || 1, stderr: r.stderr + r.stdout };
@@ -102,8 +110,9 @@ test('four processes importing, running and removing at once never corrupt the s
   }
   for (const r of await Promise.all(jobs)) assert.equal(r.code, 0, r.stderr);
   const tags = plyOk(root, ['images', '--format', '{{.Repository}}:{{.Tag}}']).trim().split('\n').sort();
-  assert.deepEqual(tags, ['keep:me', 'p0:2', 'p1:2', 'p2:2', 'p3:2']);
+  assert.deepEqual(tags, [`${reg.domain}/par/shared:v1`, 'keep:me', 'p0:2', 'p1:2', 'p2:2', 'p3:2'].sort());
   checkClean(root);
+  await reg.stop();
   assert.equal(plyOk(root, ['run', '--rm', 'keep:me', 'true']), '');
 });
 
