@@ -145,7 +145,9 @@ try {
 
   const d = new Date();
   const stamp = `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, '0')}-${String(d.getUTCDate()).padStart(2, '0')}`;
-  const file = writeReport({ results, limits: ctx.limits, startup: ctx.facts.startup, facts: ctx.facts, notes, profiles, outDir: path.join(repo, 'bench', 'results'), stamp, host: os.hostname(), argv });
+  // A subset run gets its own name, so it never replaces the day's full run.
+  const host = wanted.length ? `${os.hostname()}-${wanted.join('-')}` : os.hostname();
+  const file = writeReport({ results, limits: ctx.limits, startup: ctx.facts.startup, facts: ctx.facts, notes, profiles, outDir: path.join(repo, 'bench', 'results'), stamp, host, argv });
   log(`wrote ${file} and .json`);
   process.stdout.write(fs.readFileSync(file, 'utf8'));
 } catch (e) {

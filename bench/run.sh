@@ -27,24 +27,27 @@ dpkg-query -W -f='${Status}' hyperfine 2>/dev/null | grep -q 'install ok install
 
 [ -d node_modules ] || bash scripts/setup.sh
 
-# A snapshot of ply's build, so that rebuilds of dist/ by others during the run do not change what is measured:
-# compile src/ into bench/.cache/ply/dist; if the tree does not compile right now, copy the last dist/ instead.
-# (Node resolves ply's packages from the repository's node_modules, two directories up.)
+# A snapshot of ply's build, so that edits and rebuilds by others during the run do not change what is measured:
+# src/, bin/, tsconfig.json, package.json and scripts/ are copied to bench/.cache/ply and built there with the
+# project's own `npm run build` (tsc, plus whatever else the build script does, e.g. bundling); node_modules is a
+# symlink to the repository's. If that build fails (src/ mid-edit), the last dist/ and bin/ are copied instead.
 snap=bench/.cache/ply
 if [ -z "${PLY_BENCH_BIN:-}" ]; then
   rm -rf "$snap.new"
-  mkdir -p "$snap.new/bin"
-  if npx tsc -p tsconfig.json --outDir "$snap.new/dist" --declaration false >"$snap.new/tsc.log" 2>&1; then
-    export PLY_BENCH_BUILD="src/ compiled at $(git rev-parse --short HEAD)$(git status --porcelain src | grep -q . && echo ' + uncommitted changes')"
+  mkdir -p "$snap.new"
+  cp -a src bin tsconfig.json package.json "$snap.new/"
+  [ -d scripts ] && cp -a scripts "$snap.new/"
+  ln -s ../../../node_modules "$snap.new/node_modules"
+  rev="$(git rev-parse --short HEAD)$(git status --porcelain src bin scripts package.json | grep -q . && echo ' + uncommitted changes')"
+  if (cd "$snap.new" && npm run -s build) >"$snap.new/build.log" 2>&1; then
+    export PLY_BENCH_BUILD="npm run build of src/ at $rev"
   else
-    echo "bench: src/ does not compile now ($(head -1 "$snap.new/tsc.log")); measuring the last build in dist/" >&2
-    rm -rf "$snap.new/dist"
+    echo "bench: the build fails now ($(grep -m1 -i error "$snap.new/build.log" || tail -1 "$snap.new/build.log")); measuring the last dist/" >&2
     [ -f dist/cli/main.js ] || { echo "bench: no dist/ either: npm run build first" >&2; exit 1; }
-    cp -a dist "$snap.new/dist"
-    export PLY_BENCH_BUILD="copy of dist/ (src/ did not compile at run time)"
+    rm -rf "$snap.new/dist" "$snap.new/bin"
+    cp -a dist bin "$snap.new/"
+    export PLY_BENCH_BUILD="copy of the last dist/ (the build failed at run time, $rev)"
   fi
-  cp bin/ply "$snap.new/bin/ply"
-  chmod +x "$snap.new/bin/ply"
   rm -rf "$snap"
   mv "$snap.new" "$snap"
 fi

@@ -32,4 +32,4 @@ if [ ! -f "$addon" ] || [ -n "$(find native/ply_native.c native/binding.gyp -new
   npm rebuild ply-native --no-audit --no-fund >&2
 fi
 
-npx tsc -p tsconfig.json
+npm run --silent build

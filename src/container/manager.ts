@@ -20,6 +20,9 @@ import { buildContainerSpec, type CreateOptions } from './create.js';
 import { LogWriter } from './logs.js';
 import type { Container, ContainerStore } from './store.js';
 
+/** Defined (true) by the bundler for dist/ply.cjs; undeclared in the unbundled build. */
+declare const PLY_BUNDLED: boolean | undefined;
+
 export class ContainerNotRunningError extends PlyError {}
 
 /** A failed start: docker's exit codes (127 not found, 126 not executable, 125 otherwise). */
@@ -269,7 +272,8 @@ export class ContainerManager {
 
   /** Starts the container under a detached monitor process that outlives this one. */
   async startDetached(c: Container): Promise<void> {
-    const monitor = path.join(path.dirname(fileURLToPath(import.meta.url)), 'monitor.js');
+    // Next to this code: dist/container/monitor.js, or dist/monitor.cjs when running from the bundle.
+    const monitor = path.join(path.dirname(fileURLToPath(import.meta.url)), typeof PLY_BUNDLED !== 'undefined' ? 'monitor.cjs' : 'monitor.js');
     const child = spawn(process.execPath, [monitor, this.root, c.id], {
       detached: true,
       stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
