@@ -339,8 +339,16 @@ static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
   char *buf = NULL;
   napi_value ret = NULL;
   if (!get_string(env, a.argv[0], "path", 0, &path)) goto out;
-  ssize_t got;
-  for (;;) {
+  /* One syscall in the common case: most files have no or few xattrs, so try a stack buffer first and only
+     ask for the size when it is too small (export and commit call this for every file). */
+  char small[4096];
+  char *list = small;
+  ssize_t got = llistxattr(path, small, sizeof small);
+  if (got < 0 && errno != ERANGE) {
+    throw_errno(env, errno, "llistxattr", path);
+    goto out;
+  }
+  while (got < 0) {
     ssize_t size = llistxattr(path, NULL, 0);
     if (size < 0) {
       throw_errno(env, errno, "llistxattr", path);
@@ -353,21 +361,20 @@ static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
       goto out;
     }
     got = llistxattr(path, buf, (size_t)size);
-    if (got < 0) {
-      if (errno == ERANGE) continue;
+    if (got < 0 && errno != ERANGE) {
       throw_errno(env, errno, "llistxattr", path);
       goto out;
     }
-    break;
+    list = buf;
   }
   napi_value arr;
   if (napi_create_array(env, &arr) != napi_ok) goto out;
   uint32_t idx = 0;
   for (ssize_t p = 0; p < got;) {
-    size_t n = strnlen(buf + p, (size_t)(got - p));
+    size_t n = strnlen(list + p, (size_t)(got - p));
     if (n > 0) {
       napi_value s;
-      if (napi_create_string_utf8(env, buf + p, n, &s) != napi_ok) goto out;
+      if (napi_create_string_utf8(env, list + p, n, &s) != napi_ok) goto out;
       if (napi_set_element(env, arr, idx++, s) != napi_ok) goto out;
     }
     p += (ssize_t)n + 1;

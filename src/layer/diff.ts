@@ -19,7 +19,8 @@ const WHITEOUT_PREFIX = '.wh.';
 const WHITEOUT_OPAQUE = '.wh..wh..opq';
 /** Files up to this size are read in one synchronous read; larger ones are streamed in chunks of this size. */
 const CHUNK = 1 << 20;
-const O_READ_FILE = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NOCTTY;
+// O_NONBLOCK: a FIFO swapped in for a file between readdir and open must not block the walk.
+const O_READ_FILE = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NOCTTY | fs.constants.O_NONBLOCK;
 const S_IFIFO = 0o010000;
 const S_IFCHR = 0o020000;
 const S_IFDIR = 0o040000;
@@ -139,17 +140,20 @@ class TreeWalker {
 
   private async walkDir(dirRel: string): Promise<void> {
     const dirAbs = dirRel === '' ? this.root : `${this.root}/${dirRel}`;
-    let names: string[];
+    let dirents: fs.Dirent[];
     try {
-      names = fs.readdirSync(dirAbs);
+      dirents = fs.readdirSync(dirAbs, { withFileTypes: true });
     } catch (e) {
       if (dirRel !== '' && hasErrno(e, 'ENOENT')) return; // removed since it was listed
       throw e;
     }
-    for (const name of sortNames(names)) {
+    const types = new Map(dirents.map((d) => [d.name, d]));
+    for (const name of sortNames([...types.keys()])) {
       const rel = dirRel === '' ? name : `${dirRel}/${name}`;
       if (this.opts.skip?.(rel)) continue;
       const abs = `${dirAbs}/${name}`;
+      // Regular files (most entries) go straight to open + fstat: one syscall fewer than lstat first.
+      if (types.get(name)!.isFile() && (await this.file(rel, abs))) continue;
       const st = fs.lstatSync(abs, { bigint: true, throwIfNoEntry: false });
       if (st === undefined) continue; // removed since readdir (a running container): not archived
       await this.entry(rel, abs, name, st);
@@ -223,7 +227,7 @@ class TreeWalker {
 
     switch (fmt) {
       case S_IFREG:
-        if (await this.file(rel, abs, st)) if (key !== undefined) this.links.set(key, rel);
+        await this.file(rel, abs, st);
         return;
       case S_IFLNK: {
         let target: string;
@@ -260,27 +264,43 @@ class TreeWalker {
     }
   }
 
-  /** Archives a regular file; false if it vanished before it could be opened. */
-  private async file(rel: string, abs: string, st: fs.BigIntStats): Promise<boolean> {
+  /**
+   * Archives a regular file (or a hardlink to one archived before). Without `st` (from lstat) the file is opened
+   * directly; false then means it is not a regular file any more and the caller looks at it again.
+   */
+  private async file(rel: string, abs: string, st?: fs.BigIntStats): Promise<boolean> {
     let fd: number;
     try {
       fd = fs.openSync(abs, O_READ_FILE);
     } catch (e) {
-      if (hasErrno(e, 'ENOENT')) return false;
-      if (hasErrno(e, 'ELOOP')) throw new PlyError(`${rel} was replaced by a symlink while being archived`, { cause: e });
+      if (hasErrno(e, 'ENOENT')) return st !== undefined;
+      if (hasErrno(e, 'ELOOP')) {
+        if (st === undefined) return false; // now a symlink: archived as one
+        throw new PlyError(`${rel} was replaced by a symlink while being archived`, { cause: e });
+      }
       throw e;
     }
     try {
-      // The descriptor must be the file we lstat'ed, reached without following any symlink on the way.
+      // The descriptor must be the file we meant, reached without following any symlink on the way.
       const via = fs.readlinkSync(`/proc/self/fd/${fd}`);
       const fst = fs.fstatSync(fd, { bigint: true });
-      if ((via !== abs && via !== `${abs} (deleted)`) || fst.ino !== st.ino || fst.dev !== st.dev) {
-        throw new PlyError(`${rel} changed while being archived (opened ${via})`);
+      if (via !== abs && via !== `${abs} (deleted)`) throw new PlyError(`${rel} changed while being archived (opened ${via})`);
+      if (st !== undefined && (fst.ino !== st.ino || fst.dev !== st.dev)) throw new PlyError(`${rel} changed while being archived`);
+      if (Number(fst.mode & 0o170000n) !== S_IFREG) {
+        if (st === undefined) return false;
+        throw new PlyError(`${rel} changed while being archived`);
+      }
+      const key = fst.nlink > 1n ? `${fst.dev}:${fst.ino}` : undefined;
+      const first = key !== undefined ? this.links.get(key) : undefined;
+      if (first !== undefined) {
+        await this.writer.add({ name: rel, type: 'link', ...this.base(fst), linkname: first });
+        return true;
       }
       const size = Number(fst.size);
       const h: TarHeader = { name: rel, type: 'file', ...this.base(fst), size, xattrs: this.xattrs(abs, rel) };
       if (size <= CHUNK) await this.writer.add(h, readSyncFull(fd, size, abs));
       else await this.writer.add(h, readChunks(fd, size, abs));
+      if (key !== undefined) this.links.set(key, rel);
       return true;
     } finally {
       fs.closeSync(fd);
