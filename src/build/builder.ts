@@ -26,7 +26,7 @@ import { creationTime, hostPlatform, parsePlatform, writeImage } from '../image/
 import type { ContainerConfig, HistoryEntry, ImageConfig, Platform } from '../oci/types.js';
 import { BuildCache, stepKey } from './cache.js';
 import { loadIgnoreRules, SourceTree, type ResolvedSource } from './context.js';
-import type { CopyItem } from './copy.js';
+import type { CopyItem, CopyRequest } from './copy.js';
 import { parseDockerfile, parseHeredocWord, parseTrigger, chompHeredocContent, type Dockerfile, type ParsedCommand, type Stage } from './dockerfile.js';
 import type { BuildLogger } from './output.js';
 import type { RootfsViews } from './rootfs.js';
@@ -883,14 +883,7 @@ class Builder {
     return d;
   }
 
-  private async writeCopyLayer(req: {
-    rootfs: string | null;
-    dest: string;
-    items: CopyItem[];
-    forceDir: boolean;
-    owner?: { uid: number; gid: number };
-    chmod?: number;
-  }): Promise<LayerRecord> {
+  private async writeCopyLayer(req: Omit<CopyRequest, 'now' | 'clamp'>): Promise<LayerRecord> {
     const { CopyWriter } = await import('./copy.js');
     const sde = sourceDateEpoch();
     const writer = new CopyWriter({ ...req, now: sde ?? Math.floor(Date.now() / 1000), ...(sde !== undefined ? { clamp: sde } : {}) });
