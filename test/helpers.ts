@@ -11,7 +11,21 @@ const TMP_BASE = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
 
 const tempDirs: string[] = [];
 process.on('exit', () => {
-  for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
+  for (const d of tempDirs) {
+    // A failed test may leave containers running and rootfs mounted in its store: stop and unmount them first,
+    // so removing the directory neither writes through a mount nor leaves a runtime behind.
+    const stateRoot = path.join(d, 'runtime', 'runc');
+    for (const id of fs.existsSync(stateRoot) ? fs.readdirSync(stateRoot) : []) {
+      spawnSync('runc', ['--root', stateRoot, 'delete', '--force', id], { stdio: 'ignore' });
+    }
+    const mounts = fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4])
+      .filter((m): m is string => m !== undefined && m.startsWith(`${d}/`));
+    for (const m of mounts.reverse()) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
+    fs.rmSync(d, { recursive: true, force: true });
+  }
 });
 
 /** A fresh directory on tmpfs, removed when the process exits. */
