@@ -11,7 +11,6 @@ import type { ImageRecord } from '../image/store.js';
 import { creationTime, writeImage } from '../image/write.js';
 import { writeTree, writeUpperDiff } from '../layer/diff.js';
 import { ingestLayer } from '../layer/ingest.js';
-import { prepareLayerExport } from './export.js';
 import type { ImageConfig } from '../oci/types.js';
 import { TarWriter } from '../tar/index.js';
 import type { Container } from './store.js';
@@ -98,27 +97,6 @@ export async function commitContainer(engine: Engine, c: Container, o: CommitOpt
 
 /** Writes the container's flattened filesystem as a tar to `out`. */
 export async function exportContainer(engine: Engine, c: Container, out: Writable): Promise<void> {
-  if (process.env.PLY_EXPORT_MOUNT !== '1' && (await exportFromLayers(engine, c, out))) return;
-  await exportMounted(engine, c, out);
-}
-
-/** The flattened filesystem from the image's layer tars and the container's upper dir; false: nothing written. */
-async function exportFromLayers(engine: Engine, c: Container, out: Writable): Promise<boolean> {
-  const run = await prepareLayerExport(engine, c);
-  if (run === null) return false;
-  const writer = new TarWriter();
-  const produce = (async () => {
-    await run(writer);
-    await writer.finish();
-  })();
-  produce.catch((e: unknown) => writer.destroy(e as Error));
-  await pipeline(writer.stream, out);
-  await produce;
-  return true;
-}
-
-/** The flattened filesystem read through the mounted rootfs. */
-export async function exportMounted(engine: Engine, c: Container, out: Writable): Promise<void> {
   await withRootfs(engine, c, async (rootfs) => {
     const writer = new TarWriter();
     const produce = (async () => {
