@@ -98,10 +98,7 @@ export class ImageStore {
   addImage(img: NewImage): ImageRecord {
     const size = img.layers.reduce((n, l) => n + l.unpackedSize, 0);
     return writeTx(this.db, () => {
-      const insLayer = this.db.prepare(
-        'INSERT OR IGNORE INTO layers (digest, diff_id, media_type, size, unpacked_size) VALUES (?, ?, ?, ?, ?)',
-      );
-      for (const l of img.layers) insLayer.run(l.digest, l.diffId, l.mediaType, l.size, l.unpackedSize);
+      for (const l of img.layers) this.recordLayer(l);
       this.db
         .prepare(
           'INSERT OR IGNORE INTO images (digest, config_digest, media_type, size, created, parent, added) VALUES (?, ?, ?, ?, ?, ?, ?)',
@@ -111,6 +108,13 @@ export class ImageStore {
       for (const b of [img.manifestDigest, img.configDigest, ...img.layers.map((l) => l.digest)]) insBlob.run(img.manifestDigest, b);
       return toRecord(this.db.prepare('SELECT * FROM images WHERE digest = ?').get(img.manifestDigest) as ImageRow);
     });
+  }
+
+  /** Records what is known of a stored layer blob (its diffID and sizes); idempotent. */
+  recordLayer(l: LayerRecord): void {
+    this.db
+      .prepare('INSERT OR IGNORE INTO layers (digest, diff_id, media_type, size, unpacked_size) VALUES (?, ?, ?, ?, ?)')
+      .run(l.digest, l.diffId, l.mediaType, l.size, l.unpackedSize);
   }
 
   get(digest: string): ImageRecord | undefined {

@@ -104,6 +104,15 @@ export class StoreDestination implements ImageDestination {
         await writer.abort();
         return { present: true };
       }
+      // The blob may have just landed from another process that records its layer a moment after releasing
+      // the ingest: give it that moment rather than fetching the blob again.
+      if (this.images.content.has(desc.digest)) {
+        for (let i = 0; i < 40 && !(await this.hasBlob(desc)); i++) await new Promise((r) => setTimeout(r, 25));
+        if (await this.hasBlob(desc)) {
+          await writer.abort();
+          return { present: true };
+        }
+      }
       if (writer.offset >= desc.size) {
         // Complete but never committed (killed at the end): cheaper to fetch again than to special-case.
         await writer.abort();
@@ -127,7 +136,10 @@ export class StoreDestination implements ImageDestination {
         resumeFrom: opts.offset ?? 0,
         writer,
       });
-      this.layers.set(desc.digest, { ...rec, mediaType: desc.mediaType });
+      const layer = { ...rec, mediaType: desc.mediaType };
+      this.layers.set(desc.digest, layer);
+      // Recorded now, not with the image: another process waiting for this blob can then use it at once.
+      this.images.recordLayer(layer);
       return;
     }
     await this.images.content.putStream(data, key, { expected: desc.digest, size: desc.size, lease: this.lease });
