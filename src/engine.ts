@@ -14,6 +14,7 @@ import { ContainerManager } from './container/manager.js';
 import { Snapshotter } from './snapshot/overlay.js';
 import { creationTime, hostPlatform, parsePlatform, writeImage } from './image/write.js';
 import { ingestLayer } from './layer/ingest.js';
+import { dirSize } from './util/fs.js';
 import { chainIds } from './digest/digest.js';
 import type { Digest, ImageConfig, Platform } from './oci/types.js';
 import { formatReference, parseNormalized, parseReference, repositoryName, type Reference } from './reference/reference.js';
@@ -45,6 +46,21 @@ export interface ImportOptions {
   reference?: string;
   /** What the input was, for the history comment ('-' for stdin, or the URL). */
   sourceName?: string;
+}
+
+export interface UsageRow {
+  total: number;
+  active: number;
+  size: number;
+  reclaimable: number;
+}
+
+export interface DiskUsage {
+  images: UsageRow;
+  containers: UsageRow;
+  volumes: UsageRow;
+  buildCache: UsageRow;
+  dangling: number;
 }
 
 export interface PullOptions {
@@ -241,16 +257,54 @@ export class Engine {
     return n;
   }
 
-  /** Sizes for `system df`: layers shared by several images count once. */
-  diskUsage(): { images: number; imagesSize: number; layersSize: number; dangling: number } {
-    const layerRows = this.db.prepare('SELECT SUM(unpacked_size) AS s FROM layers').get() as { s: number | null };
+  /** Sizes for `system df`: layers shared by several images count once; "active" is what containers use. */
+  diskUsage(): DiskUsage {
     const list = this.images.list();
     const names = this.images.names();
+    const containers = this.containers.list().map((c) => this.manager.refresh(c));
+    const usedImages = new Set(containers.map((c) => c.image));
+    const cacheImages = new Set(
+      (this.db.prepare('SELECT image FROM build_cache').all() as { image: string }[]).map((r) => r.image),
+    );
+    const layerSize = new Map<string, number>();
+    const usedLayers = new Set<string>();
+    const imageLayers = new Set<string>();
+    for (const img of list) {
+      const cacheOnly = cacheImages.has(img.digest) && !names.has(img.digest);
+      for (const l of this.images.layers(img)) {
+        layerSize.set(l.digest, l.unpackedSize);
+        if (!cacheOnly) imageLayers.add(l.digest);
+        if (usedImages.has(img.digest)) usedLayers.add(l.digest);
+      }
+    }
+    const sum = (keys: Iterable<string>) => [...keys].reduce((n, k) => n + (layerSize.get(k) ?? 0), 0);
+    const cacheLayers = [...layerSize.keys()].filter((k) => !imageLayers.has(k));
+    const volumes = this.db.prepare('SELECT name FROM volumes').all() as { name: string }[];
+    const usedVolumes = new Set(containers.flatMap((c) => c.spec.mounts.filter((m) => m.type === 'volume').map((m) => m.source!)));
+    const volumeSize = new Map(volumes.map((v) => [v.name, dirSize(this.manager.volumePath(v.name))]));
+    const upper = new Map(containers.map((c) => [c.id, dirSize(path.join(this.containers.pathOf(c.id), 'upper'))]));
+    const running = containers.filter((c) => this.manager.isRunning(c));
     return {
-      images: list.length,
-      imagesSize: list.reduce((n, i) => n + i.size, 0),
-      layersSize: layerRows.s ?? 0,
-      dangling: list.filter((i) => !names.has(i.digest)).length,
+      images: {
+        total: list.filter((i) => !(cacheImages.has(i.digest) && !names.has(i.digest))).length,
+        active: usedImages.size,
+        size: sum(imageLayers),
+        reclaimable: sum([...imageLayers].filter((k) => !usedLayers.has(k))),
+      },
+      dangling: list.filter((i) => !names.has(i.digest) && !cacheImages.has(i.digest)).length,
+      containers: {
+        total: containers.length,
+        active: running.length,
+        size: [...upper.values()].reduce((a, b) => a + b, 0),
+        reclaimable: containers.filter((c) => !this.manager.isRunning(c)).reduce((n, c) => n + (upper.get(c.id) ?? 0), 0),
+      },
+      volumes: {
+        total: volumes.length,
+        active: volumes.filter((v) => usedVolumes.has(v.name)).length,
+        size: [...volumeSize.values()].reduce((a, b) => a + b, 0),
+        reclaimable: volumes.filter((v) => !usedVolumes.has(v.name)).reduce((n, v) => n + (volumeSize.get(v.name) ?? 0), 0),
+      },
+      buildCache: { total: cacheImages.size, active: 0, size: sum(cacheLayers), reclaimable: sum(cacheLayers) },
     };
   }
 

@@ -9,6 +9,7 @@ import { InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
 import { withEngine, out } from './engine.js';
 import { createdSince, humanDuration, humanSize, rfc3339Nano, truncateCommand } from './format.js';
 import { collect } from './main.js';
+import { dirSize } from '../util/fs.js';
 
 interface RunFlags {
   interactive?: boolean;
@@ -548,24 +549,6 @@ export async function printInspect(items: unknown[], format?: string): Promise<v
   }
 }
 
-function dirSize(dir: string): number {
-  let n = 0;
-  const walk = (d: string) => {
-    let entries: fs.Dirent[];
-    try {
-      entries = fs.readdirSync(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = `${d}/${e.name}`;
-      if (e.isDirectory()) walk(p);
-      else if (e.isFile()) n += fs.lstatSync(p).size;
-    }
-  };
-  walk(dir);
-  return n;
-}
 
 function statusText(c: Container): string {
   const now = Date.now();

@@ -36,7 +36,9 @@ export function registerSystemCommands(program: Command): void {
     withEngine(async (engine) => {
       const du = engine.diskUsage();
       const info = {
-        Images: du.images,
+        Containers: du.containers.total,
+        ContainersRunning: du.containers.active,
+        Images: du.images.total,
         DanglingImages: du.dangling,
         StoreRoot: engine.root,
         StorageDriver: 'overlayfs',
@@ -55,6 +57,8 @@ export function registerSystemCommands(program: Command): void {
       out(
         [
           'Server:',
+          ` Containers: ${info.Containers}`,
+          `  Running: ${info.ContainersRunning}`,
           ` Images: ${info.Images}`,
           ` Dangling Images: ${info.DanglingImages}`,
           ` Storage Driver: ${info.StorageDriver}`,
@@ -98,12 +102,14 @@ export function registerSystemCommands(program: Command): void {
         const { renderTable } = await import('./template.js');
         const du = engine.diskUsage();
         const pct = (a: number, b: number) => (b === 0 ? '0%' : `${Math.round((a / b) * 100)}%`);
-        const rows = [
-          { Type: 'Images', TotalCount: du.images, Active: 0, Size: humanSize(du.layersSize), Reclaimable: `${humanSize(du.layersSize)} (${pct(du.layersSize, du.layersSize)})` },
-          { Type: 'Containers', TotalCount: 0, Active: 0, Size: '0B', Reclaimable: '0B' },
-          { Type: 'Local Volumes', TotalCount: 0, Active: 0, Size: '0B', Reclaimable: '0B' },
-          { Type: 'Build Cache', TotalCount: 0, Active: 0, Size: '0B', Reclaimable: '0B' },
-        ];
+        const row = (Type: string, u: { total: number; active: number; size: number; reclaimable: number }) => ({
+          Type,
+          TotalCount: u.total,
+          Active: u.active,
+          Size: humanSize(u.size),
+          Reclaimable: u.reclaimable > 0 ? `${humanSize(u.reclaimable)} (${pct(u.reclaimable, u.size)})` : '0B',
+        });
+        const rows = [row('Images', du.images), row('Containers', du.containers), row('Local Volumes', du.volumes), row('Build Cache', du.buildCache)];
         const format = opts.format === 'json' ? '{{json .}}' : (opts.format ?? 'table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}');
         out(renderTable(format, rows, { Type: 'TYPE', TotalCount: 'TOTAL', Active: 'ACTIVE', Size: 'SIZE', Reclaimable: 'RECLAIMABLE' }));
       }),

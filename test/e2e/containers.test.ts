@@ -206,3 +206,14 @@ test('-it under tmux: typed input and Ctrl-C reach the container, window size ch
     }
   }
 });
+
+test('system df counts images, containers, volumes; ps -s shows the writable layer size', () => {
+  const store = tempDir();
+  plyOk(store, ['import', busyboxTar(), 'bb']);
+  plyOk(store, ['run', '--name', 'sized', '-v', 'dfvol:/data', 'bb', 'sh', '-c', 'head -c 100000 /dev/zero > /blob; head -c 5000 /dev/zero > /data/v']);
+  const df = plyOk(store, ['system', 'df', '--format', '{{.Type}}|{{.TotalCount}}|{{.Active}}|{{.Size}}']).trim().split('\n');
+  assert.deepEqual(df.map((l) => l.split('|').slice(0, 3).join('|')), ['Images|1|1', 'Containers|1|0', 'Local Volumes|1|1', 'Build Cache|0|0']);
+  assert.equal(df[1]!.split('|')[3], '100kB');
+  assert.equal(df[2]!.split('|')[3], '5kB');
+  assert.match(plyOk(store, ['ps', '-a', '-s', '--format', '{{.Names}} {{.Size}}']), /^sized 100kB$/m);
+});
