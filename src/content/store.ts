@@ -231,6 +231,15 @@ export class IngestWriter {
     for await (const c of fs.createReadStream(path.join(this.dir, 'data'), { highWaterMark: READ_CHUNK, end: prefix - 1 })) yield c as Buffer;
   }
 
+  /**
+   * Hashes the rest of a blob without storing it and returns its digest: when the content turned out bad,
+   * this tells "corrupted in transit" (digest mismatch) from "the blob really is like that".
+   */
+  async digestOfRest(rest: AsyncIterable<Buffer>): Promise<Digest> {
+    for await (const c of rest) this.digester.update(c);
+    return this.digester.digest();
+  }
+
   /** Bytes already in this ingest (non-zero when resuming). */
   get offset(): number {
     return this.digester.size;

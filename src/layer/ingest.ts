@@ -76,6 +76,8 @@ export async function ingestLayer(content: ContentStore, source: Readable | Asyn
   const keepRaw = compression === 'gzip' || compression === 'zstd' || opts.expected !== undefined;
   const decomp = decompressor(compression);
   let failure: unknown;
+  /** Network bytes gathered but not yet written (see feed below). */
+  const pending: Buffer[] = [];
   try {
     // The decompressed side: hash (when the raw bytes are what is stored) or store, and parse as tar.
     const diff = new Digester();
@@ -110,24 +112,26 @@ export async function ingestLayer(content: ContentStore, source: Readable | Asyn
       decomp.destroy(e as Error);
     });
 
-    const send = async (c: Buffer, stored: boolean): Promise<void> => {
+    // Bytes a resumed ingest already holds only go through the decompressor (their hash is already taken).
+    const replay = async (c: Buffer): Promise<void> => {
       if (failure) throw failure;
-      if (keepRaw && !stored) await writer.write(c);
       if (!decomp.write(c)) await once(decomp, 'drain');
     };
     // Sockets deliver ~64 KiB pieces: gathering them into ~1 MiB writes cuts the per-call cost of the file
     // writes and of the decompressor's thread-pool hand-offs.
-    const pending: Buffer[] = [];
     let pendingBytes = 0;
     const flush = async (): Promise<void> => {
       if (pendingBytes === 0) return;
+      if (failure) throw failure;
       const c = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+      if (keepRaw) await writer.write(c);
+      // Only now are these bytes part of the blob's hash: until here a failure still finds them in `pending`.
       pending.length = 0;
       pendingBytes = 0;
-      await send(c, false);
+      if (!decomp.write(c)) await once(decomp, 'drain');
     };
     const feed = async ([c, stored]: [Buffer, boolean]): Promise<void> => {
-      if (stored) return send(c, true);
+      if (stored) return replay(c);
       pending.push(c);
       pendingBytes += c.length;
       if (pendingBytes >= 1 << 20) await flush();
@@ -149,7 +153,20 @@ export async function ingestLayer(content: ContentStore, source: Readable | Asyn
       unpackedSize,
     };
   } catch (e) {
-    const err = failure ?? e;
+    let err = failure ?? e;
+    // A blob with a known digest that fails to parse is most likely damaged: say so when its digest disagrees.
+    if (opts.expected && err instanceof InvalidArchiveError && keepRaw) {
+      try {
+        const rest = (async function* () {
+          yield* pending;
+          for (let r = await it.next(); !r.done; r = await it.next()) if (!r.value[1]) yield r.value[0];
+        })();
+        const actual = await writer.digestOfRest(rest);
+        if (actual !== opts.expected) err = new DigestMismatchError(opts.expected, actual, 'layer');
+      } catch {
+        // keep the parse error
+      }
+    }
     // A known blob interrupted by the network keeps its bytes for the next try; bad bytes are dropped.
     if (opts.expected && !isBadContent(err)) await writer.suspend();
     else await writer.abort();
