@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { ContentStore } from '../content/store.js';
+import { pidAlive, type ContentStore } from '../content/store.js';
 import { writeTx, type DB } from '../db/db.js';
 import { chainIds } from '../digest/digest.js';
 import { PlyError } from '../errors.js';
@@ -65,7 +65,8 @@ export class Snapshotter {
   }
 
   private async unpackOne(layer: LayerRecord, chain: Digest, parent: Digest | null): Promise<void> {
-    const tmp = path.join(this.dir, `tmp-${randomBytes(6).toString('hex')}`);
+    // The pid in the name tells a concurrent prune whether the unpack is still going on.
+    const tmp = path.join(this.dir, `tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
     await fsp.mkdir(tmp, { mode: 0o755 });
     try {
       const { size } = await applyLayer(tmp, decompressed(this.content.read(layer.digest)), { mode: 'overlay' });
@@ -121,10 +122,17 @@ export class Snapshotter {
       n++;
     }
     for (const name of fs.readdirSync(this.dir)) {
-      if (name.startsWith('tmp-')) fs.rmSync(path.join(this.dir, name), { recursive: true, force: true });
+      if (isAbandonedUnpack(name)) fs.rmSync(path.join(this.dir, name), { recursive: true, force: true });
     }
     return n;
   }
+}
+
+/** A `tmp-<pid>-…` unpack directory whose process is gone (a live one is still being written). */
+export function isAbandonedUnpack(name: string): boolean {
+  const m = /^tmp-(\d+)-/.exec(name);
+  if (!m) return name.startsWith('tmp-');
+  return Number(m[1]) !== process.pid && !pidAlive(Number(m[1]));
 }
 
 /** Whether `dir` is a mount point (listed in /proc/self/mountinfo). */

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { chainIds, Digester, splitDigest } from '../digest/digest.js';
 import type { Engine } from '../engine.js';
 import type { Digest, Manifest } from '../oci/types.js';
-import { isMounted } from '../snapshot/overlay.js';
+import { isAbandonedUnpack, isMounted } from '../snapshot/overlay.js';
 
 export interface Problem {
   kind: 'blob' | 'image' | 'snapshot' | 'container' | 'mount' | 'ingest' | 'name';
@@ -88,6 +88,7 @@ export async function checkStore(engine: Engine, opts: { repair?: boolean } = {}
   const dirsByName = new Map(snapRows.map((r) => [path.basename(engine.snapshots.pathFor(r.chain_id)), r.chain_id]));
   for (const name of fs.readdirSync(engine.snapshots.dir)) {
     if (name === 'empty' || dirsByName.has(name)) continue;
+    if (name.startsWith('tmp-') && !isAbandonedUnpack(name)) continue; // another process is unpacking it
     const p = path.join(engine.snapshots.dir, name);
     if (opts.repair) fs.rmSync(p, { recursive: true, force: true });
     report({ kind: 'snapshot', subject: name, message: name.startsWith('tmp-') ? 'unfinished unpack left behind' : 'directory without a record', repaired: opts.repair, note: true });
