@@ -38,7 +38,7 @@ if [ -z "${PLY_BENCH_BIN:-}" ]; then
   cp -a src bin tsconfig.json package.json "$snap.new/"
   [ -d scripts ] && cp -a scripts "$snap.new/"
   ln -s ../../../node_modules "$snap.new/node_modules"
-  rev="$(git rev-parse --short HEAD)$(git status --porcelain src bin scripts package.json | grep -q . && echo ' + uncommitted changes')"
+  rev="$(git rev-parse --short HEAD)$( (git status --porcelain src bin scripts package.json | grep -q .) && echo ' + uncommitted changes' || true)"
   if (cd "$snap.new" && npm run -s build) >"$snap.new/build.log" 2>&1; then
     export PLY_BENCH_BUILD="npm run build of src/ at $rev"
   else
