@@ -203,8 +203,8 @@ export class Engine {
   /** Removes unpacked layers that no remaining image uses. */
   pruneSnapshots(): number {
     const used = new Set<string>();
-    for (const img of this.images.list()) {
-      for (const c of chainIds(this.images.layers(img).map((l) => l.diffId))) used.add(c);
+    for (const { layers } of this.images.allLayers()) {
+      for (const c of chainIds(layers.map((l) => l.diffId))) used.add(c);
     }
     return this.snapshots.prune(used);
   }
@@ -269,9 +269,9 @@ export class Engine {
     const layerSize = new Map<string, number>();
     const usedLayers = new Set<string>();
     const imageLayers = new Set<string>();
-    for (const img of list) {
+    for (const { image: img, layers } of this.images.allLayers()) {
       const cacheOnly = cacheImages.has(img.digest) && !names.has(img.digest);
-      for (const l of this.images.layers(img)) {
+      for (const l of layers) {
         layerSize.set(l.digest, l.unpackedSize);
         if (!cacheOnly) imageLayers.add(l.digest);
         if (usedImages.has(img.digest)) usedLayers.add(l.digest);

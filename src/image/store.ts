@@ -221,9 +221,27 @@ export class ImageStore {
     const m = this.manifest(rec);
     const get = this.db.prepare('SELECT * FROM layers WHERE digest = ?');
     return m.layers.map((d) => {
-      const r = get.get(d.digest) as { digest: string; diff_id: string; media_type: string; size: number; unpacked_size: number };
+      const r = get.get(d.digest) as { digest: string; diff_id: string; media_type: string; size: number; unpacked_size: number } | undefined;
+      if (!r) throw new NotFoundError(`layer ${d.digest} of image ${rec.id} is not recorded`);
       return { digest: d.digest, diffId: r.diff_id as Digest, mediaType: r.media_type, size: r.size, unpackedSize: r.unpacked_size };
     });
+  }
+
+  /**
+   * The layers of every image, skipping images another process deletes while this reads them (their record
+   * was listed, their manifest is already gone): for scans over all images, which take no lock.
+   */
+  *allLayers(): Generator<{ image: ImageRecord; layers: LayerRecord[] }> {
+    for (const image of this.list()) {
+      let layers: LayerRecord[];
+      try {
+        layers = this.layers(image);
+      } catch (e) {
+        if (e instanceof NotFoundError || (e as { code?: string }).code === 'ENOENT') continue;
+        throw e;
+      }
+      yield { image, layers };
+    }
   }
 
   /** Removes a name; returns whether it existed. */

@@ -92,15 +92,19 @@ test('four processes importing, pulling, running and removing at once never corr
       (async () => {
         for (let j = 0; j < 3; j++) {
           const tag = `p${i}:${j}`;
-          let r = await plyAsync(root, ['import', '-c', `LABEL n=${i}-${j}`, '-', tag], { inputFile: busyboxTar() });
+          const step = async (args: string[], opts: { inputFile?: string } = {}) => {
+            const res = await plyAsync(root, args, opts);
+            return { ...res, stderr: `ply ${args.join(' ')}: ${res.stderr}` };
+          };
+          let r = await step(['import', '-c', `LABEL n=${i}-${j}`, '-', tag], { inputFile: busyboxTar() });
           if (r.code !== 0) return r;
           // Everyone pulls the same image at once, too.
-          r = await plyAsync(root, ['pull', remote]);
+          r = await step(['pull', remote]);
           if (r.code !== 0) return r;
-          r = await plyAsync(root, ['run', '--rm', tag, 'cat', '/etc/motd']);
+          r = await step(['run', '--rm', tag, 'cat', '/etc/motd']);
           if (r.code !== 0 || r.stdout !== 'hello from the base image\n') return { code: r.code || 1, stderr: r.stderr + r.stdout };
           if (j < 2) {
-            r = await plyAsync(root, ['rmi', tag]);
+            r = await step(['rmi', tag]);
             if (r.code !== 0) return r;
           }
         }
@@ -108,11 +112,12 @@ test('four processes importing, pulling, running and removing at once never corr
       })(),
     );
   }
-  for (const r of await Promise.all(jobs)) assert.equal(r.code, 0, r.stderr);
+  const results = await Promise.all(jobs);
+  await reg.stop();
+  for (const r of results) assert.equal(r.code, 0, r.stderr);
   const tags = plyOk(root, ['images', '--format', '{{.Repository}}:{{.Tag}}']).trim().split('\n').sort();
   assert.deepEqual(tags, [`${reg.domain}/par/shared:v1`, 'keep:me', 'p0:2', 'p1:2', 'p2:2', 'p3:2'].sort());
   checkClean(root);
-  await reg.stop();
   assert.equal(plyOk(root, ['run', '--rm', 'keep:me', 'true']), '');
 });
 
