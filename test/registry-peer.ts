@@ -61,9 +61,6 @@ ${auth}`,
     stdio: ['ignore', fs.openSync(logFile, 'a'), fs.openSync(logFile, 'a')],
   });
   procs.push(proc);
-  // Never the reason a test process stays alive: a failed test that skipped stop() still lets the file exit
-  // (and the exit handler above kills the registry).
-  proc.unref();
   const deadline = Date.now() + 15_000;
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`docker-registry exited: ${fs.readFileSync(logFile, 'utf8')}`);

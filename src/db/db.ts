@@ -107,11 +107,28 @@ export function openDb(file: string): DB {
 export function openSqlite(file: string, migrations: string[]): DB {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const db = new Database(file, { timeout: 30_000 });
-  db.pragma('journal_mode = WAL');
+  // Switching a new file to WAL and migrating it take locks that SQLite refuses at once (no busy wait) while
+  // another process does the same: several ply processes opening a fresh store must wait their turn.
+  retryBusy(() => db.pragma('journal_mode = WAL'));
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
-  migrate(db, migrations);
+  retryBusy(() => migrate(db, migrations));
   return db;
+}
+
+function retryBusy<T>(fn: () => T): T {
+  const deadline = Date.now() + 30_000;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
+    try {
+      return fn();
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? '';
+      if (!code.startsWith('SQLITE_BUSY') && !code.startsWith('SQLITE_LOCKED')) throw e;
+      if (Date.now() > deadline) throw e;
+      Atomics.wait(pause, 0, 0, delay);
+    }
+  }
 }
 
 function migrate(db: DB, migrations: string[]): void {
