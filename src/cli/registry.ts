@@ -3,17 +3,10 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { PlyError } from '../errors.js';
 import { out } from './engine.js';
+import type { RegistryOptions } from '../registry/server.js';
 
-interface ServeOptions {
-  addr: string;
-  root?: string;
-  htpasswd?: string;
-  tokenRealm?: string;
-  tlsCert?: string;
-  tlsKey?: string;
-  readOnly?: boolean;
-  delete?: boolean;
-}
+/** The server's own options, as flags: the address has a default, the root defaults to $PLY_ROOT/registry. */
+type ServeOptions = Omit<RegistryOptions, 'root' | 'addr' | 'log' | 'drainMs'> & { addr: string; root?: string };
 
 export function registerRegistryCommands(program: Command): void {
   const registry = program.command('registry').description("Run ply's built-in OCI distribution registry").usage('COMMAND');
