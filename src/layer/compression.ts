@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { Duplex, PassThrough, type Transform } from 'node:stream';
+import type { ZlibOptions } from 'node:zlib';
 import { createRequire } from 'node:module';
 import { InvalidArchiveError, UnsupportedError } from '../errors.js';
 
@@ -15,15 +16,35 @@ export function detectCompression(head: Buffer): Compression {
   return 'none';
 }
 
-/** gunzip with 64 KiB output chunks: measured 2-3x faster than the 16 KiB default here. */
-const GUNZIP_CHUNK = 64 * 1024;
+/** gzip output chunks (compression). */
+const GZIP_CHUNK = 64 * 1024;
+/**
+ * gunzip output chunks. Each chunk is one job on the libuv thread pool followed by a hop back to the main thread
+ * to start the next: 1 MiB chunks make those hops rare enough that the decompression keeps its core busy while
+ * the main thread hashes and parses what came out (measured 1.3-1.5x faster than 64 KiB chunks, and 64 KiB was
+ * 2-3x faster than the 16 KiB default).
+ */
+export const GUNZIP_CHUNK = 1 << 20;
+/**
+ * Buffering on both sides of a decompressor: input queued ahead and output waiting to be read let the
+ * decompression (on the thread pool) run while the main thread is busy, instead of in turns with it.
+ */
+export const DECOMPRESS_BUFFER = 4 << 20;
 
 export function decompressor(c: Compression): Transform | Duplex {
   switch (c) {
     case 'none':
       return new PassThrough({ highWaterMark: 1 << 20 });
     case 'gzip':
-      return wrapErrors(zlib().createGunzip({ chunkSize: GUNZIP_CHUNK }), 'gzip');
+      return wrapErrors(
+        // zlib passes stream options on to its Transform (the typings only list zlib's own).
+        zlib().createGunzip({
+          chunkSize: GUNZIP_CHUNK,
+          readableHighWaterMark: DECOMPRESS_BUFFER,
+          writableHighWaterMark: DECOMPRESS_BUFFER,
+        } as ZlibOptions),
+        'gzip',
+      );
     case 'zstd':
       return wrapErrors(zstdDecompressStream(), 'zstd');
     case 'xz':
@@ -33,7 +54,7 @@ export function decompressor(c: Compression): Transform | Duplex {
 }
 
 export function compressor(c: 'gzip' | 'zstd', level?: number): Transform {
-  if (c === 'gzip') return zlib().createGzip({ level: level ?? 1, chunkSize: GUNZIP_CHUNK });
+  if (c === 'gzip') return zlib().createGzip({ level: level ?? 1, chunkSize: GZIP_CHUNK });
   return zstdCompressStream(level ?? 3);
 }
 

@@ -1,19 +1,44 @@
 // Layer ingest: one pass over a (possibly compressed) tar stream that stores the blob, computes its diffID,
 // and proves it is a well-formed tar — or stores nothing.
-import { once } from 'node:events';
-import type { Readable } from 'node:stream';
+//
+// The pass is a pipeline over two threads: the decompressor runs on the libuv thread pool while the main thread
+// receives the input, hashes and writes it, and hashes and checks what comes out of the decompressor (TarCheck,
+// a synchronous walk over the tar headers). Both sides are buffered so neither waits for the other's turn.
+import type { Duplex, Readable, Transform } from 'node:stream';
 import type { ContentStore, IngestWriter } from '../content/store.js';
 import { Digester } from '../digest/digest.js';
-import { DigestMismatchError, InvalidArchiveError, PlyError } from '../errors.js';
+import { DigestMismatchError, InvalidArchiveError, PlyError, UnsupportedError } from '../errors.js';
 import type { Lease, LayerRecord } from '../image/store.js';
 import { MediaType, type Digest } from '../oci/types.js';
-import { readTar } from '../tar/index.js';
+import {
+  BLOCK,
+  MAX_NAME_SIZE,
+  MAX_PAX_SIZE,
+  checksumOk,
+  isZeroBlock,
+  magicOf,
+  padLength,
+  parseLongName,
+  parseNumeric,
+  parsePax,
+  parseString,
+  paxInteger,
+  paxTime,
+  typeFromFlag,
+} from '../tar/header.js';
 import { decompressor, detectCompression, type Compression } from './compression.js';
 
 const STORED_AS: Partial<Record<Compression, string>> = {
   gzip: MediaType.OciLayerGzip,
   zstd: MediaType.OciLayerZstd,
 };
+
+/** Input is gathered into writes of this size (file writes and decompressor jobs). */
+const FEED_CHUNK = 1 << 20;
+/** Decompressed bytes waiting for the main thread before the decompressor is paused. */
+const OUTPUT_QUEUE = 4 << 20;
+/** Decompressed bytes handled in one turn of the event loop at most (see Decompressed). */
+const TURN = 1 << 20;
 
 export interface IngestLayerOptions {
   /** Ingest key, e.g. 'import-<pid>-<random>'. */
@@ -75,76 +100,58 @@ export async function ingestLayer(content: ContentStore, source: Readable | Asyn
   // A blob with a known digest is kept byte for byte; otherwise gzip/zstd stay, xz/bzip2 are stored decompressed.
   const keepRaw = compression === 'gzip' || compression === 'zstd' || opts.expected !== undefined;
   const decomp = decompressor(compression);
+  // The decompressed side: hashed (when the raw bytes are what is stored) or stored, and checked as a tar.
+  const out = new Decompressed(decomp, keepRaw ? undefined : (c) => writer.write(c));
   let failure: unknown;
-  /** Network bytes gathered but not yet written (see feed below). */
+  out.result.catch((e: unknown) => {
+    failure = e;
+    decomp.destroy();
+  });
+  /** Input bytes gathered but not yet written (see flush below). */
   const pending: Buffer[] = [];
+  /** The file write in progress: the raw bytes are written while they are being decompressed. */
+  let writing: Promise<void> | undefined;
   try {
-    // The decompressed side: hash (when the raw bytes are what is stored) or store, and parse as tar.
-    const diff = new Digester();
-    const decIt = (decomp as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-    const consume = async (c: Buffer): Promise<void> => {
-      if (keepRaw) diff.update(c);
-      else await writer.write(c);
-    };
-    // A view of the stream whose return() does not destroy it: after the tar's end marker the rest (padding)
-    // still belongs to the diffID.
-    const tap: AsyncIterable<Buffer> = {
-      [Symbol.asyncIterator]: () => ({
-        next: async () => {
-          const r = await decIt.next();
-          if (!r.done) await consume(r.value);
-          return r;
-        },
-        return: async () => ({ done: true, value: undefined }),
-      }),
-    };
-    const validated = (async () => {
-      let unpacked = 0;
-      for await (const entry of readTar(tap)) {
-        unpacked += entry.header.size;
-        for await (const _ of entry.body) void _;
-      }
-      for (let r = await decIt.next(); !r.done; r = await decIt.next()) await consume(r.value);
-      return unpacked;
-    })();
-    validated.catch((e: unknown) => {
-      failure = e;
-      decomp.destroy(e as Error);
-    });
-
     // Bytes a resumed ingest already holds only go through the decompressor (their hash is already taken).
     const replay = async (c: Buffer): Promise<void> => {
       if (failure) throw failure;
-      if (!decomp.write(c)) await once(decomp, 'drain');
+      if (!decomp.write(c)) await drained(decomp);
     };
     // Sockets deliver ~64 KiB pieces: gathering them into ~1 MiB writes cuts the per-call cost of the file
-    // writes and of the decompressor's thread-pool hand-offs.
+    // writes and the number of decompressor jobs (each one a hand-off between the thread pool and this thread).
     let pendingBytes = 0;
     const flush = async (): Promise<void> => {
       if (pendingBytes === 0) return;
       if (failure) throw failure;
       const c = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
-      if (keepRaw) await writer.write(c);
-      // Only now are these bytes part of the blob's hash: until here a failure still finds them in `pending`.
+      if (keepRaw) {
+        // One write at a time, in order. write() hashes `c` at once: from here on these bytes are part of the
+        // blob's hash, so they leave `pending` (where a failure looks for the bytes not hashed yet).
+        await writing;
+        writing = writer.write(c);
+        writing.catch(() => undefined);
+      }
       pending.length = 0;
       pendingBytes = 0;
-      if (!decomp.write(c)) await once(decomp, 'drain');
+      if (!decomp.write(c)) await drained(decomp);
     };
     const feed = async ([c, stored]: [Buffer, boolean]): Promise<void> => {
       if (stored) return replay(c);
       pending.push(c);
       pendingBytes += c.length;
-      if (pendingBytes >= 1 << 20) await flush();
+      if (pendingBytes >= FEED_CHUNK) await flush();
     };
     for (const c of firstChunks) await feed(c);
     if (!ended) {
       for (let r = await it.next(); !r.done; r = await it.next()) await feed(r.value);
     }
     await flush();
+    await writing;
+    if (failure) throw failure;
     decomp.end();
-    const unpackedSize = await validated;
+    const { unpackedSize, diff } = await out.result;
     const blob = await writer.commit({ lease: opts.lease, expected: opts.expected, size: opts.size });
-    const diffId: Digest = keepRaw ? diff.digest() : blob.digest;
+    const diffId: Digest = keepRaw ? diff : blob.digest;
     return {
       digest: blob.digest,
       diffId,
@@ -154,6 +161,7 @@ export async function ingestLayer(content: ContentStore, source: Readable | Asyn
     };
   } catch (e) {
     let err = failure ?? e;
+    await writing?.catch(() => undefined);
     // A blob with a known digest that fails to parse is most likely damaged: say so when its digest disagrees.
     if (opts.expected && err instanceof InvalidArchiveError && keepRaw) {
       try {
@@ -172,6 +180,302 @@ export async function ingestLayer(content: ContentStore, source: Readable | Asyn
     else await writer.abort();
     decomp.destroy();
     throw err;
+  }
+}
+
+/** Waits until `s` takes more input, or stops (the caller then finds out why from the consumer). */
+function drained(s: Transform | Duplex): Promise<void> {
+  if (s.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      s.off('drain', done);
+      s.off('close', done);
+      resolve();
+    };
+    s.on('drain', done);
+    s.on('close', done);
+  });
+}
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * The consumer of a decompressor's output: hashes it (or hands it to `store`), checks it is a tar and sums its
+ * files' sizes. Chunks are taken as 'data' events (a read() of several buffered chunks would copy them into
+ * one) and handled about a MiB per turn of the event loop, so the decompressor's completions, which start its
+ * next job on the thread pool, never wait behind a backlog.
+ */
+class Decompressed {
+  readonly result: Promise<{ unpackedSize: number; diff: Digest }>;
+  private readonly queue: Buffer[] = [];
+  private queued = 0;
+  private ended = false;
+  private error: unknown;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly stream: Transform | Duplex,
+    private readonly store?: (c: Buffer) => Promise<void>,
+  ) {
+    stream.on('data', (c: Buffer) => {
+      this.queue.push(c);
+      this.queued += c.length;
+      if (this.queued >= OUTPUT_QUEUE) stream.pause();
+      this.notify();
+    });
+    stream.once('end', () => {
+      this.ended = true;
+      this.notify();
+    });
+    stream.on('error', (e: unknown) => {
+      this.error ??= e;
+      this.notify();
+    });
+    stream.once('close', () => {
+      if (!this.ended) this.error ??= new InvalidArchiveError('the decompressor stopped');
+      this.notify();
+    });
+    this.result = this.run();
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private async run(): Promise<{ unpackedSize: number; diff: Digest }> {
+    const diff = new Digester();
+    const tar = new TarCheck();
+    let sinceTurn = 0;
+    for (;;) {
+      if (this.error !== undefined) throw this.error;
+      const c = this.queue.shift();
+      if (c === undefined) {
+        if (this.ended) return { unpackedSize: tar.end(), diff: diff.digest() };
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        continue;
+      }
+      this.queued -= c.length;
+      if (this.queued < OUTPUT_QUEUE / 2 && this.stream.isPaused()) this.stream.resume();
+      if (this.store) await this.store(c);
+      else diff.update(c);
+      tar.update(c);
+      sinceTurn += c.length;
+      if (this.queue.length > 0 && sinceTurn >= TURN) {
+        sinceTurn = 0;
+        await nextTurn();
+      }
+    }
+  }
+}
+
+/**
+ * Checks that a stream is a well-formed tar as it goes by, chunk by chunk, and sums the sizes of its files.
+ * It walks the headers the way readTar (src/tar/reader.ts) reads them and refuses what readTar refuses, with
+ * the same errors (a test holds the two to that), without building entries: no names, no per-entry objects or
+ * promises. What follows the end-of-archive blocks is ignored (it still belongs to the diffID).
+ */
+export class TarCheck {
+  private unpacked = 0;
+  /** Offset in the archive of the next byte. */
+  private offset = 0;
+  private first = true;
+  private finished = false;
+  /** The first block was zeros: the next one must be zeros too (or the input ends). */
+  private zeroFirst = false;
+  private readonly block = Buffer.allocUnsafe(BLOCK);
+  /** Bytes of a header gathered across chunks. */
+  private fill = 0;
+  /** Body and padding bytes still to pass over. */
+  private skip = 0;
+  /** A PAX or GNU long-name body being gathered. */
+  private meta: { flag: number; data: Buffer; fill: number; at: number } | undefined;
+  private globals: Map<string, Buffer> | undefined;
+  private local: Map<string, Buffer> | undefined;
+  private longName: string | undefined;
+  private longLink: string | undefined;
+
+  update(c: Buffer): void {
+    const n = c.length;
+    let p = 0;
+    while (p < n && !this.finished) {
+      if (this.skip > 0) {
+        const k = Math.min(this.skip, n - p);
+        this.skip -= k;
+        p += k;
+        this.offset += k;
+        if (this.skip === 0 && this.meta) this.metaDone();
+        continue;
+      }
+      const m = this.meta;
+      if (m) {
+        const k = Math.min(m.data.length - m.fill, n - p);
+        c.copy(m.data, m.fill, p, p + k);
+        m.fill += k;
+        p += k;
+        this.offset += k;
+        if (m.fill === m.data.length) {
+          // Taken in once its padding has gone by too (a truncated archive is reported as such first).
+          this.skip = padLength(m.data.length);
+          if (this.skip === 0) this.metaDone();
+        }
+        continue;
+      }
+      const at = this.offset - this.fill;
+      let block: Buffer;
+      if (this.fill === 0 && n - p >= BLOCK) {
+        block = c.subarray(p, p + BLOCK);
+        p += BLOCK;
+        this.offset += BLOCK;
+      } else {
+        const k = Math.min(BLOCK - this.fill, n - p);
+        c.copy(this.block, this.fill, p, p + k);
+        this.fill += k;
+        p += k;
+        this.offset += k;
+        if (this.fill < BLOCK) return;
+        this.fill = 0;
+        block = this.block;
+      }
+      this.header(block, at);
+    }
+  }
+
+  /** The sum of the files' sizes; throws when the input ended inside the archive. */
+  end(): number {
+    if (this.finished) return this.unpacked;
+    if (this.zeroFirst) {
+      if (this.fill > 0) throw new InvalidArchiveError('not a tar archive');
+      return this.unpacked;
+    }
+    if (this.fill > 0 && this.first) throw new InvalidArchiveError('not a tar archive');
+    if (this.fill > 0 || this.skip > 0 || this.meta || this.local || this.longName !== undefined || this.longLink !== undefined) {
+      throw new InvalidArchiveError('unexpected end of tar archive');
+    }
+    return this.unpacked;
+  }
+
+  private startMeta(flag: number, size: number, at: number): void {
+    this.meta = { flag, data: Buffer.allocUnsafe(size), fill: 0, at };
+    if (size === 0) this.metaDone();
+  }
+
+  /** Takes in a PAX or GNU long-name body, gathered along with its padding. */
+  private metaDone(): void {
+    const m = this.meta!;
+    this.meta = undefined;
+    if (m.flag === 0x78) parsePax(m.data, (this.local ??= new Map()), m.at);
+    else if (m.flag === 0x67) parsePax(m.data, (this.globals ??= new Map()), m.at);
+    else if (m.flag === 0x4c) this.longName = parseLongName(m.data);
+    else this.longLink = parseLongName(m.data);
+  }
+
+  private header(block: Buffer, at: number): void {
+    if (this.zeroFirst) {
+      // An archive must not start with zeros unless it is an empty archive.
+      if (!isZeroBlock(block)) throw new InvalidArchiveError('not a tar archive');
+      this.finished = true;
+      return;
+    }
+    if (isZeroBlock(block)) {
+      if (this.first) this.zeroFirst = true;
+      else if (this.local || this.longName !== undefined || this.longLink !== undefined) {
+        throw new InvalidArchiveError(`invalid tar header at offset ${at}`);
+      } else this.finished = true;
+      return;
+    }
+    if (!checksumOk(block)) throw new InvalidArchiveError(this.first ? 'not a tar archive' : `invalid tar header at offset ${at}`);
+    this.first = false;
+    const flag = block[156]!;
+    let size = parseNumeric(block, 124, 12);
+    if (!(size >= 0)) throw new InvalidArchiveError(`invalid size in tar header at offset ${at}`);
+    switch (flag) {
+      case 0x78: // 'x' PAX local
+      case 0x67: // 'g' PAX global
+        if (size > MAX_PAX_SIZE) throw new InvalidArchiveError(`PAX extended header too large (${size} bytes) at offset ${at}`);
+        return this.startMeta(flag, size, at);
+      case 0x4c: // 'L' GNU long name
+      case 0x4b: // 'K' GNU long link
+        if (size > MAX_NAME_SIZE) throw new InvalidArchiveError(`GNU long name too long (${size} bytes) at offset ${at}`);
+        return this.startMeta(flag, size, at);
+      case 0x56: // 'V' volume label
+        this.skip = size + padLength(size);
+        return;
+      case 0x53: // 'S' GNU sparse
+        throw new UnsupportedError(`GNU sparse tar entries are not supported ('${this.longName ?? parseString(block, 0, 100)}' at offset ${at})`);
+      case 0x4d: // 'M' multi-volume continuation
+        throw new UnsupportedError(`multi-volume tar archives are not supported (offset ${at})`);
+      case 0x4e: // 'N' old GNU long names
+        throw new UnsupportedError(`old GNU long-name tar entries are not supported (offset ${at})`);
+    }
+    let type = typeFromFlag(flag) ?? 'file';
+    const uid = parseNumeric(block, 108, 8);
+    const gid = parseNumeric(block, 116, 8);
+    const mtime = parseNumeric(block, 136, 12);
+    const mode = parseNumeric(block, 100, 8);
+    if (!(uid >= 0) || !(gid >= 0) || Number.isNaN(mtime) || !(mode >= 0)) {
+      throw new InvalidArchiveError(`invalid numeric field in tar header at offset ${at}`);
+    }
+    if (type === 'chardev' || type === 'blockdev') {
+      if (!(parseNumeric(block, 329, 8) >= 0) || !(parseNumeric(block, 337, 8) >= 0)) {
+        throw new InvalidArchiveError(`invalid device number in tar header at offset ${at}`);
+      }
+    }
+    // The name is only needed for old archives' directories (a trailing slash) and for one error message.
+    let name: string | undefined;
+    const nameOf = (): string => {
+      if (name !== undefined) return name;
+      if (this.longName !== undefined) return (name = this.longName);
+      name = parseString(block, 0, 100);
+      if (magicOf(block) === 'ustar' && block[345] !== 0) {
+        const star = block[508] === 0x74 && block[509] === 0x61 && block[510] === 0x72 && block[511] === 0;
+        const prefix = parseString(block, 345, star ? 131 : 155);
+        if (prefix) name = `${prefix}/${name}`;
+      }
+      return name;
+    };
+    const { globals, local } = this;
+    if (globals || local) {
+      const apply = (key: string, v: Buffer): void => {
+        switch (key) {
+          case 'path':
+            if (v.length > MAX_NAME_SIZE) throw new InvalidArchiveError(`PAX path too long at offset ${at}`);
+            if (v.length) name = v.toString('utf8');
+            return;
+          case 'linkpath':
+            if (v.length > MAX_NAME_SIZE) throw new InvalidArchiveError(`PAX linkpath too long at offset ${at}`);
+            return;
+          case 'size':
+            if (v.length) size = paxInteger(key, v, at);
+            return;
+          case 'uid':
+          case 'gid':
+          case 'SCHILY.devmajor':
+          case 'SCHILY.devminor':
+            if (v.length) paxInteger(key, v, at);
+            return;
+          case 'mtime':
+            if (v.length) paxTime(key, v, at);
+            return;
+        }
+        if (key.startsWith('GNU.sparse.')) {
+          throw new UnsupportedError(`GNU sparse tar entries are not supported ('${nameOf()}' at offset ${at})`);
+        }
+      };
+      if (globals) for (const [k, v] of globals) if (!local?.has(k)) apply(k, v);
+      if (local) for (const [k, v] of local) apply(k, v);
+    }
+    // Old (v7/pre-POSIX) archives mark directories only by a trailing slash.
+    if (flag === 0 && nameOf().endsWith('/')) type = 'dir';
+    const isFile = type === 'file';
+    // Only regular files carry data (GNU dumpdir 'D' bodies are passed over), as readTar reads them.
+    const dataSize = isFile || flag === 0x44 ? size : 0;
+    if (isFile) this.unpacked += size;
+    this.local = undefined;
+    this.longName = undefined;
+    this.longLink = undefined;
+    this.skip = dataSize + padLength(dataSize);
   }
 }
 

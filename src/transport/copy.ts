@@ -56,10 +56,39 @@ async function parallel<T>(items: T[], n: number, fn: (item: T) => Promise<void>
   if (failed !== undefined) throw failed;
 }
 
-async function copyBlob(src: ImageSource, dst: ImageDestination, desc: Descriptor, opts: CopyOptions): Promise<void> {
+/** A small blob read ahead of its turn: its bytes, or that the destination has it. */
+type ReadAhead = { present: true } | { present: false; bytes: Buffer[] };
+
+/** Blobs up to this size (configs) may be read ahead. */
+const READ_AHEAD_MAX = 1 << 20;
+
+/**
+ * Reads a small blob the destination lacks into memory (hasBlob, then getBlob), so that it can be put later
+ * without a round trip of its own. Not for blobs that could be mounted instead.
+ */
+async function readAhead(src: ImageSource, dst: ImageDestination, desc: Descriptor, opts: CopyOptions): Promise<ReadAhead | undefined> {
+  if (desc.size > READ_AHEAD_MAX || opts.mountFrom?.(desc)) return undefined;
+  if (await dst.hasBlob(desc)) return { present: true };
+  const data = await src.getBlob(desc, { signal: opts.signal });
+  const bytes: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of data) {
+    bytes.push(chunk);
+    n += chunk.length;
+    // More than the descriptor says: keep it that way (the destination refuses it), read no further.
+    if (n > desc.size) break;
+  }
+  return { present: false, bytes };
+}
+
+async function* replayed(bytes: Buffer[]): AsyncGenerator<Buffer> {
+  yield* bytes;
+}
+
+async function copyBlob(src: ImageSource, dst: ImageDestination, desc: Descriptor, opts: CopyOptions, ahead?: ReadAhead): Promise<void> {
   const layer = isLayerMediaType(desc.mediaType);
   const emit = opts.onProgress;
-  if (await dst.hasBlob(desc)) {
+  if (ahead ? ahead.present : await dst.hasBlob(desc)) {
     emit?.({ type: 'blob-exists', digest: desc.digest, size: desc.size, layer });
     return;
   }
@@ -75,7 +104,8 @@ async function copyBlob(src: ImageSource, dst: ImageDestination, desc: Descripto
   }
   const offset = prepared.offset;
   emit?.({ type: 'blob-start', digest: desc.digest, size: desc.size, layer });
-  const data = await src.getBlob(desc, { signal: opts.signal, offset: offset || undefined });
+  const data =
+    ahead && !ahead.present && offset === 0 ? replayed(ahead.bytes) : await src.getBlob(desc, { signal: opts.signal, offset: offset || undefined });
   let done = offset;
   let lastEmit = 0;
   const counted = async function* (): AsyncGenerator<Buffer> {
@@ -95,9 +125,13 @@ async function copyBlob(src: ImageSource, dst: ImageDestination, desc: Descripto
 
 async function copyManifest(src: ImageSource, dst: ImageDestination, m: ManifestBlob, tag: string | undefined, opts: CopyOptions): Promise<void> {
   const doc = parseManifestBlob(m) as Manifest;
+  // The config is put after the layers (in that order in an archive) but read while they move: at the end it
+  // costs no round trip of its own. Its errors count from when it is put, as if it had been read then.
+  const config = readAhead(src, dst, doc.config, opts);
+  config.catch(() => undefined);
   // Layers first, config last: a registry may reject a manifest whose blobs are not all there.
   await parallel(doc.layers, opts.parallel ?? 3, (d) => copyBlob(src, dst, d, opts));
-  await copyBlob(src, dst, doc.config, opts);
+  await copyBlob(src, dst, doc.config, opts, await config);
   await dst.putManifest(m, tag);
   opts.onProgress?.({ type: 'manifest-done', digest: m.digest, size: m.bytes.length, mediaType: m.mediaType });
 }

@@ -16,7 +16,8 @@
 //   can be replayed (none or a Buffer).
 // - Errors: registry error bodies and statuses become one-line RegistryErrors worded as docker words them.
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
-import https from 'node:https';
+import type https from 'node:https';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -445,7 +446,17 @@ type AuthState =
   | { type: 'bearer'; realm: string; service?: string };
 
 const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 32, scheduling: 'lifo' });
-const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 32, scheduling: 'lifo' });
+
+const requireCjs = createRequire(import.meta.url);
+let httpsState: { lib: typeof https; agent: https.Agent } | undefined;
+/** node:https (and TLS with it) loads on the first HTTPS request: loopback registries never need it. */
+function httpsLib(): { lib: typeof https; agent: https.Agent } {
+  if (!httpsState) {
+    const lib = requireCjs('node:https') as typeof https;
+    httpsState = { lib, agent: new lib.Agent({ keepAlive: true, maxSockets: 32, scheduling: 'lifo' }) };
+  }
+  return httpsState;
+}
 
 /** Per-process memory of which scheme a fallback-mode registry answered on. */
 const settledSchemes = new Map<string, 'http:' | 'https:'>();
@@ -802,7 +813,7 @@ export class RegistryClient {
   ): Promise<IncomingMessage> {
     return new Promise<IncomingMessage>((resolve, reject) => {
       const secure = url.protocol === 'https:';
-      const options: https.RequestOptions = { method, headers, agent: secure ? httpsAgent : httpAgent };
+      const options: https.RequestOptions = { method, headers, agent: secure ? httpsLib().agent : httpAgent };
       if (signal) options.signal = signal;
       if (secure) {
         // Verification is relaxed only for the registry itself in insecure mode, never for other hosts.
@@ -815,7 +826,7 @@ export class RegistryClient {
         headers['content-length'] = String(body.length);
       }
       let responded: IncomingMessage | undefined;
-      const req = (secure ? https : http).request(url, options, (res) => {
+      const req = (secure ? httpsLib().lib : http).request(url, options, (res) => {
         responded = res;
         resolve(res);
       });

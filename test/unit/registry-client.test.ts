@@ -715,3 +715,20 @@ describe('TLS', () => {
     assert.ok(t.log[0]!.url.startsWith('https://'));
   });
 });
+
+describe('start-up', () => {
+  it('a plain HTTP registry never loads node:https and TLS (they load on the first HTTPS request)', () => {
+    const http = new URL('../../src/transport/http.ts', import.meta.url).href;
+    const script = `
+      import { createServer } from 'node:http';
+      const { RegistryClient } = await import(${JSON.stringify(http)});
+      const srv = createServer((_req, res) => res.end('{}')).listen(0, '127.0.0.1');
+      await new Promise((r) => srv.once('listening', r));
+      const c = new RegistryClient('127.0.0.1:' + srv.address().port, { credentials: null });
+      (await c.request({ method: 'GET', path: '/v2/', scopes: [], expect: [200] })).discard();
+      console.log(JSON.stringify(process.moduleLoadList.filter((m) => /NativeModule (https|tls)$/.test(m))));
+      process.exit(0);`;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.deepEqual(JSON.parse(out.trim().split('\n').pop()!), []);
+  });
+});
