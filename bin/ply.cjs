@@ -1,12 +1,16 @@
 #!/usr/bin/env node
-// ply's command line. Runs dist/ply.cjs (the bundled CLI, `npm run build`) through a V8 code cache kept per
-// command in dist/.cache, so a short command spends its time on its work rather than on loading modules.
-// Falls back to the unbundled dist/cli/main.js when the bundle is missing or older than a `tsc` build.
+// ply's command line in Node (bin/ply runs it, directly or when no service answers). Runs dist/ply.cjs (the
+// bundled CLI, `npm run build`) through a V8 code cache kept per command in dist/.cache, so a short command
+// spends its time on its work rather than on loading modules. Falls back to the unbundled dist/cli/main.js when
+// the bundle is missing or older than a `tsc` build. With PLY_SERVICE_WORKER=FD it is a warm worker of
+// `ply system service` (src/service/worker.ts) waiting on the socket FD for a command instead.
 const fs = require('node:fs');
 const path = require('node:path');
 
 const dist = path.join(__dirname, '..', 'dist');
 const argv = process.argv.slice(2);
+const workerFd = process.env.PLY_SERVICE_WORKER;
+delete process.env.PLY_SERVICE_WORKER;
 const bundle = path.join(dist, 'ply.cjs');
 
 function bundleIsCurrent() {
@@ -18,11 +22,11 @@ function bundleIsCurrent() {
 }
 
 if (!bundleIsCurrent()) {
-  import(path.join(dist, 'cli', 'main.js')).then((m) => m.main(argv));
+  import(path.join(dist, 'cli', 'main.js')).then((m) => (workerFd ? m.serviceWorker(Number(workerFd), __filename) : m.main(argv)));
 } else {
   const vm = require('node:vm');
   const Module = require('node:module');
-  const command = (argv.find((a) => !a.startsWith('-')) ?? 'help').replace(/[^a-z]/g, '');
+  const command = workerFd ? 'service-worker' : (argv.find((a) => !a.startsWith('-')) ?? 'help').replace(/[^a-z]/g, '');
   const cacheFile = path.join(dist, '.cache', `${command || 'other'}.v8`);
   let cachedData;
   try {
@@ -49,5 +53,6 @@ if (!bundleIsCurrent()) {
   }
   const mod = { exports: {} };
   script.runInThisContext()(mod.exports, Module.createRequire(bundle), mod, bundle, dist);
-  mod.exports.main(argv);
+  if (workerFd) mod.exports.serviceWorker(Number(workerFd), __filename);
+  else mod.exports.main(argv);
 }

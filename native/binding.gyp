@@ -5,6 +5,12 @@
       "sources": ["ply_native.c"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"]
+    },
+    {
+      "target_name": "ply-client",
+      "type": "executable",
+      "sources": ["ply_client.c"],
+      "cflags": ["-Wall", "-Wextra", "-O2"]
     }
   ]
 }

@@ -23,6 +23,15 @@ export function mount(source: string, target: string, fstype: string | null, fla
 /** umount2(2). */
 export function umount2(target: string, flags: number): void;
 
+/** A non-blocking, close-on-exec unix socket listening on `path`. */
+export function unixListen(path: string, backlog: number): number;
+/** Accepts one connection within `timeoutMs` (null if none, or another process won it), with its peer's credentials. */
+export function unixAccept(fd: number, timeoutMs: number): { fd: number; uid: number; pid: number } | null;
+/** recvmsg(2) of up to `maxBytes` with the descriptors passed along (close-on-exec); null if nothing came in time; empty data = EOF. */
+export function recvFds(fd: number, maxBytes: number, timeoutMs: number): { data: Buffer; fds: number[] } | null;
+/** dup2(2). */
+export function dup2(from: number, to: number): void;
+
 export const MS_RDONLY: number;
 export const MS_NOSUID: number;
 export const MS_NODEV: number;

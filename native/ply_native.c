@@ -9,6 +9,10 @@
  *   lremovexattr(path, name)
  *   mount(source, target, fstype|null, flags, data|null)
  *   umount2(target, flags)
+ *   unixListen(path, backlog) -> fd               a non-blocking, close-on-exec listening unix socket
+ *   unixAccept(fd, timeoutMs) -> {fd, uid, pid} | null   null when nothing arrived in time (or another won it)
+ *   recvFds(fd, maxBytes, timeoutMs) -> {data, fds} | null   recvmsg with SCM_RIGHTS (close-on-exec); empty = EOF
+ *   dup2(from, to)
  *
  * Failures throw an Error whose message is "<syscall> <path>: <strerror>" and whose `code` is the
  * errno name ('EEXIST', 'ENOENT', ...), like Node's own fs errors; `errno`, `syscall` and `path` are set too.
@@ -30,6 +34,10 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/xattr.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #ifndef ENODATA
 #define ENODATA ENOATTR
@@ -443,6 +451,185 @@ out:
   return ret;
 }
 
+
+/* ---------------------------------------------------------------------------------------------- */
+/* The service's hand-off (src/service/): a client connects to a unix socket and passes its stdin, stdout
+   and stderr (SCM_RIGHTS) with its request; a warm worker accepts and takes those descriptors over. */
+
+static int get_fd(napi_env env, napi_value v, int *fd) {
+  int64_t n;
+  if (!get_int64(env, v, "fd", &n)) return 0;
+  if (n > 0x7fffffffLL) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "fd out of range");
+    return 0;
+  }
+  *fd = (int)n;
+  return 1;
+}
+
+/* Waits up to timeout_ms for `fd` to be readable: 1 readable (or hung up), 0 timed out, -1 error (errno). */
+static int wait_readable(int fd, int64_t timeout_ms) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  for (;;) {
+    int r = poll(&p, 1, timeout_ms > 0x7fffffff ? 0x7fffffff : (int)timeout_ms);
+    if (r < 0 && errno == EINTR) return 0;
+    if (r < 0) return -1;
+    return r > 0;
+  }
+}
+
+static napi_value js_unix_listen(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 2)) return NULL;
+  char *path = NULL;
+  int64_t backlog;
+  napi_value ret = NULL;
+  if (!get_string(env, a.argv[0], "path", 0, &path)) goto out;
+  if (!get_int64(env, a.argv[1], "backlog", &backlog)) goto out;
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof addr.sun_path) {
+    throw_errno(env, ENAMETOOLONG, "bind", path);
+    goto out;
+  }
+  strcpy(addr.sun_path, path);
+  /* Non-blocking: several workers poll the same socket and only one wins each accept. */
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    throw_errno(env, errno, "socket", path);
+    goto out;
+  }
+  if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, (int)(backlog > 4096 ? 4096 : backlog)) != 0) {
+    int err = errno;
+    close(fd);
+    throw_errno(env, err, "bind", path);
+    goto out;
+  }
+  napi_create_int32(env, fd, &ret);
+out:
+  free(path);
+  return ret;
+}
+
+static napi_value js_unix_accept(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 2)) return NULL;
+  int fd;
+  int64_t timeout;
+  if (!get_fd(env, a.argv[0], &fd) || !get_int64(env, a.argv[1], "timeoutMs", &timeout)) return NULL;
+  napi_value ret;
+  int r = wait_readable(fd, timeout);
+  if (r < 0) return throw_errno(env, errno, "poll", NULL);
+  if (r == 0) {
+    napi_get_null(env, &ret);
+    return ret;
+  }
+  int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+  if (c < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) {
+      napi_get_null(env, &ret);
+      return ret;
+    }
+    return throw_errno(env, errno, "accept", NULL);
+  }
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    int err = errno;
+    close(c);
+    return throw_errno(env, err, "getsockopt", NULL);
+  }
+  napi_value v;
+  napi_create_object(env, &ret);
+  napi_create_int32(env, c, &v);
+  napi_set_named_property(env, ret, "fd", v);
+  napi_create_uint32(env, cred.uid, &v);
+  napi_set_named_property(env, ret, "uid", v);
+  napi_create_int32(env, cred.pid, &v);
+  napi_set_named_property(env, ret, "pid", v);
+  return ret;
+}
+
+#define MAX_PASSED_FDS 8
+
+static napi_value js_recv_fds(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 3)) return NULL;
+  int fd;
+  int64_t max, timeout;
+  if (!get_fd(env, a.argv[0], &fd) || !get_int64(env, a.argv[1], "maxBytes", &max) ||
+      !get_int64(env, a.argv[2], "timeoutMs", &timeout))
+    return NULL;
+  if (max < 1 || max > (1 << 24)) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "maxBytes must be between 1 and 16 MiB");
+    return NULL;
+  }
+  napi_value ret;
+  int r = wait_readable(fd, timeout);
+  if (r < 0) return throw_errno(env, errno, "poll", NULL);
+  if (r == 0) {
+    napi_get_null(env, &ret);
+    return ret;
+  }
+  void *data;
+  napi_value buf;
+  if (napi_create_buffer(env, (size_t)max, &data, &buf) != napi_ok) return NULL;
+  union {
+    struct cmsghdr h;
+    char space[CMSG_SPACE(sizeof(int) * MAX_PASSED_FDS)];
+  } ctl;
+  struct iovec iov = {.iov_base = data, .iov_len = (size_t)max};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.space, .msg_controllen = sizeof ctl.space};
+  ssize_t n;
+  do n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      napi_get_null(env, &ret);
+      return ret;
+    }
+    return throw_errno(env, errno, "recvmsg", NULL);
+  }
+  napi_value fds, v;
+  napi_create_array(env, &fds);
+  uint32_t count = 0;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    int *got = (int *)CMSG_DATA(c);
+    for (size_t i = 0; i < k; i++) {
+      napi_create_int32(env, got[i], &v);
+      napi_set_element(env, fds, count++, v);
+    }
+  }
+  if (msg.msg_flags & MSG_CTRUNC) {
+    /* More descriptors than we take: the ones that arrived are closed by the caller; refuse the request. */
+    return throw_errno(env, EMSGSIZE, "recvmsg", "too many descriptors");
+  }
+  napi_value slice;
+  napi_create_object(env, &ret);
+  napi_value argv[2];
+  napi_create_int32(env, 0, &argv[0]);
+  napi_create_int64(env, (int64_t)n, &argv[1]);
+  napi_value subarray;
+  if (napi_get_named_property(env, buf, "subarray", &subarray) != napi_ok) return NULL;
+  if (napi_call_function(env, buf, subarray, 2, argv, &slice) != napi_ok) return NULL;
+  napi_set_named_property(env, ret, "data", slice);
+  napi_set_named_property(env, ret, "fds", fds);
+  return ret;
+}
+
+static napi_value js_dup2(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 2)) return NULL;
+  int from, to;
+  if (!get_fd(env, a.argv[0], &from) || !get_fd(env, a.argv[1], &to)) return NULL;
+  int r;
+  do r = dup2(from, to);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) return throw_errno(env, errno, "dup2", NULL);
+  return undefined(env);
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Module */
 
@@ -463,7 +650,9 @@ static napi_value init(napi_env env, napi_value exports) {
            set_fn(env, exports, "fsetxattr", js_fsetxattr) &&
            set_fn(env, exports, "lgetxattr", js_lgetxattr) && set_fn(env, exports, "llistxattr", js_llistxattr) &&
            set_fn(env, exports, "lremovexattr", js_lremovexattr) && set_fn(env, exports, "mount", js_mount) &&
-           set_fn(env, exports, "umount2", js_umount2) &&
+           set_fn(env, exports, "umount2", js_umount2) && set_fn(env, exports, "unixListen", js_unix_listen) &&
+           set_fn(env, exports, "unixAccept", js_unix_accept) && set_fn(env, exports, "recvFds", js_recv_fds) &&
+           set_fn(env, exports, "dup2", js_dup2) &&
            set_const(env, exports, "MS_RDONLY", MS_RDONLY) && set_const(env, exports, "MS_NOSUID", MS_NOSUID) &&
            set_const(env, exports, "MS_NODEV", MS_NODEV) && set_const(env, exports, "MS_NOEXEC", MS_NOEXEC) &&
            set_const(env, exports, "MS_REMOUNT", MS_REMOUNT) && set_const(env, exports, "MS_BIND", MS_BIND) &&

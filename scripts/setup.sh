@@ -24,10 +24,12 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   cp package-lock.json "$stamp"
 fi
 
-# ply's own addon (native/, built by npm through node-gyp) is not versioned by the lock file: rebuild it when
-# its sources are newer than the build.
+# ply's own addon and service client (native/, built by npm through node-gyp) are not versioned by the lock
+# file: rebuild them when their sources are newer than the build.
 addon=native/build/Release/ply_native.node
-if [ ! -f "$addon" ] || [ -n "$(find native/ply_native.c native/binding.gyp -newer "$addon" 2>/dev/null)" ]; then
+client=native/build/Release/ply-client
+if [ ! -f "$addon" ] || [ ! -f "$client" ] || [ -n "$(find native/*.c native/binding.gyp -newer "$addon" 2>/dev/null)" ] ||
+  [ -n "$(find native/*.c native/binding.gyp -newer "$client" 2>/dev/null)" ]; then
   echo "setup: npm rebuild ply-native" >&2
   npm rebuild ply-native --no-audit --no-fund >&2
 fi

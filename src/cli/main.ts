@@ -1,5 +1,6 @@
 // The command line: docker's command names, flags, output and exit codes over the engine API.
 import { Command, CommanderError, Option } from 'commander';
+import { createRequire } from 'node:module';
 import { PlyError } from '../errors.js';
 
 type Register = (program: Command) => void;
@@ -109,4 +110,28 @@ export function reportError(e: unknown): number {
   process.stderr.write(`Error: ${err?.message ?? String(e)}\n`);
   if (process.env.PLY_DEBUG) process.stderr.write(`${err?.stack ?? ''}\n`);
   return 125;
+}
+
+/** A warm worker of `ply system service` (bin/ply.cjs with PLY_SERVICE_WORKER=FD): serves one command, then exits. */
+export async function serviceWorker(listenFd: number, launcher: string): Promise<void> {
+  const { serveOne } = await import('../service/worker.js');
+  await serveOne(listenFd, launcher, main, warmUp);
+}
+
+/** Loads ahead what commands otherwise load on their critical path: every command module, the engine, the addons. */
+async function warmUp(): Promise<void> {
+  await buildProgram([]);
+  await Promise.all([
+    import('../engine.js'),
+    import('../container/create.js'),
+    import('../container/logs.js'),
+    import('../container/commit.js'),
+    import('./template.js'),
+    // require, not import(): an import() of an external module from the bundle warns (vm's loader is experimental).
+    Promise.resolve().then(() => {
+      const Database = createRequire(import.meta.url)('better-sqlite3') as typeof import('better-sqlite3');
+      new Database(':memory:').close();
+    }),
+    import('../native/index.js').then((m) => m.nativeConstants()),
+  ]);
 }

@@ -1,5 +1,6 @@
 // System commands: version, info, system df.
 import os from 'node:os';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { withEngine, out } from './engine.js';
 import { humanSize } from './format.js';
@@ -35,12 +36,18 @@ export function registerSystemCommands(program: Command): void {
   const infoAction = async (opts: { format?: string }) =>
     withEngine(async (engine) => {
       const du = engine.diskUsage();
+      const service = await import('../service/server.js');
+      const { servedByService } = await import('../service/worker.js');
+      const sock = service.socketPath(engine.root);
+      const serviceRunning = await service.answers(sock);
       const info = {
         Containers: du.containers.total,
         ContainersRunning: du.containers.active,
         Images: du.images.total,
         DanglingImages: du.dangling,
         StoreRoot: engine.root,
+        ServiceSocket: serviceRunning ? sock : '',
+        ServedByService: servedByService(),
         StorageDriver: 'overlayfs',
         DefaultRuntime: 'runc',
         KernelVersion: os.release(),
@@ -69,6 +76,7 @@ export function registerSystemCommands(program: Command): void {
           ` Total Memory: ${humanSize(info.MemTotal)}`,
           ` Name: ${info.Name}`,
           ` Ply Root Dir: ${info.StoreRoot}`,
+          ` Service: ${serviceRunning ? `running (${sock})${info.ServedByService ? ', served this command' : ''}` : 'not running'}`,
           '',
         ].join('\n'),
       );
@@ -91,6 +99,24 @@ export function registerSystemCommands(program: Command): void {
         if (left.length > 0) process.exitCode = 1;
       }),
     );
+
+  system
+    .command('service')
+    .description('Keep warm ply processes waiting, so that commands start without Node start-up (until stopped)')
+    .option('--workers <n>', 'Warm processes kept waiting', '2')
+    .option('-t, --time <seconds>', 'Seconds without a command before the service exits (0: never)', '0')
+    .action(async (opts: { workers: string; time: string }) => {
+      const { runService } = await import('../service/server.js');
+      const { defaultRoot } = await import('../engine.js');
+      const { InvalidArgumentError } = await import('../errors.js');
+      const idle = Number(opts.time);
+      if (!/^[0-9]+$/.test(opts.time) || !Number.isSafeInteger(idle)) throw new InvalidArgumentError(`invalid --time '${opts.time}': expected whole seconds`);
+      if (!/^[0-9]+$/.test(opts.workers)) throw new InvalidArgumentError(`invalid --workers '${opts.workers}': expected a number from 1 to 64`);
+      // Workers run the same launcher as this command (bin/ply.cjs).
+      const launcher = path.resolve(process.argv[1] ?? '');
+      if (!launcher.endsWith('.cjs')) throw new InvalidArgumentError('ply system service must be started through bin/ply');
+      await runService({ root: defaultRoot(), workers: Number(opts.workers), idleSeconds: idle, launcher });
+    });
 
   system
     .command('df')

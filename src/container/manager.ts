@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { DB } from '../db/db.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
 import type { ImageStore } from '../image/store.js';
-import { parseSignal } from '../runtime/signals.js';
+import { parseSignal, proxySignals } from '../runtime/signals.js';
 import { buildSpec, writeBundle, type MountSpec, type RuntimeSpec } from '../runtime/spec.js';
 import { resolveUser } from '../runtime/user.js';
 import { Runtime, runtimeError, startFailureCode } from '../runtime/runc.js';
@@ -201,6 +201,7 @@ export class ContainerManager {
     else if (mode === 'attached') stdio = [s.openStdin ? 'inherit' : 'ignore', 'pipe', 'pipe'];
     else stdio = [s.openStdin ? 'pipe' : 'ignore', 'pipe', 'pipe'];
     const child = rt.run(c.id, prepared.bundle, stdio, { pidFile, logFile: runtimeLog, ttyWrapper: s.tty && mode === 'detached' });
+    const unproxy = mode === 'attached' ? proxySignals(child) : () => undefined;
     this.containers.update(c.id, { monitorPid: process.pid });
     const log = ttyAttached ? undefined : new LogWriter(this.logPath(c));
     // Until the process runs, stderr may carry the runtime's own complaint, which ply reports in its own words:
@@ -229,7 +230,7 @@ export class ContainerManager {
     const exited = new Promise<number>((resolve) => {
       child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? os.constants.signals[signal] : 0)));
       child.on('error', () => resolve(125));
-    });
+    }).finally(unproxy);
     const startedPid = await waitForPid(pidFile, exited);
     let started = false;
     if (startedPid > 0) {
@@ -406,10 +407,11 @@ export class ContainerManager {
     try {
       const stdio: StdioOptions = o.detach ? ['ignore', 'ignore', 'ignore'] : [o.interactive || o.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'];
       const child = this.runtime(c).exec(c.id, processFile, stdio, { tty: !!o.tty, logFile, detach: o.detach });
+      const unproxy = o.detach ? () => undefined : proxySignals(child);
       const code = await new Promise<number>((resolve) => {
         child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? os.constants.signals[signal] : 0)));
         child.on('error', () => resolve(126));
-      });
+      }).finally(unproxy);
       const err = runtimeError(logFile);
       if (err && code !== 0) throw new StartError(`OCI runtime exec failed: ${err}`, startFailureCode(err) === 125 ? 126 : startFailureCode(err));
       return code;

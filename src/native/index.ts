@@ -65,6 +65,26 @@ export function umount2(target: string, flags: number): void {
   load().umount2(target, flags);
 }
 
+/** A non-blocking, close-on-exec unix socket listening on `path` (the service's hand-off socket). */
+export function unixListen(path: string, backlog: number): number {
+  return load().unixListen(path, backlog);
+}
+
+/** Accepts one connection within `timeoutMs`: null when none came (or another worker won it); with the peer's uid/pid. */
+export function unixAccept(fd: number, timeoutMs: number): { fd: number; uid: number; pid: number } | null {
+  return load().unixAccept(fd, timeoutMs);
+}
+
+/** recvmsg(2) with SCM_RIGHTS: data (empty at EOF) and the descriptors passed with it; null if nothing came in time. */
+export function recvFds(fd: number, maxBytes: number, timeoutMs: number): { data: Buffer; fds: number[] } | null {
+  return load().recvFds(fd, maxBytes, timeoutMs);
+}
+
+/** dup2(2). */
+export function dup2(from: number, to: number): void {
+  load().dup2(from, to);
+}
+
 /** True if `err` is an error from a system call that failed with errno `code` (e.g. 'ENODATA'). */
 export function hasErrno(err: unknown, ...codes: string[]): boolean {
   return typeof err === 'object' && err !== null && codes.includes((err as { code?: unknown }).code as string);

@@ -90,3 +90,29 @@ export function signalName(n: number): string {
   // Same split as `kill -l`: the lower half counts from RTMIN, the upper half down from RTMAX.
   return n - SIGRTMIN <= (SIGRTMAX - SIGRTMIN) / 2 ? `SIGRTMIN+${n - SIGRTMIN}` : `SIGRTMAX-${SIGRTMAX - n}`;
 }
+
+/** Signals a foreground runtime (`runc run`, `runc exec`) passes on to the container, or acts on (SIGWINCH). */
+const PROXIED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
+let proxying = false;
+
+/**
+ * Makes proxySignals() active for this process. A service worker runs in its own session, so a terminal's
+ * Ctrl-C or resize reaches only the client, which forwards it to the worker: the worker must pass it on to the
+ * runtime. A plain `ply` shares its process group with the runtime, which gets such signals itself.
+ */
+export function enableSignalProxy(): void {
+  proxying = true;
+}
+
+/** While a foreground runtime process runs, passes the signals this process gets on to it; returns the undo. */
+export function proxySignals(child: { kill(signal: NodeJS.Signals): boolean }): () => void {
+  if (!proxying) return () => undefined;
+  const handlers = PROXIED.map((sig) => {
+    const h = (): void => void child.kill(sig);
+    process.on(sig, h);
+    return [sig, h] as const;
+  });
+  return () => {
+    for (const [sig, h] of handlers) process.off(sig, h);
+  };
+}
