@@ -84,7 +84,7 @@ try {
       : `This environment sets NODE_EXTRA_CA_CERTS=${extraCa}; the timed runs unset it (all sides), because it costs every Node process — ply only — the parsing of a CA bundle at start-up that a user's machine does not do: \`node -e 0\` ${(ctx.facts.startup.nodeWithExtraCa * 1000).toFixed(0)} ms with it vs ${(ctx.facts.startup.node * 1000).toFixed(0)} ms without, \`ply version\` ${(ctx.facts.startup.plyVersionWithExtraCa * 1000).toFixed(0)} vs ${(ctx.facts.startup.plyVersion * 1000).toFixed(0)} ms. Run with BENCH_KEEP_NODE_EXTRA_CA_CERTS=1 to measure with it.`);
   }
   log(`start-up: node -e 0 ${(ctx.facts.startup.node * 1000).toFixed(0)} ms, ply version ${(ctx.facts.startup.plyVersion * 1000).toFixed(0)} ms`);
-  notes.push(`ply: ${plyBin} (${process.env.PLY_BENCH_BUILD ?? 'snapshot of the build'}), store on /dev/shm (tmpfs).`);
+  notes.push(`ply: ${plyBin} (${process.env.PLY_BENCH_BUILD ?? 'snapshot of the build'}), store on /dev/shm (tmpfs). bin/ply is a sh script that execs the native client (node_modules/ply-native/build/Release/ply-client, the repository's current build: the snapshot links node_modules), which hands the command to \`ply system service\` when one serves the store, else execs \`node bin/ply.cjs\`. The "ply" side of every op, and every untimed ply set-up command, runs with PLY_SERVICE=0: the direct path (sh → ply-client → node), even while the service runs; the profiles below run \`node --cpu-prof bin/ply.cjs …\`.`);
 
   try {
     ctx.podman = pickPodman(work, (e) => {
@@ -133,6 +133,12 @@ try {
     results.push(await runOp(op, ctx));
   }
   if (ctx.facts.seed) notes.push(ctx.facts.seed);
+  if (ctx.plyService) {
+    const notReady = ctx.facts.serviceNotReady ?? 0;
+    notes.push(`"ply (service)" side (run, images, ps, build-cold, build-cached): the same store and argv as "ply", without PLY_SERVICE=0, while \`ply system service --workers ${ctx.plyService.workers}\` runs for that store — started once before the first such op (after its socket appeared and \`ply info\` through it reported being served by a worker) and stopped at the end, like docker's numbers include a running dockerd. Each worker serves one command and exits, and the service starts a replacement; so before each timed "ply (service)" sample, and again right after its clean-up, the bench waits untimed until all ${ctx.plyService.workers} workers are warm and waiting (children of the service whose main thread is blocked in poll/accept on the socket, read from /proc): every sample finds a warm worker, and the replacement's start-up (its CPU is not in the "ply (service)" numbers) does not overlap another side's timed sample.${notReady ? ` **${notReady} sample(s) started after a 5 s wait without all workers ready.**` : ''} A sample counts as served by a worker when the client's peak RSS is below 20 MB (ply-client ≈ 2 MB; the direct path's node ≥ 40 MB); the notes column says how many were. Its RSS and CPU are ply-client's alone. The idle service and workers stay up during the other ops (they poll once a second).`);
+  } else if (ctx.plyServiceError) {
+    notes.push(`"ply (service)" side skipped: ${ctx.plyServiceError}`);
+  }
 
   let profiles = [];
   if (process.env.BENCH_PROFILE !== '0') {

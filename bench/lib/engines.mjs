@@ -59,13 +59,88 @@ export class Engine {
   }
 }
 
-/** ply, run from a snapshot of its build (bench/.cache/ply) so concurrent rebuilds of dist/ do not change it mid-run. */
+/**
+ * ply, run from a snapshot of its build (bench/.cache/ply) so concurrent rebuilds of dist/ do not change it mid-run.
+ * PLY_SERVICE=0: this engine (its timed side and every untimed set-up command) always takes the direct path (bin/ply
+ * → ply-client → `node bin/ply.cjs`), even while `ply system service` runs for its store; the "ply (service)" side
+ * uses `plyService(...).env` instead.
+ */
 export function plyEngine(work, plyBin) {
   const root = path.join(work, 'ply');
   fs.mkdirSync(root, { recursive: true });
-  const env = { ...process.env, PLY_ROOT: root, DOCKER_CONFIG: path.join(work, 'ply-docker-config') };
+  const env = { ...process.env, PLY_ROOT: root, DOCKER_CONFIG: path.join(work, 'ply-docker-config'), PLY_SERVICE: '0' };
   delete env.NODE_OPTIONS;
+  delete env.PLY_SERVICE_WAIT_MS;
   return new Engine('ply', [plyBin], env, { root });
+}
+
+/** The JS launcher to run under `node` (e.g. `node --cpu-prof`): bin/ply is a sh script that execs the native
+ * client, so use bin/ply.cjs next to it when there is one (an older ply's bin/ply was the Node script itself). */
+export function plyNodeScript(plyBin) {
+  const cjs = path.join(path.dirname(plyBin), 'ply.cjs');
+  return fs.existsSync(cjs) ? cjs : plyBin;
+}
+
+// System calls a warm worker's main thread blocks in while it waits for a client (unixAccept: poll, then accept4).
+const WAITING_SYSCALLS = { x64: [7, 271, 43, 288], arm64: [73, 202, 242] }[process.arch] ?? null;
+
+/**
+ * `ply system service` for the ply engine's store (log in the work dir), started through the same bin/ply with
+ * the engine's env. Resolves once $PLY_ROOT/service.sock exists, its workers wait, and a command sent through it
+ * (`ply info`) reports it was served by a worker. `ready()` waits (untimed) until `workers` warm workers wait
+ * on the socket: the children of the service whose main thread is blocked in poll/accept (warm-up done, see
+ * src/service/worker.ts), read from /proc; without a known syscall table for this arch it sleeps 0.4 s instead.
+ */
+export async function startPlyService(ply, work, { workers = 2 } = {}) {
+  const logFile = path.join(work, 'ply-service.log');
+  const sock = path.join(ply.info.root, 'service.sock');
+  const env = { ...ply.env };
+  delete env.PLY_SERVICE;
+  const srv = startServer([...ply.argv, 'system', 'service', '--workers', String(workers)], { logFile, env: ply.env });
+  const pid = srv.child.pid;
+  const why = () => lastLine(fs.readFileSync(logFile, 'utf8')) || 'no output';
+  const waiting = () => {
+    let n = 0;
+    for (const d of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== pid) continue;
+        const nr = Number(fs.readFileSync(`/proc/${d}/syscall`, 'utf8').split(' ')[0]);
+        if (WAITING_SYSCALLS.includes(nr)) n++;
+      } catch {}
+    }
+    return n;
+  };
+  const ready = async (timeoutMs = 5000) => {
+    if (!srv.alive()) throw new StepError(`ply system service exited: ${why()}`);
+    if (!WAITING_SYSCALLS) {
+      await sleep(400);
+      return true;
+    }
+    const end = Date.now() + timeoutMs;
+    while (waiting() < workers) {
+      if (!srv.alive()) throw new StepError(`ply system service exited: ${why()}`);
+      if (Date.now() > end) return false;
+      await sleep(10);
+    }
+    return true;
+  };
+  const fail = async (msg) => {
+    await srv.stop();
+    throw new StepError(msg);
+  };
+  const end = Date.now() + 20000;
+  while (!fs.existsSync(sock)) {
+    if (!srv.alive()) throw new StepError(`ply system service exited: ${why()}`);
+    if (Date.now() > end) await fail(`ply system service: no ${sock} after 20 s: ${why()}`);
+    await sleep(50);
+  }
+  if (!(await ready(20000))) await fail(`ply system service: its ${workers} workers were not waiting after 20 s: ${why()}`);
+  const served = sh([...ply.argv, 'info', '--format', '{{.ServedByService}}'], { env, allowFail: true });
+  if (served.stdout.trim() !== 'true') await fail(`ply system service: \`ply info\` through it was not served by a worker (${lastLine(served.stderr) || served.stdout.trim() || `exit ${served.code}`})`);
+  log(`ply system service: pid ${pid}, ${workers} warm workers on ${sock}`);
+  return { pid, sock, logFile, workers, env, ready, alive: srv.alive, stop: srv.stop };
 }
 
 /** podman with CONTAINERS_CONF (runc, ulimits these machines allow, host network) and its own storage. */

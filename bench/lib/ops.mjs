@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { bytesServed, logSize, startDistribution, startPlyRegistry } from './engines.mjs';
-import { engines } from './runner.mjs';
+import { engines, servedByWorker } from './runner.mjs';
 import { bash, MiB, parallel, sh, shAsync, StepError, treeBytes } from './util.mjs';
 
 const LABEL = { ply: 'ply', podman: 'podman', docker: 'docker' };
@@ -31,6 +31,42 @@ function plyHas(ctx, ...cmd) {
     ctx.plyCommands.set(key, new RegExp(`^\\s+${cmd[cmd.length - 1]}\\b`, 'm').test(list));
   }
   return ctx.plyCommands.get(key);
+}
+
+/**
+ * Adds the "ply (service)" side after the "ply" side of a short-command op (`service: true`): the same store,
+ * argv, prep and clean, run while `ply system service` serves that store (runner.mjs starts it), and without
+ * PLY_SERVICE=0, so bin/ply's client hands the command to a warm worker. Before each timed sample (after its own
+ * prep) and again after its clean-up, it waits untimed until the service's workers are all warm and waiting: the
+ * sample gets a warm worker, and the replacement worker's start-up (the price of the one that served) does not
+ * overlap the next side's timed sample. Each sample records whether a worker served it (the client's peak RSS).
+ */
+function withService(ctx, sides) {
+  const i = sides.findIndex((s) => s.name === 'ply');
+  if (i < 0) return sides;
+  const p = sides[i];
+  const svc = ctx.plyService;
+  const side = {
+    ...p,
+    name: 'ply (service)',
+    primary: false,
+    env: svc?.env,
+    unavailable: p.unavailable ?? (svc ? undefined : ctx.plyServiceError ?? 'ply system service is not running'),
+    prep: async (round) => {
+      const st = p.prep ? await p.prep(round) : {};
+      if (!(await svc.ready())) ctx.facts.serviceNotReady = (ctx.facts.serviceNotReady ?? 0) + 1;
+      return st;
+    },
+    after: async (st, m) => ({ ...((p.after ? await p.after(st, m) : null) ?? {}), servedByWorker: servedByWorker(m) ? 1 : 0 }),
+    clean: async (st) => {
+      try {
+        if (p.clean) await p.clean(st);
+      } finally {
+        if (svc) await svc.ready();
+      }
+    },
+  };
+  return [...sides.slice(0, i + 1), side, ...sides.slice(i + 1)];
 }
 
 // ---------------------------------------------------------------------------------------------- shared set-up
@@ -115,6 +151,7 @@ const runOpDef = {
   name: 'run',
   title: '`run --rm IMAGE true` (Debian image; host network)',
   needs: 'present',
+  service: true,
   rounds: Math.max(10, Number(process.env.BENCH_ROUNDS ?? 5)),
   setup: (ctx) => {
     if (ctx.runcBundle) return;
@@ -130,7 +167,7 @@ const runOpDef = {
     ctx.runcBundle = b;
   },
   sides: (ctx) => [
-    ...engineSides(ctx, (e) => ({ argv: () => e.cmd('run', '--rm', ...runFlags(e), ctx.base, 'true') })),
+    ...withService(ctx, engineSides(ctx, (e) => ({ argv: () => e.cmd('run', '--rm', ...runFlags(e), ctx.base, 'true') }))),
     {
       name: 'runc (bare)',
       env: process.env,
@@ -404,7 +441,7 @@ function buildArgv(e, dir, noCache) {
 
 function buildSides(ctx, noCache) {
   const dir = buildContext(ctx);
-  return engineSides(ctx, (e) => ({
+  return withService(ctx, engineSides(ctx, (e) => ({
     unavailable: e.name === 'ply' && !plyHas(ctx, 'build') ? '`ply build` is not available in this build' : undefined,
     argv: () => buildArgv(e, dir, noCache),
     clean: () => {
@@ -412,18 +449,20 @@ function buildSides(ctx, noCache) {
       e.rmi('bench/built:latest');
       e.sh(['image', 'prune', '-f'], { allowFail: true });
     },
-  }));
+  })));
 }
 
 const buildColdOp = {
   name: 'build-cold',
   title: 'build of a 6-step Dockerfile (busybox base, COPY + RUN), --no-cache',
+  service: true,
   sides: (ctx) => buildSides(ctx, true),
 };
 
 const buildCachedOp = {
   name: 'build-cached',
   title: 'the same build fully cached (after one untimed build)',
+  service: true,
   setup: (ctx) => {
     const dir = buildContext(ctx);
     for (const e of engines(ctx)) {
@@ -445,13 +484,15 @@ const imagesOp = {
       await parallel(todo, 3, (i) => shAsync(e.cmd('import', '-c', `LABEL n=${i}`, ctx.fx.busyboxTar, `bench/many:${i}`), { env: e.env }));
     }
   },
-  sides: (ctx) => engineSides(ctx, (e) => ({ argv: () => e.cmd('images') })),
+  service: true,
+  sides: (ctx) => withService(ctx, engineSides(ctx, (e) => ({ argv: () => e.cmd('images') }))),
 };
 
 const PS = Number(process.env.BENCH_CONTAINERS ?? 50);
 const psOp = {
   name: 'ps',
   title: `\`ps -a\` with ${PS} created containers (and the ${MANY} images present when run after \`images\`)`,
+  service: true,
   rounds: Math.max(10, Number(process.env.BENCH_ROUNDS ?? 5)),
   setup: async (ctx) => {
     for (const e of engines(ctx)) {
@@ -463,7 +504,7 @@ const psOp = {
   teardown: (ctx) => {
     for (const e of engines(ctx)) e.removeContainers();
   },
-  sides: (ctx) => engineSides(ctx, (e) => ({ argv: () => e.cmd('ps', '-a') })),
+  sides: (ctx) => withService(ctx, engineSides(ctx, (e) => ({ argv: () => e.cmd('ps', '-a') }))),
 };
 
 /** Run order: ops needing the Debian layer absent first, then those needing it present, to import it once. */

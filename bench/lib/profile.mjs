@@ -2,16 +2,18 @@
 // module) and one under `strace -f -c` (system calls of ply and its children), plus CPU/wall of the timed runs.
 import fs from 'node:fs';
 import path from 'node:path';
+import { plyNodeScript } from './engines.mjs';
 import { runOp } from './runner.mjs';
 import { log } from './util.mjs';
 
-/** The ops where ply's median is furthest above the fastest peer's (bare runc is a floor, not a peer). */
+/** The ops where ply's median is furthest above the fastest peer's (bare runc is a floor, not a peer; "ply (service)"
+ * is ply itself). */
 export function slowestRatios(results, n = 2) {
   const rows = [];
   for (const r of results) {
     const p = r.sides.find((s) => s.primary);
     if (!p || p.name !== 'ply' || !p.median) continue;
-    const peers = r.sides.filter((s) => !s.primary && s.median && !s.name.startsWith('runc'));
+    const peers = r.sides.filter((s) => !s.primary && s.median && !s.name.startsWith('runc') && !s.name.startsWith('ply'));
     if (!peers.length) continue;
     const best = peers.reduce((a, b) => (a.median < b.median ? a : b));
     rows.push({ op: r.name, ratio: p.median / best.median, peer: best.name, ply: p, best });
@@ -80,8 +82,9 @@ export async function profileSlowest(results, ops, ctx, dir) {
       warmup: 1,
       rounds: 2,
       instrument: (round, argv, env) => {
-        // --cpu-prof is refused in NODE_OPTIONS: run ply's script under `node --cpu-prof` instead.
-        if (round === 1 && argv[0] === ctx.plyBin) return { argv: [process.execPath, '--cpu-prof', `--cpu-prof-dir=${profDir}`, ...argv], env };
+        // --cpu-prof is refused in NODE_OPTIONS: run ply's script under `node --cpu-prof` instead (bin/ply is a sh
+        // script running the native client, so the script is bin/ply.cjs; the ply side has PLY_SERVICE=0 anyway).
+        if (round === 1 && argv[0] === ctx.plyBin) return { argv: [process.execPath, '--cpu-prof', `--cpu-prof-dir=${profDir}`, plyNodeScript(ctx.plyBin), ...argv.slice(1)], env };
         if (round === 2) return { argv: ['strace', '-f', '-c', '-o', straceFile, '--', ...argv], env };
         return null;
       },

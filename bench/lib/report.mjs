@@ -19,6 +19,16 @@ function extraText(s) {
   return parts.join('; ');
 }
 
+/** For the "ply (service)" side: how many timed samples a warm worker served (the rest fell back to the direct path). */
+function servedText(s) {
+  const marks = (s.extra ?? []).map((e) => e.servedByWorker).filter((v) => v != null);
+  if (!marks.length) return '';
+  const n = marks.reduce((a, b) => a + b, 0);
+  return n === marks.length
+    ? `${s.name}: all ${n} samples served by a warm worker; RSS = ply-client's`
+    : `${s.name}: **only ${n} of ${marks.length} samples served by a warm worker** (the others ran the direct path); RSS = ply-client's`;
+}
+
 function sideCell(s) {
   if (s.median == null) return s.unavailable ? 'n/a' : 'FAILED';
   return fmtS(s.median);
@@ -47,7 +57,7 @@ export function tableRows(results) {
       }
       const ratio = s.ratio != null ? `${s.ratio.toFixed(2)}` : '—';
       const tp = [first ? plyTp : '', s.throughput != null ? `${s.name}: ${rate(s.throughput)}${pct(s.ofBound)}` : ''].filter(Boolean).join(' / ');
-      const notes = [first ? pExtra : '', first ? pNote : '', extraText(s) ? `${s.name}: ${extraText(s)}` : '', s.error ? `${s.name}: ${s.error}` : ''].filter(Boolean).join('; ');
+      const notes = [first ? pExtra : '', first ? pNote : '', extraText(s) ? `${s.name}: ${extraText(s)}` : '', servedText(s), s.error ? `${s.name}: ${s.error}` : ''].filter(Boolean).join('; ');
       rows.push(`| ${plyCells.join(' | ')} | ${s.name} ${sideCell(s)} | ${ratio} | ${first ? spread(p) : ''} | ${spread(s)} | ${first ? fmtMB(p.rssMedianKB) + ' / ' : ''}${fmtMB(s.rssMedianKB)} | ${tp} | ${esc(notes)} |`);
     }
   }
@@ -72,9 +82,18 @@ export function targetRows(results, limits) {
     add('commit', 'ply faster than podman and docker (issue 4)', p && f ? p.median < f.median : null, p && f ? `ply ${fmtS(p.median)}, ${f.name} ${fmtS(f.median)}` : '');
   }
   {
-    const r = get('run'), p = ply(r), pod = side(r, 'podman'), rc = side(r, 'runc (bare)');
-    add('run', 'ply < ½ of podman (issue 3)', p && pod ? p.median < pod.median / 2 : null, p && pod ? `ply ${fmtS(p.median)}, podman ${fmtS(pod.median)}` : '');
-    add('run', 'ply within 60 ms of bare runc (issue 3)', p && rc ? p.median - rc.median <= 0.06 : null, p && rc ? `ply − runc = ${fmtS(p.median - rc.median)}` : '');
+    // Both ways: ply direct (PLY_SERVICE=0) and "ply (service)" (served by `ply system service`'s warm workers).
+    const r = get('run'), pod = side(r, 'podman'), rc = side(r, 'runc (bare)');
+    const plys = [ply(r), side(r, 'ply (service)')].filter(Boolean);
+    const both = (target, ref, ok, numbers) => {
+      if (!ref || !plys.length) return add('run', target, null, '');
+      const verdict = plys.map((s) => `${s.name}: ${ok(s) ? 'met' : '**not met**'}`).join('; ');
+      rows.push(`| run | ${target} | ${verdict} | ${numbers()} |`);
+    };
+    both('ply < ½ of podman (issue 3)', pod, (s) => s.median < pod.median / 2,
+      () => `${plys.map((s) => `${s.name} ${fmtS(s.median)}`).join(', ')}, podman ${fmtS(pod.median)}`);
+    both('ply within 60 ms of bare runc (issue 3)', rc, (s) => s.median - rc.median <= 0.06,
+      () => `${plys.map((s) => `${s.name} − runc = ${fmtS(s.median - rc.median)}`).join(', ')} (runc ${fmtS(rc.median)})`);
   }
   for (const op of ['push', 'pull']) {
     const r = get(op), p = ply(r), f = fastest(r, ['podman', 'skopeo', 'docker']);
@@ -106,7 +125,7 @@ export function writeReport({ results, limits, startup, facts, notes, profiles, 
   md.push(`# ply benchmark — ${stamp} on ${host}`, '');
   md.push(`Command: \`bash bench/run.sh${argv.length ? ' ' + argv.join(' ') : ''}\`. ${facts.rounds}`, '');
   md.push('## Results', '');
-  md.push('Medians of the timed samples (wall clock of the CLI process, spawn to exit). Ratio = ply median / peer median (< 1: ply is faster). Spread = min–max. RSS = median of each run\'s peak RSS (GNU time `%M`: the largest process the CLI waited for; **docker\'s column is the docker CLI alone — the work happens in dockerd, whose memory is not counted**; podman\'s conmon is not counted either). Throughput = data bytes / median, and in parentheses its fraction of the machine limit that bounds the op (see Limits).', '');
+  md.push('Medians of the timed samples (wall clock of the CLI process, spawn to exit). Ratio = ply median / peer median (< 1: ply is faster); "ply" is ply run directly (PLY_SERVICE=0); the "ply (service)" peer (short commands only) is the same command through `ply system service`, so its ratio = direct / through the service. Spread = min–max. RSS = median of each run\'s peak RSS (GNU time `%M`: the largest process the CLI waited for; **docker\'s column is the docker CLI alone — the work happens in dockerd, whose memory is not counted**; podman\'s conmon is not counted either; **"ply (service)"\'s RSS is the native client\'s alone — the warm worker that runs the command is not its child**). Throughput = data bytes / median, and in parentheses its fraction of the machine limit that bounds the op (see Limits).', '');
   md.push('| operation | ply | peer | ply/peer | ply spread | peer spread | RSS ply / peer | throughput (of limit) | notes |');
   md.push('|---|---|---|---|---|---|---|---|---|');
   md.push(...tableRows(results), '');
@@ -122,7 +141,8 @@ export function writeReport({ results, limits, startup, facts, notes, profiles, 
   md.push('| limit | rate |', '|---|---|');
   for (const [k, v] of Object.entries(limits)) md.push(`| ${LIMIT_TEXT[k] ?? k} | ${rate(v)} |`);
   if (startup?.nodeWithExtraCa) md.push(`| process start-up with this sandbox's NODE_EXTRA_CA_CERTS: \`node -e 0\` / \`ply version\` | ${fmtS(startup.nodeWithExtraCa)} / ${fmtS(startup.plyVersionWithExtraCa)} |`);
-  if (startup) md.push(`| process start-up: \`node -e 0\` (median of 10) | ${fmtS(startup.node)} |`, `| process start-up: \`ply version\` (median of 10) | ${fmtS(startup.plyVersion)} |`);
+  if (startup) md.push(`| process start-up: \`node -e 0\` (median of 10) | ${fmtS(startup.node)} |`, `| process start-up: \`ply version\` (median of 10, PLY_SERVICE=0) | ${fmtS(startup.plyVersion)} |`);
+  if (startup?.plyVersionService != null) md.push(`| process start-up: \`ply version\` through \`ply system service\` (median of 10; ${startup.plyVersionServiceServed} served by a warm worker) | ${fmtS(startup.plyVersionService)} |`);
   md.push('');
   md.push('## Set-up and fairness', '');
   for (const n of notes) md.push(`- ${n}`);

@@ -1,12 +1,49 @@
 // Runs one operation: state set-up, then every side in turn, A B C A B C …, a warm-up round then N timed rounds.
 // A side that fails is reported with its error line and skipped for the rest of that op; the run goes on.
 import os from 'node:os';
+import { startPlyService } from './engines.mjs';
 import { log, median, timed } from './util.mjs';
 
 export const DEFAULT_ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 
 /** The ply, podman and docker engines that are up. */
 export const engines = (ctx) => [ctx.ply, ctx.podman, ctx.docker].filter(Boolean);
+
+/** A timed command was served by a warm worker of `ply system service` when its peak RSS is the native client's
+ * (~2 MB) rather than Node's (≥ 40 MB): the worker is not a child of the client, the direct path execs node. */
+export const servedByWorker = (m) => m.rssKB != null && m.rssKB < 20 * 1024;
+
+/**
+ * Starts `ply system service` for the ply engine's store once, before the first op with a "ply (service)" side
+ * (`op.service`); it runs until the end (bench.mjs stops ctx.servers, also on failure). A failure to start is
+ * kept in ctx.plyServiceError and shown as that side's error.
+ */
+export async function ensurePlyService(ctx) {
+  if (ctx.plyService || ctx.plyServiceError || !ctx.ply) return;
+  try {
+    log('ply system service: starting for the ply store');
+    const svc = await startPlyService(ctx.ply, ctx.work);
+    ctx.servers.push(svc);
+    ctx.plyService = svc;
+    // Start-up of ply's smallest command through the service (each sample after its workers are ready again).
+    const secs = [];
+    let served = 0;
+    for (let i = 0; i < 10; i++) {
+      await svc.ready();
+      const m = timed([...ctx.ply.argv, 'version'], { env: svc.env });
+      secs.push(m.secs);
+      if (servedByWorker(m)) served++;
+    }
+    await svc.ready();
+    if (ctx.facts.startup) {
+      ctx.facts.startup.plyVersionService = median(secs);
+      ctx.facts.startup.plyVersionServiceServed = `${served}/10`;
+    }
+  } catch (e) {
+    ctx.plyServiceError = `ply system service: ${e.message}`;
+    log(ctx.plyServiceError);
+  }
+}
 
 /** Debian image (imported from the same tar) present on every side. */
 export function ensurePresent(ctx) {
@@ -36,6 +73,7 @@ export async function runOp(op, ctx, opts = {}) {
   let sides = [];
   try {
     for (const e of engines(ctx)) e.ensureImported(ctx.bb, ctx.fx.busyboxTar);
+    if (op.service && (!opts.only || opts.only === 'ply (service)')) await ensurePlyService(ctx);
     if (op.needs === 'present') ensurePresent(ctx);
     if (op.needs === 'absent') ensureAbsent(ctx);
     if (op.setup) await op.setup(ctx);
