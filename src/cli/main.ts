@@ -119,7 +119,7 @@ export async function serviceWorker(listenFd: number, launcher: string): Promise
 }
 
 /** Loads ahead what commands otherwise load on their critical path: every command module, the engine, the addons. */
-async function warmUp(): Promise<void> {
+export async function warmUp(): Promise<void> {
   await buildProgram([]);
   await Promise.all([
     import('../engine.js'),
