@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { DB } from '../db/db.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
 import type { ImageStore } from '../image/store.js';
-import { parseSignal, proxySignals } from '../runtime/signals.js';
+import { parseSignal, proxySignals, runtimeSignals } from '../runtime/signals.js';
 import { buildSpec, writeBundle, type MountSpec, type RuntimeSpec } from '../runtime/spec.js';
 import { resolveUser } from '../runtime/user.js';
 import { Runtime, runtimeError, startFailureCode } from '../runtime/runc.js';
@@ -200,8 +200,15 @@ export class ContainerManager {
     if (ttyAttached) stdio = ['inherit', 'inherit', 'inherit'];
     else if (mode === 'attached') stdio = [s.openStdin ? 'inherit' : 'ignore', 'pipe', 'pipe'];
     else stdio = [s.openStdin ? 'pipe' : 'ignore', 'pipe', 'pipe'];
-    const child = rt.run(c.id, prepared.bundle, stdio, { pidFile, logFile: runtimeLog, ttyWrapper: s.tty && mode === 'detached' });
-    const unproxy = mode === 'attached' ? proxySignals(child) : () => undefined;
+    // Attached, signals sent to ply reach the container (docker's sig-proxy); see runtimeSignals.
+    const sig = runtimeSignals(mode === 'attached' && stdio[0] === 'inherit' && !!process.stdin.isTTY);
+    const child = rt.run(c.id, prepared.bundle, stdio, {
+      pidFile,
+      logFile: runtimeLog,
+      ttyWrapper: s.tty && mode === 'detached',
+      ownSession: mode === 'attached' && sig.ownSession,
+    });
+    const unproxy = mode === 'attached' ? proxySignals(child, sig.proxy) : () => undefined;
     this.containers.update(c.id, { monitorPid: process.pid });
     const log = ttyAttached ? undefined : new LogWriter(this.logPath(c));
     // Until the process runs, stderr may carry the runtime's own complaint, which ply reports in its own words:
@@ -406,8 +413,9 @@ export class ContainerManager {
     const logFile = `${processFile}.log`;
     try {
       const stdio: StdioOptions = o.detach ? ['ignore', 'ignore', 'ignore'] : [o.interactive || o.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'];
-      const child = this.runtime(c).exec(c.id, processFile, stdio, { tty: !!o.tty, logFile, detach: o.detach });
-      const unproxy = o.detach ? () => undefined : proxySignals(child);
+      const sig = runtimeSignals(!o.detach && stdio[0] === 'inherit' && !!process.stdin.isTTY);
+      const child = this.runtime(c).exec(c.id, processFile, stdio, { tty: !!o.tty, logFile, detach: o.detach, ownSession: !o.detach && sig.ownSession });
+      const unproxy = o.detach ? () => undefined : proxySignals(child, sig.proxy);
       const code = await new Promise<number>((resolve) => {
         child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? os.constants.signals[signal] : 0)));
         child.on('error', () => resolve(126));

@@ -32,20 +32,20 @@ export class Runtime {
    * `runc run` in the foreground: the returned child's exit status is the container's. A TTY container with no
    * terminal of ours (detached) runs under script(1), whose pseudo-terminal runc then drives.
    */
-  run(id: string, bundle: string, stdio: StdioOptions, opts: { pidFile: string; logFile: string; ttyWrapper?: boolean }): ChildProcess {
+  run(id: string, bundle: string, stdio: StdioOptions, opts: { pidFile: string; logFile: string; ttyWrapper?: boolean; ownSession?: boolean }): ChildProcess {
     const argv = [this.name, ...this.base(opts.logFile), 'run', '--bundle', bundle, '--pid-file', opts.pidFile, id];
     if (opts.ttyWrapper) {
       return spawn('script', ['-q', '-e', '-f', '-c', argv.map(shellQuote).join(' '), '/dev/null'], { stdio });
     }
-    return spawn(argv[0]!, argv.slice(1), { stdio });
+    return spawn(argv[0]!, argv.slice(1), { stdio, detached: !!opts.ownSession });
   }
 
   /** `runc exec` in the foreground with a process.json. */
-  exec(id: string, processFile: string, stdio: StdioOptions, opts: { tty: boolean; logFile: string; detach?: boolean }): ChildProcess {
+  exec(id: string, processFile: string, stdio: StdioOptions, opts: { tty: boolean; logFile: string; detach?: boolean; ownSession?: boolean }): ChildProcess {
     const args = [...this.base(opts.logFile), 'exec', '--process', processFile];
     if (opts.tty && !opts.detach) args.push('--tty');
     if (opts.detach) args.push('--detach');
-    return spawn(this.name, [...args, id], { stdio });
+    return spawn(this.name, [...args, id], { stdio, detached: !!opts.ownSession });
   }
 
   state(id: string): RuntimeState | undefined {

@@ -93,20 +93,26 @@ export function signalName(n: number): string {
 
 /** Signals a foreground runtime (`runc run`, `runc exec`) passes on to the container, or acts on (SIGWINCH). */
 const PROXIED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
-let proxying = false;
+let inWorker = false;
+
+/** Marks this process as a service worker: it runs in its own session, so signals reach it only from its client. */
+export function enableSignalProxy(): void {
+  inWorker = true;
+}
 
 /**
- * Makes proxySignals() active for this process. A service worker runs in its own session, so a terminal's
- * Ctrl-C or resize reaches only the client, which forwards it to the worker: the worker must pass it on to the
- * runtime. A plain `ply` shares its process group with the runtime, which gets such signals itself.
+ * How a foreground runtime is started so that signals sent to ply reach the container once (docker's sig-proxy):
+ * a runtime that reads the terminal shares ply's process group, where the terminal's own signals (Ctrl-C, resize)
+ * reach it directly; any other runs in its own session and ply passes on what it gets. A service worker always
+ * passes signals on (a terminal never signals it; its client forwards what it gets).
  */
-export function enableSignalProxy(): void {
-  proxying = true;
+export function runtimeSignals(usesTerminal: boolean): { ownSession: boolean; proxy: boolean } {
+  return { ownSession: !usesTerminal, proxy: inWorker || !usesTerminal };
 }
 
 /** While a foreground runtime process runs, passes the signals this process gets on to it; returns the undo. */
-export function proxySignals(child: { kill(signal: NodeJS.Signals): boolean }): () => void {
-  if (!proxying) return () => undefined;
+export function proxySignals(child: { kill(signal: NodeJS.Signals): boolean }, proxy = true): () => void {
+  if (!proxy) return () => undefined;
   const handlers = PROXIED.map((sig) => {
     const h = (): void => void child.kill(sig);
     process.on(sig, h);

@@ -1,7 +1,7 @@
 // End-to-end: containers under the real runc with an overlayfs writable layer, through bin/ply.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PLY, busyboxTar, ply, plyOk, tempDir } from '../helpers.js';
@@ -216,4 +216,21 @@ test('system df counts images, containers, volumes; ps -s shows the writable lay
   assert.equal(df[1]!.split('|')[3], '100kB');
   assert.equal(df[2]!.split('|')[3], '5kB');
   assert.match(plyOk(store, ['ps', '-a', '-s', '--format', '{{.Names}} {{.Size}}']), /^sized 100kB$/m);
+});
+
+test('signals sent to ply reach the container (sig-proxy), and its exit code comes back', async () => {
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    const child = spawn(PLY, ['run', '--rm', 'bb', 'sh', '-c', `trap "echo got-${sig}; exit 7" ${sig.slice(3)}; echo ready; while :; do sleep 0.1; done`], {
+      env: { ...process.env, PLY_ROOT: root, PLY_SERVICE: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d));
+    for (let i = 0; i < 200 && !stdout.includes('ready'); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.match(stdout, /ready/);
+    child.kill(sig);
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    assert.equal(code, 7, `${sig}: ${stdout}`);
+    assert.match(stdout, new RegExp(`got-${sig}`));
+  }
 });
