@@ -78,10 +78,14 @@ function applyDockerConventions(cmd: Command): void {
   for (const sub of cmd.commands) applyDockerConventions(sub);
 }
 
+let prebuilt: Command | undefined;
+
 export async function main(argv: string[]): Promise<void> {
   let program: Command;
   try {
-    program = await buildProgram(argv);
+    // A service worker built every command ahead of time (a program parses once, so it is used once).
+    program = prebuilt ?? (await buildProgram(argv));
+    prebuilt = undefined;
   } catch (e) {
     process.exitCode = reportError(e);
     return;
@@ -120,7 +124,7 @@ export async function serviceWorker(listenFd: number, launcher: string): Promise
 
 /** Loads ahead what commands otherwise load on their critical path: every command module, the engine, the addons. */
 export async function warmUp(): Promise<void> {
-  await buildProgram([]);
+  prebuilt = await buildProgram([]);
   await Promise.all([
     import('../engine.js'),
     import('../container/create.js'),
@@ -133,5 +137,9 @@ export async function warmUp(): Promise<void> {
       new Database(':memory:').close();
     }),
     import('../native/index.js').then((m) => m.nativeConstants()),
+    // The first child process with pipes loads and compiles Node's spawn and socket internals (~5 ms for runc).
+    import('node:child_process').then(
+      (cp) => new Promise<void>((resolve) => cp.spawn('true', [], { stdio: ['ignore', 'pipe', 'pipe'] }).on('close', () => resolve()).on('error', () => resolve())),
+    ),
   ]);
 }

@@ -442,7 +442,7 @@ function readOr(file: string, fallback: string): string {
 async function waitForPid(pidFile: string, exited: Promise<number>): Promise<number> {
   let done = false;
   void exited.then(() => (done = true));
-  for (let delay = 2; ; delay = Math.min(delay * 2, 20)) {
+  for (let delay = 2; ; delay = Math.min(delay * 2, 10)) {
     try {
       const pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
       if (pid > 0) return pid;
@@ -457,7 +457,10 @@ async function waitForPid(pidFile: string, exited: Promise<number>): Promise<num
         return 0;
       }
     }
-    await new Promise((r) => setTimeout(r, delay));
+    // Woken early when the runtime exits (a short-lived container must not wait out the poll interval).
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([new Promise((r) => (timer = setTimeout(r, delay))), exited]);
+    clearTimeout(timer);
   }
 }
 
