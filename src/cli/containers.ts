@@ -139,7 +139,7 @@ export function registerContainerCommands(program: Command): void {
             out(`${c.id}\n`);
             return;
           }
-          // Signals reach the container through the runtime (it proxies them); ply itself stays to collect the exit.
+          // Signals reach the container through the runtime (ply passes them on: runtimeSignals); ply stays to collect the exit.
           const ignore = () => undefined;
           process.on('SIGINT', ignore);
           process.on('SIGTERM', ignore);
