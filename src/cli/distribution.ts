@@ -1,4 +1,5 @@
 // Registry commands: login, logout, pull, push — with docker's output.
+import { createRequire } from 'node:module';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../errors.js';
 import type { ProgressEvent } from '../transport/types.js';
@@ -181,7 +182,8 @@ async function readSecret(prompt: string): Promise<string> {
 }
 
 async function readLine(prompt?: string): Promise<string> {
-  const readline = await import('node:readline');
+  // require, not import(): bin/ply.cjs runs the bundle from a V8 code cache, where import() has no loader.
+  const readline = createRequire(import.meta.url)('node:readline') as typeof import('node:readline');
   const rl = readline.createInterface({ input: process.stdin, output: prompt ? process.stderr : undefined, terminal: false });
   if (prompt) process.stderr.write(prompt);
   try {

@@ -131,15 +131,16 @@ export async function warmUp(): Promise<void> {
     import('../container/logs.js'),
     import('../container/commit.js'),
     import('./template.js'),
-    // require, not import(): an import() of an external module from the bundle warns (vm's loader is experimental).
+    // require, not import(): bin/ply.cjs runs the bundle from a V8 code cache, where import() has no loader.
     Promise.resolve().then(() => {
       const Database = createRequire(import.meta.url)('better-sqlite3') as typeof import('better-sqlite3');
       new Database(':memory:').close();
     }),
     import('../native/index.js').then((m) => m.nativeConstants()),
     // The first child process with pipes loads and compiles Node's spawn and socket internals (~5 ms for runc).
-    import('node:child_process').then(
-      (cp) => new Promise<void>((resolve) => cp.spawn('true', [], { stdio: ['ignore', 'pipe', 'pipe'] }).on('close', () => resolve()).on('error', () => resolve())),
-    ),
+    new Promise<void>((resolve) => {
+      const cp = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
+      cp.spawn('true', [], { stdio: ['ignore', 'pipe', 'pipe'] }).on('close', () => resolve()).on('error', () => resolve());
+    }),
   ]);
 }
