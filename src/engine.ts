@@ -282,7 +282,7 @@ export class Engine {
     const volumes = this.db.prepare('SELECT name FROM volumes').all() as { name: string }[];
     const usedVolumes = new Set(containers.flatMap((c) => c.spec.mounts.filter((m) => m.type === 'volume').map((m) => m.source!)));
     const volumeSize = new Map(volumes.map((v) => [v.name, dirSize(this.manager.volumePath(v.name))]));
-    const upper = new Map(containers.map((c) => [c.id, dirSize(path.join(this.containers.pathOf(c.id), 'upper'))]));
+    const upper = new Map(containers.map((c) => [c.id, this.manager.writableLayerSize(c)]));
     const running = containers.filter((c) => this.manager.isRunning(c));
     return {
       images: {

@@ -763,6 +763,15 @@ class Builder {
 
   /** The container's writable layer as a layer blob; undefined when it changed nothing. */
   private async commitUpper(engine: Engine, id: string): Promise<LayerRecord | undefined> {
+    const vfs = await import('../snapshot/vfs.js');
+    if (vfs.isVfsContainer(engine.containers.pathOf(id))) {
+      // vfs: the changes of the container's tree against its manifest.
+      const { vfsChanges, writeVfsLayer } = await import('../layer/changes-vfs.js');
+      const v = vfs.vfsLayout(engine.containers.pathOf(id));
+      const changes = vfsChanges(v.tree, v.manifest);
+      if (changes.length === 0) return undefined;
+      return this.ingest(async (writer) => void (await writeVfsLayer(v.tree, v.manifest, writer, { quiescent: true, changes })));
+    }
     const upper = path.join(engine.containers.pathOf(id), 'upper');
     if (!fs.existsSync(upper) || fs.readdirSync(upper).length === 0) return undefined;
     const { writeUpperDiff } = await import('../layer/diff.js');

@@ -1,6 +1,6 @@
 // Read-only views of image filesystems for the builder (COPY's destination checks, --chown names, COPY --from
 // sources, WORKDIR): the image's unpacked layers, mounted as a read-only overlay (or used directly when there is
-// only one), kept until the build ends.
+// only one), kept until the build ends; with the vfs storage driver (no overlayfs), a flat copy of the layers.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -27,8 +27,16 @@ export class RootfsViews {
     const key = chains[chains.length - 1] ?? 'empty';
     const known = this.views.get(key);
     if (known) return known;
-    const lowers = await this.engine.snapshots.unpack(layers);
     let view: string;
+    if (this.engine.snapshots.driver() === 'vfs') {
+      // No overlayfs: a flat copy of the layers.
+      const { flattenLayers } = await import('../snapshot/vfs.js');
+      view = path.join(this.dir, `view-${this.n++}`);
+      await flattenLayers(this.engine.content, layers, view);
+      this.views.set(key, view);
+      return view;
+    }
+    const lowers = await this.engine.snapshots.unpack(layers);
     if (lowers.length === 1) {
       view = lowers[0]!;
     } else {

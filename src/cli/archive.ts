@@ -1,10 +1,10 @@
 // Archive commands: save / image save (images to a docker-archive + OCI layout tar), load / image load.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
-import { InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
+import { NotFoundError, PlyError } from '../errors.js';
 import { out, withEngine } from './engine.js';
+import { writeAtomically } from './output.js';
 
 export function registerArchiveCommands(program: Command): void {
   const image = program.commands.find((c) => c.name() === 'image') ?? program.command('image').description('Manage images');
@@ -26,26 +26,6 @@ export function registerArchiveCommands(program: Command): void {
       .option('-i, --input <string>', 'Read from tar archive file (or OCI layout directory), instead of STDIN')
       .option('-q, --quiet', 'Suppress the load output')
       .action(loadAction);
-  }
-}
-
-/** Runs `fn` on stdout, or on a temporary file renamed to `file` once complete (never a partial archive). */
-async function writeAtomically(file: string | undefined, fn: (out: Writable) => Promise<void>): Promise<void> {
-  if (!file) {
-    await fn(process.stdout);
-    return;
-  }
-  const dir = path.dirname(path.resolve(file));
-  if (!fs.existsSync(dir)) throw new InvalidArgumentError(`invalid output path: directory "${path.dirname(file)}" does not exist`);
-  const tmp = path.join(dir, `.${path.basename(file)}.ply-${process.pid}.tmp`);
-  const stream = fs.createWriteStream(tmp, { highWaterMark: 1 << 20 });
-  try {
-    await fn(stream);
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    stream.destroy();
-    fs.rmSync(tmp, { force: true });
-    throw e;
   }
 }
 

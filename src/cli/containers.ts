@@ -9,7 +9,8 @@ import { InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
 import { withEngine, out } from './engine.js';
 import { createdSince, humanDuration, humanSize, rfc3339Nano, truncateCommand } from './format.js';
 import { collect } from './main.js';
-import { dirSize } from '../util/fs.js';
+import { writeAtomicallyToFd } from './output.js';
+import { isVfsContainer } from '../snapshot/vfs.js';
 
 interface RunFlags {
   interactive?: boolean;
@@ -471,7 +472,7 @@ export function registerContainerCommands(program: Command): void {
           if (!f.output && process.stdout.isTTY) {
             throw new PlyError('cowardly refusing to save to a terminal. Use the -o flag or redirect');
           }
-          await writeOutput(f.output, (stream) => exportContainer(engine, c, stream));
+          await writeAtomicallyToFd(f.output, (out) => exportContainer(engine, c, out));
         }),
       );
   }
@@ -488,7 +489,7 @@ export function registerContainerCommands(program: Command): void {
         let reclaimed = 0;
         for (const c of engine.containers.list().map((x) => engine.manager.refresh(x))) {
           if (engine.manager.isRunning(c)) continue;
-          reclaimed += dirSize(`${engine.containers.pathOf(c.id)}/upper`);
+          reclaimed += engine.manager.writableLayerSize(c);
           engine.manager.removeStopped(c, false);
           removed.push(c.id);
         }
@@ -520,23 +521,6 @@ export function registerContainerCommands(program: Command): void {
         if (missing) process.exitCode = 1;
       }),
     );
-}
-
-/** Writes to FILE atomically (a temp file renamed into place), or to stdout. */
-export async function writeOutput(file: string | undefined, fn: (out: NodeJS.WritableStream & import('node:stream').Writable) => Promise<void>): Promise<void> {
-  if (!file) {
-    await fn(process.stdout as unknown as import('node:stream').Writable & NodeJS.WritableStream);
-    return;
-  }
-  const tmp = `${file}.ply-${process.pid}.tmp`;
-  const stream = fs.createWriteStream(tmp, { highWaterMark: 1 << 20 });
-  try {
-    await fn(stream);
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
 }
 
 export async function printInspect(items: unknown[], format?: string): Promise<void> {
@@ -625,7 +609,7 @@ async function psAction(f: { all?: boolean; filter: string[]; format?: string; l
         Labels: Object.entries(c.spec.labels).map(([k, v]) => `${k}=${v}`).join(','),
         Mounts: c.spec.mounts.map((m) => (m.type === 'volume' ? m.source!.slice(0, f.trunc ? 15 : undefined) : m.source ?? m.target)).join(','),
         Networks: c.spec.network,
-        Size: f.size ? `${humanSize(dirSize(`${engine.containers.pathOf(c.id)}/upper`))}` : '0B',
+        Size: f.size ? `${humanSize(engine.manager.writableLayerSize(c))}` : '0B',
       };
     });
     let format: string;
@@ -699,6 +683,7 @@ export function inspectContainer(engine: Engine, c: Container): Record<string, u
   const s = c.spec;
   const rec = engine.images.get(c.image);
   const iso = (ms: number) => (ms ? rfc3339Nano(new Date(ms)) : '0001-01-01T00:00:00Z');
+  const vfs = isVfsContainer(dir);
   return {
     Id: c.id,
     Created: iso(c.created),
@@ -724,7 +709,7 @@ export function inspectContainer(engine: Engine, c: Container): Record<string, u
     LogPath: engine.manager.logPath(c),
     Name: `/${c.name}`,
     RestartCount: c.restartCount,
-    Driver: 'overlayfs',
+    Driver: vfs ? 'vfs' : 'overlayfs',
     Platform: 'linux',
     MountLabel: '',
     ProcessLabel: '',
@@ -742,10 +727,9 @@ export function inspectContainer(engine: Engine, c: Container): Record<string, u
       Runtime: s.runtime,
       Tmpfs: Object.fromEntries(s.mounts.filter((m) => m.type === 'tmpfs').map((m) => [m.target, (m.options ?? []).join(',')])),
     },
-    GraphDriver: {
-      Data: { MergedDir: `${dir}/merged`, UpperDir: `${dir}/upper`, WorkDir: `${dir}/work` },
-      Name: 'overlayfs',
-    },
+    GraphDriver: vfs
+      ? { Data: { MergedDir: `${dir}/merged` }, Name: 'vfs' }
+      : { Data: { MergedDir: `${dir}/merged`, UpperDir: `${dir}/upper`, WorkDir: `${dir}/work` }, Name: 'overlayfs' },
     Mounts: s.mounts
       .filter((m) => m.type !== 'tmpfs')
       .map((m) => ({

@@ -48,7 +48,7 @@ export function registerSystemCommands(program: Command): void {
         StoreRoot: engine.root,
         ServiceSocket: serviceRunning ? sock : '',
         ServedByService: servedByService(),
-        StorageDriver: 'overlayfs',
+        StorageDriver: engine.snapshots.driver() === 'vfs' ? 'vfs' : 'overlayfs',
         DefaultRuntime: 'runc',
         KernelVersion: os.release(),
         OperatingSystem: os.type(),

@@ -1,18 +1,21 @@
 // commit and export: a container's writable layer becomes a new image layer on top of its image's layers;
 // its whole filesystem, flattened, becomes a tar.
+import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Engine } from '../engine.js';
-import { NotFoundError } from '../errors.js';
+import { ConflictError, NotFoundError } from '../errors.js';
 import { applyChanges } from '../image/changes.js';
 import type { ImageRecord } from '../image/store.js';
 import { creationTime, writeImage } from '../image/write.js';
-import { writeTree, writeUpperDiff } from '../layer/diff.js';
+import { unmodelledOverlayState, writeMergedTree, writeTree, writeUpperDiff, type TreeOutput } from '../layer/diff.js';
 import { ingestLayer } from '../layer/ingest.js';
 import type { ImageConfig } from '../oci/types.js';
 import { TarWriter } from '../tar/index.js';
+import { TarFdWriter } from '../tar/writer.js';
+import { isVfsContainer, vfsLayout } from '../snapshot/vfs.js';
 import type { Container } from './store.js';
 
 export interface CommitOptions {
@@ -28,6 +31,8 @@ export interface CommitOptions {
 export async function withRootfs<T>(engine: Engine, c: Container, fn: (rootfs: string) => Promise<T>): Promise<T> {
   const dir = engine.containers.pathOf(c.id);
   if (engine.manager.isRunning(c)) return fn(path.join(dir, 'merged'));
+  // A vfs container's rootfs is a plain directory: nothing to unpack or mount.
+  if (isVfsContainer(dir)) return fn(engine.snapshots.mountRootfs([], dir));
   const rec = engine.images.get(c.image);
   if (!rec) throw new NotFoundError(`image of container ${c.name} is gone`);
   const lowers = await engine.snapshots.unpack(engine.images.layers(rec));
@@ -57,7 +62,15 @@ export async function commitContainer(engine: Engine, c: Container, o: CommitOpt
     try {
       const writer = new TarWriter();
       const produce = (async () => {
-        await writeUpperDiff(upper, writer);
+        const dir = engine.containers.pathOf(c.id);
+        if (isVfsContainer(dir)) {
+          // vfs: the changes of the container's tree against its manifest (no upper dir).
+          const { writeVfsLayer } = await import('../layer/changes-vfs.js');
+          const v = vfsLayout(dir);
+          await writeVfsLayer(v.tree, v.manifest, writer, { quiescent: !engine.manager.isRunning(c) });
+        } else {
+          await writeUpperDiff(upper, writer);
+        }
         await writer.finish();
       })();
       produce.catch((e: unknown) => writer.destroy(e as Error));
@@ -95,16 +108,64 @@ export async function commitContainer(engine: Engine, c: Container, o: CommitOpt
   });
 }
 
-/** Writes the container's flattened filesystem as a tar to `out`. */
-export async function exportContainer(engine: Engine, c: Container, out: Writable): Promise<void> {
-  await withRootfs(engine, c, async (rootfs) => {
-    const writer = new TarWriter();
-    const produce = (async () => {
-      await writeTree(rootfs, writer);
+/**
+ * Writes the container's flattened filesystem as a tar to `out`: a stream, or a file descriptor (a regular
+ * file), which is written synchronously (and neither closed nor synced). A running container's is read
+ * through its mounted rootfs, each opened file checked to be the one meant (the container may swap in
+ * symlinks). A stopped container's is read straight from its layers' directories, merged as overlayfs would
+ * show them (no mount), or, when its upper dir holds overlay state that merge does not model, through a
+ * rootfs mounted here; nothing else can reach these, so the opened files are not checked, and should the
+ * container be started meanwhile (by another ply), the export fails instead.
+ */
+export async function exportContainer(engine: Engine, c: Container, out: Writable | number): Promise<void> {
+  if (engine.manager.isRunning(c)) {
+    await withRootfs(engine, c, (rootfs) => writeTar(out, (w) => writeTree(rootfs, w)));
+    return;
+  }
+  const layers = await stoppedRootfsLayers(engine, c);
+  if (layers) await writeTar(out, (w) => writeMergedTree(layers, w, { quiescent: true }));
+  else await withRootfs(engine, c, (rootfs) => writeTar(out, (w) => writeTree(rootfs, w, { quiescent: true })));
+  const now = engine.containers.get(c.id);
+  if (now && (engine.manager.isRunning(now) || now.startedAt !== c.startedAt)) {
+    throw new ConflictError(`container ${c.name} was started while being exported; export it again`);
+  }
+}
+
+/**
+ * The directories overlayfs stacks for a stopped container's rootfs, top first (upper, init, the image's
+ * layers, unpacked if needed), or null when the upper dir holds overlay state writeMergedTree does not model.
+ */
+async function stoppedRootfsLayers(engine: Engine, c: Container): Promise<string[] | null> {
+  const dir = engine.containers.pathOf(c.id);
+  if (isVfsContainer(dir)) return null; // its rootfs is a plain directory, read as it is
+  const rec = engine.images.get(c.image);
+  if (!rec) throw new NotFoundError(`image of container ${c.name} is gone`);
+  const lowers = await engine.snapshots.unpack(engine.images.layers(rec));
+  const upper = path.join(dir, 'upper');
+  if (unmodelledOverlayState(upper, path.join(dir, 'work')) !== undefined) return null;
+  const init = engine.manager.initLayer(c);
+  return fs.existsSync(upper) ? [upper, init, ...lowers] : [init, ...lowers];
+}
+
+/** Runs `fill` with a tar writer on `out` (a descriptor: synchronous writes; a stream: piped) and finishes it. */
+async function writeTar(out: Writable | number, fill: (w: TreeOutput) => Promise<void>): Promise<void> {
+  if (typeof out === 'number') {
+    const writer = new TarFdWriter(out);
+    try {
+      await fill(writer);
       await writer.finish();
-    })();
-    produce.catch((e: unknown) => writer.destroy(e as Error));
-    await pipeline(writer.stream, out);
-    await produce;
-  });
+    } catch (e) {
+      writer.destroy(e as Error);
+      throw e;
+    }
+    return;
+  }
+  const writer = new TarWriter();
+  const produce = (async () => {
+    await fill(writer);
+    await writer.finish();
+  })();
+  produce.catch((e: unknown) => writer.destroy(e as Error));
+  await pipeline(writer.stream, out);
+  await produce;
 }

@@ -14,6 +14,9 @@ import { buildSpec, writeBundle, type MountSpec, type RuntimeSpec } from '../run
 import { resolveUser } from '../runtime/user.js';
 import { Runtime, runtimeError, startFailureCode } from '../runtime/runc.js';
 import { isMounted, type Snapshotter } from '../snapshot/overlay.js';
+import { isVfsContainer, markVfs, vfsLayout, vfsRootfs } from '../snapshot/vfs.js';
+import { vfsLayerSize } from '../layer/changes-vfs.js';
+import { dirSize } from '../util/fs.js';
 import { pidAlive } from '../content/store.js';
 import { resolveInRoot } from '../util/rootpath.js';
 import { buildContainerSpec, type CreateOptions } from './create.js';
@@ -57,6 +60,7 @@ export class ContainerManager {
   async create(o: CreateOptions, imageDigest: string, imageRef: string): Promise<Container> {
     const rec = this.images.get(imageDigest);
     if (!rec) throw new NotFoundError(`No such image: ${imageRef}`);
+    const driver = this.snapshots.driver();
     const id = randomBytes(32).toString('hex');
     const spec = buildContainerSpec(o, this.images.config(rec), id);
     for (const m of spec.mounts) {
@@ -69,7 +73,27 @@ export class ContainerManager {
         this.db.prepare('INSERT OR IGNORE INTO volumes (name, created, anonymous) VALUES (?, ?, 0)').run(m.source, Date.now());
       }
     }
-    return this.containers.create({ name: o.name, image: rec.digest, imageRef, spec });
+    const c = this.containers.create({ name: o.name, image: rec.digest, imageRef, spec });
+    if (driver === 'vfs') {
+      // vfs: the container's copy of the image is made now, as docker's vfs driver does.
+      const dir = this.containers.pathOf(c.id);
+      try {
+        markVfs(dir);
+        await this.snapshots.buildVfs(this.images.layers(rec), this.initLayer(c), dir);
+      } catch (e) {
+        this.containers.delete(c.id);
+        throw e;
+      }
+    }
+    return c;
+  }
+
+  /** Bytes of the files in the container's writable layer (`ps -s`, `system df`). */
+  writableLayerSize(c: Container): number {
+    const dir = this.containers.pathOf(c.id);
+    if (!isVfsContainer(dir)) return dirSize(path.join(dir, 'upper'));
+    const v = vfsLayout(dir);
+    return vfsRootfs(dir) ? vfsLayerSize(v.tree, v.manifest) : 0;
   }
 
   volumePath(name: string): string {
@@ -81,8 +105,13 @@ export class ContainerManager {
     const dir = this.containers.pathOf(c.id);
     const rec = this.images.get(c.image);
     if (!rec) throw new NotFoundError(`image ${c.imageRef} of container ${c.name} is gone`);
-    const lowers = await this.snapshots.unpack(this.images.layers(rec));
-    const rootfs = this.snapshots.mountRootfs([this.initLayer(c), ...lowers], dir);
+    let rootfs: string;
+    if (isVfsContainer(dir)) {
+      rootfs = await this.snapshots.buildVfs(this.images.layers(rec), this.initLayer(c), dir);
+    } else {
+      const lowers = await this.snapshots.unpack(this.images.layers(rec));
+      rootfs = this.snapshots.mountRootfs([this.initLayer(c), ...lowers], dir);
+    }
     try {
       const s = c.spec;
       const etc = {

@@ -1,5 +1,7 @@
 /**
- * Directory trees to tar: an overlayfs upper dir to a layer tar (`commit`), and any tree to a tar (`export`).
+ * Directory trees to tar: an overlayfs upper dir to a layer tar (`commit`), any tree to a tar (`export` of a
+ * mounted rootfs), and a stack of overlay layers merged as their mount would show them (`export` of a stopped
+ * container, without mounting it).
  *
  * Entries come depth first, each directory's children sorted by name (byte order), named relative to the tree
  * without './' ('etc/', 'etc/passwd'), like docker's layers. Files that share an inode become a file and then
@@ -7,6 +9,8 @@
  * Sockets are skipped. File contents are read from a descriptor opened with O_NOFOLLOW whose path is checked
  * (through /proc/self/fd) to be the expected one, so a symlink swapped in by a running container cannot make
  * ply read a file outside the tree; the tree should still be quiescent (paused container) for a consistent tar.
+ * A caller that knows nothing can change the tree (a stopped container's layers) may skip that check
+ * (`quiescent`). Written to a TarFdWriter, file bodies go straight from the file into its output buffer.
  */
 
 import fs from 'node:fs';
@@ -14,6 +18,10 @@ import path from 'node:path';
 import { PlyError } from '../errors.js';
 import { hasErrno, lgetxattr, llistxattr } from '../native/index.js';
 import type { TarHeader, TarWriter } from '../tar/index.js';
+import { TarFdWriter } from '../tar/writer.js';
+
+/** Where a walk writes its entries: a streaming TarWriter, or a TarFdWriter on a file. */
+export type TreeOutput = TarWriter | TarFdWriter;
 
 const WHITEOUT_PREFIX = '.wh.';
 const WHITEOUT_OPAQUE = '.wh..wh..opq';
@@ -32,9 +40,13 @@ const S_IFSOCK = 0o140000;
 interface WalkOptions {
   /** Translate overlay whiteouts and opaque directories, drop trusted.overlay.* xattrs. */
   overlay: boolean;
+  /** The walker's directories are overlay layers (top first), merged as overlayfs shows them. */
+  merge?: boolean;
   /** Clamp mtimes above this (SOURCE_DATE_EPOCH) down to it. */
   clamp?: number;
   skip?: (relPath: string) => boolean;
+  /** Nothing changes the tree during the walk: skip the /proc/self/fd check of each opened file. */
+  quiescent?: boolean;
 }
 
 /**
@@ -44,17 +56,96 @@ interface WalkOptions {
  * modes and mtimes (whole seconds; clamped to SOURCE_DATE_EPOCH when it is set) too; devices and fifos are kept.
  * Does not finish the writer.
  */
-export async function writeUpperDiff(upperDir: string, writer: TarWriter): Promise<void> {
+export async function writeUpperDiff(upperDir: string, writer: TreeOutput): Promise<void> {
   await new TreeWalker(upperDir, writer, { overlay: true, clamp: sourceDateEpoch() }).run();
 }
 
 /**
  * Writes a whole directory tree (e.g. a mounted container rootfs) as a tar, no whiteout translation. `skip`
  * gets each path relative to `dir` (no trailing '/'); a skipped directory is skipped with all it holds.
+ * `quiescent`: the caller guarantees that nothing changes the tree meanwhile (no process can reach it), so the
+ * check that each opened file is the one meant (against symlinks swapped in mid-walk) is skipped.
  * Does not finish the writer.
  */
-export async function writeTree(dir: string, writer: TarWriter, opts: { skip?: (relPath: string) => boolean } = {}): Promise<void> {
-  await new TreeWalker(dir, writer, { overlay: false, skip: opts.skip }).run();
+export async function writeTree(
+  dir: string,
+  writer: TreeOutput,
+  opts: { skip?: (relPath: string) => boolean; quiescent?: boolean } = {},
+): Promise<void> {
+  await new TreeWalker(dir, writer, { overlay: false, skip: opts.skip, quiescent: opts.quiescent }).run();
+}
+
+/**
+ * Writes the tree that overlayfs would show for `layers` (top first: e.g. a container's upper dir, its init
+ * dir, its image's unpacked layers), as writeTree over the mounted overlay would, byte for byte, without
+ * mounting it. The layers are merged as overlayfs (redirect_dir, metacopy and index off) merges them: a name
+ * comes from the topmost layer that has it; an overlay whiteout (char device 0/0) hides it from the layers
+ * below and is not archived; a directory merges with the same directory of the layers below, down to the first
+ * layer where the name is a whiteout or not a directory, or where the directory is opaque
+ * (trusted.overlay.opaque=y; the root directories always merge), its metadata and xattrs coming from the
+ * topmost one. Hardlinks are files sharing an inode, so only names within one layer can be linked, as in the
+ * mounted tree. Layers holding what this does not model (see unmodelledOverlayState) must be mounted instead.
+ * `quiescent` as for writeTree. Does not finish the writer.
+ */
+export async function writeMergedTree(
+  layers: string[],
+  writer: TreeOutput,
+  opts: { skip?: (relPath: string) => boolean; quiescent?: boolean } = {},
+): Promise<void> {
+  if (layers.length === 0) throw new PlyError('no layers to merge');
+  await new TreeWalker(layers, writer, { overlay: false, merge: true, skip: opts.skip, quiescent: opts.quiescent }).run();
+}
+
+/** trusted.overlay.* xattrs that do not change what a merged tree shows (opaque is modelled, when it is "y"). */
+const HARMLESS_OVERLAY_XATTRS = new Set(['trusted.overlay.origin', 'trusted.overlay.impure', 'trusted.overlay.protattr', 'trusted.overlay.uuid']);
+
+/**
+ * Why the tree overlayfs shows for a container's `upperDir` (over lower layers that ply unpacked, where
+ * trusted.overlay.* xattrs never come from a layer) could differ from writeMergedTree's merge, or undefined
+ * when it cannot: the kernel left a redirect, metacopy, index, xattr-whiteout or unknown overlay attribute in
+ * the upper dir, or an inodes index in `workDir`.
+ */
+export function unmodelledOverlayState(upperDir: string, workDir: string): string | undefined {
+  try {
+    if (fs.readdirSync(path.join(workDir, 'index')).length > 0) return `${workDir}/index is not empty`;
+  } catch (e) {
+    if (!hasErrno(e, 'ENOENT', 'ENOTDIR')) throw e;
+  }
+  const scan = (abs: string): string | undefined => {
+    let names: string[];
+    try {
+      names = llistxattr(abs);
+    } catch (e) {
+      if (hasErrno(e, 'ENOTSUP', 'EOPNOTSUPP')) return undefined;
+      throw e;
+    }
+    for (const n of names) {
+      if (!n.startsWith('trusted.overlay.') || HARMLESS_OVERLAY_XATTRS.has(n)) continue;
+      if (n === 'trusted.overlay.opaque' && isOpaque(abs)) continue;
+      return `${abs} has ${n}`;
+    }
+    return undefined;
+  };
+  const walk = (dir: string): string | undefined => {
+    for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
+      const abs = `${dir}/${d.name}`;
+      const why = scan(abs) ?? (d.isDirectory() ? walk(abs) : undefined);
+      if (why !== undefined) return why;
+    }
+    return undefined;
+  };
+  if (!fs.existsSync(upperDir)) return undefined;
+  return scan(upperDir) ?? walk(upperDir);
+}
+
+function isOpaque(abs: string): boolean {
+  const v = lgetxattr(abs, 'trusted.overlay.opaque');
+  return v !== null && v.length === 1 && v[0] === 0x79; /* y */
+}
+
+/** Whether a directory entry's type is unknown (DT_UNKNOWN): lstat tells. */
+function typeUnknown(d: fs.Dirent): boolean {
+  return !(d.isFile() || d.isDirectory() || d.isSymbolicLink() || d.isCharacterDevice() || d.isBlockDevice() || d.isFIFO() || d.isSocket());
 }
 
 function sourceDateEpoch(): number | undefined {
@@ -114,23 +205,26 @@ async function* readChunks(fd: number, size: number, abs: string): AsyncGenerato
 }
 
 class TreeWalker {
-  private readonly root: string;
+  /** The tree's directory, or the layers' (top first) when merging. */
+  private readonly roots: string[];
   /** "dev:ino" → first tar name of a multiply-linked non-directory. */
   private readonly links = new Map<string, string>();
 
   constructor(
-    dir: string,
-    private readonly writer: TarWriter,
+    dirs: string | string[],
+    private readonly writer: TreeOutput,
     private readonly opts: WalkOptions,
   ) {
-    // Real path, so that /proc/self/fd/N of a file opened below it reads back exactly the path we opened.
-    this.root = fs.realpathSync(dir);
+    // Real paths, so that /proc/self/fd/N of a file opened below them reads back exactly the path we opened.
+    this.roots = (typeof dirs === 'string' ? [dirs] : dirs).map((d) => fs.realpathSync(d));
   }
 
   async run(): Promise<void> {
-    const st = fs.lstatSync(this.root);
-    if (!st.isDirectory()) throw new PlyError(`${this.root}: not a directory`);
-    await this.walkDir('');
+    for (const root of this.roots) {
+      const st = fs.lstatSync(root);
+      if (!st.isDirectory()) throw new PlyError(`${root}: not a directory`);
+    }
+    await (this.opts.merge ? this.walkMerged('', this.roots) : this.walkDir('', this.roots[0]!));
   }
 
   private mtime(st: fs.BigIntStats): number {
@@ -138,8 +232,8 @@ class TreeWalker {
     return this.opts.clamp !== undefined && t > this.opts.clamp ? this.opts.clamp : t;
   }
 
-  private async walkDir(dirRel: string): Promise<void> {
-    const dirAbs = dirRel === '' ? this.root : `${this.root}/${dirRel}`;
+  private async walkDir(dirRel: string, root: string): Promise<void> {
+    const dirAbs = dirRel === '' ? root : `${root}/${dirRel}`;
     let dirents: fs.Dirent[];
     try {
       dirents = fs.readdirSync(dirAbs, { withFileTypes: true });
@@ -156,7 +250,62 @@ class TreeWalker {
       if (types.get(name)!.isFile() && (await this.file(rel, abs))) continue;
       const st = fs.lstatSync(abs, { bigint: true, throwIfNoEntry: false });
       if (st === undefined) continue; // removed since readdir (a running container): not archived
-      await this.entry(rel, abs, name, st);
+      await this.entry(rel, abs, name, st, [root]);
+    }
+  }
+
+  /**
+   * One directory of the merged tree: `stack` holds the layers (top first) in which `dirRel` is a directory
+   * that takes part in the merge (see writeMergedTree).
+   */
+  private async walkMerged(dirRel: string, stack: string[]): Promise<void> {
+    // One layer (most directories): nothing to merge, walkDir's entries drop its whiteouts (see entry()).
+    if (stack.length === 1) return this.walkDir(dirRel, stack[0]!);
+    /** name → the layers having it (top first), with its directory entry there. */
+    const found = new Map<string, { layer: string; d: fs.Dirent }[]>();
+    for (const layer of stack) {
+      const dirAbs = dirRel === '' ? layer : `${layer}/${dirRel}`;
+      let dirents: fs.Dirent[];
+      try {
+        dirents = fs.readdirSync(dirAbs, { withFileTypes: true });
+      } catch (e) {
+        if (dirRel !== '' && hasErrno(e, 'ENOENT')) continue;
+        throw e;
+      }
+      for (const d of dirents) {
+        const have = found.get(d.name);
+        if (have === undefined) found.set(d.name, [{ layer, d }]);
+        else have.push({ layer, d });
+      }
+    }
+    for (const name of sortNames([...found.keys()])) {
+      const rel = dirRel === '' ? name : `${dirRel}/${name}`;
+      if (this.opts.skip?.(rel)) continue;
+      const layers = found.get(name)!;
+      const top = layers[0]!;
+      const abs = `${top.layer}/${rel}`;
+      if (top.d.isFile() && (await this.file(rel, abs))) continue;
+      const st = fs.lstatSync(abs, { bigint: true, throwIfNoEntry: false });
+      if (st === undefined) continue;
+      const inner: string[] = [];
+      if (Number(st.mode & 0o170000n) === S_IFDIR) {
+        inner.push(top.layer);
+        // Lower layers' same directory merges in, down to an opaque directory, a whiteout or a non-directory.
+        for (let i = 1; i < layers.length && !isOpaque(`${layers[i - 1]!.layer}/${rel}`); i++) {
+          const l = layers[i]!;
+          const labs = `${l.layer}/${rel}`;
+          if (l.d.isDirectory()) {
+            inner.push(l.layer);
+            continue;
+          }
+          if (typeUnknown(l.d) && fs.lstatSync(labs, { throwIfNoEntry: false })?.isDirectory()) {
+            inner.push(l.layer);
+            continue;
+          }
+          break;
+        }
+      }
+      await this.entry(rel, abs, name, st, inner);
     }
   }
 
@@ -188,7 +337,8 @@ class TreeWalker {
     return out.size > 0 ? out : undefined;
   }
 
-  private async entry(rel: string, abs: string, name: string, st: fs.BigIntStats): Promise<void> {
+  /** Archives one entry; a directory's own is followed by its children, from `stack` (see walkMerged). */
+  private async entry(rel: string, abs: string, name: string, st: fs.BigIntStats, stack: string[]): Promise<void> {
     const w = this.writer;
     const fmt = Number(st.mode & 0o170000n);
 
@@ -201,9 +351,12 @@ class TreeWalker {
           await w.add({ name: `${rel}/${WHITEOUT_OPAQUE}`, type: 'file', mode: h.mode & 0o777, uid: h.uid, gid: h.gid, size: 0, mtime: h.mtime });
         }
       }
-      await this.walkDir(rel);
+      await (this.opts.merge ? this.walkMerged(rel, stack) : this.walkDir(rel, stack[0]!));
       return;
     }
+
+    // Merging layers, a whiteout hides the name in the layers below and shows nothing itself.
+    if (this.opts.merge && fmt === S_IFCHR && st.rdev === 0n) return;
 
     if (this.opts.overlay && fmt === S_IFCHR && st.rdev === 0n) {
       // An overlay whiteout (possibly one of many hardlinks to the shared whiteout inode).
@@ -282,9 +435,11 @@ class TreeWalker {
     }
     try {
       // The descriptor must be the file we meant, reached without following any symlink on the way.
-      const via = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      if (!this.opts.quiescent) {
+        const via = fs.readlinkSync(`/proc/self/fd/${fd}`);
+        if (via !== abs && via !== `${abs} (deleted)`) throw new PlyError(`${rel} changed while being archived (opened ${via})`);
+      }
       const fst = fs.fstatSync(fd, { bigint: true });
-      if (via !== abs && via !== `${abs} (deleted)`) throw new PlyError(`${rel} changed while being archived (opened ${via})`);
       if (st !== undefined && (fst.ino !== st.ino || fst.dev !== st.dev)) throw new PlyError(`${rel} changed while being archived`);
       if (Number(fst.mode & 0o170000n) !== S_IFREG) {
         if (st === undefined) return false;
@@ -298,7 +453,8 @@ class TreeWalker {
       }
       const size = Number(fst.size);
       const h: TarHeader = { name: rel, type: 'file', ...this.base(fst), size, xattrs: this.xattrs(abs, rel) };
-      if (size <= CHUNK) await this.writer.add(h, readSyncFull(fd, size, abs));
+      if (this.writer instanceof TarFdWriter) await this.writer.addFile(h, fd, abs);
+      else if (size <= CHUNK) await this.writer.add(h, readSyncFull(fd, size, abs));
       else await this.writer.add(h, readChunks(fd, size, abs));
       if (key !== undefined) this.links.set(key, rel);
       return true;

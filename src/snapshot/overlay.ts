@@ -19,6 +19,7 @@ import { applyLayer } from '../layer/apply.js';
 import { decompressed } from '../layer/compression.js';
 import type { Digest } from '../oci/types.js';
 import * as native from '../native/index.js';
+import { buildVfsRootfs, chooseDriver, isVfsContainer, vfsRootfs, type StorageDriver } from './vfs.js';
 
 /** Unpacking is I/O and CPU bound; two at once keeps both cores busy. */
 const PARALLEL_UNPACK = 2;
@@ -88,8 +89,26 @@ export class Snapshotter {
     }
   }
 
-  /** Mounts lowers + containerDir/upper at containerDir/merged (read-only lowers only when `readonlyLowersOnly`). */
+  /** The storage driver for new containers (see chooseDriver in vfs.ts). */
+  driver(): StorageDriver {
+    return chooseDriver(path.dirname(this.dir));
+  }
+
+  /** Builds a vfs container's rootfs from `layers` (bottom first) and its init layer, unless built; returns it. */
+  buildVfs(layers: LayerRecord[], initDir: string, containerDir: string): Promise<string> {
+    return buildVfsRootfs(this.content, layers, initDir, containerDir);
+  }
+
+  /**
+   * Mounts lowers + containerDir/upper at containerDir/merged (read-only lowers only when `readonlyLowersOnly`).
+   * A vfs container's rootfs is its built directory, as it is (nothing is mounted).
+   */
   mountRootfs(lowers: string[], containerDir: string): string {
+    if (isVfsContainer(containerDir)) {
+      const rootfs = vfsRootfs(containerDir);
+      if (!rootfs) throw new PlyError(`the rootfs of container ${path.basename(containerDir)} (vfs driver) is not built; start it once`);
+      return rootfs;
+    }
     const upper = path.join(containerDir, 'upper');
     const work = path.join(containerDir, 'work');
     const merged = path.join(containerDir, 'merged');

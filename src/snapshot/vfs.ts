@@ -1,0 +1,143 @@
+// The vfs storage driver, for hosts where overlayfs cannot be mounted (docker's "vfs"): a container's rootfs is a
+// plain directory, containers/<id>/merged, holding a full copy of its image's layers with its init layer on top,
+// built once when the container is created (as docker's vfs driver copies at create), with a manifest of what
+// the copy held (containers/<id>/vfs-manifest). What the container changed is found by comparing the tree with
+// that manifest (src/layer/changes-vfs.ts). Nothing is mounted: starting, stopping and exec use the directory as
+// it is, and `rm` deletes it with the container's directory.
+//
+// Which driver a container uses is decided when it is created and recorded in containers/<id>/storage-driver
+// ("vfs"; absent: overlay, so containers made before this file existed stay overlay containers).
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { ContentStore } from '../content/store.js';
+import { InvalidArgumentError } from '../errors.js';
+import type { LayerRecord } from '../image/store.js';
+import { applyLayer } from '../layer/apply.js';
+import { writeVfsManifest } from '../layer/changes-vfs.js';
+import { decompressed } from '../layer/compression.js';
+import { writeTree } from '../layer/diff.js';
+import * as native from '../native/index.js';
+import { TarWriter } from '../tar/index.js';
+
+export type StorageDriver = 'overlay' | 'vfs';
+
+const DRIVER_FILE = 'storage-driver';
+export const VFS_MANIFEST = 'vfs-manifest';
+
+/** The driver chosen for new containers, per store root (probed once per process). */
+const chosen = new Map<string, StorageDriver>();
+
+/**
+ * The driver for new containers: PLY_STORAGE_DRIVER (overlay or vfs) when set; otherwise overlay if a small
+ * overlay mount works under `root`, vfs if it fails as it does without overlayfs or the right to mount it
+ * (EPERM, ENODEV, EINVAL).
+ */
+export function chooseDriver(root: string): StorageDriver {
+  const env = process.env.PLY_STORAGE_DRIVER;
+  if (env) {
+    if (env === 'overlay' || env === 'overlayfs') return 'overlay';
+    if (env === 'vfs') return 'vfs';
+    throw new InvalidArgumentError(`PLY_STORAGE_DRIVER=${env}: expected overlay or vfs`);
+  }
+  let d = chosen.get(root);
+  if (d === undefined) {
+    d = overlayWorks(root) ? 'overlay' : 'vfs';
+    chosen.set(root, d);
+  }
+  return d;
+}
+
+/** Mounts a one-layer overlay in a temporary directory under `root` and unmounts it. */
+function overlayWorks(root: string): boolean {
+  const dir = path.join(root, `tmp-overlay-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const [lower, upper, work, merged] = ['l', 'u', 'w', 'm'].map((n) => path.join(dir, n)) as [string, string, string, string];
+  try {
+    for (const d of [lower, upper, work, merged]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+    try {
+      native.mount('overlay', merged, 'overlay', 0, `lowerdir=${lower},upperdir=${upper},workdir=${work}`);
+    } catch (e) {
+      if (native.hasErrno(e, 'EPERM', 'ENODEV', 'EINVAL')) return false;
+      return true; // something else: the real mount will say what
+    }
+    try {
+      native.umount2(merged, 0);
+    } catch {
+      native.umount2(merged, native.MNT_DETACH);
+    }
+    return true;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The driver the container in `containerDir` was created with. */
+export function containerDriver(containerDir: string): StorageDriver {
+  try {
+    return fs.readFileSync(path.join(containerDir, DRIVER_FILE), 'utf8').trim() === 'vfs' ? 'vfs' : 'overlay';
+  } catch {
+    return 'overlay';
+  }
+}
+
+export function isVfsContainer(containerDir: string): boolean {
+  return containerDriver(containerDir) === 'vfs';
+}
+
+/** Records that the container in `containerDir` uses the vfs driver. */
+export function markVfs(containerDir: string): void {
+  fs.writeFileSync(path.join(containerDir, DRIVER_FILE), 'vfs\n');
+}
+
+/** Where a vfs container's tree and manifest are. */
+export function vfsLayout(containerDir: string): { tree: string; manifest: string } {
+  return { tree: path.join(containerDir, 'merged'), manifest: path.join(containerDir, VFS_MANIFEST) };
+}
+
+/** The rootfs of a vfs container, once built. */
+export function vfsRootfs(containerDir: string): string | undefined {
+  return fs.existsSync(path.join(containerDir, VFS_MANIFEST)) ? path.join(containerDir, 'merged') : undefined;
+}
+
+/**
+ * Builds a vfs container's rootfs (unless built): `layers` (bottom first) applied in order from the content
+ * store into containerDir/merged, as a flat tree (whiteouts delete), then `initDir` on top, then the manifest.
+ * The manifest is written last: without it the directory is an unfinished build and is built again.
+ */
+export async function buildVfsRootfs(content: ContentStore, layers: LayerRecord[], initDir: string, containerDir: string): Promise<string> {
+  const built = vfsRootfs(containerDir);
+  if (built) return built;
+  const merged = path.join(containerDir, 'merged');
+  const tmp = `${merged}.tmp`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { mode: 0o755 });
+  for (const l of layers) await applyLayer(tmp, decompressed(content.read(l.digest)), { mode: 'flat' });
+  // Paths only the init layer has: a write to them shows as an addition, as with overlay (they are not the image's).
+  const initOnly = new Set<string>();
+  const scan = (rel: string) => {
+    for (const d of fs.readdirSync(path.join(initDir, rel), { withFileTypes: true })) {
+      const r = rel === '' ? d.name : `${rel}/${d.name}`;
+      if (fs.lstatSync(path.join(tmp, r), { throwIfNoEntry: false }) === undefined) initOnly.add(r);
+      if (d.isDirectory()) scan(r);
+    }
+  };
+  scan('');
+  const writer = new TarWriter();
+  const produce = (async () => {
+    await writeTree(initDir, writer, { quiescent: true });
+    await writer.finish();
+  })();
+  produce.catch((e: unknown) => writer.destroy(e as Error));
+  await applyLayer(tmp, writer.stream, { mode: 'flat' });
+  await produce;
+  fs.rmSync(merged, { recursive: true, force: true });
+  fs.renameSync(tmp, merged);
+  writeVfsManifest(merged, path.join(containerDir, VFS_MANIFEST), initOnly);
+  return merged;
+}
+
+/** A read-only flat copy of `layers` (bottom first) in the new directory `dir` (the builder's image views). */
+export async function flattenLayers(content: ContentStore, layers: LayerRecord[], dir: string): Promise<void> {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  for (const l of layers) await applyLayer(dir, decompressed(content.read(l.digest)), { mode: 'flat' });
+}
