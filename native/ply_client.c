@@ -14,7 +14,7 @@
  * of 'g' and drops it) and execs `node LAUNCHER ARG...` instead.
  *
  * Wire format (little-endian): request = "PLY1", u32 length, then NUL-terminated fields: cwd, umask (octal),
- * argc, argv[argc], env...; replies = 8-byte records {u32 type, i32 value}: 1 = READY (worker pid),
+ * rlimits ("soft:hard" for resources 0..15 joined by ',', -1 = unlimited), argc, argv[argc], env...; replies = 8-byte records {u32 type, i32 value}: 1 = READY (worker pid),
  * 2 = EXIT (exit code).
  */
 #define _GNU_SOURCE
@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -139,6 +140,19 @@ int main(int argc, char **argv) {
   umask(mask);
   snprintf(num, sizeof num, "%o", (unsigned)mask);
   int ok = put(&b, cwd) && put(&b, num);
+  /* Resource limits: the worker takes them on (it can only lower its own), as a directly run command has them. */
+  char limits[16 * 48] = "";
+  size_t used = 0;
+  for (int r = 0; r < 16; r++) {
+    struct rlimit rl;
+    long long soft = -1, hard = -1;
+    if (getrlimit(r, &rl) == 0) {
+      soft = rl.rlim_cur == RLIM_INFINITY ? -1 : (long long)rl.rlim_cur;
+      hard = rl.rlim_max == RLIM_INFINITY ? -1 : (long long)rl.rlim_max;
+    }
+    used += (size_t)snprintf(limits + used, sizeof limits - used, "%s%lld:%lld", r ? "," : "", soft, hard);
+  }
+  ok = ok && put(&b, limits);
   snprintf(num, sizeof num, "%d", argc - 2);
   ok = ok && put(&b, num);
   for (int i = 2; ok && i < argc; i++) ok = put(&b, argv[i]);

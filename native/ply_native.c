@@ -13,6 +13,7 @@
  *   unixAccept(fd, timeoutMs) -> {fd, uid, pid} | null   null when nothing arrived in time (or another won it)
  *   recvFds(fd, maxBytes, timeoutMs) -> {data, fds} | null   recvmsg with SCM_RIGHTS (close-on-exec); empty = EOF
  *   dup2(from, to)
+ *   setrlimit(resource, soft, hard)               -1 = unlimited
  *
  * Failures throw an Error whose message is "<syscall> <path>: <strerror>" and whose `code` is the
  * errno name ('EEXIST', 'ENOENT', ...), like Node's own fs errors; `errno`, `syscall` and `path` are set too.
@@ -36,6 +37,7 @@
 #include <sys/xattr.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -618,6 +620,24 @@ static napi_value js_recv_fds(napi_env env, napi_callback_info info) {
   return ret;
 }
 
+
+/* setrlimit(2) of this process; soft/hard -1 = unlimited. A service worker takes on its client's limits. */
+static napi_value js_setrlimit(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 3)) return NULL;
+  int64_t res;
+  double soft, hard;
+  if (!get_int64(env, a.argv[0], "resource", &res)) return NULL;
+  if (napi_get_value_double(env, a.argv[1], &soft) != napi_ok || napi_get_value_double(env, a.argv[2], &hard) != napi_ok) {
+    return throw_type(env, "soft and hard must be numbers");
+  }
+  struct rlimit rl;
+  rl.rlim_cur = soft < 0 ? RLIM_INFINITY : (rlim_t)soft;
+  rl.rlim_max = hard < 0 ? RLIM_INFINITY : (rlim_t)hard;
+  if (setrlimit((int)res, &rl) != 0) return throw_errno(env, errno, "setrlimit", NULL);
+  return undefined(env);
+}
+
 static napi_value js_dup2(napi_env env, napi_callback_info info) {
   args_t a;
   if (!get_args(env, info, &a, 2)) return NULL;
@@ -652,7 +672,7 @@ static napi_value init(napi_env env, napi_value exports) {
            set_fn(env, exports, "lremovexattr", js_lremovexattr) && set_fn(env, exports, "mount", js_mount) &&
            set_fn(env, exports, "umount2", js_umount2) && set_fn(env, exports, "unixListen", js_unix_listen) &&
            set_fn(env, exports, "unixAccept", js_unix_accept) && set_fn(env, exports, "recvFds", js_recv_fds) &&
-           set_fn(env, exports, "dup2", js_dup2) &&
+           set_fn(env, exports, "dup2", js_dup2) && set_fn(env, exports, "setrlimit", js_setrlimit) &&
            set_const(env, exports, "MS_RDONLY", MS_RDONLY) && set_const(env, exports, "MS_NOSUID", MS_NOSUID) &&
            set_const(env, exports, "MS_NODEV", MS_NODEV) && set_const(env, exports, "MS_NOEXEC", MS_NOEXEC) &&
            set_const(env, exports, "MS_REMOUNT", MS_REMOUNT) && set_const(env, exports, "MS_BIND", MS_BIND) &&

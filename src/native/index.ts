@@ -85,6 +85,11 @@ export function dup2(from: number, to: number): void {
   load().dup2(from, to);
 }
 
+/** setrlimit(2) of this process; -1 = unlimited. */
+export function setrlimit(resource: number, soft: number, hard: number): void {
+  load().setrlimit(resource, soft, hard);
+}
+
 /** True if `err` is an error from a system call that failed with errno `code` (e.g. 'ENODATA'). */
 export function hasErrno(err: unknown, ...codes: string[]): boolean {
   return typeof err === 'object' && err !== null && codes.includes((err as { code?: unknown }).code as string);

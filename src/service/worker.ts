@@ -7,7 +7,8 @@
  */
 
 import fs from 'node:fs';
-import { dup2, recvFds, unixAccept } from '../native/index.js';
+import { dup2, recvFds, setrlimit, unixAccept } from '../native/index.js';
+import { callerRlimits } from '../runtime/spec.js';
 import { enableSignalProxy } from '../runtime/signals.js';
 
 let served = false;
@@ -26,27 +27,50 @@ const CLIENT_TIMEOUT_MS = 2000;
 export interface Request {
   cwd: string;
   umask: number;
+  /** [soft, hard] per resource (RLIMIT_CPU = 0 … RLIMIT_RTTIME = 15); -1 = unlimited. */
+  rlimits: [number, number][];
   args: string[];
   env: Record<string, string>;
   /** The client's stdin, stdout and stderr. */
   fds: number[];
 }
 
-/** Parses a request body (NUL-terminated fields: cwd, umask in octal, argc, argv…, env…). */
+/** Parses a request body (NUL-terminated fields: cwd, umask in octal, rlimits, argc, argv…, env…). */
 export function parseRequest(body: Buffer, fds: number[]): Request {
   const fields = body.toString('utf8').split('\0');
   if (fields.pop() !== '') throw new Error('request does not end with NUL');
-  const [cwd, umask, argc] = fields;
+  const [cwd, umask, limits, argc] = fields;
   const n = Number(argc);
-  if (cwd === undefined || !/^[0-7]{1,4}$/.test(umask ?? '') || !Number.isInteger(n) || n < 0 || 3 + n > fields.length) {
+  if (cwd === undefined || !/^[0-7]{1,4}$/.test(umask ?? '') || !/^-?\d+:-?\d+(,-?\d+:-?\d+)*$/.test(limits ?? '') || !Number.isInteger(n) || n < 0 || 4 + n > fields.length) {
     throw new Error('malformed request');
   }
+  const rlimits = limits!.split(',').map((p) => p.split(':').map(Number) as [number, number]);
   const env: Record<string, string> = {};
-  for (const kv of fields.slice(3 + n)) {
+  for (const kv of fields.slice(4 + n)) {
     const eq = kv.indexOf('=');
     if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
-  return { cwd, umask: parseInt(umask!, 8), args: fields.slice(3, 3 + n), env, fds };
+  return { cwd, umask: parseInt(umask!, 8), rlimits, args: fields.slice(4, 4 + n), env, fds };
+}
+
+/**
+ * Takes on the client's resource limits, as a command started by the client would have them (containers are
+ * never given more than these). A limit above this process's own hard limit cannot be raised: it stays there.
+ */
+function adoptRlimits(wanted: [number, number][]): void {
+  const own = Object.values(callerRlimits());
+  wanted.forEach(([soft, hard], resource) => {
+    const mine = own[resource];
+    if (mine === undefined) return;
+    const h = Math.min(hard < 0 ? Infinity : hard, mine.hard);
+    const s = Math.min(soft < 0 ? Infinity : soft, h);
+    if (s === mine.soft && h === mine.hard) return;
+    try {
+      setrlimit(resource, s === Infinity ? -1 : s, h === Infinity ? -1 : h);
+    } catch {
+      // left as it is
+    }
+  });
 }
 
 export function reply(type: number, value: number): Buffer {
@@ -161,6 +185,7 @@ export async function serveOne(listenFd: number, launcher: string, run: (argv: s
   for (const k of Object.keys(process.env)) delete process.env[k];
   Object.assign(process.env, req.env);
   process.umask(req.umask);
+  adoptRlimits(req.rlimits);
   process.argv = [process.execPath, launcher, ...req.args];
   enableSignalProxy();
   process.on('exit', (code) => {

@@ -81,7 +81,7 @@ test('stdout, stderr, stdin and exit codes pass through as for a direct command'
   assert.match(bad.stderr, /'nosuch' is not a ply command/);
 });
 
-test("the command gets the client's environment, working directory and umask", async () => {
+test("the command gets the client's environment, working directory, umask and resource limits", async () => {
   const work = tempDir();
   await servedSoon(root);
   // A relative PLY_ROOT resolves against the client's directory: the same store, reached through the same service.
@@ -90,6 +90,11 @@ test("the command gets the client's environment, working directory and umask", a
   assert.equal(r.stdout, 'from-client\n');
   const st = fs.statSync(path.join(work, 'rel.tar'));
   assert.equal(st.mode & 0o777, 0o640);
+  // Resource limits too: a container never gets more than its caller's hard limits.
+  await servedSoon(root);
+  const lim = spawnSync('sh', ['-c', `ulimit -Sn 1000 && ulimit -Hn 4000 && PLY_ROOT=${root} PLY_SERVICE_WAIT_MS=5000 ${PLY} run --rm bb sh -c 'ulimit -Hn'`], { encoding: 'utf8' });
+  assert.equal(lim.status, 0, lim.stderr);
+  assert.equal(lim.stdout, '4000\n');
 });
 
 test('a signal to the client reaches the container, and its exit code comes back', async () => {
