@@ -10,22 +10,7 @@ import { Digester } from '../digest/digest.js';
 import { DigestMismatchError, InvalidArchiveError, PlyError, UnsupportedError } from '../errors.js';
 import type { Lease, LayerRecord } from '../image/store.js';
 import { MediaType, type Digest } from '../oci/types.js';
-import {
-  BLOCK,
-  MAX_NAME_SIZE,
-  MAX_PAX_SIZE,
-  checksumOk,
-  isZeroBlock,
-  magicOf,
-  padLength,
-  parseLongName,
-  parseNumeric,
-  parsePax,
-  parseString,
-  paxInteger,
-  paxTime,
-  typeFromFlag,
-} from '../tar/header.js';
+import { BLOCK, MAX_NAME_SIZE, MAX_PAX_SIZE, checksumOk, entryHeader, isZeroBlock, padLength, parseLongName, parseNumeric, parsePax, parseString } from '../tar/header.js';
 import { decompressor, detectCompression, type Compression } from './compression.js';
 
 const STORED_AS: Partial<Record<Compression, string>> = {
@@ -409,69 +394,8 @@ export class TarCheck {
       case 0x4e: // 'N' old GNU long names
         throw new UnsupportedError(`old GNU long-name tar entries are not supported (offset ${at})`);
     }
-    let type = typeFromFlag(flag) ?? 'file';
-    const uid = parseNumeric(block, 108, 8);
-    const gid = parseNumeric(block, 116, 8);
-    const mtime = parseNumeric(block, 136, 12);
-    const mode = parseNumeric(block, 100, 8);
-    if (!(uid >= 0) || !(gid >= 0) || Number.isNaN(mtime) || !(mode >= 0)) {
-      throw new InvalidArchiveError(`invalid numeric field in tar header at offset ${at}`);
-    }
-    if (type === 'chardev' || type === 'blockdev') {
-      if (!(parseNumeric(block, 329, 8) >= 0) || !(parseNumeric(block, 337, 8) >= 0)) {
-        throw new InvalidArchiveError(`invalid device number in tar header at offset ${at}`);
-      }
-    }
-    // The name is only needed for old archives' directories (a trailing slash) and for one error message.
-    let name: string | undefined;
-    const nameOf = (): string => {
-      if (name !== undefined) return name;
-      if (this.longName !== undefined) return (name = this.longName);
-      name = parseString(block, 0, 100);
-      if (magicOf(block) === 'ustar' && block[345] !== 0) {
-        const star = block[508] === 0x74 && block[509] === 0x61 && block[510] === 0x72 && block[511] === 0;
-        const prefix = parseString(block, 345, star ? 131 : 155);
-        if (prefix) name = `${prefix}/${name}`;
-      }
-      return name;
-    };
-    const { globals, local } = this;
-    if (globals || local) {
-      const apply = (key: string, v: Buffer): void => {
-        switch (key) {
-          case 'path':
-            if (v.length > MAX_NAME_SIZE) throw new InvalidArchiveError(`PAX path too long at offset ${at}`);
-            if (v.length) name = v.toString('utf8');
-            return;
-          case 'linkpath':
-            if (v.length > MAX_NAME_SIZE) throw new InvalidArchiveError(`PAX linkpath too long at offset ${at}`);
-            return;
-          case 'size':
-            if (v.length) size = paxInteger(key, v, at);
-            return;
-          case 'uid':
-          case 'gid':
-          case 'SCHILY.devmajor':
-          case 'SCHILY.devminor':
-            if (v.length) paxInteger(key, v, at);
-            return;
-          case 'mtime':
-            if (v.length) paxTime(key, v, at);
-            return;
-        }
-        if (key.startsWith('GNU.sparse.')) {
-          throw new UnsupportedError(`GNU sparse tar entries are not supported ('${nameOf()}' at offset ${at})`);
-        }
-      };
-      if (globals) for (const [k, v] of globals) if (!local?.has(k)) apply(k, v);
-      if (local) for (const [k, v] of local) apply(k, v);
-    }
-    // Old (v7/pre-POSIX) archives mark directories only by a trailing slash.
-    if (flag === 0 && nameOf().endsWith('/')) type = 'dir';
-    const isFile = type === 'file';
-    // Only regular files carry data (GNU dumpdir 'D' bodies are passed over), as readTar reads them.
-    const dataSize = isFile || flag === 0x44 ? size : 0;
-    if (isFile) this.unpacked += size;
+    const { header, dataSize } = entryHeader(block, at, { globals: this.globals, local: this.local, longName: this.longName, longLink: this.longLink });
+    this.unpacked += header.size;
     this.local = undefined;
     this.longName = undefined;
     this.longLink = undefined;

@@ -1,6 +1,6 @@
 /** Tar header types plus the shared encode/decode of ustar/GNU/PAX header fields used by the reader and the writer. */
 
-import { InvalidArchiveError, InvalidArgumentError } from '../errors.js';
+import { InvalidArchiveError, InvalidArgumentError, UnsupportedError } from '../errors.js';
 
 export type EntryType = 'file' | 'link' | 'symlink' | 'chardev' | 'blockdev' | 'dir' | 'fifo';
 
@@ -424,6 +424,135 @@ function fmtTime(t: number): string {
   }
   if (ns === 0) return `${neg ? '-' : ''}${sec}`;
   return `${neg ? '-' : ''}${sec}.${String(ns).padStart(9, '0').replace(/0+$/, '')}`;
+}
+
+/** What the meta entries before an entry said about it: PAX globals and locals, GNU long name and link. */
+export interface PendingMeta {
+  globals?: Map<string, Buffer>;
+  local?: Map<string, Buffer>;
+  longName?: string;
+  longLink?: string;
+}
+
+/**
+ * An entry's header from its block (checksum verified; not a meta entry) and the meta entries before it, and the
+ * number of body bytes that follow it (padding excluded: regular files', and GNU dumpdir bodies, which are
+ * passed over). The one place the rules live for both readers (readTar, and layer ingest's synchronous check).
+ */
+export function entryHeader(block: Buffer, at: number, meta: PendingMeta): { header: TarHeader; dataSize: number } {
+  const flag = block[156]!;
+  let size = parseNumeric(block, 124, 12);
+  if (!(size >= 0)) throw new InvalidArchiveError(`invalid size in tar header at offset ${at}`);
+  let type = typeFromFlag(flag) ?? 'file'; // POSIX: unknown types are read as regular files
+
+  // Name: PAX path > GNU long name > ustar prefix/name.
+  let name: string;
+  if (meta.longName !== undefined) name = meta.longName;
+  else {
+    name = parseString(block, 0, 100);
+    // Unknown magic with a valid checksum is read as v7, like Go's archive/tar.
+    if (magicOf(block) === 'ustar' && block[345] !== 0) {
+      // star puts atime/ctime after a 131-byte prefix and "tar\0" at 508.
+      const star = block[508] === 0x74 && block[509] === 0x61 && block[510] === 0x72 && block[511] === 0;
+      const prefix = parseString(block, 345, star ? 131 : 155);
+      if (prefix) name = `${prefix}/${name}`;
+    }
+  }
+  let linkname = meta.longLink ?? parseString(block, 157, 100);
+  let uid = parseNumeric(block, 108, 8);
+  let gid = parseNumeric(block, 116, 8);
+  let mtime = parseNumeric(block, 136, 12);
+  const mode = parseNumeric(block, 100, 8);
+  let uname = parseString(block, 265, 32);
+  let gname = parseString(block, 297, 32);
+  if (!(uid >= 0) || !(gid >= 0) || Number.isNaN(mtime) || !(mode >= 0)) {
+    throw new InvalidArchiveError(`invalid numeric field in tar header at offset ${at}`);
+  }
+  let devmajor: number | undefined;
+  let devminor: number | undefined;
+  if (type === 'chardev' || type === 'blockdev') {
+    devmajor = parseNumeric(block, 329, 8);
+    devminor = parseNumeric(block, 337, 8);
+    if (!(devmajor >= 0) || !(devminor >= 0)) {
+      throw new InvalidArchiveError(`invalid device number in tar header at offset ${at}`);
+    }
+  }
+
+  let xattrs: Map<string, Buffer> | undefined;
+  let pax: Record<string, string> | undefined;
+  const { globals, local } = meta;
+  if (globals || local) {
+    const apply = (key: string, v: Buffer, isGlobal: boolean): void => {
+      switch (key) {
+        case 'path':
+          if (v.length > MAX_NAME_SIZE) throw new InvalidArchiveError(`PAX path too long at offset ${at}`);
+          if (v.length) name = v.toString('utf8');
+          return;
+        case 'linkpath':
+          if (v.length > MAX_NAME_SIZE) throw new InvalidArchiveError(`PAX linkpath too long at offset ${at}`);
+          if (v.length) linkname = v.toString('utf8');
+          return;
+        case 'size':
+          if (v.length) size = paxInteger(key, v, at);
+          return;
+        case 'uid':
+          if (v.length) uid = paxInteger(key, v, at);
+          return;
+        case 'gid':
+          if (v.length) gid = paxInteger(key, v, at);
+          return;
+        case 'uname':
+          if (v.length) uname = v.toString('utf8');
+          return;
+        case 'gname':
+          if (v.length) gname = v.toString('utf8');
+          return;
+        case 'mtime':
+          if (v.length) mtime = paxTime(key, v, at);
+          return;
+        case 'atime':
+        case 'ctime':
+          return; // accepted, ignored
+        case 'SCHILY.devmajor':
+          if (v.length) devmajor = paxInteger(key, v, at);
+          return;
+        case 'SCHILY.devminor':
+          if (v.length) devminor = paxInteger(key, v, at);
+          return;
+      }
+      if (key.startsWith('SCHILY.xattr.')) {
+        const xk = key.slice(13);
+        if (!xk) return;
+        xattrs ??= new Map();
+        if (v.length || !isGlobal) xattrs.set(xk, Buffer.from(v)); // own copy per entry (globals are shared)
+        else xattrs.delete(xk);
+        return;
+      }
+      if (key.startsWith('GNU.sparse.')) {
+        throw new UnsupportedError(`GNU sparse tar entries are not supported ('${name}' at offset ${at})`);
+      }
+      // Unknown global keys (e.g. git's "comment") are not copied into every entry.
+      if (!isGlobal) (pax ??= {})[key] = v.toString('utf8');
+    };
+    if (globals) for (const [k, v] of globals) if (!local?.has(k)) apply(k, v, true);
+    if (local) for (const [k, v] of local) apply(k, v, false);
+  }
+
+  // Old (v7/pre-POSIX) archives mark directories only by a trailing slash.
+  if (flag === 0 && name.endsWith('/')) type = 'dir';
+  const isFile = type === 'file';
+  const header: TarHeader = { name, type, mode: mode & 0o7777, uid, gid, size: isFile ? size : 0, mtime };
+  if (uname) header.uname = uname;
+  if (gname) header.gname = gname;
+  if (type === 'link' || type === 'symlink') header.linkname = linkname;
+  if (devmajor !== undefined) {
+    header.devmajor = devmajor;
+    header.devminor = devminor;
+  }
+  if (xattrs && xattrs.size) header.xattrs = xattrs;
+  if (pax) header.pax = pax;
+  // Only regular files carry data (GNU dumpdir 'D' bodies are skipped), like Go's archive/tar.
+  return { header, dataSize: isFile || flag === 0x44 ? size : 0 };
 }
 
 /**

@@ -7,16 +7,13 @@ import {
   MAX_NAME_SIZE,
   MAX_PAX_SIZE,
   checksumOk,
+  entryHeader,
   isZeroBlock,
-  magicOf,
   padLength,
   parseLongName,
   parseNumeric,
   parsePax,
   parseString,
-  paxInteger,
-  paxTime,
-  typeFromFlag,
   type TarHeader,
 } from './header.js';
 
@@ -260,8 +257,6 @@ export async function* readTar(source: Source): AsyncGenerator<TarEntry> {
       if (!checksumOk(block)) {
         throw new InvalidArchiveError(first ? 'not a tar archive' : `invalid tar header at offset ${hdrOffset}`);
       }
-      // Unknown magic with a valid checksum is read as v7, like Go's archive/tar.
-      const magic = magicOf(block);
       first = false;
 
       const flag = block[156];
@@ -305,133 +300,18 @@ export async function* readTar(source: Source): AsyncGenerator<TarEntry> {
           throw new UnsupportedError(`old GNU long-name tar entries are not supported (offset ${hdrOffset})`);
       }
 
-      let type = typeFromFlag(flag) ?? 'file'; // POSIX: unknown types are read as regular files
-
-      // Name: PAX path > GNU long name > ustar prefix/name.
-      let name: string;
-      if (longName !== undefined) name = longName;
-      else {
-        name = parseString(block, 0, 100);
-        if (magic === 'ustar' && block[345] !== 0) {
-          // star puts atime/ctime after a 131-byte prefix and "tar\0" at 508.
-          const star = block[508] === 0x74 && block[509] === 0x61 && block[510] === 0x72 && block[511] === 0;
-          const prefix = parseString(block, 345, star ? 131 : 155);
-          if (prefix) name = `${prefix}/${name}`;
-        }
-      }
-      let linkname = longLink ?? parseString(block, 157, 100);
-      let uid = parseNumeric(block, 108, 8);
-      let gid = parseNumeric(block, 116, 8);
-      let mtime = parseNumeric(block, 136, 12);
-      const mode = parseNumeric(block, 100, 8);
-      let uname = parseString(block, 265, 32);
-      let gname = parseString(block, 297, 32);
-      if (!(uid >= 0) || !(gid >= 0) || Number.isNaN(mtime) || !(mode >= 0)) {
-        throw new InvalidArchiveError(`invalid numeric field in tar header at offset ${hdrOffset}`);
-      }
-      let devmajor: number | undefined;
-      let devminor: number | undefined;
-      if (type === 'chardev' || type === 'blockdev') {
-        devmajor = parseNumeric(block, 329, 8);
-        devminor = parseNumeric(block, 337, 8);
-        if (!(devmajor >= 0) || !(devminor >= 0)) {
-          throw new InvalidArchiveError(`invalid device number in tar header at offset ${hdrOffset}`);
-        }
-      }
-
-      let xattrs: Map<string, Buffer> | undefined;
-      let pax: Record<string, string> | undefined;
-      if (globals || local) {
-        const apply = (key: string, v: Buffer, isGlobal: boolean): void => {
-          switch (key) {
-            case 'path':
-              if (v.length > MAX_NAME_SIZE) throw new InvalidArchiveError(`PAX path too long at offset ${hdrOffset}`);
-              if (v.length) name = v.toString('utf8');
-              return;
-            case 'linkpath':
-              if (v.length > MAX_NAME_SIZE) throw new InvalidArchiveError(`PAX linkpath too long at offset ${hdrOffset}`);
-              if (v.length) linkname = v.toString('utf8');
-              return;
-            case 'size':
-              if (v.length) size = paxInteger(key, v, hdrOffset);
-              return;
-            case 'uid':
-              if (v.length) uid = paxInteger(key, v, hdrOffset);
-              return;
-            case 'gid':
-              if (v.length) gid = paxInteger(key, v, hdrOffset);
-              return;
-            case 'uname':
-              if (v.length) uname = v.toString('utf8');
-              return;
-            case 'gname':
-              if (v.length) gname = v.toString('utf8');
-              return;
-            case 'mtime':
-              if (v.length) mtime = paxTime(key, v, hdrOffset);
-              return;
-            case 'atime':
-            case 'ctime':
-              return; // accepted, ignored
-            case 'SCHILY.devmajor':
-              if (v.length) devmajor = paxInteger(key, v, hdrOffset);
-              return;
-            case 'SCHILY.devminor':
-              if (v.length) devminor = paxInteger(key, v, hdrOffset);
-              return;
-          }
-          if (key.startsWith('SCHILY.xattr.')) {
-            const xk = key.slice(13);
-            if (!xk) return;
-            xattrs ??= new Map();
-            if (v.length || !isGlobal) xattrs.set(xk, Buffer.from(v)); // own copy per entry (globals are shared)
-            else xattrs.delete(xk);
-            return;
-          }
-          if (key.startsWith('GNU.sparse.')) {
-            throw new UnsupportedError(`GNU sparse tar entries are not supported ('${name}' at offset ${hdrOffset})`);
-          }
-          // Unknown global keys (e.g. git's "comment") are not copied into every entry.
-          if (!isGlobal) (pax ??= {})[key] = v.toString('utf8');
-        };
-        if (globals) for (const [k, v] of globals) if (!local?.has(k)) apply(k, v, true);
-        if (local) for (const [k, v] of local) apply(k, v, false);
-      }
-
-      // Old (v7/pre-POSIX) archives mark directories only by a trailing slash.
-      if (flag === 0 && name.endsWith('/')) type = 'dir';
-      const isFile = type === 'file';
-      // Only regular files carry data (GNU dumpdir 'D' bodies are skipped), like Go's archive/tar.
-      const dataSize = isFile || flag === 0x44 ? size : 0;
-
-      const header: TarHeader = {
-        name,
-        type,
-        mode: mode & 0o7777,
-        uid,
-        gid,
-        size: isFile ? size : 0,
-        mtime,
-      };
-      if (uname) header.uname = uname;
-      if (gname) header.gname = gname;
-      if (type === 'link' || type === 'symlink') header.linkname = linkname;
-      if (devmajor !== undefined) {
-        header.devmajor = devmajor;
-        header.devminor = devminor;
-      }
-      if (xattrs && xattrs.size) header.xattrs = xattrs;
-      if (pax) header.pax = pax;
+      const { header, dataSize } = entryHeader(block, hdrOffset, { globals, local, longName, longLink });
+      size = header.size;
 
       local = undefined;
       longName = undefined;
       longLink = undefined;
 
-      const body = new Body(input, isFile ? size : 0);
+      const body = new Body(input, size);
       yield new Entry(header, body);
       // The consumer moved on: skip what it did not read, plus the padding.
       body.stale = true;
-      const skip = body.remaining + (dataSize - (isFile ? size : 0)) + padLength(dataSize);
+      const skip = body.remaining + (dataSize - size) + padLength(dataSize);
       if (skip > 0) await input.skip(skip);
     }
   } finally {
