@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { TarWriter } from '../src/tar/index.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const PLY = path.join(REPO, 'bin', 'ply');
@@ -99,4 +100,35 @@ export function snapshotTree(dir: string): string[] {
   };
   walk(dir);
   return out.sort();
+}
+
+/** mulberry32: a small, seeded, reproducible PRNG for generated test cases. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Runs `fill` with a streaming TarWriter and returns the finished archive. */
+export async function tarBytes(fill: (w: TarWriter) => Promise<void>): Promise<Buffer> {
+  const w = new TarWriter();
+  const chunks: Buffer[] = [];
+  const done = (async () => {
+    for await (const c of w.stream) chunks.push(c as Buffer);
+  })();
+  try {
+    await fill(w);
+    await w.finish();
+  } catch (e) {
+    w.destroy(e as Error);
+    await done.catch(() => {});
+    throw e;
+  }
+  await done;
+  return Buffer.concat(chunks);
 }

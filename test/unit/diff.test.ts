@@ -10,29 +10,15 @@ import { applyLayer } from '../../src/layer/apply.js';
 import { writeTree, writeUpperDiff } from '../../src/layer/diff.js';
 import * as native from '../../src/native/index.js';
 import { readTar, TarWriter, type TarHeader } from '../../src/tar/index.js';
-import { tempDir } from '../helpers.js';
-import { describeTree } from '../tree.js';
+import { tarBytes, tempDir } from '../helpers.js';
+import { describeTree, type Desc } from '../tree.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Helpers
 
 /** Runs `fill` with a TarWriter and returns the finished archive. */
-async function tarOf(fill: (w: TarWriter) => Promise<void>): Promise<Buffer> {
-  const w = new TarWriter();
-  const chunks: Buffer[] = [];
-  const done = (async () => {
-    for await (const c of w.stream) chunks.push(c as Buffer);
-  })();
-  try {
-    await fill(w);
-    await w.finish();
-  } catch (e) {
-    w.destroy(e as Error);
-    await done.catch(() => {});
-    throw e;
-  }
-  await done;
-  return Buffer.concat(chunks);
+function tarOf(fill: (w: TarWriter) => Promise<void>): Promise<Buffer> {
+  return tarBytes(fill);
 }
 
 async function* chunksOf(buf: Buffer): AsyncGenerator<Buffer> {

@@ -14,22 +14,11 @@ import { applyLayer } from '../../src/layer/apply.js';
 import { loadArchive } from '../../src/transport/archive-load.js';
 import { parseManifestBlob } from '../../src/transport/copy.js';
 import { execFileSync } from 'node:child_process';
-import { tempDir, snapshotTree } from '../helpers.js';
+import { rng, snapshotTree, tempDir } from '../helpers.js';
 
 const CASES = Number(process.env.FUZZ_CASES ?? 60);
 const SEED = Number(process.env.FUZZ_SEED ?? 20261126);
 
-/** mulberry32: small, seeded, reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function mutate(buf: Buffer, r: () => number): Buffer {
   const out = Buffer.from(buf);

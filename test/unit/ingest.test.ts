@@ -15,22 +15,11 @@ import { ingestLayer, TarCheck } from '../../src/layer/ingest.js';
 import { decompressor } from '../../src/layer/compression.js';
 import { headerBlocks, readTar } from '../../src/tar/index.js';
 import type { Digest } from '../../src/oci/types.js';
-import { tempDir } from '../helpers.js';
+import { rng, tempDir } from '../helpers.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261127);
 const CASES = Number(process.env.FUZZ_CASES ?? 400);
 
-/** mulberry32: small, seeded, reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sha256 = (b: Buffer): Digest => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
 

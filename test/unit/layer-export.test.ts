@@ -17,7 +17,7 @@ import { unmodelledOverlayState, writeMergedTree, writeTree, type TreeOutput } f
 import * as native from '../../src/native/index.js';
 import { readTar, TarWriter } from '../../src/tar/index.js';
 import { TarFdWriter } from '../../src/tar/writer.js';
-import { tempDir } from '../helpers.js';
+import { rng, tarBytes, tempDir } from '../helpers.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Helpers
@@ -36,21 +36,7 @@ async function tarOf(fill: (w: TreeOutput) => Promise<void>, fd = true): Promise
     }
     return fs.readFileSync(out);
   }
-  const w = new TarWriter();
-  const chunks: Buffer[] = [];
-  const done = (async () => {
-    for await (const c of w.stream) chunks.push(c as Buffer);
-  })();
-  try {
-    await fill(w);
-    await w.finish();
-  } catch (e) {
-    w.destroy(e as Error);
-    await done.catch(() => {});
-    throw e;
-  }
-  await done;
-  return Buffer.concat(chunks);
+  return tarBytes(fill as (w: TarWriter) => Promise<void>);
 }
 
 async function namesOf(tar: Buffer): Promise<string[]> {
@@ -109,17 +95,6 @@ function mkdir(p: string, mode = 0o755, mtime = 1_500_000_000, owner = 0): void 
   fs.utimesSync(p, mtime, mtime);
 }
 
-/** A deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A random layer below `root`: files, directories (some opaque), whiteouts, symlinks, hardlinks, fifos, devices. */
 function randomLayer(root: string, rand: () => number, layerNo: number): void {
