@@ -206,3 +206,22 @@ test('ps -s, inspect and container prune see a vfs container\'s own layer', () =
   assert.equal(inspect.GraphDriver.Data.UpperDir, undefined);
   assert.match(plyOk(store, ['container', 'prune', '-f'], { env }), /Total reclaimed space: (29\d|30\d)kB/);
 });
+
+test('a store where overlayfs cannot mount (itself on an overlay mount) falls back to vfs by itself', () => {
+  const base = tempDir();
+  for (const d of ['l', 'u', 'w', 'm']) fs.mkdirSync(path.join(base, d));
+  execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${base}/l,upperdir=${base}/u,workdir=${base}/w`, `${base}/m`]);
+  try {
+    const store = path.join(base, 'm', 'store');
+    const env = { PLY_SERVICE: '0' };
+    plyOk(store, ['import', busyboxTar(), 'bb'], { env });
+    assert.equal(plyOk(store, ['run', '--name', 'auto', 'bb', 'sh', '-c', 'echo hi > /x; cat /x'], { env }), 'hi\n');
+    assert.equal(plyOk(store, ['info', '--format', '{{.StorageDriver}}'], { env }).trim(), 'vfs');
+    assert.equal(plyOk(store, ['diff', 'auto'], { env }), 'A /x\n');
+    plyOk(store, ['commit', 'auto', 'bb:x'], { env });
+    assert.equal(plyOk(store, ['run', '--rm', 'bb:x', 'cat', '/x'], { env }), 'hi\n');
+    plyOk(store, ['rm', 'auto'], { env });
+  } finally {
+    execFileSync('umount', ['-l', `${base}/m`]);
+  }
+});
