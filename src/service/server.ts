@@ -101,7 +101,7 @@ export async function runService(o: ServiceOptions): Promise<void> {
   const startWorker = (): void => {
     const started = Date.now();
     const child = spawn(process.execPath, [o.launcher], {
-      env: { ...process.env, PLY_SERVICE_WORKER: '3' },
+      env: { ...process.env, PLY_SERVICE_WORKER: '3', PLY_SERVICE_PID: String(process.pid) },
       // fd 3: the listening socket; the worker's stdin/stdout are the client's once it takes a command.
       stdio: ['ignore', 'ignore', 'inherit', listenFd, 'ipc'],
       // Its own session: a Ctrl-C meant for the service must not reach a command it is running for a client.

@@ -164,7 +164,11 @@ function acceptOne(listenFd: number, service: number): { conn: number; req: Requ
  * command would otherwise load on the critical path.
  */
 export async function serveOne(listenFd: number, launcher: string, run: (argv: string[]) => Promise<void>, warm: () => Promise<void>): Promise<void> {
-  const service = process.ppid;
+  // The service's pid comes from the service itself: a worker started just before the service died must not take
+  // init (or a subreaper) for its service and wait on the socket for ever.
+  const service = Number(process.env.PLY_SERVICE_PID) || process.ppid;
+  delete process.env.PLY_SERVICE_PID;
+  if (process.ppid !== service) process.exit(0);
   await warm();
   // A send to a service that is gone fails (EPIPE) through the callback, not as an 'error' event mid-command.
   if (process.send && process.connected) process.send({ type: 'ready' }, () => undefined);

@@ -199,3 +199,26 @@ test('one service per store; after it stops, commands run directly; an idle time
   const again = await startService(store);
   await stopService(again);
 });
+
+test('workers of a killed service go away, even one that was starting when it died', async () => {
+  const store = tempDir();
+  plyOk(store, ['import', busyboxTar(), 'bb']);
+  for (let round = 0; round < 3; round++) {
+    const svc = await startService(store, ['--workers', '3']);
+    // A command was just served: a replacement worker is starting as the service dies.
+    svc.kill('SIGKILL');
+    await new Promise((r) => svc.once('exit', r));
+  }
+  const workersOf = () =>
+    fs.readdirSync('/proc').filter((p) => {
+      if (!/^\d+$/.test(p)) return false;
+      try {
+        const env = fs.readFileSync(`/proc/${p}/environ`, 'utf8');
+        return env.includes(`PLY_ROOT=${store}\0`) && env.includes('PLY_SERVICE_WORKER=');
+      } catch {
+        return false;
+      }
+    });
+  for (let i = 0; i < 60 && workersOf().length > 0; i++) await sleep(100);
+  assert.deepEqual(workersOf(), [], 'orphaned workers are still running');
+});
