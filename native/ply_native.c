@@ -192,6 +192,18 @@ static int get_int64(napi_env env, napi_value v, const char *what, int64_t *out)
   return 1;
 }
 
+/* A file descriptor argument. */
+static int get_fd(napi_env env, napi_value v, int *fd) {
+  int64_t n;
+  if (!get_int64(env, v, "fd", &n)) return 0;
+  if (n > 0x7fffffffLL) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "fd out of range");
+    return 0;
+  }
+  *fd = (int)n;
+  return 1;
+}
+
 /* The bytes of a Buffer / TypedArray / DataView argument (borrowed, valid during the call). */
 static int get_bytes(napi_env env, napi_value v, const char *what, void **data, size_t *len) {
   bool ok = false;
@@ -279,21 +291,17 @@ out:
 static napi_value js_fsetxattr(napi_env env, napi_callback_info info) {
   args_t a;
   if (!get_args(env, info, &a, 3)) return NULL;
-  int64_t fd;
+  int fd;
   char *name = NULL;
   void *data = NULL;
   size_t len = 0;
   napi_value ret = NULL;
-  if (!get_int64(env, a.argv[0], "fd", &fd)) goto out;
-  if (fd > 0x7fffffffLL) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "fd out of range");
-    goto out;
-  }
+  if (!get_fd(env, a.argv[0], &fd)) goto out;
   if (!get_string(env, a.argv[1], "name", 0, &name)) goto out;
   if (!get_bytes(env, a.argv[2], "value", &data, &len)) goto out;
-  if (fsetxattr((int)fd, name, len ? data : "", len, 0) != 0) {
+  if (fsetxattr(fd, name, len ? data : "", len, 0) != 0) {
     char what[32];
-    snprintf(what, sizeof what, "fd %d", (int)fd);
+    snprintf(what, sizeof what, "fd %d", fd);
     throw_errno(env, errno, "fsetxattr", what);
   } else {
     ret = undefined(env);
@@ -458,26 +466,13 @@ out:
 /* The service's hand-off (src/service/): a client connects to a unix socket and passes its stdin, stdout
    and stderr (SCM_RIGHTS) with its request; a warm worker accepts and takes those descriptors over. */
 
-static int get_fd(napi_env env, napi_value v, int *fd) {
-  int64_t n;
-  if (!get_int64(env, v, "fd", &n)) return 0;
-  if (n > 0x7fffffffLL) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "fd out of range");
-    return 0;
-  }
-  *fd = (int)n;
-  return 1;
-}
-
 /* Waits up to timeout_ms for `fd` to be readable: 1 readable (or hung up), 0 timed out, -1 error (errno). */
 static int wait_readable(int fd, int64_t timeout_ms) {
   struct pollfd p = {.fd = fd, .events = POLLIN};
-  for (;;) {
-    int r = poll(&p, 1, timeout_ms > 0x7fffffff ? 0x7fffffff : (int)timeout_ms);
-    if (r < 0 && errno == EINTR) return 0;
-    if (r < 0) return -1;
-    return r > 0;
-  }
+  int r = poll(&p, 1, timeout_ms > 0x7fffffff ? 0x7fffffff : (int)timeout_ms);
+  if (r < 0 && errno == EINTR) return 0; /* a signal: the caller asks again */
+  if (r < 0) return -1;
+  return r > 0;
 }
 
 static napi_value js_unix_listen(napi_env env, napi_callback_info info) {

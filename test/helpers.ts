@@ -132,3 +132,30 @@ export async function tarBytes(fill: (w: TarWriter) => Promise<void>): Promise<B
   await done;
   return Buffer.concat(chunks);
 }
+
+/** A detached tmux session running `command` on a real terminal, for tests of `-it`; `close()` ends it. */
+export function tmuxSession(name: string, command: string, cols = 100, rows = 30) {
+  const tmux = (...args: string[]) => execFileSync('tmux', args, { encoding: 'utf8' });
+  const screen = () => tmux('capture-pane', '-p', '-t', name);
+  tmux('new-session', '-d', '-s', name, '-x', String(cols), '-y', String(rows), command);
+  return {
+    /** tmux send-keys: text, or key names such as 'Enter', 'C-c', 'C-d'. */
+    send: (...keys: string[]) => void tmux('send-keys', '-t', name, ...keys),
+    resize: (c: number, r: number) => void tmux('resize-window', '-t', name, '-x', String(c), '-y', String(r)),
+    /** Waits (up to 10 s) until the screen matches `re`. */
+    async waitFor(re: RegExp): Promise<void> {
+      for (let i = 0; i < 200; i++) {
+        if (re.test(screen())) return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`timed out waiting for ${re}: ${screen()}`);
+    },
+    close() {
+      try {
+        tmux('kill-session', '-t', name);
+      } catch {
+        // already gone
+      }
+    },
+  };
+}

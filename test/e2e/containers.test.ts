@@ -1,10 +1,10 @@
 // End-to-end: containers under the real runc with an overlayfs writable layer, through bin/ply.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { PLY, busyboxTar, ply, plyOk, tempDir } from '../helpers.js';
+import { PLY, busyboxTar, ply, plyOk, tempDir, tmuxSession } from '../helpers.js';
 
 let root: string;
 before(() => {
@@ -172,38 +172,24 @@ test('--pull never refuses a missing image; --privileged gets all the caller\'s 
 });
 
 test('-it under tmux: typed input and Ctrl-C reach the container, window size changes pass on, Ctrl-D ends it', async () => {
-  const session = `ply-tty-${process.pid}`;
-  const tmux = (...args: string[]) => execFileSync('tmux', args, { encoding: 'utf8' });
-  const screen = () => tmux('capture-pane', '-p', '-t', session);
-  const waitFor = async (re: RegExp) => {
-    for (let i = 0; i < 200; i++) {
-      if (re.test(screen())) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.fail(`timed out waiting for ${re}: ${screen()}`);
-  };
-  tmux('new-session', '-d', '-s', session, '-x', '100', '-y', '30', `env PLY_ROOT=${root} ${PLY} run --rm -it bb sh; echo EXITED=$?; sleep 30`);
+  const t = tmuxSession(`ply-tty-${process.pid}`, `env PLY_ROOT=${root} ${PLY} run --rm -it bb sh; echo EXITED=$?; sleep 30`);
   try {
-    await waitFor(/^\/ #/m);
-    tmux('send-keys', '-t', session, 'echo typed-$((6*7))', 'Enter');
-    await waitFor(/typed-42/);
-    tmux('send-keys', '-t', session, 'sleep 100', 'Enter');
+    await t.waitFor(/^\/ #/m);
+    t.send('echo typed-$((6*7))', 'Enter');
+    await t.waitFor(/typed-42/);
+    t.send('sleep 100', 'Enter');
     await new Promise((r) => setTimeout(r, 300));
-    tmux('send-keys', '-t', session, 'C-c');
-    tmux('send-keys', '-t', session, 'echo after-interrupt', 'Enter');
-    await waitFor(/^after-interrupt$/m);
-    tmux('resize-window', '-t', session, '-x', '77', '-y', '21');
+    t.send('C-c');
+    t.send('echo after-interrupt', 'Enter');
+    await t.waitFor(/^after-interrupt$/m);
+    t.resize(77, 21);
     await new Promise((r) => setTimeout(r, 200));
-    tmux('send-keys', '-t', session, 'stty size', 'Enter');
-    await waitFor(/^21 77$/m);
-    tmux('send-keys', '-t', session, 'C-d');
-    await waitFor(/EXITED=0/);
+    t.send('stty size', 'Enter');
+    await t.waitFor(/^21 77$/m);
+    t.send('C-d');
+    await t.waitFor(/EXITED=0/);
   } finally {
-    try {
-      tmux('kill-session', '-t', session);
-    } catch {
-      // already gone
-    }
+    t.close();
   }
 });
 

@@ -3,10 +3,10 @@
 // and everything still works when the service is busy, stopped or absent.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { PLY, busyboxTar, ply, plyAsync, plyOk, tempDir } from '../helpers.js';
+import { PLY, busyboxTar, ply, plyAsync, plyOk, tempDir, tmuxSession } from '../helpers.js';
 
 let root: string;
 let service: ChildProcess;
@@ -115,39 +115,25 @@ test('a signal to the client reaches the container, and its exit code comes back
 
 test('-it under tmux through the service: a real terminal, Ctrl-C and window size changes reach the container', async () => {
   await servedSoon(root);
-  const session = `ply-svc-tty-${process.pid}`;
-  const tmux = (...args: string[]) => execFileSync('tmux', args, { encoding: 'utf8' });
-  const screen = () => tmux('capture-pane', '-p', '-t', session);
-  const waitFor = async (re: RegExp) => {
-    for (let i = 0; i < 200; i++) {
-      if (re.test(screen())) return;
-      await sleep(50);
-    }
-    assert.fail(`timed out waiting for ${re}: ${screen()}`);
-  };
-  tmux('new-session', '-d', '-s', session, '-x', '100', '-y', '30', `env PLY_ROOT=${root} PLY_SERVICE_WAIT_MS=5000 ${PLY} run --rm -it bb sh; echo EXITED=$?; sleep 30`);
+  const t = tmuxSession(`ply-svc-tty-${process.pid}`, `env PLY_ROOT=${root} PLY_SERVICE_WAIT_MS=5000 ${PLY} run --rm -it bb sh; echo EXITED=$?; sleep 30`);
   try {
-    await waitFor(/^\/ #/m);
-    tmux('send-keys', '-t', session, 'stty size; tty', 'Enter');
-    await waitFor(/^30 100$/m);
-    await waitFor(/^\/dev\/pts\/\d+$/m);
-    tmux('send-keys', '-t', session, 'sleep 100', 'Enter');
+    await t.waitFor(/^\/ #/m);
+    t.send('stty size; tty', 'Enter');
+    await t.waitFor(/^30 100$/m);
+    await t.waitFor(/^\/dev\/pts\/\d+$/m);
+    t.send('sleep 100', 'Enter');
     await sleep(300);
-    tmux('send-keys', '-t', session, 'C-c');
-    tmux('send-keys', '-t', session, 'echo after-interrupt', 'Enter');
-    await waitFor(/^after-interrupt$/m);
-    tmux('resize-window', '-t', session, '-x', '77', '-y', '21');
+    t.send('C-c');
+    t.send('echo after-interrupt', 'Enter');
+    await t.waitFor(/^after-interrupt$/m);
+    t.resize(77, 21);
     await sleep(200);
-    tmux('send-keys', '-t', session, 'stty size', 'Enter');
-    await waitFor(/^21 77$/m);
-    tmux('send-keys', '-t', session, 'exit 5', 'Enter');
-    await waitFor(/EXITED=5/);
+    t.send('stty size', 'Enter');
+    await t.waitFor(/^21 77$/m);
+    t.send('exit 5', 'Enter');
+    await t.waitFor(/EXITED=5/);
   } finally {
-    try {
-      tmux('kill-session', '-t', session);
-    } catch {
-      // already gone
-    }
+    t.close();
   }
 });
 
