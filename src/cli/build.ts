@@ -143,8 +143,8 @@ async function buildAction(context: string, f: BuildFlags): Promise<void> {
           dockerfile = readDockerfileAt(dockerfilePath);
         }
       }
-      const { build, BuildError } = await import('../build/builder.js');
-      const output = await import('../build/output.js');
+      const { build, BuildError } = await import('../builder/builder.js');
+      const output = await import('../builder/output.js');
       const logger = f.quiet
         ? new output.QuietLogger()
         : f.progress === 'tty'
@@ -237,7 +237,7 @@ async function pruneAction(opts: { all?: boolean; force?: boolean }): Promise<vo
     if (!(await confirm(`${warning}\nAre you sure you want to continue? [y/N] `))) return;
   }
   await withEngine(async (engine) => {
-    const { pruneBuildCache } = await import('../build/prune.js');
+    const { pruneBuildCache } = await import('../builder/prune.js');
     const { humanSize } = await import('./format.js');
     const r = pruneBuildCache(engine, { all: opts.all });
     if (r.deleted.length > 0) {

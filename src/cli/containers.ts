@@ -525,7 +525,7 @@ export function registerContainerCommands(program: Command): void {
 
 export async function printInspect(items: unknown[], format?: string): Promise<void> {
   if (format) {
-    const { compileTemplate } = await import('./template.js');
+    const { compileTemplate } = await import('../gotemplate/template.js');
     const t = compileTemplate(format, { unescape: false });
     for (const r of items) out(`${t(r)}\n`);
   } else {
@@ -563,7 +563,7 @@ function goQuote(s: string): string {
 
 async function psAction(f: { all?: boolean; filter: string[]; format?: string; last?: string; latest?: boolean; trunc: boolean; quiet?: boolean; size?: boolean }) {
   await withEngine(async (engine) => {
-    const { renderTable } = await import('./template.js');
+    const { renderTable } = await import('../gotemplate/template.js');
     const { ImageStore } = await import('../image/store.js');
     let list = engine.containers.list().map((c) => engine.manager.refresh(c));
     const filters = new Map<string, string[]>();

@@ -11,7 +11,7 @@ import { createdSince, dockerTime, humanSize, humanSizeWithPrecision, rfc3339Nan
 /** docker images and history show sizes with 3 significant digits (system df uses 4). */
 const listSize = (n: number) => humanSizeWithPrecision(n, 3);
 import { collect } from './main.js';
-import { renderTable } from './template.js';
+import { renderTable } from '../gotemplate/template.js';
 
 export function registerImageCommands(program: Command): void {
   const image = program.command('image').description('Manage images').usage('COMMAND');
@@ -437,7 +437,7 @@ async function inspectAction(names: string[], opts: { format?: string }) {
       results.push(inspectImage(engine, rec));
     }
     if (opts.format) {
-      const { compileTemplate } = await import('./template.js');
+      const { compileTemplate } = await import('../gotemplate/template.js');
       const t = compileTemplate(opts.format);
       for (const r of results) out(`${t(r)}\n`);
     } else {

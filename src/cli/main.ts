@@ -130,7 +130,7 @@ export async function warmUp(): Promise<void> {
     import('../container/create.js'),
     import('../container/logs.js'),
     import('../container/commit.js'),
-    import('./template.js'),
+    import('../gotemplate/template.js'),
     // require, not import(): bin/ply.cjs runs the bundle from a V8 code cache, where import() has no loader.
     Promise.resolve().then(() => {
       const Database = createRequire(import.meta.url)('better-sqlite3') as typeof import('better-sqlite3');

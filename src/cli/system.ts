@@ -18,7 +18,7 @@ export function registerSystemCommands(program: Command): void {
         Client: { Version: VERSION, NodeVersion: process.version, Os: p.os, Arch: p.architecture },
       };
       if (opts.format) {
-        const { compileTemplate } = await import('./template.js');
+        const { compileTemplate } = await import('../gotemplate/template.js');
         out(`${compileTemplate(opts.format)(info)}\n`);
         return;
       }
@@ -57,7 +57,7 @@ export function registerSystemCommands(program: Command): void {
         Name: os.hostname(),
       };
       if (opts.format) {
-        const { compileTemplate } = await import('./template.js');
+        const { compileTemplate } = await import('../gotemplate/template.js');
         out(`${compileTemplate(opts.format)(info)}\n`);
         return;
       }
@@ -125,7 +125,7 @@ export function registerSystemCommands(program: Command): void {
     .option('-v, --verbose', 'Show detailed information on space usage')
     .action(async (opts: { format?: string }) =>
       withEngine(async (engine) => {
-        const { renderTable } = await import('./template.js');
+        const { renderTable } = await import('../gotemplate/template.js');
         const du = engine.diskUsage();
         const pct = (a: number, b: number) => (b === 0 ? '0%' : `${Math.round((a / b) * 100)}%`);
         const row = (Type: string, u: { total: number; active: number; size: number; reclaimable: number }) => ({

@@ -1,7 +1,7 @@
 // The Dockerfile parser: lines, directives, continuations, heredocs, exec/shell forms, instruction checks, stages.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { DockerfileParseError, parseDockerfile, parseHeredocWord, parseLines, parseTrigger, type ParsedCommand } from '../../src/build/dockerfile.js';
+import { DockerfileParseError, parseDockerfile, parseHeredocWord, parseLines, parseTrigger, type ParsedCommand } from '../../src/dockerfile/parser.js';
 
 function lines(text: string) {
   return parseLines(text).instructions;

@@ -4,8 +4,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cleanPath, globMatch, hasWildcards, PatternMatcher, readIgnorePatterns } from '../../src/build/ignore.js';
-import { SourceTree, loadIgnoreRules } from '../../src/build/context.js';
+import { cleanPath, globMatch, hasWildcards, PatternMatcher, readIgnorePatterns } from '../../src/builder/ignore.js';
+import { SourceTree, loadIgnoreRules } from '../../src/builder/context.js';
 import { tempDir } from '../helpers.js';
 
 const matches = (pattern: string, file: string) => new PatternMatcher([pattern]).matches(file);

@@ -2,12 +2,11 @@ import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
+import { formatFixed, formatG } from '../../src/gotemplate/gofmt.js';
 import {
   bytesSize,
   createdSince,
   dockerTime,
-  formatFixed,
-  formatG,
   goTimeString,
   humanDuration,
   humanSize,

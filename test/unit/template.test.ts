@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { TemplateError, compileTemplate, deriveHeader, renderTable, tabwrite, tabwriteText } from '../../src/cli/template.js';
+import { TemplateError, compileTemplate, deriveHeader, renderTable, tabwrite, tabwriteText } from '../../src/gotemplate/template.js';
 
 const data = {
   ID: 'sha256:abcdef0123456789',

@@ -15,7 +15,7 @@
 // a header row and tabwriter alignment (minwidth 10, padding 3, padchar ' ').
 
 import { PlyError } from '../errors.js';
-import { formatFixed, formatG, goNumber, goTimeString, rfc3339Nano } from './format.js';
+import { formatFixed, formatG, goNumber, goTimeString, rfc3339Nano } from './gofmt.js';
 
 /** A malformed template or a failure while executing one (message starts with 'template parsing error: '). */
 export class TemplateError extends PlyError {

@@ -27,7 +27,7 @@ import type { ContainerConfig, HistoryEntry, ImageConfig, Platform } from '../oc
 import { BuildCache, stepKey } from './cache.js';
 import { loadIgnoreRules, SourceTree, type ResolvedSource } from './context.js';
 import type { CopyItem, CopyRequest } from './copy.js';
-import { parseDockerfile, parseHeredocWord, parseTrigger, chompHeredocContent, type Dockerfile, type ParsedCommand, type Stage } from './dockerfile.js';
+import { parseDockerfile, parseHeredocWord, parseTrigger, chompHeredocContent, type Dockerfile, type ParsedCommand, type Stage } from '../dockerfile/parser.js';
 import type { BuildLogger } from './output.js';
 import type { RootfsViews } from './rootfs.js';
 
