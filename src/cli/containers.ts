@@ -29,6 +29,7 @@ interface RunFlags {
   tmpfs: string[];
   readOnly?: boolean;
   network?: string;
+  net?: string;
   privileged?: boolean;
   capAdd: string[];
   capDrop: string[];
@@ -58,7 +59,8 @@ function addCreateOptions(cmd: Command): Command {
     .option('--mount <mount>', 'Attach a filesystem mount to the container (type=bind|volume|tmpfs,…)', collect, [])
     .option('--tmpfs <list>', 'Mount a tmpfs directory', collect, [])
     .option('--read-only', "Mount the container's root filesystem as read only")
-    .addOption(new Option('--network, --net <network>', 'Connect a container to a network: host (the default, until ply has a bridge network) or none'))
+    .option('--network <network>', 'Connect a container to a network: host (the default, until ply has a bridge network) or none')
+    .addOption(new Option('--net <network>').hideHelp())
     .option('--privileged', 'Give extended privileges to this container')
     .option('--cap-add <list>', 'Add Linux capabilities', collect, [])
     .option('--cap-drop <list>', 'Drop Linux capabilities', collect, [])
@@ -90,7 +92,7 @@ function toCreateOptions(image: string, command: string[], f: RunFlags): CreateO
     mounts: f.mount,
     tmpfs: f.tmpfs,
     readOnly: f.readOnly,
-    network: f.network,
+    network: f.network ?? f.net,
     privileged: f.privileged,
     capAdd: f.capAdd,
     capDrop: f.capDrop,

@@ -167,7 +167,7 @@ export function buildContainerSpec(o: CreateOptions, image: ImageConfig, id: str
   if (args.length === 0) throw new NoCommandError('No command specified');
   const network = o.network ?? 'host';
   if (network !== 'host' && network !== 'none') {
-    throw new InvalidArgumentError(`network ${network} not found (ply supports --network host and --network none)`);
+    throw new PlyError(`network ${network} not found`);
   }
   const fileEnv = (o.envFiles ?? []).flatMap(readEnvFile);
   const env = mergeEnv(cfg.Env ?? [], fileEnv, o.env ?? []);
