@@ -1,24 +1,23 @@
 // The engine: ply's library API. The CLI is a thin shell over this; TypeScript programs can use it directly.
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
-import { ContentStore } from './content/store.js';
-import { openDb, type DB } from './db/db.js';
-import { ConflictError, InvalidReferenceError } from './errors.js';
+import { BuildCache } from './builder/cache.js';
+import type { ContentStore } from './content/store.js';
+import type { DB } from './db/db.js';
+import { ConflictError } from './errors.js';
 import { applyChanges } from './image/changes.js';
-import { ImageStore, type ImageRecord } from './image/store.js';
-import { ContainerStore } from './container/store.js';
+import type { ImageRecord, ImageStore } from './image/store.js';
+import type { ContainerStore } from './container/store.js';
 import { ContainerManager } from './container/manager.js';
-import { Snapshotter } from './snapshot/overlay.js';
+import type { Snapshotter } from './snapshot/overlay.js';
 import { creationTime, hostPlatform, parsePlatform, writeImage } from './image/write.js';
 import { ingestLayer } from './layer/ingest.js';
 import { dirSize } from './util/fs.js';
-import { chainIds } from './digest/digest.js';
 import type { Digest, ImageConfig, Platform } from './oci/types.js';
-import { formatReference, parseNormalized, parseReference, repositoryName, type Reference } from './reference/reference.js';
-import type { ProgressEvent } from './transport/types.js';
+import { formatReference, parseNormalized, parseReference, tagName } from './reference/reference.js';
+import { defaultRoot, openStores, type Stores } from './stores.js';
+import type { VolumeStore } from './volume/store.js';
 
 export { ImageStore, type ImageRecord } from './image/store.js';
 export * from './errors.js';
@@ -30,12 +29,7 @@ export interface EngineOptions {
   root?: string;
 }
 
-export function defaultRoot(): string {
-  if (process.env.PLY_ROOT) return path.resolve(process.env.PLY_ROOT);
-  if (process.getuid?.() === 0) return '/var/lib/ply';
-  const xdg = process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
-  return path.join(xdg, 'ply');
-}
+export { defaultRoot, openStores, type Stores } from './stores.js';
 
 export interface ImportOptions {
   /** Dockerfile instructions applied to the config (docker import --change). */
@@ -63,33 +57,8 @@ export interface DiskUsage {
   dangling: number;
 }
 
-export interface PullOptions {
-  platform?: string;
-  tlsVerify?: boolean;
-  parallel?: number;
-  onProgress?: (e: ProgressEvent) => void;
-}
-
-export interface PullResult {
-  reference: Reference;
-  /** The digest the registry knows the image by (an index's, for multi-platform images). */
-  digest: Digest;
-  image: ImageRecord;
-  /** Whether the name now points at a different image than before. */
-  updated: boolean;
-}
-
-export interface PushOptions {
-  tlsVerify?: boolean;
-  parallel?: number;
-  onProgress?: (e: ProgressEvent) => void;
-}
-
-export interface PushResult {
-  reference: Reference;
-  digest: Digest;
-  size: number;
-}
+export type { PullOptions, PullResult, PushOptions, PushResult } from './transport/distribution.js';
+import type { PullOptions, PullResult, PushOptions, PushResult } from './transport/distribution.js';
 
 export interface RemoveResult {
   untagged: string[];
@@ -97,31 +66,26 @@ export interface RemoveResult {
 }
 
 export class Engine {
+  readonly root: string;
+  readonly db: DB;
   readonly content: ContentStore;
   readonly images: ImageStore;
   readonly snapshots: Snapshotter;
   readonly containers: ContainerStore;
+  readonly volumes: VolumeStore;
   readonly manager: ContainerManager;
 
-  private constructor(
-    readonly root: string,
-    readonly db: DB,
-  ) {
-    this.content = new ContentStore(root);
-    this.images = new ImageStore(db, this.content);
-    this.snapshots = new Snapshotter(root, db, this.content);
-    this.containers = new ContainerStore(root, db);
-    this.manager = new ContainerManager(root, db, this.images, this.snapshots, this.containers);
+  private constructor(readonly stores: Stores & { close(): void }) {
+    ({ root: this.root, db: this.db, content: this.content, images: this.images, snapshots: this.snapshots, containers: this.containers, volumes: this.volumes } = stores);
+    this.manager = new ContainerManager(stores);
   }
 
   static open(opts: EngineOptions = {}): Engine {
-    const root = opts.root ?? defaultRoot();
-    fs.mkdirSync(root, { recursive: true, mode: 0o711 });
-    return new Engine(root, openDb(path.join(root, 'ply.db')));
+    return new Engine(openStores(opts.root ?? defaultRoot()));
   }
 
   close(): void {
-    this.db.close();
+    this.stores.close();
   }
 
   /** Turns a filesystem tar (plain, gzip, zstd, xz, bzip2) into a one-layer image. */
@@ -152,9 +116,7 @@ export class Engine {
 
   /** Parses a name to tag with (REPOSITORY[:TAG], tag defaults to latest); digests are refused. */
   nameForTag(ref: string): string {
-    const r = parseNormalized(ref);
-    if (r.digest) throw new InvalidReferenceError(`refusing to create a tag with a digest reference: "${ref}"`);
-    return formatReference(r);
+    return tagName(ref);
   }
 
   resolveImage(ref: string): ImageRecord {
@@ -202,11 +164,7 @@ export class Engine {
 
   /** Removes unpacked layers that no remaining image uses. */
   pruneSnapshots(): number {
-    const used = new Set<string>();
-    for (const { layers } of this.images.allLayers()) {
-      for (const c of chainIds(layers.map((l) => l.diffId))) used.add(c);
-    }
-    return this.snapshots.prune(used);
+    return this.snapshots.prune(this.images.usedChainIds());
   }
 
   /** Every manifest that shares this image's ID and has no name (docker treats them as one image). */
@@ -242,7 +200,7 @@ export class Engine {
 
   /** Whether another image was built on this one (docker hides such untagged parents without -a). */
   hasChild(img: ImageRecord): boolean {
-    return this.db.prepare('SELECT 1 FROM images WHERE parent = ? LIMIT 1').get(img.id) !== undefined;
+    return this.images.hasChild(img);
   }
 
   private blobBytes(): number {
@@ -263,9 +221,7 @@ export class Engine {
     const names = this.images.names();
     const containers = this.containers.list().map((c) => this.manager.refresh(c));
     const usedImages = new Set(containers.map((c) => c.image));
-    const cacheImages = new Set(
-      (this.db.prepare('SELECT image FROM build_cache').all() as { image: string }[]).map((r) => r.image),
-    );
+    const cacheImages = new Set(new BuildCache(this.db).images());
     const layerSize = new Map<string, number>();
     const usedLayers = new Set<string>();
     const imageLayers = new Set<string>();
@@ -279,7 +235,7 @@ export class Engine {
     }
     const sum = (keys: Iterable<string>) => [...keys].reduce((n, k) => n + (layerSize.get(k) ?? 0), 0);
     const cacheLayers = [...layerSize.keys()].filter((k) => !imageLayers.has(k));
-    const volumes = this.db.prepare('SELECT name FROM volumes').all() as { name: string }[];
+    const volumes = this.volumes.list();
     const usedVolumes = new Set(containers.flatMap((c) => c.spec.mounts.filter((m) => m.type === 'volume').map((m) => m.source!)));
     const volumeSize = new Map(volumes.map((v) => [v.name, dirSize(this.manager.volumePath(v.name))]));
     const upper = new Map(containers.map((c) => [c.id, this.manager.writableLayerSize(c)]));
@@ -308,57 +264,16 @@ export class Engine {
     };
   }
 
-  /**
-   * Pulls `ref` from its registry into the store (pull = copy registry → store): blobs the store has are not
-   * fetched, every byte is verified, and the name (when the reference has a tag) points at the image.
-   */
+  /** Pulls `ref` from its registry into the store (pull = copy registry → store). */
   async pull(ref: string, opts: PullOptions = {}): Promise<PullResult> {
-    const r = parseNormalized(ref);
-    const { registrySource } = await import('./transport/registry.js');
-    const { StoreDestination } = await import('./transport/store.js');
-    const { copyImage } = await import('./transport/copy.js');
-    const name = r.tag ? formatReference({ ...r, digest: undefined }) : undefined;
-    const before = name ? this.images.lookup(name)?.digest : undefined;
-    const dst = new StoreDestination(this.images, { names: name ? [name] : [] });
-    try {
-      const res = await copyImage(registrySource(r, { tlsVerify: opts.tlsVerify }), r.digest ?? r.tag!, dst, r.tag, {
-        platform: opts.platform ? parsePlatform(opts.platform) : undefined,
-        onProgress: opts.onProgress,
-        parallel: opts.parallel,
-      });
-      this.images.addRepoDigest(res.manifest.digest, `${repositoryName(r)}@${res.top.digest}`);
-      const image = this.images.get(res.manifest.digest)!;
-      return { reference: r, digest: res.top.digest, image, updated: before !== image.digest };
-    } finally {
-      await dst.close();
-    }
+    const { pullImage } = await import('./transport/distribution.js');
+    return pullImage(this.images, ref, opts);
   }
 
   /** Pushes a local image to the registry its name says (push = copy store → registry). */
   async push(ref: string, opts: PushOptions = {}): Promise<PushResult> {
-    const r = parseNormalized(ref);
-    if (r.digest) throw new InvalidReferenceError(`cannot push a digest reference: "${ref}"`);
-    const rec = this.images.resolve(formatReference(r));
-    const { registryDestination } = await import('./transport/registry.js');
-    const { storeSource } = await import('./transport/store.js');
-    const { copyImage } = await import('./transport/copy.js');
-    const repo = repositoryName(r);
-    // A blob another repository of the same registry is known to hold can be mounted instead of sent.
-    const known = this.db.prepare('SELECT r.name AS name FROM repo_digests r JOIN image_blobs b ON b.image = r.image WHERE b.blob = ?');
-    const mountFrom = (d: { digest: string }): string | undefined => {
-      for (const row of known.all(d.digest) as { name: string }[]) {
-        const other = parseReference(row.name);
-        if (other.domain === r.domain && other.path !== r.path) return other.path;
-      }
-      return undefined;
-    };
-    const res = await copyImage(storeSource(this.images), rec.digest, registryDestination(r, { tlsVerify: opts.tlsVerify }), r.tag, {
-      onProgress: opts.onProgress,
-      parallel: opts.parallel,
-      mountFrom,
-    });
-    this.images.addRepoDigest(rec.digest, `${repo}@${res.digest}`);
-    return { reference: r, digest: res.digest, size: res.size };
+    const { pushImage } = await import('./transport/distribution.js');
+    return pushImage(this.images, ref, opts);
   }
 
   config(rec: ImageRecord): ImageConfig {

@@ -17,8 +17,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { DB } from '../db/db.js';
-import type { Engine } from '../engine.js';
+import type { ContainerManager } from '../container/manager.js';
 import { PlyError } from '../errors.js';
 import { applyChanges, expandVariables, expandWords, parseKeyValues } from '../image/changes.js';
 import type { ImageRecord, ImageStore, LayerRecord, Lease } from '../image/store.js';
@@ -30,6 +29,7 @@ import type { CopyItem, CopyRequest } from './copy.js';
 import { parseDockerfile, parseHeredocWord, parseTrigger, chompHeredocContent, type Dockerfile, type ParsedCommand, type Stage } from '../dockerfile/parser.js';
 import type { BuildLogger } from './output.js';
 import type { RootfsViews } from './rootfs.js';
+import type { Stores } from '../stores.js';
 
 /** A build failure: one message (docker's words), exit code 1, nothing tagged. */
 export class BuildError extends PlyError {
@@ -43,14 +43,6 @@ export class BuildError extends PlyError {
     super(message);
     this.exitCode = exitCode;
   }
-}
-
-export interface BuildStores {
-  root: string;
-  db: DB;
-  images: ImageStore;
-  /** The whole engine (containers, snapshots), opened on first use. */
-  engine: () => Promise<Engine>;
 }
 
 export interface BuildOptions {
@@ -153,7 +145,7 @@ function removeStaleWorkDirs(base: string): void {
   }
 }
 
-export async function build(stores: BuildStores, opts: BuildOptions): Promise<BuildResult> {
+export async function build(stores: Stores, opts: BuildOptions): Promise<BuildResult> {
   let df: Dockerfile;
   try {
     df = parseDockerfile(opts.dockerfile);
@@ -200,8 +192,10 @@ class Builder {
   private executed = 0;
   private readonly hits: string[] = [];
 
+  private containerManager: ContainerManager | undefined;
+
   constructor(
-    private readonly stores: BuildStores,
+    private readonly stores: Stores,
     private readonly opts: BuildOptions,
     private readonly df: Dockerfile,
   ) {
@@ -346,8 +340,13 @@ class Builder {
     return this.stageByName(from, before);
   }
 
-  private async engine(): Promise<Engine> {
-    return this.stores.engine();
+  /** Containers for RUN steps; loaded on first use (a fully cached build never needs them). */
+  private async manager(): Promise<ContainerManager> {
+    if (!this.containerManager) {
+      const { ContainerManager } = await import('../container/manager.js');
+      this.containerManager = new ContainerManager(this.stores);
+    }
+    return this.containerManager;
   }
 
   private workDir(): string {
@@ -363,7 +362,7 @@ class Builder {
   private async rootfsViews(): Promise<RootfsViews> {
     if (!this.views) {
       const { RootfsViews } = await import('./rootfs.js');
-      this.views = new RootfsViews(await this.engine(), this.workDir());
+      this.views = new RootfsViews(this.stores, this.workDir());
     }
     return this.views;
   }
@@ -462,9 +461,9 @@ class Builder {
         if (c.os === platform.os && c.architecture === platform.architecture && (!platform.variant || !c.variant || c.variant === platform.variant)) return local;
       } else if (local) return local;
     }
-    const engine = await this.engine();
+    const { pullImage } = await import('../transport/distribution.js');
     try {
-      const res = await engine.pull(name, { platform: platform ? platformString(platform) : undefined });
+      const res = await pullImage(this.images, name, { platform: platform ? platformString(platform) : undefined });
       return res.image;
     } catch (e) {
       throw new BuildError(`failed to resolve base image ${name}: ${(e as Error).message}`);
@@ -681,7 +680,8 @@ class Builder {
   }
 
   private async runContainer(state: State, args: string[], network: 'host' | 'none', script?: { name: string; data: string }): Promise<LayerRecord | undefined> {
-    const engine = await this.engine();
+    const manager = await this.manager();
+    const { containers } = this.stores;
     const { readLog } = await import('../container/logs.js');
     const cfg = state.config.config ?? {};
     const configEnv = new Set((cfg.Env ?? []).map((e) => e.split('=')[0]!));
@@ -696,7 +696,7 @@ class Builder {
       fs.writeFileSync(file, script.data, { mode: 0o755 });
       volumes.push(`${file}:/dev/pipes/${script.name}:ro`);
     }
-    let c = await engine.manager.create(
+    let c = await manager.create(
       { image: state.image.digest, command: args, entrypoint: '', env: extraEnv, network, volumes, runtime: process.env.PLY_RUNTIME },
       state.image.digest,
       state.image.id,
@@ -704,12 +704,12 @@ class Builder {
     // RUN does not mount the image's VOLUMEs (buildkit): what it writes there stays in the layer.
     if (c.spec.anonymousVolumes.length > 0) {
       const anon = new Set(c.spec.anonymousVolumes);
-      engine.containers.update(c.id, { spec: { ...c.spec, mounts: c.spec.mounts.filter((m) => !(m.type === 'volume' && anon.has(m.source!))), anonymousVolumes: [] } });
-      for (const v of anon) engine.db.prepare('DELETE FROM volumes WHERE name = ? AND anonymous = 1').run(v);
-      c = engine.containers.get(c.id)!;
+      containers.update(c.id, { spec: { ...c.spec, mounts: c.spec.mounts.filter((m) => !(m.type === 'volume' && anon.has(m.source!))), anonymousVolumes: [] } });
+      for (const v of anon) this.stores.volumes.forgetAnonymous(v);
+      c = containers.get(c.id)!;
     }
     this.log.running(c.id);
-    const logFile = engine.manager.logPath(c);
+    const logFile = manager.logPath(c);
     let offset = 0;
     const tail: string[] = [];
     let partial = '';
@@ -727,19 +727,19 @@ class Builder {
     const timer = setInterval(pump, 40);
     this.stopCurrent = () => {
       try {
-        engine.manager.runtime(c).kill(c.id, 'SIGKILL', true);
+        manager.runtime(c).kill(c.id, 'SIGKILL', true);
       } catch {
         // not started yet, or already gone
       }
     };
     let code: number;
     try {
-      code = await engine.manager.supervise(c, 'detached');
+      code = await manager.supervise(c, 'detached');
     } catch (e) {
       clearInterval(timer);
       this.stopCurrent = undefined;
       pump();
-      engine.manager.removeStopped(engine.containers.get(c.id) ?? c, true);
+      manager.removeStopped(containers.get(c.id) ?? c, true);
       this.checkInterrupted();
       throw new BuildError((e as Error).message, tail);
     }
@@ -748,31 +748,31 @@ class Builder {
     pump();
     if (partial) tail.push(partial);
     if (this.interrupted) {
-      engine.manager.removeStopped(engine.containers.get(c.id) ?? c, true);
+      manager.removeStopped(containers.get(c.id) ?? c, true);
       this.checkInterrupted();
     }
     if (code !== 0) {
-      engine.manager.removeStopped(engine.containers.get(c.id) ?? c, true);
+      manager.removeStopped(containers.get(c.id) ?? c, true);
       throw new BuildError(`The command '${args.join(' ')}' returned a non-zero code: ${code}`, tail.slice(-TAIL_LINES));
     }
-    const layer = await this.commitUpper(engine, c.id);
-    engine.manager.removeStopped(engine.containers.get(c.id) ?? c, true);
+    const layer = await this.commitUpper(c.id);
+    manager.removeStopped(containers.get(c.id) ?? c, true);
     this.log.removed(c.id);
     return layer;
   }
 
   /** The container's writable layer as a layer blob; undefined when it changed nothing. */
-  private async commitUpper(engine: Engine, id: string): Promise<LayerRecord | undefined> {
+  private async commitUpper(id: string): Promise<LayerRecord | undefined> {
     const vfs = await import('../snapshot/vfs.js');
-    if (vfs.isVfsContainer(engine.containers.pathOf(id))) {
+    if (vfs.isVfsContainer(this.stores.containers.pathOf(id))) {
       // vfs: the changes of the container's tree against its manifest.
       const { vfsChanges, writeVfsLayer } = await import('../layer/changes-vfs.js');
-      const v = vfs.vfsLayout(engine.containers.pathOf(id));
+      const v = vfs.vfsLayout(this.stores.containers.pathOf(id));
       const changes = vfsChanges(v.tree, v.manifest);
       if (changes.length === 0) return undefined;
       return this.ingest(async (writer) => void (await writeVfsLayer(v.tree, v.manifest, writer, { quiescent: true, changes })));
     }
-    const upper = path.join(engine.containers.pathOf(id), 'upper');
+    const upper = path.join(this.stores.containers.pathOf(id), 'upper');
     if (!fs.existsSync(upper) || fs.readdirSync(upper).length === 0) return undefined;
     const { writeUpperDiff } = await import('../layer/diff.js');
     return this.ingest(async (writer) => writeUpperDiff(upper, writer));

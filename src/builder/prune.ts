@@ -3,8 +3,8 @@
 //   --all:   every entry; intermediate images go unless a name or a container still holds them.
 
 import fs from 'node:fs';
-import type { Engine } from '../engine.js';
 import type { Digest } from '../oci/types.js';
+import type { Stores } from '../stores.js';
 import { BuildCache } from './cache.js';
 
 export interface PruneResult {
@@ -15,11 +15,12 @@ export interface PruneResult {
   reclaimed: number;
 }
 
-export function pruneBuildCache(engine: Engine, opts: { all?: boolean } = {}): PruneResult {
-  const cache = new BuildCache(engine.db);
-  const names = engine.images.names();
-  const inUse = new Set(engine.containers.list().map((c) => c.image));
-  const all = engine.images.list();
+export function pruneBuildCache(stores: Stores, opts: { all?: boolean } = {}): PruneResult {
+  const { images, containers, content } = stores;
+  const cache = new BuildCache(stores.db);
+  const names = images.names();
+  const inUse = new Set(containers.list().map((c) => c.image));
+  const all = images.list();
   const byId = new Map<string, (typeof all)[number]>();
   for (const i of all) byId.set(i.id, i);
   // Images in the history of a named image (its parent chain): their cache is not dangling.
@@ -37,21 +38,20 @@ export function pruneBuildCache(engine: Engine, opts: { all?: boolean } = {}): P
   const deletable = dropEntries.filter((d) => !names.has(d) && !inUse.has(d));
   // Blob sizes before deleting (to report what the deletion frees).
   const sizes = new Map<string, number>();
-  const blobsOf = engine.db.prepare('SELECT blob FROM image_blobs WHERE image = ?');
   for (const d of deletable) {
-    for (const r of blobsOf.all(d) as { blob: Digest }[]) {
-      if (sizes.has(r.blob)) continue;
+    for (const blob of images.blobsOf(d)) {
+      if (sizes.has(blob)) continue;
       try {
-        sizes.set(r.blob, fs.statSync(engine.content.path(r.blob)).size);
+        sizes.set(blob, fs.statSync(content.path(blob)).size);
       } catch {
         // already gone
       }
     }
   }
   const entries = cache.remove(opts.all ? undefined : dropEntries);
-  const ids = deletable.map((d) => engine.images.get(d)?.id).filter((x): x is Digest => x !== undefined);
-  const { blobs } = engine.images.deleteImages(deletable);
-  engine.pruneSnapshots();
+  const ids = deletable.map((d) => images.get(d)?.id).filter((x): x is Digest => x !== undefined);
+  const { blobs } = images.deleteImages(deletable);
+  stores.snapshots.prune(images.usedChainIds());
   let reclaimed = 0;
   for (const b of blobs) reclaimed += sizes.get(b) ?? 0;
   return { deleted: [...new Set(ids)], entries, reclaimed };

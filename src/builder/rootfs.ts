@@ -5,10 +5,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { chainIds } from '../digest/digest.js';
-import type { Engine } from '../engine.js';
 import type { LayerRecord } from '../image/store.js';
 import * as native from '../native/index.js';
 import { isMounted } from '../snapshot/overlay.js';
+import type { Stores } from '../stores.js';
 
 export class RootfsViews {
   private readonly views = new Map<string, string>();
@@ -16,7 +16,7 @@ export class RootfsViews {
   private n = 0;
 
   constructor(
-    private readonly engine: Engine,
+    private readonly stores: Stores,
     /** A directory of this build's own, removed at the end. */
     private readonly dir: string,
   ) {}
@@ -28,15 +28,15 @@ export class RootfsViews {
     const known = this.views.get(key);
     if (known) return known;
     let view: string;
-    if (this.engine.snapshots.driver() === 'vfs') {
+    if (this.stores.snapshots.driver() === 'vfs') {
       // No overlayfs: a flat copy of the layers.
       const { flattenLayers } = await import('../snapshot/vfs.js');
       view = path.join(this.dir, `view-${this.n++}`);
-      await flattenLayers(this.engine.content, layers, view);
+      await flattenLayers(this.stores.content, layers, view);
       this.views.set(key, view);
       return view;
     }
-    const lowers = await this.engine.snapshots.unpack(layers);
+    const lowers = await this.stores.snapshots.unpack(layers);
     if (lowers.length === 1) {
       view = lowers[0]!;
     } else {

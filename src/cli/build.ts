@@ -1,7 +1,6 @@
 // Build commands: build / image build / builder build (a Dockerfile → an image, with docker's classic output),
 // builder prune. The builder is loaded only when a build runs.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { InvalidArgumentError } from '../errors.js';
@@ -103,11 +102,11 @@ async function buildAction(context: string, f: BuildFlags): Promise<void> {
   const buildArgs = parseKeyValueFlags(f.buildArg, 'build-arg', true);
   const labels = parseKeyValueFlags(f.label, 'label', false);
 
-  // A fully cached build needs only the metadata DB and the blobs: the whole engine (containers, snapshots) is
-  // loaded only when a step must run, so a cached rebuild starts fast.
-  const stores = await openStores();
+  const { Engine } = await import('../engine.js');
+  const engine = Engine.open();
+  const stores = engine.stores;
   try {
-    const tags = f.tag.map((t) => stores.nameForTag(t));
+    const tags = f.tag.map((t) => engine.nameForTag(t));
     let contextDir: string;
     let dockerfile: string;
     let dockerfilePath: string | undefined;
@@ -152,7 +151,7 @@ async function buildAction(context: string, f: BuildFlags): Promise<void> {
           : new output.ClassicLogger(process.stdout);
       try {
         const result = await build(
-          { root: stores.root, db: stores.db, images: stores.images, engine: stores.engine },
+          stores,
           {
             contextDir,
             dockerfile,
@@ -187,47 +186,8 @@ async function buildAction(context: string, f: BuildFlags): Promise<void> {
       if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
     }
   } finally {
-    await stores.close();
+    engine.close();
   }
-}
-
-/** The store root, as the engine computes it (engine.ts defaultRoot; kept here so a build need not load the engine). */
-function storeRoot(): string {
-  if (process.env.PLY_ROOT) return path.resolve(process.env.PLY_ROOT);
-  if (process.getuid?.() === 0) return '/var/lib/ply';
-  return path.join(process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share'), 'ply');
-}
-
-/** The metadata DB and image store; the whole engine is opened on first use and closed with them. */
-async function openStores() {
-  const root = storeRoot();
-  fs.mkdirSync(root, { recursive: true, mode: 0o711 });
-  const [{ openDb }, { ContentStore }, { ImageStore }, ref, { InvalidReferenceError }] = await Promise.all([
-    import('../db/db.js'),
-    import('../content/store.js'),
-    import('../image/store.js'),
-    import('../reference/reference.js'),
-    import('../errors.js'),
-  ]);
-  const db = openDb(path.join(root, 'ply.db'));
-  const images = new ImageStore(db, new ContentStore(root));
-  let engine: Promise<import('../engine.js').Engine> | undefined;
-  return {
-    root,
-    db,
-    images,
-    engine: () =>
-      (engine ??= import('../engine.js').then(({ Engine }) => Engine.open({ root }))),
-    nameForTag(t: string): string {
-      const r = ref.parseNormalized(t);
-      if (r.digest) throw new InvalidReferenceError(`refusing to create a tag with a digest reference: "${t}"`);
-      return ref.formatReference(r);
-    },
-    async close(): Promise<void> {
-      if (engine) (await engine.catch(() => undefined))?.close();
-      db.close();
-    },
-  };
 }
 
 async function pruneAction(opts: { all?: boolean; force?: boolean }): Promise<void> {
@@ -239,7 +199,7 @@ async function pruneAction(opts: { all?: boolean; force?: boolean }): Promise<vo
   await withEngine(async (engine) => {
     const { pruneBuildCache } = await import('../builder/prune.js');
     const { humanSize } = await import('./format.js');
-    const r = pruneBuildCache(engine, { all: opts.all });
+    const r = pruneBuildCache(engine.stores, { all: opts.all });
     if (r.deleted.length > 0) {
       out('Deleted build cache objects:\n');
       for (const id of r.deleted) out(`${id.slice(7, 32)}\n`);

@@ -389,7 +389,7 @@ export function registerContainerCommands(program: Command): void {
         withEngine(async (engine) => {
           const { containerChanges } = await import('../container/diff.js');
           const c = engine.manager.get(ref);
-          for (const ch of containerChanges(engine, c)) out(`${ch.kind} ${ch.path}\n`);
+          for (const ch of containerChanges(engine.stores, c)) out(`${ch.kind} ${ch.path}\n`);
         }),
       );
   }
@@ -406,7 +406,7 @@ export function registerContainerCommands(program: Command): void {
       .action(async (src: string, dest: string, f: { archive?: boolean; followLink?: boolean }) =>
         withEngine(async (engine) => {
           const { copy } = await import('../container/copy.js');
-          await copy(engine, src, dest, f);
+          await copy(engine.manager, src, dest, f);
         }),
       );
   }
@@ -455,7 +455,7 @@ export function registerContainerCommands(program: Command): void {
           const { commitContainer } = await import('../container/commit.js');
           if (reference) engine.nameForTag(reference);
           const pause = !(f.pause === false || f.pause === 'false' || f.pause === '0');
-          const rec = await commitContainer(engine, engine.manager.get(ref), { author: f.author, changes: f.change, message: f.message, pause, reference });
+          const rec = await commitContainer(engine.manager, engine.manager.get(ref), { author: f.author, changes: f.change, message: f.message, pause, reference });
           out(`${rec.id}\n`);
         }),
       );
@@ -474,7 +474,7 @@ export function registerContainerCommands(program: Command): void {
           if (!f.output && process.stdout.isTTY) {
             throw new PlyError('cowardly refusing to save to a terminal. Use the -o flag or redirect');
           }
-          await writeAtomicallyToFd(f.output, (out) => exportContainer(engine, c, out));
+          await writeAtomicallyToFd(f.output, (out) => exportContainer(engine.manager, c, out));
         }),
       );
   }

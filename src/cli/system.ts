@@ -92,7 +92,7 @@ export function registerSystemCommands(program: Command): void {
     .action(async (opts: { repair?: boolean }) =>
       withEngine(async (engine) => {
         const { checkStore } = await import('../system/check.js');
-        const problems = await checkStore(engine, { repair: opts.repair });
+        const problems = await checkStore(engine.stores, { repair: opts.repair });
         for (const p of problems) out(`${p.note ? 'note: ' : ''}${p.kind} ${p.subject}: ${p.message}${p.repaired ? ' (repaired)' : ''}\n`);
         const left = problems.filter((p) => !p.repaired && !p.note);
         if (problems.length === 0) out('no problems found\n');

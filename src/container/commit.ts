@@ -5,17 +5,18 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Engine } from '../engine.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import { applyChanges } from '../image/changes.js';
 import type { ImageRecord } from '../image/store.js';
 import { creationTime, writeImage } from '../image/write.js';
+import { tagName } from '../reference/reference.js';
 import { unmodelledOverlayState, writeMergedTree, writeTree, writeUpperDiff, type TreeOutput } from '../layer/diff.js';
 import { ingestLayer } from '../layer/ingest.js';
 import type { ImageConfig } from '../oci/types.js';
 import { TarWriter } from '../tar/index.js';
 import { TarFdWriter } from '../tar/writer.js';
 import { isVfsContainer, vfsLayout } from '../snapshot/vfs.js';
+import type { ContainerManager } from './manager.js';
 import type { Container } from './store.js';
 
 export interface CommitOptions {
@@ -28,58 +29,60 @@ export interface CommitOptions {
 }
 
 /** Runs `fn` with the container's rootfs mounted (already mounted while it runs). */
-export async function withRootfs<T>(engine: Engine, c: Container, fn: (rootfs: string) => Promise<T>): Promise<T> {
-  const dir = engine.containers.pathOf(c.id);
-  if (engine.manager.isRunning(c)) return fn(path.join(dir, 'merged'));
+export async function withRootfs<T>(manager: ContainerManager, c: Container, fn: (rootfs: string) => Promise<T>): Promise<T> {
+  const { containers, snapshots, images } = manager.stores;
+  const dir = containers.pathOf(c.id);
+  if (manager.isRunning(c)) return fn(path.join(dir, 'merged'));
   // A vfs container's rootfs is a plain directory: nothing to unpack or mount.
-  if (isVfsContainer(dir)) return fn(engine.snapshots.mountRootfs([], dir));
-  const rec = engine.images.get(c.image);
+  if (isVfsContainer(dir)) return fn(snapshots.mountRootfs([], dir));
+  const rec = images.get(c.image);
   if (!rec) throw new NotFoundError(`image of container ${c.name} is gone`);
-  const lowers = await engine.snapshots.unpack(engine.images.layers(rec));
-  const rootfs = engine.snapshots.mountRootfs([engine.manager.initLayer(c), ...lowers], dir);
+  const lowers = await snapshots.unpack(images.layers(rec));
+  const rootfs = snapshots.mountRootfs([manager.initLayer(c), ...lowers], dir);
   try {
     return await fn(rootfs);
   } finally {
-    engine.snapshots.unmountRootfs(dir);
+    snapshots.unmountRootfs(dir);
   }
 }
 
-export async function commitContainer(engine: Engine, c: Container, o: CommitOptions = {}): Promise<ImageRecord> {
-  const name = o.reference ? engine.nameForTag(o.reference) : undefined;
-  const base = engine.images.get(c.image);
+export async function commitContainer(manager: ContainerManager, c: Container, o: CommitOptions = {}): Promise<ImageRecord> {
+  const { containers, images, content } = manager.stores;
+  const name = o.reference ? tagName(o.reference) : undefined;
+  const base = images.get(c.image);
   if (!base) throw new NotFoundError(`image of container ${c.name} is gone`);
-  const baseConfig = engine.images.config(base);
+  const baseConfig = images.config(base);
   const containerConfig = applyChanges(baseConfig.config ?? {}, o.changes ?? []);
-  const upper = path.join(engine.containers.pathOf(c.id), 'upper');
+  const upper = path.join(containers.pathOf(c.id), 'upper');
   const paused = o.pause !== false && c.state === 'running';
-  const rt = engine.manager.runtime(c);
-  return engine.images.withLease(async (lease) => {
+  const rt = manager.runtime(c);
+  return images.withLease(async (lease) => {
     if (paused) {
       rt.pause(c.id);
-      engine.containers.update(c.id, { state: 'paused' });
+      containers.update(c.id, { state: 'paused' });
     }
     let layer;
     try {
       const writer = new TarWriter();
       const produce = (async () => {
-        const dir = engine.containers.pathOf(c.id);
+        const dir = containers.pathOf(c.id);
         if (isVfsContainer(dir)) {
           // vfs: the changes of the container's tree against its manifest (no upper dir).
           const { writeVfsLayer } = await import('../layer/changes-vfs.js');
           const v = vfsLayout(dir);
-          await writeVfsLayer(v.tree, v.manifest, writer, { quiescent: !engine.manager.isRunning(c) });
+          await writeVfsLayer(v.tree, v.manifest, writer, { quiescent: !manager.isRunning(c) });
         } else {
           await writeUpperDiff(upper, writer);
         }
         await writer.finish();
       })();
       produce.catch((e: unknown) => writer.destroy(e as Error));
-      layer = await ingestLayer(engine.content, writer.stream, { key: `commit-${c.id.slice(0, 12)}-${randomBytes(3).toString('hex')}`, lease });
+      layer = await ingestLayer(content, writer.stream, { key: `commit-${c.id.slice(0, 12)}-${randomBytes(3).toString('hex')}`, lease });
       await produce;
     } finally {
       if (paused) {
         rt.resume(c.id);
-        engine.containers.update(c.id, { state: 'running' });
+        containers.update(c.id, { state: 'running' });
       }
     }
     const created = creationTime();
@@ -102,8 +105,8 @@ export async function commitContainer(engine: Engine, c: Container, o: CommitOpt
     else delete config.author;
     if (o.message) config.comment = o.message;
     else delete config.comment;
-    const rec = await writeImage(engine.images, lease, { config, layers: [...engine.images.layers(base), layer], parent: base.id });
-    if (name) engine.images.setName(name, rec.digest);
+    const rec = await writeImage(images, lease, { config, layers: [...images.layers(base), layer], parent: base.id });
+    if (name) images.setName(name, rec.digest);
     return rec;
   });
 }
@@ -117,16 +120,16 @@ export async function commitContainer(engine: Engine, c: Container, o: CommitOpt
  * rootfs mounted here; nothing else can reach these, so the opened files are not checked, and should the
  * container be started meanwhile (by another ply), the export fails instead.
  */
-export async function exportContainer(engine: Engine, c: Container, out: Writable | number): Promise<void> {
-  if (engine.manager.isRunning(c)) {
-    await withRootfs(engine, c, (rootfs) => writeTar(out, (w) => writeTree(rootfs, w)));
+export async function exportContainer(manager: ContainerManager, c: Container, out: Writable | number): Promise<void> {
+  if (manager.isRunning(c)) {
+    await withRootfs(manager, c, (rootfs) => writeTar(out, (w) => writeTree(rootfs, w)));
     return;
   }
-  const layers = await stoppedRootfsLayers(engine, c);
+  const layers = await stoppedRootfsLayers(manager, c);
   if (layers) await writeTar(out, (w) => writeMergedTree(layers, w, { quiescent: true }));
-  else await withRootfs(engine, c, (rootfs) => writeTar(out, (w) => writeTree(rootfs, w, { quiescent: true })));
-  const now = engine.containers.get(c.id);
-  if (now && (engine.manager.isRunning(now) || now.startedAt !== c.startedAt)) {
+  else await withRootfs(manager, c, (rootfs) => writeTar(out, (w) => writeTree(rootfs, w, { quiescent: true })));
+  const now = manager.stores.containers.get(c.id);
+  if (now && (manager.isRunning(now) || now.startedAt !== c.startedAt)) {
     throw new ConflictError(`container ${c.name} was started while being exported; export it again`);
   }
 }
@@ -135,15 +138,16 @@ export async function exportContainer(engine: Engine, c: Container, out: Writabl
  * The directories overlayfs stacks for a stopped container's rootfs, top first (upper, init, the image's
  * layers, unpacked if needed), or null when the upper dir holds overlay state writeMergedTree does not model.
  */
-async function stoppedRootfsLayers(engine: Engine, c: Container): Promise<string[] | null> {
-  const dir = engine.containers.pathOf(c.id);
+async function stoppedRootfsLayers(manager: ContainerManager, c: Container): Promise<string[] | null> {
+  const { containers, images, snapshots } = manager.stores;
+  const dir = containers.pathOf(c.id);
   if (isVfsContainer(dir)) return null; // its rootfs is a plain directory, read as it is
-  const rec = engine.images.get(c.image);
+  const rec = images.get(c.image);
   if (!rec) throw new NotFoundError(`image of container ${c.name} is gone`);
-  const lowers = await engine.snapshots.unpack(engine.images.layers(rec));
+  const lowers = await snapshots.unpack(images.layers(rec));
   const upper = path.join(dir, 'upper');
   if (unmodelledOverlayState(upper, path.join(dir, 'work')) !== undefined) return null;
-  const init = engine.manager.initLayer(c);
+  const init = manager.initLayer(c);
   return fs.existsSync(upper) ? [upper, init, ...lowers] : [init, ...lowers];
 }
 

@@ -3,10 +3,10 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Engine } from '../engine.js';
 import { InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
 import { resolveInRoot } from '../util/rootpath.js';
 import { withRootfs } from './commit.js';
+import type { ContainerManager } from './manager.js';
 
 function splitContainerPath(arg: string): { container?: string; path: string } {
   // "CONTAINER:PATH"; a leading '/' or '.' means a local path even if it contains ':'.
@@ -26,14 +26,14 @@ async function run(cmd: string, args: string[]): Promise<void> {
   });
 }
 
-export async function copy(engine: Engine, src: string, dest: string, opts: { archive?: boolean; followLink?: boolean }): Promise<void> {
+export async function copy(manager: ContainerManager, src: string, dest: string, opts: { archive?: boolean; followLink?: boolean }): Promise<void> {
   const s = splitContainerPath(src);
   const d = splitContainerPath(dest);
   if (s.container && d.container) throw new InvalidArgumentError('copying between containers is not supported');
   if (!s.container && !d.container) throw new InvalidArgumentError('must specify at least one container source');
   if (s.container) {
-    const c = engine.manager.get(s.container);
-    await withRootfs(engine, c, async (rootfs) => {
+    const c = manager.get(s.container);
+    await withRootfs(manager, c, async (rootfs) => {
       const parent = resolveInRoot(rootfs, path.posix.dirname(s.path));
       const base = path.posix.basename(s.path);
       let from = base === '' || base === '/' ? rootfs : path.join(parent, base);
@@ -45,9 +45,9 @@ export async function copy(engine: Engine, src: string, dest: string, opts: { ar
     });
     return;
   }
-  const c = engine.manager.get(d.container!);
+  const c = manager.get(d.container!);
   if (!fs.existsSync(src)) throw new NotFoundError(`lstat ${src}: no such file or directory`);
-  await withRootfs(engine, c, async (rootfs) => {
+  await withRootfs(manager, c, async (rootfs) => {
     const target = resolveInRoot(rootfs, d.path);
     const parent = resolveInRoot(rootfs, path.posix.dirname(d.path));
     if (!fs.existsSync(parent)) throw new NotFoundError(`Could not find the file ${path.posix.dirname(d.path)} in container ${d.container}`);

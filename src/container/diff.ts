@@ -3,9 +3,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { chainIds } from '../digest/digest.js';
-import type { Engine } from '../engine.js';
 import { vfsChanges } from '../layer/changes-vfs.js';
 import { isVfsContainer, vfsLayout, vfsRootfs } from '../snapshot/vfs.js';
+import type { Stores } from '../stores.js';
 import type { Container } from './store.js';
 
 export interface Change {
@@ -31,16 +31,16 @@ function inLowers(lowers: string[], rel: string): boolean {
 }
 
 /** Changes in docker's order (sorted by path): A added, C changed, D deleted. */
-export function containerChanges(engine: Engine, c: Container): Change[] {
-  const dir = engine.containers.pathOf(c.id);
+export function containerChanges(stores: Stores, c: Container): Change[] {
+  const dir = stores.containers.pathOf(c.id);
   if (isVfsContainer(dir)) {
     // vfs: the container's tree against the manifest of what it held when it was built.
     const v = vfsLayout(dir);
     return vfsRootfs(dir) ? vfsChanges(v.tree, v.manifest).map((ch) => ({ kind: ch.kind, path: `/${ch.rel}` })) : [];
   }
-  const rec = engine.images.get(c.image);
-  const lowers = rec ? chainIds(engine.images.layers(rec).map((l) => l.diffId)).map((ch) => engine.snapshots.pathFor(ch)).reverse() : [];
-  const upper = path.join(engine.containers.pathOf(c.id), 'upper');
+  const rec = stores.images.get(c.image);
+  const lowers = rec ? chainIds(stores.images.layers(rec).map((l) => l.diffId)).map((ch) => stores.snapshots.pathFor(ch)).reverse() : [];
+  const upper = path.join(stores.containers.pathOf(c.id), 'upper');
   const out: Change[] = [];
   const walk = (rel: string) => {
     let names: string[];

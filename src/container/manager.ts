@@ -6,14 +6,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import type { DB } from '../db/db.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
-import type { ImageStore } from '../image/store.js';
 import { parseSignal, proxySignals, runtimeSignals } from '../runtime/signals.js';
 import { buildSpec, writeBundle, type MountSpec, type RuntimeSpec } from '../runtime/spec.js';
 import { resolveUser } from '../runtime/user.js';
 import { Runtime, runtimeError, startFailureCode } from '../runtime/runc.js';
-import { isMounted, type Snapshotter } from '../snapshot/overlay.js';
+import { isMounted } from '../snapshot/overlay.js';
+import type { Stores } from '../stores.js';
 import { isVfsContainer, markVfs, vfsLayout, vfsRootfs } from '../snapshot/vfs.js';
 import { vfsLayerSize } from '../layer/changes-vfs.js';
 import { dirSize } from '../util/fs.js';
@@ -21,7 +20,7 @@ import { pidAlive } from '../content/store.js';
 import { resolveInRoot } from '../util/rootpath.js';
 import { buildContainerSpec, type CreateOptions } from './create.js';
 import { LogWriter } from './logs.js';
-import type { Container, ContainerStore } from './store.js';
+import type { Container } from './store.js';
 
 /** Defined (true) by the bundler for dist/ply.cjs; undeclared in the unbundled build. */
 declare const PLY_BUNDLED: boolean | undefined;
@@ -41,13 +40,19 @@ export type AttachMode = 'attached' | 'detached';
 const TINI_PATHS = ['/usr/bin/tini-static', '/usr/bin/docker-init', '/usr/libexec/podman/catatonit'];
 
 export class ContainerManager {
-  constructor(
-    readonly root: string,
-    readonly db: DB,
-    readonly images: ImageStore,
-    readonly snapshots: Snapshotter,
-    readonly containers: ContainerStore,
-  ) {}
+  readonly root: string;
+  private readonly images: Stores['images'];
+  private readonly snapshots: Stores['snapshots'];
+  private readonly containers: Stores['containers'];
+  private readonly volumes: Stores['volumes'];
+
+  constructor(readonly stores: Stores) {
+    this.root = stores.root;
+    this.images = stores.images;
+    this.snapshots = stores.snapshots;
+    this.containers = stores.containers;
+    this.volumes = stores.volumes;
+  }
 
   runtime(c: Container): Runtime {
     return new Runtime(c.spec.runtime, this.root);
@@ -66,11 +71,10 @@ export class ContainerManager {
     for (const m of spec.mounts) {
       if (m.type !== 'volume') continue;
       if (!m.source) {
-        m.source = randomBytes(32).toString('hex');
+        m.source = this.volumes.ensure(undefined, { anonymous: true }).name;
         spec.anonymousVolumes.push(m.source);
-        this.db.prepare('INSERT OR IGNORE INTO volumes (name, created, anonymous) VALUES (?, ?, 1)').run(m.source, Date.now());
       } else {
-        this.db.prepare('INSERT OR IGNORE INTO volumes (name, created, anonymous) VALUES (?, ?, 0)').run(m.source, Date.now());
+        this.volumes.ensure(m.source);
       }
     }
     const c = this.containers.create({ name: o.name, image: rec.digest, imageRef, spec });
@@ -97,7 +101,7 @@ export class ContainerManager {
   }
 
   volumePath(name: string): string {
-    return path.join(this.root, 'volumes', name, '_data');
+    return this.volumes.dataPath(name);
   }
 
   /** Mounts the rootfs and writes the runtime bundle (containers/<id>/config.json). */
@@ -410,10 +414,7 @@ export class ContainerManager {
     this.runtime(c).delete(c.id);
     this.containers.delete(c.id);
     if (volumes) {
-      for (const v of c.spec.anonymousVolumes) {
-        fs.rmSync(path.join(this.root, 'volumes', v), { recursive: true, force: true });
-        this.db.prepare('DELETE FROM volumes WHERE name = ?').run(v);
-      }
+      for (const v of c.spec.anonymousVolumes) this.volumes.remove(v);
     }
   }
 

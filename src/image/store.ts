@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { ContentStore } from '../content/store.js';
 import { pidAlive } from '../content/store.js';
 import { writeTx, type DB } from '../db/db.js';
+import { chainIds } from '../digest/digest.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { Digest, ImageConfig, Manifest } from '../oci/types.js';
 import { familiarString, parseNormalized, parseReference, formatReference, repositoryName } from '../reference/reference.js';
@@ -145,6 +146,31 @@ export class ImageStore {
     return (this.db.prepare('SELECT name FROM repo_digests WHERE image = ? ORDER BY name').all(digest) as { name: string }[]).map(
       (r) => r.name,
     );
+  }
+
+  /** The repo@digest names of images holding `blob` (where a registry may already have it). */
+  repositoriesHolding(blob: Digest): string[] {
+    const rows = this.db.prepare('SELECT r.name AS name FROM repo_digests r JOIN image_blobs b ON b.image = r.image WHERE b.blob = ?').all(blob);
+    return (rows as { name: string }[]).map((r) => r.name);
+  }
+
+  /** The blobs an image record holds (manifest, config, layers). */
+  blobsOf(digest: string): Digest[] {
+    return (this.db.prepare('SELECT blob FROM image_blobs WHERE image = ?').all(digest) as { blob: Digest }[]).map((r) => r.blob);
+  }
+
+  /** Whether another image was built on this one (docker hides such untagged parents without -a). */
+  hasChild(img: ImageRecord): boolean {
+    return this.db.prepare('SELECT 1 FROM images WHERE parent = ? LIMIT 1').get(img.id) !== undefined;
+  }
+
+  /** The ChainIDs of every stored image's layers: the unpacked layers still in use. */
+  usedChainIds(): Set<string> {
+    const used = new Set<string>();
+    for (const { layers } of this.allLayers()) {
+      for (const c of chainIds(layers.map((l) => l.diffId))) used.add(c);
+    }
+    return used;
   }
 
   addRepoDigest(digest: Digest, repoAtDigest: string): void {

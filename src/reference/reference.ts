@@ -191,6 +191,13 @@ export function parseNormalized(s: string): Reference {
   return ref;
 }
 
+/** The full name to tag with (REPOSITORY[:TAG], tag defaults to latest); digests are refused, as docker does. */
+export function tagName(ref: string): string {
+  const r = parseNormalized(ref);
+  if (r.digest) throw new InvalidReferenceError(`refusing to create a tag with a digest reference: "${ref}"`);
+  return formatReference(r);
+}
+
 /** Full repository name: 'docker.io/library/ubuntu'. */
 export function repositoryName(r: Reference): string {
   return `${r.domain}/${r.path}`;

@@ -3,9 +3,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { chainIds, Digester, splitDigest } from '../digest/digest.js';
-import type { Engine } from '../engine.js';
+import { ContainerManager } from '../container/manager.js';
 import type { Digest, Manifest } from '../oci/types.js';
 import { isAbandonedUnpack, isMounted } from '../snapshot/overlay.js';
+import type { Stores } from '../stores.js';
 
 export interface Problem {
   kind: 'blob' | 'image' | 'snapshot' | 'container' | 'mount' | 'ingest' | 'name';
@@ -24,10 +25,11 @@ async function hashFile(file: string, algorithm: 'sha256' | 'sha512'): Promise<D
   return d.digest();
 }
 
-export async function checkStore(engine: Engine, opts: { repair?: boolean } = {}): Promise<Problem[]> {
+export async function checkStore(stores: Stores, opts: { repair?: boolean } = {}): Promise<Problem[]> {
   const problems: Problem[] = [];
   const report = (p: Problem) => problems.push(p);
-  const { content, images, db } = engine;
+  const { content, images, db, snapshots, containers } = stores;
+  const manager = new ContainerManager(stores);
 
   // Blobs: each must hash to its name.
   const corrupt = new Set<string>();
@@ -78,40 +80,40 @@ export async function checkStore(engine: Engine, opts: { repair?: boolean } = {}
   const snapRows = db.prepare('SELECT chain_id, parent FROM snapshots').all() as { chain_id: Digest; parent: string | null }[];
   const known = new Set(snapRows.map((r) => r.chain_id));
   for (const r of snapRows) {
-    const dir = engine.snapshots.pathFor(r.chain_id);
+    const dir = snapshots.pathFor(r.chain_id);
     if (!fs.existsSync(dir)) {
       if (opts.repair) db.prepare('DELETE FROM snapshots WHERE chain_id = ?').run(r.chain_id);
       report({ kind: 'snapshot', subject: r.chain_id, message: 'unpacked layer directory is missing (it is unpacked again on next use)', repaired: opts.repair });
     }
     if (r.parent && !known.has(r.parent as Digest)) report({ kind: 'snapshot', subject: r.chain_id, message: `parent ${r.parent} is not unpacked` });
   }
-  const dirsByName = new Map(snapRows.map((r) => [path.basename(engine.snapshots.pathFor(r.chain_id)), r.chain_id]));
-  for (const name of fs.readdirSync(engine.snapshots.dir)) {
+  const dirsByName = new Map(snapRows.map((r) => [path.basename(snapshots.pathFor(r.chain_id)), r.chain_id]));
+  for (const name of fs.readdirSync(snapshots.dir)) {
     if (name === 'empty' || dirsByName.has(name)) continue;
     if (name.startsWith('tmp-') && !isAbandonedUnpack(name)) continue; // another process is unpacking it
-    const p = path.join(engine.snapshots.dir, name);
+    const p = path.join(snapshots.dir, name);
     if (opts.repair) fs.rmSync(p, { recursive: true, force: true });
     report({ kind: 'snapshot', subject: name, message: name.startsWith('tmp-') ? 'unfinished unpack left behind' : 'directory without a record', repaired: opts.repair, note: true });
   }
 
   // Containers: directories, images, and state against the runtime (refresh reconciles dead supervisors).
   const containerIds = new Set<string>();
-  for (const c0 of engine.containers.list()) {
-    const c = engine.manager.refresh(c0);
+  for (const c0 of containers.list()) {
+    const c = manager.refresh(c0);
     containerIds.add(c.id);
-    if (!fs.existsSync(engine.containers.pathOf(c.id))) report({ kind: 'container', subject: c.id, message: 'container directory is missing' });
+    if (!fs.existsSync(containers.pathOf(c.id))) report({ kind: 'container', subject: c.id, message: 'container directory is missing' });
     if (!images.get(c.image)) report({ kind: 'container', subject: c.id, message: `image ${c.image} is missing` });
-    const merged = path.join(engine.containers.pathOf(c.id), 'merged');
-    if (!engine.manager.isRunning(c) && isMounted(merged)) {
-      if (opts.repair) engine.snapshots.unmountRootfs(engine.containers.pathOf(c.id));
+    const merged = path.join(containers.pathOf(c.id), 'merged');
+    if (!manager.isRunning(c) && isMounted(merged)) {
+      if (opts.repair) snapshots.unmountRootfs(containers.pathOf(c.id));
       report({ kind: 'mount', subject: c.id, message: `rootfs still mounted at ${merged} though the container is ${c.state}`, repaired: opts.repair });
     }
   }
-  for (const name of fs.readdirSync(engine.containers.dir)) {
+  for (const name of fs.readdirSync(containers.dir)) {
     if (containerIds.has(name)) continue;
-    const dir = path.join(engine.containers.dir, name);
+    const dir = path.join(containers.dir, name);
     if (isMounted(path.join(dir, 'merged'))) {
-      if (opts.repair) engine.snapshots.unmountRootfs(dir);
+      if (opts.repair) snapshots.unmountRootfs(dir);
       report({ kind: 'mount', subject: name, message: 'rootfs of a removed container still mounted', repaired: opts.repair });
     }
     if (opts.repair && !isMounted(path.join(dir, 'merged'))) fs.rmSync(dir, { recursive: true, force: true });

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { exportContainer } from '../../src/container/commit.js';
 import type { Container } from '../../src/container/store.js';
-import type { Engine } from '../../src/engine.js';
+import type { ContainerManager } from '../../src/container/manager.js';
 import { ConflictError } from '../../src/errors.js';
 import { unmodelledOverlayState, writeMergedTree, writeTree, type TreeOutput } from '../../src/layer/diff.js';
 import * as native from '../../src/native/index.js';
@@ -322,7 +322,7 @@ describe('unmodelledOverlayState', () => {
 });
 
 describe('exportContainer of a stopped container', () => {
-  /** A container dir with an upper and an init layer over one image layer, and an engine that knows only it. */
+  /** A container dir with an upper and an init layer over one image layer, and a manager that knows only it. */
   function setup() {
     const base = tempDir();
     const cdir = path.join(base, 'containers', 'c1');
@@ -337,8 +337,7 @@ describe('exportContainer of a stopped container', () => {
     const c = { id: 'c1', name: 'c1', image: 'sha256:x', state: 'exited', startedAt: 1000 } as unknown as Container;
     const calls: string[] = [];
     let current: Container = c;
-    const engine = {
-      manager: { isRunning: (x: Container) => x.state === 'running' || x.state === 'paused', initLayer: () => path.join(cdir, 'init') },
+    const stores = {
       containers: { pathOf: () => cdir, get: () => current },
       images: { get: () => ({}), layers: () => [] },
       snapshots: {
@@ -355,15 +354,16 @@ describe('exportContainer of a stopped container', () => {
           native.umount2(path.join(dir, 'merged'), native.MNT_DETACH);
         },
       },
-    } as unknown as Engine;
-    return { c, cdir, lower, engine, calls, started: (x: Partial<Container>) => (current = { ...c, ...x }) };
+    };
+    const manager = { stores, isRunning: (x: Container) => x.state === 'running' || x.state === 'paused', initLayer: () => path.join(cdir, 'init') } as unknown as ContainerManager;
+    return { c, cdir, lower, engine: manager, calls, started: (x: Partial<Container>) => (current = { ...c, ...x }) };
   }
 
-  async function exported(engine: Engine, c: Container): Promise<Buffer> {
+  async function exported(manager: ContainerManager, c: Container): Promise<Buffer> {
     const out = path.join(tempDir(), 'out.tar');
     const fd = fs.openSync(out, 'w');
     try {
-      await exportContainer(engine, c, fd);
+      await exportContainer(manager, c, fd);
     } finally {
       fs.closeSync(fd);
     }

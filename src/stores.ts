@@ -1,0 +1,48 @@
+// The stores of one ply root: the metadata DB, the content store, and the image, snapshot, container and volume
+// stores over them. The engine opens them once; modules below the engine take the Stores (or the narrower
+// pieces they need) instead of the engine, so nothing below the engine imports it.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ContainerStore } from './container/store.js';
+import { ContentStore } from './content/store.js';
+import { openDb, type DB } from './db/db.js';
+import { ImageStore } from './image/store.js';
+import { Snapshotter } from './snapshot/overlay.js';
+import { VolumeStore } from './volume/store.js';
+
+export interface Stores {
+  /** The store root ($PLY_ROOT). */
+  readonly root: string;
+  readonly db: DB;
+  readonly content: ContentStore;
+  readonly images: ImageStore;
+  readonly snapshots: Snapshotter;
+  readonly containers: ContainerStore;
+  readonly volumes: VolumeStore;
+}
+
+/** Store root; $PLY_ROOT, else /var/lib/ply as root, else $XDG_DATA_HOME/ply. */
+export function defaultRoot(): string {
+  if (process.env.PLY_ROOT) return path.resolve(process.env.PLY_ROOT);
+  if (process.getuid?.() === 0) return '/var/lib/ply';
+  const xdg = process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
+  return path.join(xdg, 'ply');
+}
+
+/** Opens (creating) the stores under `root`; close() closes the DB. */
+export function openStores(root: string = defaultRoot()): Stores & { close(): void } {
+  fs.mkdirSync(root, { recursive: true, mode: 0o711 });
+  const db = openDb(path.join(root, 'ply.db'));
+  const content = new ContentStore(root);
+  return {
+    root,
+    db,
+    content,
+    images: new ImageStore(db, content),
+    snapshots: new Snapshotter(root, db, content),
+    containers: new ContainerStore(root, db),
+    volumes: new VolumeStore(root, db),
+    close: () => db.close(),
+  };
+}

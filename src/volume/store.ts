@@ -1,0 +1,79 @@
+// The volume store: named and anonymous volumes (records in the metadata DB, data under volumes/<name>/_data).
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { writeTx, type DB } from '../db/db.js';
+import { InvalidArgumentError, NotFoundError } from '../errors.js';
+
+export interface Volume {
+  name: string;
+  /** ms since the epoch. */
+  created: number;
+  /** Made for a container (`-v /path`, an image VOLUME): removed with it by `rm -v`. */
+  anonymous: boolean;
+  labels: Record<string, string>;
+}
+
+interface Row {
+  name: string;
+  created: number;
+  anonymous: number;
+  labels: string;
+}
+
+const toVolume = (r: Row): Volume => ({ name: r.name, created: r.created, anonymous: r.anonymous === 1, labels: JSON.parse(r.labels) as Record<string, string> });
+
+/** docker's rule for local volume names. */
+export const VOLUME_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+
+export class VolumeStore {
+  readonly dir: string;
+
+  constructor(
+    root: string,
+    private readonly db: DB,
+  ) {
+    this.dir = path.join(root, 'volumes');
+  }
+
+  /** The directory a volume's data lives in (what containers mount). */
+  dataPath(name: string): string {
+    return path.join(this.dir, name, '_data');
+  }
+
+  /** Records a volume unless it exists (a named one given by `-v name:/path` is made on first use, as docker). */
+  ensure(name: string | undefined, opts: { anonymous?: boolean; labels?: Record<string, string> } = {}): Volume {
+    const n = name ?? randomBytes(32).toString('hex');
+    if (!VOLUME_NAME_RE.test(n)) throw new InvalidArgumentError(`invalid volume name: ${n}`);
+    this.db
+      .prepare('INSERT OR IGNORE INTO volumes (name, created, anonymous, labels) VALUES (?, ?, ?, ?)')
+      .run(n, Date.now(), opts.anonymous ? 1 : 0, JSON.stringify(opts.labels ?? {}));
+    return this.get(n)!;
+  }
+
+  get(name: string): Volume | undefined {
+    const r = this.db.prepare('SELECT * FROM volumes WHERE name = ?').get(name) as Row | undefined;
+    return r && toVolume(r);
+  }
+
+  resolve(name: string): Volume {
+    const v = this.get(name);
+    if (!v) throw new NotFoundError(`get ${name}: no such volume`);
+    return v;
+  }
+
+  list(): Volume[] {
+    return (this.db.prepare('SELECT * FROM volumes ORDER BY name').all() as Row[]).map(toVolume);
+  }
+
+  /** Deletes the record, then the data (a crash in between leaves data that `ensure` + first use reuse). */
+  remove(name: string): void {
+    writeTx(this.db, () => this.db.prepare('DELETE FROM volumes WHERE name = ?').run(name));
+    fs.rmSync(path.join(this.dir, name), { recursive: true, force: true });
+  }
+
+  /** Drops the record of an anonymous volume that was never used (its data was never made). */
+  forgetAnonymous(name: string): void {
+    this.db.prepare('DELETE FROM volumes WHERE name = ? AND anonymous = 1').run(name);
+  }
+}
