@@ -1,7 +1,6 @@
 // The stores of one ply root: the metadata DB, the content store, and the image, snapshot, container and volume
 // stores over them. The engine opens them once; modules below the engine take the Stores (or the narrower
 // pieces they need) instead of the engine, so nothing below the engine imports it.
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ContainerStore } from './container/store.js';
@@ -10,6 +9,7 @@ import { openDb, type DB } from './db/db.js';
 import { ImageStore } from './image/store.js';
 import { Snapshotter } from './snapshot/overlay.js';
 import { VolumeStore } from './volume/store.js';
+import { ensurePrivateRoot } from './util/fs.js';
 
 export interface Stores {
   /** The store root ($PLY_ROOT). */
@@ -32,7 +32,7 @@ export function defaultRoot(): string {
 
 /** Opens (creating) the stores under `root`; close() closes the DB. */
 export function openStores(root: string = defaultRoot()): Stores & { close(): void } {
-  fs.mkdirSync(root, { recursive: true, mode: 0o711 });
+  ensurePrivateRoot(root);
   const db = openDb(path.join(root, 'ply.db'));
   const content = new ContentStore(root);
   return {

@@ -106,6 +106,7 @@ export function openDb(file: string): DB {
 /** Opens (creating) a SQLite file in WAL mode with foreign keys, brought up to date by `migrations`. */
 export function openSqlite(file: string, migrations: string[]): DB {
   fs.mkdirSync(path.dirname(file), { recursive: true });
+  makePrivate(file);
   const db = new Database(file, { timeout: 30_000 });
   // Switching a new file to WAL and migrating it take locks that SQLite refuses at once (no busy wait) while
   // another process does the same: several ply processes opening a fresh store must wait their turn.
@@ -114,6 +115,19 @@ export function openSqlite(file: string, migrations: string[]): DB {
   db.pragma('foreign_keys = ON');
   retryBusy(() => migrate(db, migrations));
   return db;
+}
+
+/**
+ * The DB holds container settings (env values are often secrets): only its owner may read it. SQLite gives
+ * the -wal and -shm files the main file's mode, so the main file is created 0600 before SQLite opens it, and
+ * the three are fixed in stores made before this rule.
+ */
+function makePrivate(file: string): void {
+  fs.closeSync(fs.openSync(file, 'a', 0o600));
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    const st = fs.statSync(f, { throwIfNoEntry: false });
+    if (st && (st.mode & 0o077) !== 0) fs.chmodSync(f, st.mode & 0o600);
+  }
 }
 
 function retryBusy<T>(fn: () => T): T {

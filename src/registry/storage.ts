@@ -7,6 +7,7 @@ import { ContentStore } from '../content/store.js';
 import type { Digest } from '../oci/types.js';
 import { openRegistryDb, writeTx, type RegistryDB } from './db.js';
 import { RegistryError } from './errors.js';
+import { ensurePrivateRoot } from '../util/fs.js';
 import type { ParsedManifest } from './manifest.js';
 
 export interface ManifestRow {
@@ -41,7 +42,7 @@ export class RegistryStorage {
   private readonly stmts: Record<string, Database.Statement>;
 
   constructor(readonly root: string) {
-    fs.mkdirSync(root, { recursive: true });
+    ensurePrivateRoot(root);
     this.store = new ContentStore(root);
     this.db = openRegistryDb(path.join(root, 'registry.db'));
     const s = (sql: string) => this.db.prepare(sql);

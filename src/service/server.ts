@@ -11,6 +11,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { PlyError } from '../errors.js';
 import { unixListen } from '../native/index.js';
+import { ensurePrivateRoot } from '../util/fs.js';
 
 export const SOCKET_NAME = 'service.sock';
 
@@ -63,7 +64,7 @@ export async function runService(o: ServiceOptions): Promise<void> {
   const want = o.workers ?? 2;
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   if (!Number.isInteger(want) || want < 1 || want > 64) throw new PlyError(`invalid --workers ${o.workers}: expected 1 to 64`);
-  fs.mkdirSync(o.root, { recursive: true, mode: 0o711 });
+  ensurePrivateRoot(o.root);
   const sock = socketPath(o.root);
   if (Buffer.byteLength(sock) > 107) throw new PlyError(`the service socket path is too long for a unix socket: ${sock}`);
   const pidFile = path.join(o.root, 'service.pid');

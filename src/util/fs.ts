@@ -1,4 +1,4 @@
-// Small filesystem helpers shared by commands that report sizes.
+// Small filesystem helpers: the store's private root, and sizes for the commands that report them.
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -28,4 +28,14 @@ export function dirSize(dir: string): number {
   };
   walk(dir);
   return n;
+}
+
+/**
+ * Creates the store root (or fixes an existing one) as podman keeps its store: mode 0700, so no other local
+ * user can reach anything below it (setuid binaries in unpacked layers, containers' files, the DB).
+ */
+export function ensurePrivateRoot(root: string): void {
+  fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+  const st = fs.statSync(root);
+  if ((st.mode & 0o077) !== 0) fs.chmodSync(root, st.mode & 0o700);
 }
