@@ -34,6 +34,11 @@ export function dup2(from: number, to: number): void;
 /** setrlimit(2) of this process; -1 = unlimited. */
 export function setrlimit(resource: number, soft: number, hard: number): void;
 
+/** openat2(2) (close-on-exec): `resolve` holds RESOLVE_* flags, e.g. RESOLVE_IN_ROOT to resolve as if `dirfd` were `/`. */
+export function openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number;
+/** flock(2); false when LOCK_NB was given and another open file holds a conflicting lock. */
+export function flock(fd: number, operation: number): boolean;
+
 export const MS_RDONLY: number;
 export const MS_NOSUID: number;
 export const MS_NODEV: number;
@@ -53,3 +58,12 @@ export const S_IFBLK: number;
 export const S_IFIFO: number;
 export const S_IFREG: number;
 export const S_IFSOCK: number;
+export const RESOLVE_NO_XDEV: number;
+export const RESOLVE_NO_MAGICLINKS: number;
+export const RESOLVE_NO_SYMLINKS: number;
+export const RESOLVE_BENEATH: number;
+export const RESOLVE_IN_ROOT: number;
+export const LOCK_SH: number;
+export const LOCK_EX: number;
+export const LOCK_NB: number;
+export const LOCK_UN: number;

@@ -14,6 +14,8 @@
  *   recvFds(fd, maxBytes, timeoutMs) -> {data, fds} | null   recvmsg with SCM_RIGHTS (close-on-exec); empty = EOF
  *   dup2(from, to)
  *   setrlimit(resource, soft, hard)               -1 = unlimited
+ *   openat2(dirfd, path, flags, mode, resolve) -> fd   openat2(2) (RESOLVE_IN_ROOT etc.); close-on-exec
+ *   flock(fd, operation) -> boolean              false when LOCK_NB was asked and another holds the lock
  *
  * Failures throw an Error whose message is "<syscall> <path>: <strerror>" and whose `code` is the
  * errno name ('EEXIST', 'ENOENT', ...), like Node's own fs errors; `errno`, `syscall` and `path` are set too.
@@ -39,7 +41,11 @@
 #include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/un.h>
+#include <sys/file.h>
+#include <sys/syscall.h>
+#include <fcntl.h>
 #include <unistd.h>
+#include <linux/openat2.h>
 
 #ifndef ENODATA
 #define ENODATA ENOATTR
@@ -645,6 +651,56 @@ static napi_value js_dup2(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* openat2(2): resolves `path` under `dirfd` with the RESOLVE_* rules (RESOLVE_IN_ROOT: as if dirfd were the
+ * root, so no symlink or ".." leaves it). glibc 2.36 has no wrapper: the raw system call. */
+static napi_value js_openat2(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 5)) return NULL;
+  int dirfd;
+  char *p = NULL;
+  int64_t flags, mode, resolve;
+  if (!get_fd(env, a.argv[0], &dirfd) || !get_string(env, a.argv[1], "path", 0, &p)) return NULL;
+  napi_value ret = NULL;
+  if (!get_int64(env, a.argv[2], "flags", &flags) || !get_int64(env, a.argv[3], "mode", &mode) ||
+      !get_int64(env, a.argv[4], "resolve", &resolve)) goto out;
+  struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = (uint64_t)flags | O_CLOEXEC;
+  how.mode = (uint64_t)mode;
+  how.resolve = (uint64_t)resolve;
+  long fd;
+  do fd = syscall(SYS_openat2, dirfd, p, &how, sizeof how);
+  while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+  if (fd < 0) {
+    throw_errno(env, errno, "openat2", p);
+    goto out;
+  }
+  napi_create_int32(env, (int32_t)fd, &ret);
+out:
+  free(p);
+  return ret;
+}
+
+/* flock(2). With LOCK_NB, a lock held elsewhere returns false instead of failing. */
+static napi_value js_flock(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 2)) return NULL;
+  int fd;
+  int64_t op;
+  if (!get_fd(env, a.argv[0], &fd) || !get_int64(env, a.argv[1], "operation", &op)) return NULL;
+  int r;
+  do r = flock(fd, (int)op);
+  while (r < 0 && errno == EINTR);
+  napi_value ret;
+  if (r < 0 && errno == EWOULDBLOCK) {
+    napi_get_boolean(env, false, &ret);
+    return ret;
+  }
+  if (r < 0) return throw_errno(env, errno, "flock", NULL);
+  napi_get_boolean(env, true, &ret);
+  return ret;
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Module */
 
@@ -668,6 +724,7 @@ static napi_value init(napi_env env, napi_value exports) {
            set_fn(env, exports, "umount2", js_umount2) && set_fn(env, exports, "unixListen", js_unix_listen) &&
            set_fn(env, exports, "unixAccept", js_unix_accept) && set_fn(env, exports, "recvFds", js_recv_fds) &&
            set_fn(env, exports, "dup2", js_dup2) && set_fn(env, exports, "setrlimit", js_setrlimit) &&
+           set_fn(env, exports, "openat2", js_openat2) && set_fn(env, exports, "flock", js_flock) &&
            set_const(env, exports, "MS_RDONLY", MS_RDONLY) && set_const(env, exports, "MS_NOSUID", MS_NOSUID) &&
            set_const(env, exports, "MS_NODEV", MS_NODEV) && set_const(env, exports, "MS_NOEXEC", MS_NOEXEC) &&
            set_const(env, exports, "MS_REMOUNT", MS_REMOUNT) && set_const(env, exports, "MS_BIND", MS_BIND) &&
@@ -677,7 +734,14 @@ static napi_value init(napi_env env, napi_value exports) {
            set_const(env, exports, "MS_RELATIME", MS_RELATIME) && set_const(env, exports, "MNT_FORCE", MNT_FORCE) &&
            set_const(env, exports, "MNT_DETACH", MNT_DETACH) && set_const(env, exports, "S_IFCHR", S_IFCHR) &&
            set_const(env, exports, "S_IFBLK", S_IFBLK) && set_const(env, exports, "S_IFIFO", S_IFIFO) &&
-           set_const(env, exports, "S_IFREG", S_IFREG) && set_const(env, exports, "S_IFSOCK", S_IFSOCK);
+           set_const(env, exports, "S_IFREG", S_IFREG) && set_const(env, exports, "S_IFSOCK", S_IFSOCK) &&
+           set_const(env, exports, "RESOLVE_NO_XDEV", RESOLVE_NO_XDEV) &&
+           set_const(env, exports, "RESOLVE_NO_MAGICLINKS", RESOLVE_NO_MAGICLINKS) &&
+           set_const(env, exports, "RESOLVE_NO_SYMLINKS", RESOLVE_NO_SYMLINKS) &&
+           set_const(env, exports, "RESOLVE_BENEATH", RESOLVE_BENEATH) &&
+           set_const(env, exports, "RESOLVE_IN_ROOT", RESOLVE_IN_ROOT) && set_const(env, exports, "LOCK_SH", LOCK_SH) &&
+           set_const(env, exports, "LOCK_EX", LOCK_EX) && set_const(env, exports, "LOCK_NB", LOCK_NB) &&
+           set_const(env, exports, "LOCK_UN", LOCK_UN);
   if (!ok) return NULL;
   return exports;
 }

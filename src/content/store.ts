@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { Digester, isDigest, splitDigest } from '../digest/digest.js';
 import { DigestMismatchError, NotFoundError, PlyError } from '../errors.js';
+import { flock, LOCK_EX, LOCK_NB } from '../native/index.js';
 import type { Digest } from '../oci/types.js';
 
 /** Read streams use 1 MiB chunks: 2-3x faster than the 64 KiB default for hashing and decompression. */
@@ -121,29 +122,38 @@ export class ContentStore {
 
   /**
    * Opens (or resumes) the ingest `key`. A resumed ingest re-hashes what is already there and reports its
-   * `offset`, so a caller can continue (e.g. with an HTTP Range request). Only one process holds an ingest.
+   * `offset`, so a caller can continue (e.g. with an HTTP Range request). One writer holds an ingest at a time:
+   * `wait` (the default) waits for another holder to finish, otherwise IngestLockedError. `hashed` is the hash
+   * state of the data as this process last left it (saves re-reading it); it is used only if the sizes agree.
    */
-  async ingest(key: string, opts: { expected?: Digest; restart?: boolean } = {}): Promise<IngestWriter> {
+  async ingest(key: string, opts: { expected?: Digest; restart?: boolean; wait?: boolean; hashed?: Digester } = {}): Promise<IngestWriter> {
     if (!/^[A-Za-z0-9._:-]+$/.test(key) || key.startsWith('.')) throw new PlyError(`invalid ingest key ${key}`);
-    const dir = path.join(this.ingestDir, key.replace(/:/g, '-'));
-    await fsp.mkdir(dir, { recursive: true });
-    const lock = path.join(dir, 'lock');
-    await acquireLock(lock, key);
+    const dir = this.ingestPath(key);
+    const lock = await lockIngest(dir, key, opts.wait ?? true);
+    let fh: fsp.FileHandle | undefined;
     try {
       const dataPath = path.join(dir, 'data');
-      const digester = new Digester(opts.expected ? splitDigest(opts.expected).algorithm : 'sha256');
-      if (opts.restart) {
-        await fsp.rm(dataPath, { force: true });
-      } else if (fs.existsSync(dataPath)) {
-        for await (const chunk of fs.createReadStream(dataPath, { highWaterMark: READ_CHUNK })) digester.update(chunk as Buffer);
+      const algorithm = opts.expected ? splitDigest(opts.expected).algorithm : 'sha256';
+      if (opts.restart) await fsp.rm(dataPath, { force: true });
+      fh = await fsp.open(dataPath, 'a', 0o600);
+      const size = (await fh.stat()).size;
+      let digester = opts.hashed;
+      if (!digester || digester.algorithm !== algorithm || digester.size !== size) {
+        digester = new Digester(algorithm);
+        if (size > 0) for await (const chunk of fs.createReadStream(dataPath, { highWaterMark: READ_CHUNK })) digester.update(chunk as Buffer);
       }
       await fsp.writeFile(path.join(dir, 'ref'), JSON.stringify({ expected: opts.expected, started: Date.now() }));
-      const fh = await fsp.open(dataPath, 'a');
-      return new IngestWriter(this, dir, fh, digester, opts.expected);
+      return new IngestWriter(this, dir, lock, fh, digester, opts.expected);
     } catch (e) {
-      await fsp.rm(lock, { force: true });
+      await fh?.close().catch(() => undefined);
+      fs.closeSync(lock);
       throw e;
     }
+  }
+
+  /** The directory of the ingest `key`. */
+  ingestPath(key: string): string {
+    return path.join(this.ingestDir, key.replace(/:/g, '-'));
   }
 
   /** Lists every stored blob. */
@@ -171,11 +181,10 @@ export class ContentStore {
     }
   }
 
-  /** Size of the data a resumable ingest holds (0 when none, or while another live process holds it). */
+  /** Size of the data a resumable ingest holds (0 when none, or while another writer holds it). */
   ingestOffset(key: string): number {
-    const dir = path.join(this.ingestDir, key.replace(/:/g, '-'));
-    const holder = lockHolder(path.join(dir, 'lock'));
-    if (holder !== undefined && holder !== process.pid && pidAlive(holder)) return 0;
+    const dir = this.ingestPath(key);
+    if (ingestHeld(dir)) return 0;
     try {
       return fs.statSync(path.join(dir, 'data')).size;
     } catch {
@@ -183,32 +192,42 @@ export class ContentStore {
     }
   }
 
-  /** Whether a live process (other than this one) holds the ingest `key`. */
+  /** Whether a writer (another process, or another writer of this one) holds the ingest `key`. */
   ingestLocked(key: string): boolean {
-    const holder = lockHolder(path.join(this.ingestDir, key.replace(/:/g, '-'), 'lock'));
-    return holder !== undefined && holder !== process.pid && pidAlive(holder);
+    return ingestHeld(this.ingestPath(key));
   }
 
-  /** Ingests not held by a live process and older than `maxAgeMs`. */
-  staleIngests(maxAgeMs: number): string[] {
-    const out: string[] = [];
+  /**
+   * Removes the ingests no writer holds that were last written `maxAgeMs` ago or earlier (`keep` spares some by
+   * key), each under its lock so no writer can take it meanwhile; with `dryRun` only lists them.
+   */
+  removeStaleIngests(maxAgeMs: number, opts: { dryRun?: boolean; keep?: (key: string) => boolean } = {}): { key: string; size: number }[] {
+    const out: { key: string; size: number }[] = [];
     let names: string[] = [];
     try {
       names = fs.readdirSync(this.ingestDir);
     } catch {
       return out;
     }
-    for (const n of names) {
-      const dir = path.join(this.ingestDir, n);
-      const holder = lockHolder(path.join(dir, 'lock'));
-      if (holder !== undefined && pidAlive(holder)) continue;
-      let mtime = 0;
+    for (const key of names) {
+      if (opts.keep?.(key)) continue;
+      const dir = path.join(this.ingestDir, key);
+      const lock = tryLockIngest(dir);
+      if (lock === undefined) continue;
       try {
-        mtime = fs.statSync(dir).mtimeMs;
-      } catch {
-        continue;
+        let newest = 0;
+        let size = 0;
+        for (const f of [dir, path.join(dir, 'data'), path.join(dir, 'ref')]) {
+          const st = fs.statSync(f, { throwIfNoEntry: false });
+          if (st) newest = Math.max(newest, st.mtimeMs);
+          if (st && f.endsWith('data')) size = st.size;
+        }
+        if (Date.now() - newest < maxAgeMs) continue;
+        out.push({ key, size });
+        if (!opts.dryRun) removeIngestDir(dir);
+      } finally {
+        fs.closeSync(lock);
       }
-      if (Date.now() - mtime >= maxAgeMs) out.push(dir);
     }
     return out;
   }
@@ -219,6 +238,8 @@ export class IngestWriter {
   constructor(
     private readonly store: ContentStore,
     private readonly dir: string,
+    /** The flock'ed lock file: held until commit, abort or suspend. */
+    private readonly lock: number,
     private readonly fh: fsp.FileHandle,
     private readonly digester: Digester,
     private readonly expected?: Digest,
@@ -283,7 +304,7 @@ export class IngestWriter {
       this.closed = true;
       await this.fh.close().catch(() => undefined);
     }
-    await fsp.rm(this.dir, { recursive: true, force: true });
+    this.release(true);
   }
 
   /** Keeps the partial data for a later resume, releasing the lock. */
@@ -293,16 +314,24 @@ export class IngestWriter {
       await this.fh.sync().catch(() => undefined);
       await this.fh.close().catch(() => undefined);
     }
-    await fsp.rm(path.join(this.dir, 'lock'), { force: true });
+    this.release(false);
   }
-}
 
-function lockHolder(lock: string): number | undefined {
-  try {
-    const pid = Number(fs.readFileSync(lock, 'utf8'));
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
+  /** The hash state of the data written so far (for a later `ingest(key, { hashed })` of this process). */
+  get hashed(): Digester {
+    return this.digester;
+  }
+
+  private released = false;
+  private release(remove: boolean): void {
+    if (this.released) return;
+    this.released = true;
+    try {
+      // Removed while the lock is held, so the next writer finds either the whole ingest or none.
+      if (remove) removeIngestDir(this.dir);
+    } finally {
+      fs.closeSync(this.lock);
+    }
   }
 }
 
@@ -315,22 +344,76 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-async function acquireLock(lock: string, key: string): Promise<void> {
-  for (let attempt = 0; attempt < 3; attempt++) {
+// An ingest's lock is an flock(2) on ingest/<key>/lock: the kernel releases it when its holder exits, however
+// it exits, so there is no stale lock to guess about. The lock file is unlinked only by its holder, last, when
+// the ingest is removed; a waiter that then gets the lock of the unlinked file starts again.
+
+function openLockFile(dir: string): number | undefined {
+  try {
+    return fs.openSync(path.join(dir, 'lock'), fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // the directory was just removed
+    throw e;
+  }
+}
+
+/** Whether the locked file `fd` is still the ingest's lock (not unlinked by the holder before us). */
+function stillLinked(dir: string, fd: number): boolean {
+  const st = fs.fstatSync(fd);
+  const now = fs.lstatSync(path.join(dir, 'lock'), { throwIfNoEntry: false });
+  return st.nlink > 0 && now !== undefined && now.ino === st.ino && now.dev === st.dev;
+}
+
+async function lockIngest(dir: string, key: string, wait: boolean): Promise<number> {
+  for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
     try {
-      await fsp.writeFile(lock, String(process.pid), { flag: 'wx' });
-      return;
+      await fsp.mkdir(dir, { mode: 0o700 });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const holder = lockHolder(lock);
-      // A lock written by a process that died (kill -9) is taken over; an empty lock may be mid-write.
-      if (holder !== undefined && holder !== process.pid && pidAlive(holder)) throw new IngestLockedError(key);
-      if (holder === undefined && attempt === 0) {
-        await new Promise((r) => setTimeout(r, 20));
+      // EEXIST: another writer's (or a resumable) ingest; ENOENT: ingest/ itself is missing.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') await fsp.mkdir(path.dirname(dir), { recursive: true });
+      else if (code !== 'EEXIST') throw e;
+    }
+    const fd = openLockFile(dir);
+    if (fd !== undefined) {
+      if (flock(fd, LOCK_EX | LOCK_NB)) {
+        if (stillLinked(dir, fd)) return fd;
+        fs.closeSync(fd);
         continue;
       }
-      await fsp.rm(lock, { force: true });
+      fs.closeSync(fd);
+      if (!wait) throw new IngestLockedError(key);
     }
+    await new Promise((r) => setTimeout(r, delay));
   }
-  throw new IngestLockedError(key);
+}
+
+/** The ingest's lock if no one holds it, else undefined (never creates the directory). */
+function tryLockIngest(dir: string): number | undefined {
+  if (!fs.existsSync(dir)) return undefined;
+  const fd = openLockFile(dir);
+  if (fd === undefined) return undefined;
+  if (flock(fd, LOCK_EX | LOCK_NB) && stillLinked(dir, fd)) return fd;
+  fs.closeSync(fd);
+  return undefined;
+}
+
+function ingestHeld(dir: string): boolean {
+  const fd = tryLockIngest(dir);
+  if (fd === undefined) return fs.existsSync(path.join(dir, 'lock'));
+  fs.closeSync(fd);
+  return false;
+}
+
+/** Removes an ingest directory whose lock the caller holds: its files first, the lock last, then the directory. */
+function removeIngestDir(dir: string): void {
+  if (!fs.existsSync(dir)) return;
+  for (const name of fs.readdirSync(dir)) if (name !== 'lock') fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+  fs.rmSync(path.join(dir, 'lock'), { force: true });
+  try {
+    fs.rmdirSync(dir);
+  } catch (e) {
+    // A new writer already made its lock here (ENOTEMPTY), or the directory is gone: theirs now.
+    if (!['ENOTEMPTY', 'ENOENT', 'EEXIST'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
+  }
 }

@@ -90,6 +90,16 @@ export function setrlimit(resource: number, soft: number, hard: number): void {
   load().setrlimit(resource, soft, hard);
 }
 
+/** openat2(2), close-on-exec: `resolve` holds RESOLVE_* flags (RESOLVE_IN_ROOT: `dirfd` acts as `/`). */
+export function openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number {
+  return load().openat2(dirfd, path, flags, mode, resolve);
+}
+
+/** flock(2): false when LOCK_NB was given and another open file holds a conflicting lock. */
+export function flock(fd: number, operation: number): boolean {
+  return load().flock(fd, operation);
+}
+
 /** True if `err` is an error from a system call that failed with errno `code` (e.g. 'ENODATA'). */
 export function hasErrno(err: unknown, ...codes: string[]): boolean {
   return typeof err === 'object' && err !== null && codes.includes((err as { code?: unknown }).code as string);
@@ -116,6 +126,15 @@ export const S_IFCHR = 0o020000;
 export const S_IFBLK = 0o060000;
 export const S_IFREG = 0o100000;
 export const S_IFSOCK = 0o140000;
+export const RESOLVE_NO_XDEV = 0x01;
+export const RESOLVE_NO_MAGICLINKS = 0x02;
+export const RESOLVE_NO_SYMLINKS = 0x04;
+export const RESOLVE_BENEATH = 0x08;
+export const RESOLVE_IN_ROOT = 0x10;
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
 
 /** The addon's own constant values (loads it): for checking the ones above. */
 export function nativeConstants(): Record<string, number> {

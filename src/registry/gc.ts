@@ -97,11 +97,9 @@ export function gcRegistry(root: string, opts: GcOptions = {}): GcResult {
     // Ingest directories no session owns and no live process holds (interrupted pushes, removed sessions).
     const live = new Set((db.prepare('SELECT uuid FROM uploads').all() as Array<{ uuid: string }>).map((r) => RegistryStorage.ingestKey(r.uuid)));
     const removed = new Set(result.uploads.map((u) => RegistryStorage.ingestKey(u)));
-    for (const dir of storage.store.staleIngests(Math.min(uploadMaxAge, Math.max(grace, 3600_000)))) {
-      const key = path.basename(dir);
-      if (live.has(key) || removed.has(key)) continue;
+    const keep = (key: string) => live.has(key) || removed.has(key);
+    for (const { key } of storage.store.removeStaleIngests(Math.min(uploadMaxAge, Math.max(grace, 3600_000)), { dryRun, keep })) {
       result.ingests.push(key);
-      if (!dryRun) fs.rmSync(dir, { recursive: true, force: true });
     }
   } finally {
     storage.close();

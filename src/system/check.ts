@@ -121,9 +121,8 @@ export async function checkStore(stores: Stores, opts: { repair?: boolean } = {}
   }
 
   // Ingests no live process holds: half writes.
-  for (const dir of content.staleIngests(STALE_INGEST_MS)) {
-    if (opts.repair) fs.rmSync(dir, { recursive: true, force: true });
-    report({ kind: 'ingest', subject: path.basename(dir), message: 'unfinished write left behind', repaired: opts.repair, note: true });
+  for (const { key } of content.removeStaleIngests(STALE_INGEST_MS, { dryRun: !opts.repair })) {
+    report({ kind: 'ingest', subject: key, message: 'unfinished write left behind', repaired: opts.repair, note: true });
   }
 
   // Leases of dead processes and blobs nothing holds are removed by a GC pass in repair mode.

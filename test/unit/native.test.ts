@@ -26,7 +26,7 @@ function errCode(fn: () => unknown): string | undefined {
 describe('ply-native', () => {
   it('exports constants equal to the addon values', () => {
     const c = native.nativeConstants();
-    for (const k of ['MS_RDONLY', 'MS_NOSUID', 'MS_NODEV', 'MS_NOEXEC', 'MS_BIND', 'MS_REC', 'MS_PRIVATE', 'MS_REMOUNT', 'MS_SLAVE', 'MS_SHARED', 'MS_RELATIME', 'MS_STRICTATIME', 'MNT_DETACH', 'MNT_FORCE', 'S_IFCHR', 'S_IFBLK', 'S_IFIFO', 'S_IFREG', 'S_IFSOCK']) {
+    for (const k of ['MS_RDONLY', 'MS_NOSUID', 'MS_NODEV', 'MS_NOEXEC', 'MS_BIND', 'MS_REC', 'MS_PRIVATE', 'MS_REMOUNT', 'MS_SLAVE', 'MS_SHARED', 'MS_RELATIME', 'MS_STRICTATIME', 'MNT_DETACH', 'MNT_FORCE', 'S_IFCHR', 'S_IFBLK', 'S_IFIFO', 'S_IFREG', 'S_IFSOCK', 'RESOLVE_NO_XDEV', 'RESOLVE_NO_MAGICLINKS', 'RESOLVE_NO_SYMLINKS', 'RESOLVE_BENEATH', 'RESOLVE_IN_ROOT', 'LOCK_SH', 'LOCK_EX', 'LOCK_NB', 'LOCK_UN']) {
       assert.equal((native as unknown as Record<string, number>)[k], c[k], k);
     }
   });
