@@ -6,7 +6,12 @@ import { out } from './engine.js';
 import type { RegistryOptions } from '../registry/server.js';
 
 /** The server's own options, as flags: the address has a default, the root defaults to $PLY_ROOT/registry. */
-type ServeOptions = Omit<RegistryOptions, 'root' | 'addr' | 'log' | 'drainMs'> & { addr: string; root?: string };
+type ServeOptions = Omit<RegistryOptions, 'root' | 'addr' | 'log' | 'drainMs' | 'uploadTtlMs' | 'maxUploadsPerClient'> & {
+  addr: string;
+  root?: string;
+  uploadTtl?: string;
+  maxUploadsPerClient?: string;
+};
 
 export function registerRegistryCommands(program: Command): void {
   const registry = program.command('registry').description("Run ply's built-in OCI distribution registry").usage('COMMAND');
@@ -23,6 +28,8 @@ export function registerRegistryCommands(program: Command): void {
     .option('--tls-key <file>', 'Private key of --tls-cert (PEM)')
     .option('--read-only', 'Refuse every push and delete')
     .option('--delete', 'Allow deleting tags, manifests and blobs')
+    .option('--upload-ttl <duration>', 'Purge uploads idle longer than this (Go duration, e.g. 24h, 30m)', '24h')
+    .option('--max-uploads-per-client <n>', 'Uploads one client (user, or address) may have open; more get 429', '100')
     .action(serveAction);
 
   registry
@@ -44,6 +51,20 @@ async function serveAction(opts: ServeOptions): Promise<void> {
   const { startRegistry } = await import('../registry/server.js');
   const root = await registryRoot(opts.root);
   if (!!opts.tlsCert !== !!opts.tlsKey) throw new PlyError('--tls-cert and --tls-key go together');
+  const { parseGoDuration } = await import('../image/changes.js');
+  let uploadTtlMs: number | undefined;
+  if (opts.uploadTtl !== undefined) {
+    try {
+      uploadTtlMs = parseGoDuration(opts.uploadTtl) / 1e6;
+    } catch (e) {
+      throw new PlyError(`invalid --upload-ttl: ${(e as Error).message}`);
+    }
+    if (!(uploadTtlMs > 0)) throw new PlyError(`invalid --upload-ttl ${opts.uploadTtl}: must be positive`);
+  }
+  const maxUploads = opts.maxUploadsPerClient === undefined ? undefined : Number(opts.maxUploadsPerClient);
+  if (maxUploads !== undefined && (!Number.isInteger(maxUploads) || maxUploads < 1)) {
+    throw new PlyError(`invalid --max-uploads-per-client ${opts.maxUploadsPerClient}: expected a positive integer`);
+  }
   let server;
   try {
     server = await startRegistry({
@@ -55,6 +76,8 @@ async function serveAction(opts: ServeOptions): Promise<void> {
       tlsKey: opts.tlsKey,
       readOnly: opts.readOnly,
       delete: opts.delete,
+      uploadTtlMs,
+      maxUploadsPerClient: maxUploads,
     });
   } catch (e) {
     const err = e as NodeJS.ErrnoException;

@@ -197,6 +197,20 @@ export class ContentStore {
     return ingestHeld(this.ingestPath(key));
   }
 
+  /** Removes the ingest `key` unless a writer holds it (false then). */
+  removeIngest(key: string): boolean {
+    const dir = this.ingestPath(key);
+    if (!fs.existsSync(dir)) return true;
+    const lock = tryLockIngest(dir);
+    if (lock === undefined) return false;
+    try {
+      removeIngestDir(dir);
+    } finally {
+      fs.closeSync(lock);
+    }
+    return true;
+  }
+
   /**
    * Removes the ingests no writer holds that were last written `maxAgeMs` ago or earlier (`keep` spares some by
    * key), each under its lock so no writer can take it meanwhile; with `dryRun` only lists them.
@@ -307,11 +321,11 @@ export class IngestWriter {
     this.release(true);
   }
 
-  /** Keeps the partial data for a later resume, releasing the lock. */
-  async suspend(): Promise<void> {
+  /** Keeps the partial data for a later resume, releasing the lock (`sync: false`: a commit will fsync it). */
+  async suspend(opts: { sync?: boolean } = {}): Promise<void> {
     if (!this.closed) {
       this.closed = true;
-      await this.fh.sync().catch(() => undefined);
+      if (opts.sync !== false) await this.fh.sync().catch(() => undefined);
       await this.fh.close().catch(() => undefined);
     }
     this.release(false);

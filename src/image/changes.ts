@@ -965,7 +965,7 @@ const DURATION_UNITS: Record<string, number> = {
 };
 
 /** Go's time.ParseDuration, in nanoseconds. */
-function parseGoDuration(orig: string): number {
+export function parseGoDuration(orig: string): number {
   let s = orig;
   let neg = false;
   if (s.startsWith('-') || s.startsWith('+')) {

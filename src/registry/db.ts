@@ -63,6 +63,12 @@ const MIGRATIONS: string[] = [
     offset INTEGER NOT NULL DEFAULT 0
   );
   `,
+  `
+  -- Who opened each upload (the user, or the address of an anonymous client): the per-client cap counts these.
+  ALTER TABLE uploads ADD COLUMN client TEXT NOT NULL DEFAULT '';
+  CREATE INDEX uploads_client ON uploads(client, updated);
+  CREATE INDEX uploads_updated ON uploads(updated);
+  `,
 ];
 
 export function openRegistryDb(file: string): RegistryDB {

@@ -48,8 +48,12 @@ export function matchRoute(pathname: string): Route | undefined {
 function decodeRoute(route: Route): Route | undefined {
   try {
     const out = { ...route } as Record<string, string>;
-    for (const k of ['name', 'reference', 'digest', 'uuid']) {
-      if (out[k] !== undefined) out[k] = decodeURIComponent(out[k]!);
+    // A name is taken as it is: "alice%2fapp" is not "alice/app" (and no valid name needs escaping), so an
+    // escaped name fails validation. The other parts are single segments and must stay so once decoded.
+    for (const k of ['reference', 'digest', 'uuid']) {
+      if (out[k] === undefined) continue;
+      out[k] = decodeURIComponent(out[k]!);
+      if (out[k]!.includes('/')) return undefined;
     }
     return out as unknown as Route;
   } catch {

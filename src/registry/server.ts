@@ -36,6 +36,10 @@ export interface RegistryOptions {
   log?: ((line: string) => void) | false;
   /** On close, how long in-flight requests may run before their connections are cut (default 2000 ms). */
   drainMs?: number;
+  /** Upload sessions idle this long are purged, at start and periodically (default one day). */
+  uploadTtlMs?: number;
+  /** Upload sessions one client (user, or address when anonymous) may have open; more get 429 (default 100). */
+  maxUploadsPerClient?: number;
 }
 
 export interface RegistryServer {
@@ -44,10 +48,18 @@ export interface RegistryServer {
   close(): Promise<void>;
 }
 
-const MANIFEST_LIMIT = 8 << 20;
+/** The distribution spec's minimum, and distribution's own limit: larger manifests are refused. */
+const MANIFEST_LIMIT = 4 << 20;
+/** Upload sessions one client may have open (POSTed, not yet finished or cancelled). */
+const MAX_UPLOADS_PER_CLIENT = 100;
+/** A client at its cap may take over its own least recently used session once it has been idle this long. */
+const UPLOAD_TAKEOVER_MS = 15 * 60_000;
+/** Upload sessions idle this long are purged (distribution's default upload purging age). */
+const UPLOAD_TTL_MS = 24 * 3600_000;
+/** Hash states of upload sessions kept in memory. */
+const HASH_STATES = 4096;
 const CHUNK_MIN_LENGTH = 1;
 const WRITE_BATCH = 1 << 20;
-const WRITER_IDLE_MS = 10 * 60_000;
 const PID_FILE = 'registry.pid';
 
 type Req = http.IncomingMessage;
@@ -67,9 +79,13 @@ export function parseAddr(addr: string): { host: string; port: number } {
   return { host, port };
 }
 
-/** Open upload writers (an ingest per session), one operation at a time per session. */
+/**
+ * Upload sessions: one request at a time per session. A session holds no descriptor between requests (its data
+ * file is opened and locked for each one); only the hash state of its data stays in memory, so the next chunk
+ * need not re-read what came before (a bounded number of them: an evicted one is re-hashed from disk).
+ */
 class Uploads {
-  private readonly writers = new Map<string, { w: IngestWriter; algorithm: string; used: number }>();
+  private readonly hashes = new Map<string, Digester>();
   private readonly locks = new Map<string, Promise<unknown>>();
 
   constructor(private readonly storage: RegistryStorage) {}
@@ -86,27 +102,28 @@ class Uploads {
     }
   }
 
-  /** The session's writer, hashing with `algorithm` (a resumed or re-algorithmed ingest re-hashes its data). */
-  async writer(uuid: string, algorithm: 'sha256' | 'sha512' = 'sha256', expected?: Digest): Promise<IngestWriter> {
-    const open = this.writers.get(uuid);
-    if (open && open.algorithm === algorithm) {
-      open.used = Date.now();
-      return open.w;
-    }
-    if (open) {
-      this.writers.delete(uuid);
-      await open.w.suspend();
-    }
-    // The ingest hashes with the expected digest's algorithm (sha256 until the closing PUT says otherwise).
-    const w = await this.storage.store.ingest(RegistryStorage.ingestKey(uuid), { expected: algorithm === 'sha256' ? undefined : expected });
-    this.writers.set(uuid, { w, algorithm, used: Date.now() });
-    return w;
+  /** Opens the session's data for one request, hashing with `algorithm` (sha256 until the closing PUT says otherwise). */
+  async open(uuid: string, algorithm: 'sha256' | 'sha512' = 'sha256', expected?: Digest): Promise<IngestWriter> {
+    const hashed = this.hashes.get(uuid);
+    this.hashes.delete(uuid);
+    return this.storage.store.ingest(RegistryStorage.ingestKey(uuid), {
+      expected: algorithm === 'sha256' ? undefined : expected,
+      wait: false,
+      hashed,
+    });
+  }
+
+  /** Ends a request: the data stays (unsynced: the commit fsyncs it), its hash state is kept for the next one. */
+  async release(uuid: string, w: IngestWriter): Promise<void> {
+    await w.suspend({ sync: false });
+    this.hashes.set(uuid, w.hashed);
+    if (this.hashes.size > HASH_STATES) this.hashes.delete(this.hashes.keys().next().value!);
   }
 
   /** Bytes received so far. */
   offset(uuid: string): number {
-    const open = this.writers.get(uuid);
-    if (open) return open.w.offset;
+    const known = this.hashes.get(uuid);
+    if (known) return known.size;
     try {
       return fs.statSync(this.storage.ingestDataPath(uuid)).size;
     } catch {
@@ -115,38 +132,32 @@ class Uploads {
   }
 
   forget(uuid: string): void {
-    this.writers.delete(uuid);
+    this.hashes.delete(uuid);
   }
 
-  async abort(uuid: string): Promise<void> {
-    const open = this.writers.get(uuid);
-    this.writers.delete(uuid);
-    if (open) await open.w.abort();
-    else await fsp.rm(path.dirname(this.storage.ingestDataPath(uuid)), { recursive: true, force: true });
+  /** Ends the session and drops its data (false when another registry process is writing it). */
+  remove(uuid: string): Promise<boolean> {
+    return this.withLock(uuid, async () => {
+      this.hashes.delete(uuid);
+      return this.storage.removeUpload(uuid);
+    });
   }
 
-  /** Closes writers idle for `idleMs` (their data stays, resumable). */
-  async suspendIdle(idleMs: number): Promise<void> {
-    const now = Date.now();
-    for (const [uuid, open] of this.writers) {
-      if (now - open.used < idleMs || this.locks.has(uuid)) continue;
-      this.writers.delete(uuid);
-      await open.w.suspend().catch(() => undefined);
-    }
-  }
-
-  async suspendAll(): Promise<void> {
-    const all = [...this.writers.values()];
-    this.writers.clear();
-    await Promise.all(all.map((o) => o.w.suspend().catch(() => undefined)));
+  /** Removes sessions idle for `ttlMs` and ingests no session or request owns (crashed writes); returns how many. */
+  async purge(ttlMs: number): Promise<number> {
+    let n = 0;
+    for (const uuid of this.storage.idleUploads(Date.now() - ttlMs)) if (await this.remove(uuid)) n++;
+    const live = new Set(this.storage.uploadUuids().map((u) => RegistryStorage.ingestKey(u)));
+    n += this.storage.store.removeStaleIngests(ttlMs, { keep: (key) => live.has(key) }).length;
+    return n;
   }
 }
 
 interface AuthContext {
   can(need: Access): boolean;
+  /** Who is asking, for per-client limits: the user, or the address of an anonymous client. */
+  client: string;
 }
-
-const ALLOW_ALL: AuthContext = { can: () => true };
 
 class Registry {
   readonly storage: RegistryStorage;
@@ -225,11 +236,11 @@ class Registry {
 
   /** Checks the request's credentials cover `need` (undefined: any valid credentials, as for GET /v2/). */
   private async authorize(req: Req, need: Access | undefined): Promise<AuthContext> {
-    if (!this.auth) return ALLOW_ALL;
+    if (!this.auth) return { can: () => true, client: `address ${req.socket.remoteAddress ?? ''}` };
     const header = req.headers.authorization;
     const basic = Authenticator.basicCredentials(header);
     if (basic) {
-      if (await this.auth.checkPassword(basic.user, basic.password)) return ALLOW_ALL;
+      if (await this.auth.checkPassword(basic.user, basic.password)) return { can: () => true, client: `user ${basic.user}` };
       const e = this.challenge(req, need);
       throw new RegistryError('UNAUTHORIZED', 'invalid username or password', e.detail).withHeaders(e.headers);
     }
@@ -238,7 +249,7 @@ class Registry {
       const claims = this.auth.verifyToken(token);
       if (!claims) throw this.challenge(req, need, 'invalid_token');
       if (need && !grants(claims.access, need)) throw this.challenge(req, need, 'insufficient_scope');
-      return { can: (n) => grants(claims.access, n) };
+      return { can: (n) => grants(claims.access, n), client: `user ${claims.sub}` };
     }
     throw this.challenge(req, need);
   }
@@ -348,7 +359,9 @@ class Registry {
     else if (!isTag(reference)) throw new RegistryError('MANIFEST_INVALID', `invalid tag "${reference}"`, { tag: reference });
     else tags.unshift(reference);
     for (const t of tags) if (!isTag(t)) throw new RegistryError('MANIFEST_INVALID', `invalid tag "${t}"`, { tag: t });
-    const body = await readBody(req, MANIFEST_LIMIT);
+    const body = await readBody(req, MANIFEST_LIMIT, () =>
+      new RegistryError('MANIFEST_INVALID', `manifest larger than ${MANIFEST_LIMIT} bytes`, { limit: MANIFEST_LIMIT }),
+    );
     const d = new Digester(algorithm);
     d.update(body);
     const digest = d.digest();
@@ -471,10 +484,7 @@ class Registry {
     }
     if (method === 'GET') return this.uploadStatus(res, name, uuid, 204);
     if (method === 'DELETE') {
-      await this.uploads.withLock(uuid, async () => {
-        await this.uploads.abort(uuid);
-        this.storage.deleteUpload(uuid);
-      });
+      if (!(await this.uploads.remove(uuid))) throw new IngestLockedError(RegistryStorage.ingestKey(uuid));
       return send(res, 204, {});
     }
     if (method === 'PATCH') return this.uploads.withLock(uuid, () => this.patchUpload(req, res, name, uuid));
@@ -518,13 +528,29 @@ class Registry {
       this.storage.linkBlob(this.storage.ensureRepo(name), digestParam, size);
       return send(res, 201, { Location: `/v2/${name}/blobs/${digestParam}`, 'Docker-Content-Digest': digestParam, 'Content-Length': '0' });
     }
+    await this.capUploads(ctx.client);
     const repo = this.storage.ensureRepo(name);
     const uuid = randomUUID();
-    this.storage.createUpload(repo, uuid);
+    this.storage.createUpload(repo, uuid, ctx.client);
     // A body on a plain POST (not allowed by the spec, but harmless) starts the upload.
     const length = Number(req.headers['content-length'] ?? 0);
     if (length > 0 || req.headers['transfer-encoding']) await this.uploads.withLock(uuid, () => this.appendBody(req, uuid));
     send(res, 202, { ...this.uploadHeaders(name, uuid), 'OCI-Chunk-Min-Length': String(CHUNK_MIN_LENGTH), 'Content-Length': '0' });
+  }
+
+  /**
+   * One client may keep only so many uploads open: past the cap it gets 429 TOOMANYREQUESTS, unless its least
+   * recently used session has been idle long enough to be dropped for the new one. Other clients never notice.
+   */
+  private async capUploads(client: string): Promise<void> {
+    const max = this.opts.maxUploadsPerClient ?? MAX_UPLOADS_PER_CLIENT;
+    const open = this.storage.uploadsOf(client);
+    if (open.length < max) return;
+    const oldest = open[0]!;
+    if (Date.now() - oldest.updated >= UPLOAD_TAKEOVER_MS && open.length === max && (await this.uploads.remove(oldest.uuid))) return;
+    throw new RegistryError('TOOMANYREQUESTS', `too many uploads in progress for this client (at most ${max}): finish or cancel some first`, {
+      limit: max,
+    }).withHeaders({ 'Retry-After': '60' });
   }
 
   /** Links `digest` into `name` from `from` (or, without `from`, any repository the caller may pull from). */
@@ -563,11 +589,12 @@ class Registry {
 
   /** Appends the request body to the session; what arrived before a disconnect stays (resumable). */
   private async appendBody(req: Req, uuid: string): Promise<void> {
-    const w = await this.uploads.writer(uuid);
+    const w = await this.uploads.open(uuid);
     try {
       await copyBody(req, w);
     } finally {
       this.storage.updateUpload(uuid, w.offset);
+      await this.uploads.release(uuid, w);
     }
   }
 
@@ -584,11 +611,12 @@ class Registry {
     }
     this.checkRange(req, name, uuid);
     const algorithm = splitDigest(digestParam).algorithm;
-    const w = await this.uploads.writer(uuid, algorithm, digestParam);
+    const w = await this.uploads.open(uuid, algorithm, digestParam);
     try {
       await copyBody(req, w);
     } catch (e) {
       this.storage.updateUpload(uuid, w.offset);
+      await this.uploads.release(uuid, w);
       throw e;
     }
     this.uploads.forget(uuid);
@@ -660,16 +688,21 @@ export function parseRange(header: string | undefined, size: number): { start: n
   return { start, end };
 }
 
-async function readBody(req: Req, limit: number): Promise<Buffer> {
+/** Bodies this much over a limit are still read (and dropped) so the client sees the error, not a reset. */
+const DRAIN_LIMIT = 64 << 20;
+
+async function readBody(req: Req, limit: number, tooLarge?: () => RegistryError): Promise<Buffer> {
+  const refuse = () => tooLarge?.() ?? new RegistryError('SIZE_INVALID', `body larger than ${limit} bytes`, undefined, 413);
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) throw new RegistryError('SIZE_INVALID', `body larger than ${limit} bytes`, undefined, 413);
+  if (declared > limit + DRAIN_LIMIT) throw refuse();
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of req) {
     total += (chunk as Buffer).length;
-    if (total > limit) throw new RegistryError('SIZE_INVALID', `body larger than ${limit} bytes`, undefined, 413);
-    chunks.push(chunk as Buffer);
+    if (total > limit + DRAIN_LIMIT) throw refuse();
+    if (total <= limit) chunks.push(chunk as Buffer);
   }
+  if (total > limit) throw refuse();
   return Buffer.concat(chunks);
 }
 
@@ -780,7 +813,15 @@ export async function startRegistry(opts: RegistryOptions): Promise<RegistryServ
   }
   const pidFile = path.join(opts.root, PID_FILE);
   fs.writeFileSync(pidFile, String(process.pid));
-  const sweeper = setInterval(() => void registry.uploads.suspendIdle(WRITER_IDLE_MS), 60_000);
+  // Abandoned uploads are purged at start and then periodically (as distribution's upload purging).
+  const ttl = opts.uploadTtlMs ?? UPLOAD_TTL_MS;
+  const purge = () =>
+    void registry.uploads.purge(ttl).then(
+      (n) => n > 0 && log?.(`purged ${n} upload(s) idle for more than ${Math.round(ttl / 1000)} s`),
+      (e: unknown) => log?.(`warning: purging uploads: ${(e as Error).message}`),
+    );
+  purge();
+  const sweeper = setInterval(purge, Math.min(Math.max(ttl / 2, 1000), 3600_000));
   sweeper.unref();
 
   let closing: Promise<void> | undefined;
@@ -796,7 +837,6 @@ export async function startRegistry(opts: RegistryOptions): Promise<RegistryServ
       server.closeAllConnections();
       await Promise.race([Promise.allSettled([...inflight]), new Promise((r) => setTimeout(r, 1000).unref())]);
       await stopped;
-      await registry.uploads.suspendAll();
       registry.storage.close();
       try {
         if (fs.readFileSync(pidFile, 'utf8') === String(process.pid)) fs.rmSync(pidFile, { force: true });

@@ -78,7 +78,10 @@ export class RegistryStorage {
          ORDER BY name LIMIT ?`,
       ),
       upload: s('SELECT uuid, repo, started, updated, offset FROM uploads WHERE uuid = ?'),
-      uploadInsert: s('INSERT INTO uploads (uuid, repo, started, updated, offset) VALUES (?, ?, ?, ?, 0)'),
+      uploadInsert: s('INSERT INTO uploads (uuid, repo, started, updated, offset, client) VALUES (?, ?, ?, ?, 0, ?)'),
+      uploadsOfClient: s('SELECT uuid, updated FROM uploads WHERE client = ? ORDER BY updated'),
+      uploadsIdle: s('SELECT uuid FROM uploads WHERE updated <= ?'),
+      uploadUuids: s('SELECT uuid FROM uploads'),
       uploadUpdate: s('UPDATE uploads SET offset = ?, updated = ? WHERE uuid = ?'),
       uploadDelete: s('DELETE FROM uploads WHERE uuid = ?'),
     };
@@ -204,9 +207,30 @@ export class RegistryStorage {
     });
   }
 
-  createUpload(repo: number, uuid: string): void {
+  createUpload(repo: number, uuid: string, client = ''): void {
     const now = Date.now();
-    this.stmts.uploadInsert!.run(uuid, repo, now, now);
+    this.stmts.uploadInsert!.run(uuid, repo, now, now, client);
+  }
+
+  /** The client's open upload sessions, least recently used first. */
+  uploadsOf(client: string): Array<{ uuid: string; updated: number }> {
+    return this.stmts.uploadsOfClient!.all(client) as Array<{ uuid: string; updated: number }>;
+  }
+
+  /** Upload sessions not written to since `before` (ms since epoch). */
+  idleUploads(before: number): string[] {
+    return (this.stmts.uploadsIdle!.all(before) as Array<{ uuid: string }>).map((r) => r.uuid);
+  }
+
+  uploadUuids(): string[] {
+    return (this.stmts.uploadUuids!.all() as Array<{ uuid: string }>).map((r) => r.uuid);
+  }
+
+  /** Ends an upload session and drops its data (unless a request is writing it right now: false then). */
+  removeUpload(uuid: string): boolean {
+    if (!this.store.removeIngest(RegistryStorage.ingestKey(uuid))) return false;
+    this.deleteUpload(uuid);
+    return true;
   }
 
   upload(uuid: string): UploadRow | undefined {
