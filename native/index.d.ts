@@ -67,3 +67,14 @@ export const LOCK_SH: number;
 export const LOCK_EX: number;
 export const LOCK_NB: number;
 export const LOCK_UN: number;
+
+/** A new network namespace, held by the returned close-on-exec descriptor (/proc/self/fd/N names it). */
+export function netnsCreate(): number;
+/** A bridge named `name` (kept if it exists) with the address `cidr` (a.b.c.d/len), brought up. */
+export function bridgeCreate(name: string, cidr: string | null, mtu: number): void;
+/** A veth pair: `host` on the bridge `master` and up; `peer` created inside the namespace file `netns`. */
+export function vethCreate(host: string, peer: string, netns: string, master: string, mtu: number, mac: string | null): void;
+/** Inside `netns` (null: here): lo up, `cidr` on `ifname`, `ifname` up, default route via `gateway`. */
+export function ifaceConfigure(netns: string | null, ifname: string, cidr: string | null, gateway: string | null): void;
+/** Deletes a link (a veth takes its peer along); false when there was none. */
+export function linkDelete(netns: string | null, name: string): boolean;

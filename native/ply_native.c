@@ -16,6 +16,11 @@
  *   setrlimit(resource, soft, hard)               -1 = unlimited
  *   openat2(dirfd, path, flags, mode, resolve) -> fd   openat2(2) (RESOLVE_IN_ROOT etc.); close-on-exec
  *   flock(fd, operation) -> boolean              false when LOCK_NB was asked and another holds the lock
+ *   netnsCreate() -> fd                           a new network namespace, held by the (close-on-exec) fd
+ *   bridgeCreate(name, cidr|null, mtu)            a bridge (kept if it exists) with the address, up
+ *   vethCreate(host, peer, netns, master, mtu, mac|null)   veth pair: host end on master, up; peer in netns
+ *   ifaceConfigure(netns|null, ifname, cidr|null, gateway|null)   lo up, address, up, default route
+ *   linkDelete(netns|null, name) -> boolean       false when there was no such link
  *
  * Failures throw an Error whose message is "<syscall> <path>: <strerror>" and whose `code` is the
  * errno name ('EEXIST', 'ENOENT', ...), like Node's own fs errors; `errno`, `syscall` and `path` are set too.
@@ -26,6 +31,8 @@
 #endif
 
 #include <node_api.h>
+
+#include "netlink.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -116,7 +123,7 @@ static napi_value throw_type(napi_env env, const char *msg) {
 /* ---------------------------------------------------------------------------------------------- */
 /* Argument helpers */
 
-#define MAX_ARGS 5
+#define MAX_ARGS 6
 
 typedef struct {
   size_t argc;
@@ -704,6 +711,96 @@ static napi_value js_flock(napi_env env, napi_callback_info info) {
 /* ---------------------------------------------------------------------------------------------- */
 /* Module */
 
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Networking (netlink.c) */
+
+#define NET_STR(i, what, nullable, var)                                  \
+  char *var = NULL;                                                      \
+  if (!get_string(env, a.argv[i], what, nullable, &var)) goto out;
+
+static napi_value js_netns_create(napi_env env, napi_callback_info info) {
+  int rc = pn_netns_create();
+  if (rc < 0) return throw_errno(env, -rc, "netns create", NULL);
+  napi_value ret;
+  napi_create_int32(env, rc, &ret);
+  return ret;
+}
+
+static napi_value js_bridge_create(napi_env env, napi_callback_info info) {
+  args_t a;
+  napi_value ret = NULL;
+  char *cidr = NULL;
+  int64_t mtu = 0;
+  if (!get_args(env, info, &a, 3)) return NULL;
+  NET_STR(0, "name", 0, name);
+  if (!get_string(env, a.argv[1], "cidr", 1, &cidr) || !get_int64(env, a.argv[2], "mtu", &mtu)) goto out;
+  int rc = pn_bridge_create(name, cidr, (int)mtu);
+  ret = rc < 0 ? throw_errno(env, -rc, "bridge create", name) : undefined(env);
+out:
+  free(name);
+  free(cidr);
+  return ret;
+}
+
+static napi_value js_veth_create(napi_env env, napi_callback_info info) {
+  args_t a;
+  napi_value ret = NULL;
+  char *peer = NULL, *netns = NULL, *master = NULL, *mac = NULL;
+  int64_t mtu = 0;
+  if (!get_args(env, info, &a, 6)) return NULL;
+  NET_STR(0, "host", 0, host);
+  if (!get_string(env, a.argv[1], "peer", 0, &peer) || !get_string(env, a.argv[2], "netns", 0, &netns) ||
+      !get_string(env, a.argv[3], "master", 0, &master) || !get_int64(env, a.argv[4], "mtu", &mtu) ||
+      !get_string(env, a.argv[5], "mac", 1, &mac))
+    goto out;
+  int rc = pn_veth_create(host, peer, netns, master, (int)mtu, mac);
+  ret = rc < 0 ? throw_errno(env, -rc, "veth create", host) : undefined(env);
+out:
+  free(host);
+  free(peer);
+  free(netns);
+  free(master);
+  free(mac);
+  return ret;
+}
+
+static napi_value js_iface_configure(napi_env env, napi_callback_info info) {
+  args_t a;
+  napi_value ret = NULL;
+  char *ifname = NULL, *cidr = NULL, *gw = NULL;
+  if (!get_args(env, info, &a, 4)) return NULL;
+  NET_STR(0, "netns", 1, netns);
+  if (!get_string(env, a.argv[1], "ifname", 0, &ifname) || !get_string(env, a.argv[2], "cidr", 1, &cidr) ||
+      !get_string(env, a.argv[3], "gateway", 1, &gw))
+    goto out;
+  int rc = pn_iface_configure(netns, ifname, cidr, gw);
+  ret = rc < 0 ? throw_errno(env, -rc, "configure", ifname) : undefined(env);
+out:
+  free(netns);
+  free(ifname);
+  free(cidr);
+  free(gw);
+  return ret;
+}
+
+static napi_value js_link_delete(napi_env env, napi_callback_info info) {
+  args_t a;
+  napi_value ret = NULL;
+  char *name = NULL;
+  if (!get_args(env, info, &a, 2)) return NULL;
+  NET_STR(0, "netns", 1, netns);
+  if (!get_string(env, a.argv[1], "name", 0, &name)) goto out;
+  int rc = pn_link_delete(netns, name);
+  if (rc == -ENODEV || (rc == -ENOENT && netns != NULL)) napi_get_boolean(env, false, &ret);
+  else if (rc < 0) ret = throw_errno(env, -rc, "link delete", name);
+  else napi_get_boolean(env, true, &ret);
+out:
+  free(netns);
+  free(name);
+  return ret;
+}
+
 static int set_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   if (napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn) != napi_ok) return 0;
@@ -725,6 +822,9 @@ static napi_value init(napi_env env, napi_value exports) {
            set_fn(env, exports, "unixAccept", js_unix_accept) && set_fn(env, exports, "recvFds", js_recv_fds) &&
            set_fn(env, exports, "dup2", js_dup2) && set_fn(env, exports, "setrlimit", js_setrlimit) &&
            set_fn(env, exports, "openat2", js_openat2) && set_fn(env, exports, "flock", js_flock) &&
+           set_fn(env, exports, "netnsCreate", js_netns_create) && set_fn(env, exports, "bridgeCreate", js_bridge_create) &&
+           set_fn(env, exports, "vethCreate", js_veth_create) && set_fn(env, exports, "ifaceConfigure", js_iface_configure) &&
+           set_fn(env, exports, "linkDelete", js_link_delete) &&
            set_const(env, exports, "MS_RDONLY", MS_RDONLY) && set_const(env, exports, "MS_NOSUID", MS_NOSUID) &&
            set_const(env, exports, "MS_NODEV", MS_NODEV) && set_const(env, exports, "MS_NOEXEC", MS_NOEXEC) &&
            set_const(env, exports, "MS_REMOUNT", MS_REMOUNT) && set_const(env, exports, "MS_BIND", MS_BIND) &&

@@ -11,6 +11,7 @@ import type { ImageRecord, ImageStore } from './image/store.js';
 import type { ContainerStore } from './container/store.js';
 import { ContainerManager } from './container/manager.js';
 import type { Snapshotter } from './snapshot/overlay.js';
+import type { Networks } from './network/index.js';
 import { creationTime, hostPlatform, parsePlatform, writeImage } from './image/write.js';
 import { ingestLayer } from './layer/ingest.js';
 import { dirSize } from './util/fs.js';
@@ -74,9 +75,10 @@ export class Engine {
   readonly containers: ContainerStore;
   readonly volumes: VolumeStore;
   readonly manager: ContainerManager;
+  readonly networks: Networks;
 
   private constructor(readonly stores: Stores & { close(): void }) {
-    ({ root: this.root, db: this.db, content: this.content, images: this.images, snapshots: this.snapshots, containers: this.containers, volumes: this.volumes } = stores);
+    ({ root: this.root, db: this.db, content: this.content, images: this.images, snapshots: this.snapshots, containers: this.containers, volumes: this.volumes, networks: this.networks } = stores);
     this.manager = new ContainerManager(stores);
   }
 

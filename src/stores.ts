@@ -9,6 +9,7 @@ import { openDb, type DB } from './db/db.js';
 import { ImageStore } from './image/store.js';
 import { Snapshotter } from './snapshot/overlay.js';
 import { VolumeStore } from './volume/store.js';
+import { Networks } from './network/index.js';
 import { ensurePrivateRoot } from './util/fs.js';
 
 export interface Stores {
@@ -20,6 +21,8 @@ export interface Stores {
   readonly snapshots: Snapshotter;
   readonly containers: ContainerStore;
   readonly volumes: VolumeStore;
+  /** Networks, addresses, published ports (records in the DB, bridges and rules on the host). */
+  readonly networks: Networks;
 }
 
 /** Store root; $PLY_ROOT, else /var/lib/ply as root, else $XDG_DATA_HOME/ply. */
@@ -43,6 +46,7 @@ export function openStores(root: string = defaultRoot()): Stores & { close(): vo
     snapshots: new Snapshotter(root, db, content),
     containers: new ContainerStore(root, db),
     volumes: new VolumeStore(root, db),
+    networks: new Networks(root, db),
     close: () => db.close(),
   };
 }

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TarWriter } from '../src/tar/index.js';
+import { reclaimRemovedStores, RUN_DIR } from '../src/network/host.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const PLY = path.join(REPO, 'bin', 'ply');
@@ -26,6 +27,14 @@ process.on('exit', () => {
       .filter((m): m is string => m !== undefined && m.startsWith(`${d}/`));
     for (const m of mounts.reverse()) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
     fs.rmSync(d, { recursive: true, force: true });
+  }
+  // Bridges, firewall tables and DNS servers of the stores just removed (shared machine resources).
+  if (tempDirs.length && fs.existsSync(RUN_DIR)) {
+    try {
+      reclaimRemovedStores();
+    } catch (e) {
+      process.stderr.write(`test clean-up: ${(e as Error).message}\n`);
+    }
   }
 });
 

@@ -58,7 +58,8 @@ export interface BuildOptions {
   noCache?: boolean;
   pull?: boolean;
   labels?: Record<string, string>;
-  network?: 'host' | 'none';
+  /** The network RUN steps use (docker's default: the default bridge). */
+  network?: string;
   logger: BuildLogger;
   /** Warnings (unused build args, …). */
   warn?: (line: string) => void;
@@ -670,7 +671,7 @@ class Builder {
     const env = this.expansionEnv(state);
     const argPairs = [...state.args.keys()].map((k) => `${k}=${env[k] ?? ''}`);
     const createdBy = `RUN ${argPairs.length > 0 ? `|${argPairs.length} ${argPairs.join(' ')} ` : ''}${args.join(' ')} # buildkit`;
-    const network = cmd.network && cmd.network !== 'default' ? (cmd.network as 'host' | 'none') : (this.opts.network ?? 'host');
+    const network = cmd.network && cmd.network !== 'default' ? cmd.network : (this.opts.network ?? 'bridge');
     const key = stepKey([state.image.id, createdBy, `network=${network}`, script?.data]);
     return this.cached(state, key, async () => ({
       containerConfig: cfg,
@@ -679,7 +680,7 @@ class Builder {
     }));
   }
 
-  private async runContainer(state: State, args: string[], network: 'host' | 'none', script?: { name: string; data: string }): Promise<LayerRecord | undefined> {
+  private async runContainer(state: State, args: string[], network: string, script?: { name: string; data: string }): Promise<LayerRecord | undefined> {
     const manager = await this.manager();
     const { containers } = this.stores;
     const { readLog } = await import('../container/logs.js');

@@ -36,7 +36,7 @@ export function registerBuildCommands(program: Command): void {
       .option('--no-cache', 'Do not use cache when building the image')
       .option('--pull', 'Always attempt to pull a newer version of the image')
       .option('--label <list>', 'Set metadata for an image', collect, [])
-      .option('--network <string>', 'Set the networking mode for the RUN instructions during build (host, none)')
+      .option('--network <string>', 'Set the networking mode for the RUN instructions during build (default: bridge; host, none, a network)')
       .option('-q, --quiet', 'Suppress the build output and print image ID on success')
       .option('--iidfile <string>', 'Write the image ID to the file')
       .addOption(new Option('--progress <string>', 'Set type of progress output').choices(['auto', 'plain', 'tty']).default('auto'))
@@ -92,9 +92,7 @@ function readDockerfileAt(file: string): string {
 async function buildAction(context: string, f: BuildFlags): Promise<void> {
   // Everything the user typed is checked before anything is read or built.
   const network = f.network === undefined || f.network === 'default' ? undefined : f.network;
-  if (network !== undefined && network !== 'host' && network !== 'none') {
-    throw new InvalidArgumentError(`network mode "${f.network}" not supported by ply build (host, none)`);
-  }
+  if (network?.startsWith('container:')) throw new InvalidArgumentError(`network mode "${f.network}" not supported by ply build`);
   if (/^(https?|git|ssh):\/\//i.test(context) || /^git@/.test(context)) {
     throw new InvalidArgumentError(`unable to prepare context: remote build contexts (${context}) are not supported by ply`);
   }
@@ -162,7 +160,7 @@ async function buildAction(context: string, f: BuildFlags): Promise<void> {
             noCache: !f.cache,
             pull: f.pull,
             labels,
-            network: network as 'host' | 'none' | undefined,
+            network,
             logger,
             warn: (line) => process.stderr.write(`${line}\n`),
           },

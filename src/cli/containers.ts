@@ -30,6 +30,15 @@ interface RunFlags {
   readOnly?: boolean;
   network?: string;
   net?: string;
+  networkAlias: string[];
+  ip?: string;
+  macAddress?: string;
+  publish: string[];
+  publishAll?: boolean;
+  dns: string[];
+  dnsSearch: string[];
+  dnsOption: string[];
+  addHost: string[];
   privileged?: boolean;
   capAdd: string[];
   capDrop: string[];
@@ -59,8 +68,17 @@ function addCreateOptions(cmd: Command): Command {
     .option('--mount <mount>', 'Attach a filesystem mount to the container (type=bind|volume|tmpfs,…)', collect, [])
     .option('--tmpfs <list>', 'Mount a tmpfs directory', collect, [])
     .option('--read-only', "Mount the container's root filesystem as read only")
-    .option('--network <network>', 'Connect a container to a network: host (the default, until ply has a bridge network) or none')
+    .option('--network <network>', 'Connect a container to a network (bridge, host, none, container:NAME or a network\'s name)')
     .addOption(new Option('--net <network>').hideHelp())
+    .option('--network-alias <list>', 'Add network-scoped alias for the container', collect, [])
+    .option('--ip <string>', 'IPv4 address (e.g., 172.30.100.104)')
+    .option('--mac-address <string>', 'Container MAC address (e.g., 92:d0:c6:0a:29:33)')
+    .option('-p, --publish <list>', "Publish a container's port(s) to the host", collect, [])
+    .option('-P, --publish-all', 'Publish all exposed ports to random ports')
+    .option('--dns <list>', 'Set custom DNS servers', collect, [])
+    .option('--dns-search <list>', 'Set custom DNS search domains', collect, [])
+    .option('--dns-option <list>', 'Set DNS options', collect, [])
+    .option('--add-host <list>', 'Add a custom host-to-IP mapping (host:ip)', collect, [])
     .option('--privileged', 'Give extended privileges to this container')
     .option('--cap-add <list>', 'Add Linux capabilities', collect, [])
     .option('--cap-drop <list>', 'Drop Linux capabilities', collect, [])
@@ -93,6 +111,16 @@ function toCreateOptions(image: string, command: string[], f: RunFlags): CreateO
     tmpfs: f.tmpfs,
     readOnly: f.readOnly,
     network: f.network ?? f.net,
+    networkAliases: f.networkAlias,
+    ip: f.ip,
+    macAddress: f.macAddress,
+    publish: f.publish,
+    publishAll: f.publishAll,
+    dns: f.dns,
+    dnsSearch: f.dnsSearch,
+    dnsOptions: f.dnsOption,
+    addHosts: f.addHost,
+    warnings: [],
     privileged: f.privileged,
     capAdd: f.capAdd,
     capDrop: f.capDrop,
@@ -122,7 +150,9 @@ async function createContainer(engine: Engine, o: CreateOptions): Promise<Contai
     process.stderr.write(`Digest: ${res.digest}\nStatus: Downloaded newer image for ${o.image}\n`);
     rec = res.image;
   }
-  return engine.manager.create(o, rec.digest, o.image);
+  const c = await engine.manager.create(o, rec.digest, o.image);
+  for (const w of o.warnings ?? []) process.stderr.write(`${w}\n`);
+  return c;
 }
 
 export function registerContainerCommands(program: Command): void {
@@ -567,6 +597,7 @@ async function psAction(f: { all?: boolean; filter: string[]; format?: string; l
   await withEngine(async (engine) => {
     const { renderTable } = await import('../gotemplate/template.js');
     const { ImageStore } = await import('../image/store.js');
+    const { portsColumn } = await import('./network.js');
     let list = engine.containers.list().map((c) => engine.manager.refresh(c));
     const filters = new Map<string, string[]>();
     for (const item of f.filter) {
@@ -606,7 +637,7 @@ async function psAction(f: { all?: boolean; filter: string[]; format?: string; l
         RunningFor: createdSince(new Date(c.created)),
         Status: statusText(c),
         State: c.state,
-        Ports: '',
+        Ports: engine.manager.isRunning(c) ? portsColumn(Object.keys(c.spec.exposedPorts ?? {}), engine.networks.ports(c.id)) : '',
         Names: c.name,
         Labels: Object.entries(c.spec.labels).map(([k, v]) => `${k}=${v}`).join(','),
         Mounts: c.spec.mounts.map((m) => (m.type === 'volume' ? m.source!.slice(0, f.trunc ? 15 : undefined) : m.source ?? m.target)).join(','),
@@ -720,6 +751,12 @@ export function inspectContainer(engine: Engine, c: Container): Record<string, u
     HostConfig: {
       Binds: s.mounts.filter((m) => m.type === 'bind').map((m) => `${m.source}:${m.target}${m.readonly ? ':ro' : ''}`),
       NetworkMode: s.network,
+      PortBindings: s.portBindings ?? {},
+      PublishAllPorts: s.publishAll ?? false,
+      Dns: s.dns ?? [],
+      DnsOptions: s.dnsOptions ?? [],
+      DnsSearch: s.dnsSearch ?? [],
+      ExtraHosts: s.extraHosts?.length ? s.extraHosts : null,
       AutoRemove: s.autoRemove,
       Privileged: s.privileged,
       ReadonlyRootfs: s.readonlyRootfs,
@@ -764,6 +801,6 @@ export function inspectContainer(engine: Engine, c: Container): Record<string, u
       StopSignal: s.stopSignal,
       ...(s.stopTimeout !== undefined ? { StopTimeout: s.stopTimeout } : {}),
     },
-    NetworkSettings: { Networks: { [s.network]: {} } },
+    NetworkSettings: engine.networks.settings(engine.manager.netSpec(c)),
   };
 }

@@ -84,14 +84,14 @@ export function registerImageCommands(program: Command): void {
 
   program
     .command('inspect')
-    .description('Return low-level information on ply objects (containers and images)')
+    .description('Return low-level information on ply objects (containers, images, networks)')
     .usage('[OPTIONS] NAME|ID [NAME|ID...]')
     .argument('<names...>')
     .option('-f, --format <string>', 'Format output using a custom template')
     .option('-s, --size', 'Display total file sizes if the type is container')
-    .option('--type <string>', 'Return JSON for specified type (container, image)')
+    .option('--type <string>', 'Return JSON for specified type (container, image, network)')
     .action(async (names: string[], opts: { format?: string; type?: string }) => {
-      if (opts.type && opts.type !== 'image' && opts.type !== 'container') throw new InvalidArgumentError(`"${opts.type}" is not a valid value for --type`);
+      if (opts.type && !['image', 'container', 'network'].includes(opts.type)) throw new InvalidArgumentError(`"${opts.type}" is not a valid value for --type`);
       await withEngine(async (engine) => {
         const { inspectContainer, printInspect } = await import('./containers.js');
         imageStoreClass ??= await import('../image/store.js');
@@ -106,9 +106,13 @@ export function registerImageCommands(program: Command): void {
               if (!(e instanceof NotFoundError)) throw e;
             }
           }
-          if (!item && opts.type !== 'container') {
+          if (!item && opts.type !== 'container' && opts.type !== 'network') {
             const rec = engine.images.lookup(n);
             if (rec) item = inspectImage(engine, rec);
+          }
+          if (!item && (opts.type === undefined || opts.type === 'network')) {
+            const net = engine.networks.store.find(n);
+            if (net) item = engine.networks.inspect(net) as unknown as Record<string, unknown>;
           }
           if (item) items.push(item);
           else {

@@ -14,6 +14,7 @@ const MODULES: Record<string, () => Promise<Register>> = {
   system: async () => (await import('./system.js')).registerSystemCommands,
   registry: async () => (await import('./registry.js')).registerRegistryCommands,
   build: async () => (await import('./build.js')).registerBuildCommands,
+  network: async () => (await import('./network.js')).registerNetworkCommands,
 };
 
 /** Which module defines a top-level command; anything else (help, the image/container groups) loads them all. */
@@ -29,6 +30,8 @@ const COMMAND_MODULE: Record<string, string> = {
   registry: 'registry',
   build: 'build',
   builder: 'build',
+  network: 'network',
+  port: 'network',
 };
 
 /** Collects a repeatable option (`-c A -c B`). */

@@ -7,6 +7,9 @@ import type { ImageConfig } from '../oci/types.js';
 import { parseSignal } from '../runtime/signals.js';
 import { mergeEnv as mergeSpecEnv, type MountSpec } from '../runtime/spec.js';
 import type { ContainerSpec } from './store.js';
+import type { EndpointConfig } from '../network/index.js';
+import { parseIp } from '../network/ipv4.js';
+import { parsePublish } from '../network/ports.js';
 
 export interface CreateOptions {
   image: string;
@@ -23,6 +26,19 @@ export interface CreateOptions {
   tmpfs?: string[];
   readOnly?: boolean;
   network?: string;
+  /** --network-alias, --ip, --mac-address (on the mode's network). */
+  networkAliases?: string[];
+  ip?: string;
+  macAddress?: string;
+  /** -p specs and -P */
+  publish?: string[];
+  publishAll?: boolean;
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOptions?: string[];
+  addHosts?: string[];
+  /** Warnings for the user (docker's CLI prints them), filled by buildContainerSpec. */
+  warnings?: string[];
   privileged?: boolean;
   capAdd?: string[];
   capDrop?: string[];
@@ -154,6 +170,57 @@ function checkWorkdir(w: string): string {
   return path.posix.normalize(w);
 }
 
+/** The network part of a spec, with docker's checks of flags that do not go together. */
+function networkSettings(o: CreateOptions, network: string, cfg: NonNullable<ImageConfig['config']>): Partial<ContainerSpec> & { network: string } {
+  const isContainer = network.startsWith('container:');
+  if (isContainer && network.length === 'container:'.length) throw new InvalidArgumentError(`invalid container format container:<name|id>`);
+  const userNet = !['bridge', 'host', 'none'].includes(network) && !isContainer;
+  if (isContainer) {
+    if (o.hostname !== undefined) throw new InvalidArgumentError('conflicting options: hostname and the network mode');
+    if ((o.publish ?? []).length || o.publishAll) throw new InvalidArgumentError('conflicting options: port publishing and the container type network mode');
+    if ((o.dns ?? []).length) throw new InvalidArgumentError('conflicting options: dns and the network mode');
+    if ((o.addHosts ?? []).length) throw new InvalidArgumentError('conflicting options: custom host-to-IP mapping and the network mode');
+    if (o.macAddress) throw new InvalidArgumentError('conflicting options: mac-address and the network mode');
+  }
+  if (!userNet && (o.networkAliases ?? []).length) throw new InvalidArgumentError('network-scoped alias is supported only for containers in user defined networks');
+  if (!userNet && o.ip) throw new InvalidArgumentError('user specified IP address is supported on user defined networks only');
+  if (o.ip && parseIp(o.ip) === undefined) throw new InvalidArgumentError(`invalid IPv4 address: ${o.ip}`);
+  if (o.macAddress && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(o.macAddress)) throw new InvalidArgumentError(`${o.macAddress} is not a valid mac address`);
+  for (const h of o.addHosts ?? []) {
+    const i = h.indexOf(':');
+    if (i <= 0 || i === h.length - 1) throw new InvalidArgumentError(`invalid argument "${h}" for "--add-host" flag: bad format for add-host: "${h}"`);
+    const ip = h.slice(i + 1);
+    if (ip !== 'host-gateway' && parseIp(ip) === undefined && !ip.includes(':')) throw new InvalidArgumentError(`invalid argument "${h}" for "--add-host" flag: invalid IP address in add-host: "${ip}"`);
+  }
+  for (const d of o.dns ?? []) if (parseIp(d) === undefined) throw new InvalidArgumentError(`${d} is not an ip address`);
+  let portBindings = parsePublish(o.publish ?? []);
+  let publishAll = o.publishAll ?? false;
+  if (network === 'host' && (Object.keys(portBindings).length || publishAll)) {
+    o.warnings?.push('WARNING: Published ports are discarded when using host network mode');
+    portBindings = {};
+    publishAll = false;
+  }
+  const endpoint: EndpointConfig = {
+    ...((o.networkAliases ?? []).length ? { aliases: o.networkAliases } : {}),
+    ...(o.ip ? { ip: o.ip } : {}),
+    ...(o.macAddress ? { mac: o.macAddress.toLowerCase() } : {}),
+  };
+  // Exposed ports: the image's and every published one (docker adds -p ports to ExposedPorts).
+  const exposed: Record<string, Record<string, never>> = { ...(cfg.ExposedPorts ?? {}) };
+  for (const k of Object.keys(portBindings)) exposed[k] = {};
+  return {
+    network,
+    networks: isContainer ? {} : { [network]: endpoint },
+    portBindings,
+    publishAll,
+    dns: o.dns ?? [],
+    dnsSearch: o.dnsSearch ?? [],
+    dnsOptions: o.dnsOptions ?? [],
+    extraHosts: o.addHosts ?? [],
+    ...(Object.keys(exposed).length ? { exposedPorts: exposed } : {}),
+  };
+}
+
 export function buildContainerSpec(o: CreateOptions, image: ImageConfig, id: string): ContainerSpec {
   const cfg = image.config ?? {};
   let entrypoint: string[] | null = cfg.Entrypoint ?? null;
@@ -165,10 +232,8 @@ export function buildContainerSpec(o: CreateOptions, image: ImageConfig, id: str
   if (o.command && o.command.length > 0) cmd = o.command;
   const args = [...(entrypoint ?? []), ...(cmd ?? [])];
   if (args.length === 0) throw new NoCommandError('No command specified');
-  const network = o.network ?? 'host';
-  if (network !== 'host' && network !== 'none') {
-    throw new PlyError(`network ${network} not found`);
-  }
+  const network = !o.network || o.network === 'default' ? 'bridge' : o.network;
+  const net = networkSettings(o, network, cfg);
   const fileEnv = (o.envFiles ?? []).flatMap(readEnvFile);
   const env = mergeEnv(cfg.Env ?? [], fileEnv, o.env ?? []);
   if (!env.some((e) => e.startsWith('PATH='))) env.unshift('PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
@@ -204,6 +269,7 @@ export function buildContainerSpec(o: CreateOptions, image: ImageConfig, id: str
     workingDir: o.workdir ? checkWorkdir(o.workdir) : cfg.WorkingDir || '/',
     user: o.user ?? cfg.User ?? '',
     hostname: o.hostname ?? (network === 'host' ? os.hostname() : id.slice(0, 12)),
+    ...net,
     tty: o.tty ?? false,
     openStdin: o.interactive ?? false,
     network,
@@ -221,6 +287,6 @@ export function buildContainerSpec(o: CreateOptions, image: ImageConfig, id: str
     cmd,
     runtime: o.runtime ?? 'runc',
     anonymousVolumes: [],
-    exposedPorts: cfg.ExposedPorts,
+    exposedPorts: net.exposedPorts ?? cfg.ExposedPorts,
   };
 }

@@ -21,6 +21,7 @@ import { resolveInRoot } from '../util/rootpath.js';
 import { buildContainerSpec, type CreateOptions } from './create.js';
 import { LogWriter } from './logs.js';
 import type { Container } from './store.js';
+import type { ContainerNetSpec, EndpointConfig, Networks } from '../network/index.js';
 
 /** Defined (true) by the bundler for dist/ply.cjs; undeclared in the unbundled build. */
 declare const PLY_BUNDLED: boolean | undefined;
@@ -45,6 +46,7 @@ export class ContainerManager {
   private readonly snapshots: Stores['snapshots'];
   private readonly containers: Stores['containers'];
   private readonly volumes: Stores['volumes'];
+  readonly networks: Networks;
 
   constructor(readonly stores: Stores) {
     this.root = stores.root;
@@ -52,6 +54,7 @@ export class ContainerManager {
     this.snapshots = stores.snapshots;
     this.containers = stores.containers;
     this.volumes = stores.volumes;
+    this.networks = stores.networks;
   }
 
   runtime(c: Container): Runtime {
@@ -68,6 +71,7 @@ export class ContainerManager {
     const driver = this.snapshots.driver();
     const id = randomBytes(32).toString('hex');
     const spec = buildContainerSpec(o, this.images.config(rec), id);
+    this.checkNetworkMode(spec.network);
     for (const m of spec.mounts) {
       if (m.type !== 'volume') continue;
       if (!m.source) {
@@ -77,7 +81,7 @@ export class ContainerManager {
         this.volumes.ensure(m.source);
       }
     }
-    const c = this.containers.create({ name: o.name, image: rec.digest, imageRef, spec });
+    const c = this.containers.create({ id, name: o.name, image: rec.digest, imageRef, spec });
     if (driver === 'vfs') {
       // vfs: the container's copy of the image is made now, as docker's vfs driver does.
       const dir = this.containers.pathOf(c.id);
@@ -90,6 +94,90 @@ export class ContainerManager {
       }
     }
     return c;
+  }
+
+  /** docker refuses to create a container on a network (or in a container's namespace) that does not exist. */
+  private checkNetworkMode(mode: string): void {
+    if (mode.startsWith('container:')) {
+      this.containers.resolve(mode.slice('container:'.length));
+      return;
+    }
+    if (!this.networks.store.find(mode)) throw new PlyError(`network ${mode} not found`);
+  }
+
+  /** What the network module needs of a container. */
+  netSpec(c: Container): ContainerNetSpec {
+    const s = c.spec;
+    return {
+      id: c.id,
+      name: c.name,
+      hostname: s.hostname,
+      mode: s.network,
+      networks: s.networks ?? {},
+      portBindings: s.portBindings ?? {},
+      publishAll: s.publishAll ?? false,
+      exposed: Object.keys(s.exposedPorts ?? {}),
+      dns: s.dns ?? [],
+      dnsSearch: s.dnsSearch ?? [],
+      dnsOptions: s.dnsOptions ?? [],
+      extraHosts: s.extraHosts ?? [],
+    };
+  }
+
+  /**
+   * The container's network: a namespace plugged into its networks (or the host's, an empty one, another
+   * container's) and the text of its /etc/hosts and /etc/resolv.conf.
+   */
+  private async attachNetwork(c: Container): Promise<{ mode: 'host' | 'none'; netnsPath?: string; fd?: number; hosts: string; resolvConf: string; hostname?: string }> {
+    const s = c.spec;
+    if (s.network.startsWith('container:')) {
+      const ref = s.network.slice('container:'.length);
+      const other = this.get(ref);
+      if (!this.isRunning(other)) throw new ConflictError(`cannot join network namespace of a non running container: container ${other.id} is ${other.state}`);
+      const dir = this.containers.pathOf(other.id);
+      return {
+        mode: other.spec.network === 'host' ? 'host' : 'none',
+        netnsPath: other.spec.network === 'host' ? undefined : `/proc/${other.pid}/ns/net`,
+        hosts: readOr(path.join(dir, 'hosts'), ''),
+        resolvConf: readOr(path.join(dir, 'resolv.conf'), ''),
+        hostname: other.spec.hostname,
+      };
+    }
+    const att = await this.networks.attach(this.netSpec(c));
+    return { mode: s.network === 'host' ? 'host' : 'none', netnsPath: att.netns, fd: att.fd, hosts: att.hosts, resolvConf: att.resolvConf };
+  }
+
+  /** `network connect`: a running container gets an interface at once; any container keeps the network for its next start. */
+  connect(ref: string, network: string, cfg: EndpointConfig): void {
+    const c = this.get(ref);
+    const net = this.networks.resolve(network);
+    const s = c.spec;
+    if (net.driver !== 'bridge' || s.network === 'host' || s.network === 'none' || s.network.startsWith('container:')) {
+      if (s.network.startsWith('container:')) throw new ConflictError('container sharing network namespace with another container or host cannot be connected to any other network');
+      throw new ConflictError('container cannot be disconnected from host network or connected to host network');
+    }
+    const networks = { ...(s.networks ?? { [s.network]: {} }) };
+    if (networks[net.name] !== undefined) throw new ConflictError(`endpoint with name ${c.name} already exists in network ${net.name}`);
+    if (cfg.ip && !net.ipamUser) throw new ConflictError('user specified IP address is supported only when connecting to networks with user configured subnets');
+    const clean: EndpointConfig = { ...(cfg.aliases?.length ? { aliases: cfg.aliases } : {}), ...(cfg.ip ? { ip: cfg.ip } : {}) };
+    if (this.isRunning(c)) this.networks.connectRunning(this.netSpec(c), c.pid, net, clean);
+    networks[net.name] = clean;
+    this.containers.update(c.id, { spec: { ...s, networks } });
+  }
+
+  /** `network disconnect`: the container leaves the network now (if running) and at its next start. */
+  disconnect(ref: string, network: string): void {
+    const c = this.get(ref);
+    const net = this.networks.resolve(network);
+    const s = c.spec;
+    const networks = { ...(s.networks ?? { [s.network]: {} }) };
+    if (net.driver === 'host' && s.network === 'host') throw new ConflictError('container cannot be disconnected from host network or connected to host network');
+    if (networks[net.name] === undefined && s.network !== net.name) throw new ConflictError(`container ${c.id} is not connected to network ${net.name}`);
+    if (this.isRunning(c)) this.networks.disconnectRunning(c.id, net);
+    delete networks[net.name];
+    // A container left without networks keeps docker's shape: NetworkMode stays, it starts with none of them.
+    const rest = Object.keys(networks);
+    this.containers.update(c.id, { spec: { ...s, networks, network: s.network === net.name ? rest[0] ?? 'none' : s.network } });
   }
 
   /** Bytes of the files in the container's writable layer (`ps -s`, `system df`). */
@@ -105,7 +193,7 @@ export class ContainerManager {
   }
 
   /** Mounts the rootfs and writes the runtime bundle (containers/<id>/config.json). */
-  async prepare(c: Container): Promise<{ bundle: string; rootfs: string; spec: RuntimeSpec }> {
+  async prepare(c: Container): Promise<{ bundle: string; rootfs: string; spec: RuntimeSpec; netFd?: number }> {
     const dir = this.containers.pathOf(c.id);
     const rec = this.images.get(c.image);
     if (!rec) throw new NotFoundError(`image ${c.imageRef} of container ${c.name} is gone`);
@@ -116,18 +204,19 @@ export class ContainerManager {
       const lowers = await this.snapshots.unpack(this.images.layers(rec));
       rootfs = this.snapshots.mountRootfs([this.initLayer(c), ...lowers], dir);
     }
+    let net: Awaited<ReturnType<ContainerManager['attachNetwork']>> | undefined;
     try {
       const s = c.spec;
+      net = await this.attachNetwork(c);
       const etc = {
         hostname: path.join(dir, 'hostname'),
         hosts: path.join(dir, 'hosts'),
         resolvConf: path.join(dir, 'resolv.conf'),
       };
-      fs.writeFileSync(etc.hostname, `${s.hostname}\n`);
-      const baseHosts = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n';
-      const hostHosts = s.network === 'host' ? readOr('/etc/hosts', '') : '';
-      fs.writeFileSync(etc.hosts, hostHosts || `${baseHosts}${s.network === 'none' ? '' : ''}127.0.1.1\t${s.hostname}\n`);
-      fs.writeFileSync(etc.resolvConf, s.network === 'none' ? '' : readOr('/etc/resolv.conf', 'nameserver 127.0.0.1\n'));
+      const hostname = net.hostname ?? s.hostname;
+      fs.writeFileSync(etc.hostname, `${hostname}\n`);
+      fs.writeFileSync(etc.hosts, net.hosts);
+      fs.writeFileSync(etc.resolvConf, net.resolvConf);
       const workdir = resolveInRoot(rootfs, s.workingDir);
       if (!fs.existsSync(workdir)) fs.mkdirSync(workdir, { recursive: true, mode: 0o755 });
       const user = resolveUser(rootfs, s.user);
@@ -164,8 +253,9 @@ export class ContainerManager {
         cwd: s.workingDir,
         user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
         tty: s.tty,
-        hostname: s.hostname,
-        network: s.network,
+        hostname,
+        network: net.mode,
+        netnsPath: net.netnsPath,
         mounts,
         etcFiles: etc,
         privileged: s.privileged,
@@ -175,8 +265,10 @@ export class ContainerManager {
         annotations: { 'org.opencontainers.image.ref.name': c.imageRef },
       });
       writeBundle(dir, spec);
-      return { bundle: dir, rootfs, spec };
+      return { bundle: dir, rootfs, spec, netFd: net.fd };
     } catch (e) {
+      if (net?.fd !== undefined) fs.closeSync(net.fd);
+      this.networks.detach(c.id);
       this.snapshots.unmountRootfs(dir);
       throw e;
     }
@@ -272,6 +364,8 @@ export class ContainerManager {
       child.on('error', () => resolve(125));
     }).finally(unproxy);
     const startedPid = await waitForPid(pidFile, exited);
+    // From here the container's processes hold its network namespace (the kernel frees it, and its veths, with them).
+    if (prepared.netFd !== undefined) fs.closeSync(prepared.netFd);
     let started = false;
     if (startedPid > 0) {
       started = true;
@@ -289,6 +383,7 @@ export class ContainerManager {
       code = startFailureCode(error);
     }
     this.snapshots.unmountRootfs(dir);
+    this.networks.detach(c.id);
     // `runc run` removes its own state when it exits; only a killed runtime leaves some (refresh cleans that).
     const now = this.containers.get(c.id);
     if (now) {
@@ -344,6 +439,7 @@ export class ContainerManager {
     const dir = this.containers.pathOf(c.id);
     this.snapshots.unmountRootfs(dir);
     this.runtime(c).delete(c.id);
+    this.networks.detach(c.id);
     this.containers.update(c.id, { state: 'exited', pid: 0, monitorPid: 0, exitCode: c.exitCode || 255, finishedAt: Date.now() });
     return this.containers.get(c.id)!;
   }
@@ -412,6 +508,7 @@ export class ContainerManager {
     this.snapshots.unmountRootfs(dir);
     if (isMounted(path.join(dir, 'merged'))) throw new PlyError(`container ${c.id} rootfs is still mounted`);
     this.runtime(c).delete(c.id);
+    this.networks.detach(c.id);
     this.containers.delete(c.id);
     if (volumes) {
       for (const v of c.spec.anonymousVolumes) this.volumes.remove(v);

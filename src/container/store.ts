@@ -5,6 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { writeTx, type DB } from '../db/db.js';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { MountSpec } from '../runtime/spec.js';
+import type { EndpointConfig } from '../network/index.js';
+import type { PortBindings } from '../network/ports.js';
 
 export type ContainerState = 'created' | 'running' | 'paused' | 'exited' | 'dead' | 'removing';
 
@@ -18,7 +20,18 @@ export interface ContainerSpec {
   hostname: string;
   tty: boolean;
   openStdin: boolean;
-  network: 'host' | 'none';
+  /** docker's NetworkMode: bridge (the default network), host, none, container:<id>, or a network's name. */
+  network: string;
+  /** Networks joined besides the mode's and their settings (aliases, --ip, --mac-address), by name. */
+  networks?: Record<string, EndpointConfig>;
+  /** -p (docker's HostConfig.PortBindings) and -P. */
+  portBindings?: PortBindings;
+  publishAll?: boolean;
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOptions?: string[];
+  /** --add-host HOST:IP */
+  extraHosts?: string[];
   mounts: MountSpec[];
   readonlyRootfs: boolean;
   privileged: boolean;
@@ -109,11 +122,11 @@ export class ContainerStore {
     return path.join(this.dir, id);
   }
 
-  create(input: { name?: string; image: string; imageRef: string; spec: ContainerSpec }): Container {
+  create(input: { id?: string; name?: string; image: string; imageRef: string; spec: ContainerSpec }): Container {
     if (input.name !== undefined && !NAME_RE.test(input.name)) {
       throw new InvalidArgumentError(`Invalid container name (${input.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     }
-    const id = randomBytes(32).toString('hex');
+    const id = input.id ?? randomBytes(32).toString('hex');
     return writeTx(this.db, () => {
       let name = input.name;
       if (name === undefined) {

@@ -97,6 +97,45 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX IF NOT EXISTS build_cache_image ON build_cache(image);
   `,
+  `
+  CREATE TABLE networks (
+    id TEXT PRIMARY KEY,
+    name TEXT UNIQUE NOT NULL,
+    driver TEXT NOT NULL,               -- bridge | host | null
+    subnet TEXT,                        -- a.b.c.d/len (bridge); NULL until the default bridge is first brought up
+    gateway TEXT,
+    bridge TEXT,                        -- the Linux bridge's name
+    internal INTEGER NOT NULL DEFAULT 0,
+    dns INTEGER NOT NULL DEFAULT 0,     -- containers resolve each other by name (user networks)
+    ipam_user INTEGER NOT NULL DEFAULT 0, -- the subnet was given by the user (docker shows it in IPAM.Config)
+    labels TEXT NOT NULL DEFAULT '{}',
+    options TEXT NOT NULL DEFAULT '{}',
+    created INTEGER NOT NULL
+  );
+  INSERT INTO networks (id, name, driver, created) VALUES
+    (lower(hex(randomblob(32))), 'bridge', 'bridge', CAST(strftime('%s','now') AS INTEGER) * 1000),
+    (lower(hex(randomblob(32))), 'host', 'host', CAST(strftime('%s','now') AS INTEGER) * 1000),
+    (lower(hex(randomblob(32))), 'none', 'null', CAST(strftime('%s','now') AS INTEGER) * 1000);
+  CREATE TABLE sandboxes (              -- a running container's network namespace and published ports
+    container TEXT PRIMARY KEY,
+    netns TEXT NOT NULL,                -- bind-mounted namespace file
+    ports TEXT NOT NULL DEFAULT '[]',   -- JSON: the bindings in force (random host ports resolved)
+    created INTEGER NOT NULL
+  );
+  CREATE TABLE endpoints (              -- one address of a running container on one network
+    container TEXT NOT NULL REFERENCES sandboxes(container) ON DELETE CASCADE,
+    network TEXT NOT NULL REFERENCES networks(id),
+    ip TEXT NOT NULL,
+    mac TEXT NOT NULL,
+    ifname TEXT NOT NULL,               -- inside the container: eth0, eth1, ...
+    host_ifname TEXT NOT NULL,          -- the veth's host end
+    id TEXT NOT NULL,                   -- docker's EndpointID
+    name TEXT NOT NULL,                 -- the container's name when it joined (DNS, network inspect)
+    aliases TEXT NOT NULL DEFAULT '[]', -- resolvable names besides the container's name
+    PRIMARY KEY (container, network)
+  ) WITHOUT ROWID;
+  CREATE UNIQUE INDEX endpoints_ip ON endpoints(network, ip);
+  `,
 ];
 
 export function openDb(file: string): DB {

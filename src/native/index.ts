@@ -100,6 +100,31 @@ export function flock(fd: number, operation: number): boolean {
   return load().flock(fd, operation);
 }
 
+/** A new network namespace, held by the returned close-on-exec descriptor (/proc/self/fd/N names it). */
+export function netnsCreate(): number {
+  return load().netnsCreate();
+}
+
+/** A Linux bridge (kept if it exists) with the address `cidr` (a.b.c.d/len), up. */
+export function bridgeCreate(name: string, cidr: string | null, mtu: number): void {
+  load().bridgeCreate(name, cidr, mtu);
+}
+
+/** A veth pair: `host` on the bridge `master` and up; `peer` made inside the namespace file `netns`. */
+export function vethCreate(host: string, peer: string, netns: string, master: string, mtu: number, mac: string | null): void {
+  load().vethCreate(host, peer, netns, master, mtu, mac);
+}
+
+/** Inside `netns` (null: this namespace): lo up, `cidr` on `ifname`, `ifname` up, default route via `gateway`. */
+export function ifaceConfigure(netns: string | null, ifname: string, cidr: string | null, gateway: string | null): void {
+  load().ifaceConfigure(netns, ifname, cidr, gateway);
+}
+
+/** Deletes a link (a veth takes its peer along); false when there was none. */
+export function linkDelete(netns: string | null, name: string): boolean {
+  return load().linkDelete(netns, name);
+}
+
 /** True if `err` is an error from a system call that failed with errno `code` (e.g. 'ENODATA'). */
 export function hasErrno(err: unknown, ...codes: string[]): boolean {
   return typeof err === 'object' && err !== null && codes.includes((err as { code?: unknown }).code as string);

@@ -132,8 +132,10 @@ export interface SpecOptions {
   user: { uid: number; gid: number; additionalGids: number[] };
   tty: boolean;
   hostname: string;
-  /** none: a new network namespace (only lo); host: the host's. */
+  /** host: the host's network namespace; none: a new one (only lo), or the one at `netnsPath`. */
   network: 'host' | 'none';
+  /** A network namespace to join (a bridge network's, or another container's). */
+  netnsPath?: string;
   /** User mounts (-v, --mount, --tmpfs), bind/volume sources already absolute host paths. */
   mounts: MountSpec[];
   /** Host paths of files bind-mounted at /etc/hosts, /etc/resolv.conf, /etc/hostname. */
@@ -647,7 +649,7 @@ export function buildSpec(o: SpecOptions): RuntimeSpec {
   const caps = tweakCapabilities(privileged, o.capAdd ?? [], o.capDrop ?? []);
 
   const namespaces: RuntimeSpecNamespace[] = [{ type: 'mount' }];
-  if (o.network !== 'host') namespaces.push({ type: 'network' });
+  if (o.network !== 'host') namespaces.push(o.netnsPath ? { type: 'network', path: o.netnsPath } : { type: 'network' });
   // docker keeps a private UTS namespace even with --network host (and sets the hostname it was given).
   namespaces.push({ type: 'uts' }, { type: 'pid' }, { type: 'ipc' });
 

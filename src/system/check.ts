@@ -9,7 +9,7 @@ import { isAbandonedUnpack, isMounted } from '../snapshot/overlay.js';
 import type { Stores } from '../stores.js';
 
 export interface Problem {
-  kind: 'blob' | 'image' | 'snapshot' | 'container' | 'mount' | 'ingest' | 'name';
+  kind: 'blob' | 'image' | 'snapshot' | 'container' | 'mount' | 'ingest' | 'name' | 'network';
   subject: string;
   message: string;
   repaired?: boolean;
@@ -118,6 +118,12 @@ export async function checkStore(stores: Stores, opts: { repair?: boolean } = {}
     }
     if (opts.repair && !isMounted(path.join(dir, 'merged'))) fs.rmSync(dir, { recursive: true, force: true });
     report({ kind: 'container', subject: name, message: 'directory of a removed container', repaired: opts.repair, note: true });
+  }
+
+  // Networks: addresses, ports and DNS names of containers that no longer run, veths nobody holds, the firewall.
+  const running = new Set(containers.list().filter((c) => manager.isRunning(manager.refresh(c))).map((c) => c.id));
+  for (const message of stores.networks.check((id) => running.has(id), !!opts.repair)) {
+    report({ kind: 'network', subject: 'network', message, repaired: opts.repair });
   }
 
   // Ingests no live process holds: half writes.
