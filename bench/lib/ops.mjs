@@ -9,9 +9,9 @@ import { engines, servedByWorker } from './runner.mjs';
 import { bash, MiB, parallel, sh, shAsync, StepError, treeBytes } from './util.mjs';
 
 const LABEL = { ply: 'ply', podman: 'podman', docker: 'docker' };
-/** Extra `run`/`create` flags: dockerd runs with --bridge=none, so its containers use the host network as ply's
- * default and podman's netns="host" do. */
-const runFlags = (e) => (e.name === 'docker' ? ['--network', 'host'] : []);
+/** Extra `run`/`create` flags: every side on the host's network (dockerd runs with --bridge=none, podman's
+ * containers.conf says netns="host"); bench/network.mjs measures the bridges. */
+const runFlags = (e) => (e.name === 'docker' || e.name === 'ply' ? ['--network', 'host'] : []);
 const tlsOff = (e) => (e.name === 'podman' ? ['--tls-verify=false'] : []);
 const rmrf = (p) => fs.rmSync(p, { recursive: true, force: true });
 

@@ -30,6 +30,7 @@ test('the README shell examples run in order and succeed', () => {
   assert.match(r.stdout, /^changed$/m);
   assert.match(r.stdout, /Login Succeeded/);
   assert.match(r.stdout, /hello from a build/);
+  assert.equal((r.stdout.match(/^hello from web$/gm) ?? []).length, 2, 'the published port and the name on the user network');
 });
 
 test('the README library example runs', () => {
