@@ -32,6 +32,8 @@ export function registerDistributionCommands(program: Command): void {
       .usage('[OPTIONS] NAME[:TAG]')
       .argument('<name>')
       .option('-a, --all-tags', 'Push all tags of an image to the repository')
+      .option('--compression-format <format>', 'Compression format of the layers: gzip (default), zstd or none')
+      .option('--compression-level <level>', 'Compression level (gzip 0-9, default 6; zstd 1-22, default 3)')
       .option('-q, --quiet', 'Suppress verbose output')
       .option('--tls-verify [bool]', 'Require HTTPS and verify certificates (false: allow plain HTTP)')
       .action(pushAction);
@@ -109,7 +111,23 @@ async function pullAction(name: string, f: { allTags?: boolean; platform?: strin
   });
 }
 
-async function pushAction(name: string, f: { allTags?: boolean; quiet?: boolean; tlsVerify?: string | boolean }) {
+interface PushFlags {
+  allTags?: boolean;
+  quiet?: boolean;
+  tlsVerify?: string | boolean;
+  compressionFormat?: string;
+  compressionLevel?: string;
+}
+
+async function pushAction(name: string, f: PushFlags) {
+  const format = f.compressionFormat?.toLowerCase();
+  if (format !== undefined && format !== 'gzip' && format !== 'zstd' && format !== 'none') {
+    throw new InvalidArgumentError(`unsupported compression format "${f.compressionFormat}": use gzip, zstd or none`);
+  }
+  const level = f.compressionLevel === undefined ? undefined : Number(f.compressionLevel);
+  if (level !== undefined && (!/^-?\d+$/.test(f.compressionLevel!.trim()))) {
+    throw new InvalidArgumentError(`invalid compression level "${f.compressionLevel}"`);
+  }
   await withEngine(async (engine) => {
     const { parseNormalized, repositoryName, formatReference, parseReference } = await import('../reference/reference.js');
     const r0 = parseReference(name);
@@ -150,7 +168,7 @@ async function pushAction(name: string, f: { allTags?: boolean; quiet?: boolean;
             break;
         }
       };
-      const res = await engine.push(ref, { tlsVerify: tlsFlag(f.tlsVerify), onProgress });
+      const res = await engine.push(ref, { tlsVerify: tlsFlag(f.tlsVerify), compressionFormat: format, compressionLevel: level, onProgress });
       out(`${r.tag}: digest: ${res.digest} size: ${res.size}\n`);
     }
   });

@@ -136,6 +136,25 @@ const MIGRATIONS: string[] = [
   ) WITHOUT ROWID;
   CREATE UNIQUE INDEX endpoints_ip ON endpoints(network, ip);
   `,
+  `
+  -- The blob-info cache (transport/blobinfo.ts): compressed blobs of layers made by pushes (blobs in the store
+  -- are in layers), and the registry repositories known to hold a blob.
+  CREATE TABLE blob_variants (
+    digest TEXT PRIMARY KEY,            -- the compressed blob
+    diff_id TEXT NOT NULL,              -- the digest of the tar it decompresses to
+    compression TEXT NOT NULL,          -- gzip | zstd | none
+    size INTEGER NOT NULL,
+    seen INTEGER NOT NULL               -- ms since epoch
+  );
+  CREATE INDEX blob_variants_diff_id ON blob_variants(diff_id, compression);
+  CREATE TABLE blob_locations (
+    digest TEXT NOT NULL,
+    registry TEXT NOT NULL,             -- host[:port]
+    repository TEXT NOT NULL,
+    seen INTEGER NOT NULL,
+    PRIMARY KEY (digest, registry, repository)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export function openDb(file: string): DB {

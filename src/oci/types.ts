@@ -112,3 +112,50 @@ export function isIndexMediaType(mt: string | undefined): boolean {
 export function isLayerMediaType(mt: string): boolean {
   return mt.startsWith('application/vnd.oci.image.layer.') || mt.startsWith('application/vnd.docker.image.rootfs.');
 }
+
+/**
+ * The compression a layer media type says its blob has; undefined for layers that are never converted
+ * (non-distributable/foreign layers, whose blobs are fetched from elsewhere, and unknown types).
+ */
+export function layerCompressionOf(mt: string): 'none' | 'gzip' | 'zstd' | undefined {
+  switch (mt) {
+    case MediaType.OciLayer:
+    case 'application/vnd.docker.image.rootfs.diff.tar':
+      return 'none';
+    case MediaType.OciLayerGzip:
+    case MediaType.DockerLayerGzip:
+      return 'gzip';
+    case MediaType.OciLayerZstd:
+      return 'zstd';
+    default:
+      return undefined;
+  }
+}
+
+/** The layer media type for `compression` in a manifest of type `manifestType` (Docker has no zstd type). */
+export function layerMediaType(manifestType: string, compression: 'none' | 'gzip' | 'zstd'): string {
+  if (manifestType === MediaType.DockerManifest && compression !== 'zstd') {
+    return compression === 'gzip' ? MediaType.DockerLayerGzip : 'application/vnd.docker.image.rootfs.diff.tar';
+  }
+  return compression === 'gzip' ? MediaType.OciLayerGzip : compression === 'zstd' ? MediaType.OciLayerZstd : MediaType.OciLayer;
+}
+
+/** The OCI media type of a Docker schema 2 one (a Docker manifest turned OCI, as for zstd layers). */
+export function ociMediaType(mt: string): string {
+  switch (mt) {
+    case MediaType.DockerManifest:
+      return MediaType.OciManifest;
+    case MediaType.DockerManifestList:
+      return MediaType.OciIndex;
+    case MediaType.DockerConfig:
+      return MediaType.OciConfig;
+    case MediaType.DockerLayerGzip:
+      return MediaType.OciLayerGzip;
+    case 'application/vnd.docker.image.rootfs.diff.tar':
+      return MediaType.OciLayer;
+    case MediaType.DockerLayerForeignGzip:
+      return MediaType.OciLayerNondistGzip;
+    default:
+      return mt;
+  }
+}

@@ -3,6 +3,7 @@
 import { NotFoundError, PlyError } from '../errors.js';
 import { isIndexMediaType, isLayerMediaType, isManifestMediaType, type Descriptor, type Index, type Manifest, type Platform } from '../oci/types.js';
 import { hostPlatform } from '../image/write.js';
+import { convertLayer, planLayers, rewriteIndex, rewriteManifest, tryMount, mountCandidates } from './layers.js';
 import type { CopyOptions, CopyResult, ImageDestination, ImageSource, ManifestBlob } from './types.js';
 
 export class ManifestError extends PlyError {}
@@ -39,14 +40,14 @@ function platformString(p: Platform): string {
 }
 
 /** Runs `fn` over `items` with at most `n` at once; the first failure stops new work and is thrown. */
-async function parallel<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+async function parallel<T>(items: T[], n: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
   let next = 0;
   let failed: unknown;
   const worker = async () => {
     while (next < items.length && failed === undefined) {
-      const item = items[next++]!;
+      const index = next++;
       try {
-        await fn(item);
+        await fn(items[index]!, index);
       } catch (e) {
         failed ??= e;
       }
@@ -67,7 +68,7 @@ const READ_AHEAD_MAX = 1 << 20;
  * without a round trip of its own. Not for blobs that could be mounted instead.
  */
 async function readAhead(src: ImageSource, dst: ImageDestination, desc: Descriptor, opts: CopyOptions): Promise<ReadAhead | undefined> {
-  if (desc.size > READ_AHEAD_MAX || opts.mountFrom?.(desc)) return undefined;
+  if (desc.size > READ_AHEAD_MAX || (dst.mountBlob && mountCandidates(dst, desc, opts).length > 0)) return undefined;
   if (await dst.hasBlob(desc)) return { present: true };
   const data = await src.getBlob(desc, { signal: opts.signal });
   const bytes: Buffer[] = [];
@@ -92,8 +93,8 @@ async function copyBlob(src: ImageSource, dst: ImageDestination, desc: Descripto
     emit?.({ type: 'blob-exists', digest: desc.digest, size: desc.size, layer });
     return;
   }
-  const from = opts.mountFrom?.(desc);
-  if (from && dst.mountBlob && (await dst.mountBlob(desc, from))) {
+  const from = await tryMount(dst, desc, opts);
+  if (from) {
     emit?.({ type: 'blob-mounted', digest: desc.digest, size: desc.size, from });
     return;
   }
@@ -123,17 +124,41 @@ async function copyBlob(src: ImageSource, dst: ImageDestination, desc: Descripto
   emit?.({ type: 'blob-done', digest: desc.digest, size: desc.size, layer });
 }
 
-async function copyManifest(src: ImageSource, dst: ImageDestination, m: ManifestBlob, tag: string | undefined, opts: CopyOptions): Promise<void> {
+/** Copies one image manifest and its blobs; returns the manifest written (another when layers were converted). */
+async function copyManifest(
+  src: ImageSource,
+  dst: ImageDestination,
+  m: ManifestBlob,
+  tag: string | undefined,
+  opts: CopyOptions,
+): Promise<ManifestBlob> {
   const doc = parseManifestBlob(m) as Manifest;
+  const plans = dst.layerCompression ? await planLayers(src, m, doc, dst.layerCompression, opts) : [];
   // The config is put after the layers (in that order in an archive) but read while they move: at the end it
   // costs no round trip of its own. Its errors count from when it is put, as if it had been read then.
   const config = readAhead(src, dst, doc.config, opts);
   config.catch(() => undefined);
   // Layers first, config last: a registry may reject a manifest whose blobs are not all there.
-  await parallel(doc.layers, opts.parallel ?? 3, (d) => copyBlob(src, dst, d, opts));
+  const layers = [...doc.layers];
+  await parallel(doc.layers, opts.parallel ?? 3, async (d, i) => {
+    const plan = plans[i];
+    if (plan) layers[i] = await convertLayer(src, dst, d, plan, opts);
+    else await copyBlob(src, dst, d, opts);
+  });
   await copyBlob(src, dst, doc.config, opts, await config);
-  await dst.putManifest(m, tag);
-  opts.onProgress?.({ type: 'manifest-done', digest: m.digest, size: m.bytes.length, mediaType: m.mediaType });
+  const written = rewriteManifest(m, doc, layers);
+  await dst.putManifest(written, tag);
+  opts.onProgress?.({ type: 'manifest-done', digest: written.digest, size: written.bytes.length, mediaType: written.mediaType });
+  rememberLocations(src, dst, doc, layers, opts);
+  return written;
+}
+
+/** Where the blobs are now known to be: the source's repository and the destination's (for later mounts). */
+function rememberLocations(src: ImageSource, dst: ImageDestination, doc: Manifest, written: Descriptor[], opts: CopyOptions): void {
+  const cache = opts.blobInfo;
+  if (!cache) return;
+  if (src.location) for (const d of [...doc.layers, doc.config]) cache.recordLocation(d.digest, src.location);
+  if (dst.location) for (const d of [...written, doc.config]) cache.recordLocation(d.digest, dst.location);
 }
 
 /**
@@ -152,23 +177,24 @@ export async function copyImage(
   const doc = parseManifestBlob(top);
   if ('manifests' in doc) {
     if (opts.all) {
+      const written = new Map<string, ManifestBlob>();
       for (const child of doc.manifests) {
         if (!isManifestMediaType(child.mediaType)) continue;
-        await copyManifest(src, dst, await src.getManifest(child.digest), undefined, opts);
+        written.set(child.digest, await copyManifest(src, dst, await src.getManifest(child.digest), undefined, opts));
       }
-      await dst.putManifest(top, dstTag);
+      const index = rewriteIndex(top, doc, written);
+      await dst.putManifest(index, dstTag);
       await dst.commit?.();
-      return { digest: top.digest, mediaType: top.mediaType, size: top.bytes.length, manifest: top, top };
+      return { digest: index.digest, mediaType: index.mediaType, size: index.bytes.length, manifest: index, top: index };
     }
     const want = opts.platform ?? hostPlatform();
     const child = selectPlatform(doc, want);
     if (!child) throw new NotFoundError(`no matching manifest for ${platformString(want)} in the manifest list entries`);
-    const m = await src.getManifest(child.digest);
-    await copyManifest(src, dst, m, dstTag, opts);
+    const m = await copyManifest(src, dst, await src.getManifest(child.digest), dstTag, opts);
     await dst.commit?.();
     return { digest: m.digest, mediaType: m.mediaType, size: m.bytes.length, manifest: m, top };
   }
-  await copyManifest(src, dst, top, dstTag, opts);
+  const m = await copyManifest(src, dst, top, dstTag, opts);
   await dst.commit?.();
-  return { digest: top.digest, mediaType: top.mediaType, size: top.bytes.length, manifest: top, top };
+  return { digest: m.digest, mediaType: m.mediaType, size: m.bytes.length, manifest: m, top: m };
 }

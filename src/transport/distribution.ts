@@ -1,6 +1,7 @@
 // Pull and push between the local image store and registries: both are one copy (registry → store, store →
 // registry) through the copy pipeline. The engine's verbs and the builder's FROM call these.
-import { InvalidReferenceError } from '../errors.js';
+import { InvalidArgumentError, InvalidReferenceError } from '../errors.js';
+import { COMPRESSION_LEVELS } from '../layer/compression.js';
 import type { ImageRecord, ImageStore } from '../image/store.js';
 import { parsePlatform } from '../image/write.js';
 import type { Digest } from '../oci/types.js';
@@ -8,7 +9,8 @@ import { formatReference, parseNormalized, parseReference, repositoryName, type 
 import { copyImage } from './copy.js';
 import { registryDestination, registrySource } from './registry.js';
 import { storeSource, StoreDestination } from './store.js';
-import type { ProgressEvent } from './types.js';
+import { DbBlobInfoCache } from './blobinfo.js';
+import type { LayerCompression, LayerCompressionRequest, ProgressEvent } from './types.js';
 
 export interface PullOptions {
   /** os[/arch[/variant]] of the image to pick from an index (default: the host's). */
@@ -28,6 +30,13 @@ export interface PullResult {
 }
 
 export interface PushOptions {
+  /**
+   * The layers' format at the registry (podman's --compression-format). Default: gzip for uncompressed layers,
+   * compressed layers (pulled ones) as they are; given explicitly, every layer is converted to it.
+   */
+  compressionFormat?: LayerCompression;
+  /** gzip 0-9 (default 6), zstd 1-22 (default 3). */
+  compressionLevel?: number;
   tlsVerify?: boolean;
   parallel?: number;
   onProgress?: (e: ProgressEvent) => void;
@@ -53,6 +62,7 @@ export async function pullImage(images: ImageStore, ref: string, opts: PullOptio
       platform: opts.platform ? parsePlatform(opts.platform) : undefined,
       onProgress: opts.onProgress,
       parallel: opts.parallel,
+      blobInfo: new DbBlobInfoCache(images.db),
     });
     images.addRepoDigest(res.manifest.digest, `${repositoryName(r)}@${res.top.digest}`);
     const image = images.get(res.manifest.digest)!;
@@ -66,6 +76,7 @@ export async function pullImage(images: ImageStore, ref: string, opts: PullOptio
 export async function pushImage(images: ImageStore, ref: string, opts: PushOptions = {}): Promise<PushResult> {
   const r = parseNormalized(ref);
   if (r.digest) throw new InvalidReferenceError(`cannot push a digest reference: "${ref}"`);
+  const compression = pushCompression(opts);
   const rec = images.resolve(formatReference(r));
   const repo = repositoryName(r);
   // A blob another repository of the same registry is known to hold can be mounted instead of sent.
@@ -76,11 +87,30 @@ export async function pushImage(images: ImageStore, ref: string, opts: PushOptio
     }
     return undefined;
   };
-  const res = await copyImage(storeSource(images), rec.digest, registryDestination(r, { tlsVerify: opts.tlsVerify }), r.tag, {
+  const dst = registryDestination(r, { tlsVerify: opts.tlsVerify, compression });
+  const res = await copyImage(storeSource(images), rec.digest, dst, r.tag, {
     onProgress: opts.onProgress,
     parallel: opts.parallel,
     mountFrom,
+    blobInfo: new DbBlobInfoCache(images.db),
   });
   images.addRepoDigest(rec.digest, `${repo}@${res.digest}`);
   return { reference: r, digest: res.digest, size: res.size };
+}
+
+/** The push's layer format from podman's flags: an explicit format converts every layer, the default only plain ones. */
+function pushCompression(opts: PushOptions): LayerCompressionRequest {
+  const format = opts.compressionFormat ?? 'gzip';
+  if (!['gzip', 'zstd', 'none'].includes(format)) {
+    throw new InvalidArgumentError(`unsupported compression format "${format}": use gzip, zstd or none`);
+  }
+  const level = opts.compressionLevel;
+  if (level !== undefined) {
+    if (format === 'none') throw new InvalidArgumentError('--compression-level needs a compression format other than none');
+    const range = COMPRESSION_LEVELS[format];
+    if (!Number.isInteger(level) || level < range.min || level > range.max) {
+      throw new InvalidArgumentError(`invalid ${format} compression level ${level}: use ${range.min} to ${range.max}`);
+    }
+  }
+  return { format, level, force: opts.compressionFormat !== undefined };
 }

@@ -19,7 +19,15 @@ import {
   type RegistryClientOptions,
   type RegistryResponse,
 } from './http.js';
-import type { BlobReadOptions, ImageDestination, ImageSource, ManifestBlob, PutBlobOptions } from './types.js';
+import type {
+  BlobLocation,
+  BlobReadOptions,
+  ImageDestination,
+  ImageSource,
+  LayerCompressionRequest,
+  ManifestBlob,
+  PutBlobOptions,
+} from './types.js';
 
 export interface RegistryTransportOptions extends RegistryClientOptions {
   /** A client to share (its tokens and connections) between sources and destinations of the same registry. */
@@ -30,6 +38,8 @@ export interface RegistryTransportOptions extends RegistryClientOptions {
   chunkSize?: number;
   /** Blobs up to this size are buffered and sent in one (retryable) PUT (default 8 MiB). */
   monolithicMax?: number;
+  /** Destinations: compress layers on the way (push). */
+  compression?: LayerCompressionRequest;
 }
 
 const MiB = 1 << 20;
@@ -102,12 +112,14 @@ async function* empty(): AsyncGenerator<Buffer> {}
 
 class RegistrySource implements ImageSource {
   readonly description: string;
+  readonly location: BlobLocation;
   private readonly scopes: string[];
   constructor(
     private readonly ref: Reference,
     private readonly client: RegistryClient,
   ) {
     this.description = `registry ${ref.domain}/${ref.path}`;
+    this.location = { registry: ref.domain, repository: ref.path };
     this.scopes = [repositoryScope(ref.path)];
   }
 
@@ -200,6 +212,8 @@ class RegistrySource implements ImageSource {
 
 class RegistryDestination implements ImageDestination {
   readonly description: string;
+  readonly location: BlobLocation;
+  readonly layerCompression?: LayerCompressionRequest;
   private readonly scopes: string[];
   private readonly chunkThreshold: number;
   private readonly chunkSize: number;
@@ -210,6 +224,8 @@ class RegistryDestination implements ImageDestination {
     opts: RegistryTransportOptions,
   ) {
     this.description = `registry ${ref.domain}/${ref.path}`;
+    this.location = { registry: ref.domain, repository: ref.path };
+    this.layerCompression = opts.compression;
     this.scopes = [repositoryScope(ref.path, true)];
     this.chunkThreshold = opts.chunkThreshold ?? 64 * MiB;
     this.chunkSize = Math.max(1, opts.chunkSize ?? 16 * MiB);
@@ -284,6 +300,56 @@ class RegistryDestination implements ImageDestination {
         hasher.verify();
         await this.finishUpload(location, desc, undefined, opts.signal);
       }
+    } catch (e) {
+      await this.cancel(location);
+      await closeIterable(data);
+      throw e;
+    }
+  }
+
+  /**
+   * A blob produced while it is sent (a layer being compressed): POST, then one PATCH whose body streams as it
+   * is made (chunked transfer encoding; Content-Range PATCHes when the registry asks for a chunk minimum), then
+   * PUT ?digest= with the digest the bytes hashed to. Not retried: the bytes are gone once sent.
+   */
+  async putNewBlob(data: AsyncIterable<Buffer>, opts: { signal?: AbortSignal } = {}): Promise<{ digest: Digest; size: number }> {
+    const session = await this.client.request({
+      method: 'POST',
+      path: `/v2/${this.ref.path}/blobs/uploads/`,
+      scopes: this.scopes,
+      expect: [202],
+      signal: opts.signal,
+    });
+    session.discard();
+    let location = this.locationOf(session);
+    const minChunk = Number(session.header('oci-chunk-min-length') ?? 0);
+    const hasher = new Digester('sha256');
+    const hashed = (async function* () {
+      for await (const chunk of data) {
+        hasher.update(chunk);
+        yield chunk;
+      }
+    })();
+    try {
+      if (minChunk > 0) {
+        location = await this.uploadChunked(location, hashed, Math.max(minChunk, this.chunkSize), opts.signal);
+      } else {
+        const res = await this.client.request({
+          method: 'PATCH',
+          path: location,
+          scopes: this.scopes,
+          headers: { 'content-type': 'application/octet-stream' },
+          body: hashed,
+          expect: [202],
+          retry: false,
+          signal: opts.signal,
+        });
+        res.discard();
+        location = this.locationOf(res, location);
+      }
+      const desc: Descriptor = { mediaType: 'application/octet-stream', digest: hasher.digest(), size: hasher.size };
+      await this.finishUpload(location, desc, undefined, opts.signal);
+      return { digest: desc.digest, size: desc.size };
     } catch (e) {
       await this.cancel(location);
       await closeIterable(data);

@@ -24,8 +24,9 @@ test('a killed pull resumes its partial layer with a Range request; concurrent p
     await ok(src, ['run', '--name', 'w', 'bb', 'sh', '-c', 'head -c 60000000 /dev/urandom > /big']);
     await ok(src, ['commit', 'w', `${host}/r/big:v1`]);
     await ok(src, ['push', `${host}/r/big:v1`]);
-    const manifest = JSON.parse((await ok(src, ['image', 'inspect', `${host}/r/big:v1`])))[0];
-    const bigLayer = JSON.parse(fs.readFileSync(path.join(src, 'blobs', 'sha256', manifest.Descriptor.digest.slice(7)), 'utf8')).layers[1];
+    // The manifest as pushed (its layers compressed on the way).
+    const pushed = await fetch(`http://${host}/v2/r/big/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    const bigLayer = (JSON.parse(await pushed.text()) as { layers: { digest: string; size: number }[] }).layers[1]!;
 
     const dst = tempDir();
     // Kill the pull once part of the big layer is on disk.
