@@ -23,3 +23,103 @@ export async function fetchBlob(domain: string, repo: string, digest: string): P
   if (res.status !== 200) throw new Error(`GET blob ${repo}@${digest}: ${res.status}`);
   return Buffer.from(await res.arrayBuffer());
 }
+
+// ------------------------------------------------------------------------------------------ peers that pull
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { tempDir } from './helpers.js';
+
+const daemons: ChildProcess[] = [];
+process.on('exit', () => {
+  for (const p of daemons) if (p.exitCode === null) p.kill('SIGKILL');
+});
+
+export interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(cmd: string, args: string[], env: Record<string, string> = {}): Run {
+  const r = spawnSync(cmd, args, { env: { ...process.env, ...env }, maxBuffer: 64 << 20, timeout: 240_000 });
+  return { code: r.status ?? -1, stdout: r.stdout?.toString() ?? '', stderr: r.stderr?.toString() ?? String(r.error ?? '') };
+}
+
+function ok(cmd: string, args: string[], env: Record<string, string> = {}): string {
+  const r = run(cmd, args, env);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+async function waitFor(what: string, ready: () => boolean, proc: ChildProcess, log: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!ready()) {
+    if (proc.exitCode !== null) throw new Error(`${what} exited: ${fs.readFileSync(log, 'utf8').slice(-2000)}`);
+    if (Date.now() > deadline) throw new Error(`${what} did not start: ${fs.readFileSync(log, 'utf8').slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function stopDaemon(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** podman with its own root (vfs), runc and this machine's limits. */
+export function podmanPeer(): (args: string[]) => string {
+  const d = tempDir('ply-podman-');
+  fs.writeFileSync(
+    path.join(d, 'containers.conf'),
+    '[engine]\nruntime = "runc"\n[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n',
+  );
+  return (args) =>
+    ok('podman', ['--root', `${d}/root`, '--runroot', `${d}/run`, '--storage-driver', 'vfs', ...args], {
+      CONTAINERS_CONF: `${d}/containers.conf`,
+      TMPDIR: d,
+    });
+}
+
+/** containerd in its own root, state and socket (no CRI); `ctr` runs against it in namespace "ply-test". */
+export async function startContainerd(): Promise<{ ctr: (args: string[]) => string; stop: () => Promise<void> }> {
+  const d = tempDir('ply-containerd-');
+  fs.writeFileSync(
+    path.join(d, 'config.toml'),
+    `version = 2
+root = "${d}/root"
+state = "${d}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "${d}/containerd.sock"
+[ttrpc]
+  address = "${d}/containerd.sock.ttrpc"
+`,
+  );
+  const log = path.join(d, 'containerd.log');
+  const proc = spawn('containerd', ['--config', path.join(d, 'config.toml')], { stdio: ['ignore', fs.openSync(log, 'a'), fs.openSync(log, 'a')] });
+  daemons.push(proc);
+  const ctr = (args: string[]) => ok('ctr', ['--address', `${d}/containerd.sock`, '--namespace', 'ply-test', ...args]);
+  await waitFor('containerd', () => run('ctr', ['--address', `${d}/containerd.sock`, 'version']).code === 0, proc, log);
+  return { ctr, stop: () => stopDaemon(proc) };
+}
+
+/** Debian's dockerd 20.10 in its own directories (no bridge, no iptables); `docker` talks to it. */
+export async function startDockerd(): Promise<{ docker: (args: string[]) => string; stop: () => Promise<void> }> {
+  const d = tempDir('ply-dockerd-');
+  const sock = `unix://${d}/docker.sock`;
+  const log = path.join(d, 'dockerd.log');
+  const proc = spawn(
+    'dockerd',
+    ['--iptables=false', '--bridge=none', '--data-root', `${d}/data`, '--exec-root', `${d}/exec`, '-H', sock, '--pidfile', `${d}/docker.pid`],
+    { stdio: ['ignore', fs.openSync(log, 'a'), fs.openSync(log, 'a')] },
+  );
+  daemons.push(proc);
+  const docker = (args: string[]) => ok('docker', ['-H', sock, ...args], { DOCKER_CONFIG: d });
+  await waitFor('dockerd', () => run('docker', ['-H', sock, 'version'], { DOCKER_CONFIG: d }).code === 0, proc, log);
+  return { docker, stop: () => stopDaemon(proc) };
+}

@@ -1,0 +1,36 @@
+// Peers pull and run what ply pushes: podman and skopeo (containers/image) read gzip and zstd pushes.
+// containerd and docker have files of their own (push-containerd, push-docker) so the slow peers run in parallel.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { busyboxTar, plyOk, tempDir } from '../helpers.js';
+import { startDistribution, type Distribution } from '../registry-peer.js';
+import { fetchManifest, podmanPeer } from '../push-peer.js';
+
+let reg: Distribution;
+before(async () => {
+  reg = await startDistribution();
+});
+after(async () => {
+  await reg?.stop();
+});
+
+test('podman pulls and runs ply\'s gzip and zstd pushes; skopeo copies them', async () => {
+  const root = tempDir();
+  plyOk(root, ['import', '-c', 'CMD ["cat", "/etc/motd"]', busyboxTar(), 'app:v1']);
+  const podman = podmanPeer();
+  for (const format of ['gzip', 'zstd']) {
+    const ref = `${reg.domain}/peers/${format}:v1`;
+    plyOk(root, ['tag', 'app:v1', ref]);
+    plyOk(root, ['push', '--compression-format', format, ref]);
+    const m = await fetchManifest(reg.domain, `peers/${format}`, 'v1');
+    assert.equal(m.doc.layers[0]!.mediaType, `application/vnd.oci.image.layer.v1.tar+${format}`);
+    podman(['pull', '-q', '--tls-verify=false', ref]);
+    assert.equal(podman(['run', '--rm', '--network', 'none', ref]), 'hello from the base image\n');
+    const dir = path.join(tempDir(), 'copy');
+    execFileSync('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${ref}`, `dir:${dir}`]);
+    assert.ok(fs.existsSync(path.join(dir, m.doc.layers[0]!.digest.slice(7))), 'skopeo verified and kept the layer blob');
+  }
+});
