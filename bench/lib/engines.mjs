@@ -202,7 +202,9 @@ export async function startDocker(work) {
   const logFile = path.join(dir, 'dockerd.log');
   const srv = startServer(
     [dockerd, '--iptables=false', '--bridge=none', '--data-root', path.join(dir, 'data'), '-H', `unix://${sock}`,
-      '--exec-root', path.join(dir, 'exec'), '--pidfile', path.join(dir, 'pid')],
+      '--exec-root', path.join(dir, 'exec'), '--pidfile', path.join(dir, 'pid'),
+      // Registries behind the shaped link (bench/lib/link.mjs) speak plain HTTP on a private address.
+      '--insecure-registry', '10.214.0.0/16'],
     { logFile },
   );
   const env = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_CONFIG: path.join(dir, 'config'), DOCKER_BUILDKIT: '0' };

@@ -102,4 +102,5 @@ export const LIMIT_TEXT = {
   copyShm: 'copy of the Debian tar on /dev/shm (dd read+write)',
   hashAndWrite: 'min(sha256, write to /dev/shm)',
   gunzipSha256: 'gunzip then sha256 on one core: 1/(1/gunzip + 1/sha256)',
+  link: 'the shaped link\'s rate (100 Mbit/s; compressed layer bytes / rate)',
 };

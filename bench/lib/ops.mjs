@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { bytesServed, logSize, startDistribution, startPlyRegistry } from './engines.mjs';
+import { linkUp, startLinkDistribution } from './link.mjs';
 import { engines, servedByWorker } from './runner.mjs';
 import { bash, MiB, parallel, sh, shAsync, StepError, treeBytes } from './util.mjs';
 
@@ -12,7 +13,8 @@ const LABEL = { ply: 'ply', podman: 'podman', docker: 'docker' };
 /** Extra `run`/`create` flags: every side on the host's network (dockerd runs with --bridge=none, podman's
  * containers.conf says netns="host"); bench/network.mjs measures the bridges. */
 const runFlags = (e) => (e.name === 'docker' || e.name === 'ply' ? ['--network', 'host'] : []);
-const tlsOff = (e) => (e.name === 'podman' ? ['--tls-verify=false'] : []);
+// Plain HTTP: loopback registries need it for podman; the shaped link's (a private address) for ply too.
+const tlsOff = (e) => (e.name === 'podman' || e.name === 'ply' ? ['--tls-verify=false'] : []);
 const rmrf = (p) => fs.rmSync(p, { recursive: true, force: true });
 
 /** One side per engine, the ply engine primary. */
@@ -241,8 +243,11 @@ const exportOp = {
     }),
 };
 
-/** Push sides against a fresh registry per sample (new port, empty storage): nothing is known there beforehand. */
-function pushSides(ctx, start, { clients }) {
+/**
+ * Push sides against a fresh registry per sample (new port, empty storage): nothing is known there beforehand.
+ * With `link`, the bytes the host sent over the shaped link during the sample are counted too.
+ */
+function pushSides(ctx, start, { clients, link }) {
   const mk = (name, primary, client) => ({
     name,
     primary,
@@ -251,10 +256,14 @@ function pushSides(ctx, start, { clients }) {
       const reg = await start(path.join(ctx.work, `reg-push-${name.replace(/\W+/g, '_')}-${round}`));
       const ref = `${reg.host}/bench/debian:latest`;
       if (client.tag) client.tag(ref);
-      return { reg, ref };
+      return { reg, ref, sent: link?.sent() };
     },
     argv: (st) => client.argv(st.ref),
-    after: (st) => ({ storedBytes: treeBytes(st.reg.data), requests: logLines(st.reg.logFile) }),
+    after: (st) => ({
+      storedBytes: treeBytes(st.reg.data),
+      requests: logLines(st.reg.logFile),
+      ...(link ? linkExtra(link, link.sent() - st.sent) : {}),
+    }),
     clean: async (st) => {
       if (client.untag && st.ref) client.untag(st.ref);
       if (st.reg) {
@@ -268,13 +277,16 @@ function pushSides(ctx, start, { clients }) {
 
 const logLines = (f) => fs.readFileSync(f, 'utf8').split('\n').filter((l) => /(GET|HEAD|PUT|POST|PATCH) /.test(l)).length;
 
-function engineClient(e, ctx) {
-  if (e.name === 'podman') return { env: e.env, argv: (ref) => e.cmd('push', '--tls-verify=false', ctx.base, ref) };
+/** What crossed the shaped link in one sample, and the link's own bound for it (bytes / rate). */
+const linkExtra = (link, bytes) => ({ linkBytes: bytes, linkBoundSecs: bytes / link.bytesPerSec });
+
+function engineClient(e, ctx, flags = []) {
+  if (e.name === 'podman') return { env: e.env, argv: (ref) => e.cmd('push', '--tls-verify=false', ...flags, ctx.base, ref) };
   return {
     env: e.env,
     tag: (ref) => e.sh(['tag', ctx.base, ref]),
     untag: (ref) => e.rmi(ref),
-    argv: (ref) => e.cmd('push', ref),
+    argv: (ref) => e.cmd('push', ...tlsOff(e), ...flags, ref),
   };
 }
 function skopeoPushClient(ctx) {
@@ -296,7 +308,7 @@ const pushOp = {
 };
 
 /** Pull sides from a long-lived registry; each sample starts with the image (and its layers) absent. */
-function pullSides(ctx, reg, name, { skopeoDest = 'storage' } = {}) {
+function pullSides(ctx, reg, name, { skopeoDest = 'storage', link } = {}) {
   const ref = `${reg.host}/${name}`;
   const sides = engines(ctx).map((e) => ({
     name: LABEL[e.name],
@@ -304,10 +316,10 @@ function pullSides(ctx, reg, name, { skopeoDest = 'storage' } = {}) {
     env: e.env,
     prep: () => {
       e.rmi(ref);
-      return { offset: logSize(reg.logFile) };
+      return { offset: logSize(reg.logFile), received: link?.received() };
     },
     argv: () => e.cmd('pull', ...tlsOff(e), ref),
-    after: (st) => served(reg, st),
+    after: (st) => served(reg, st, link),
     clean: () => e.rmi(ref),
   }));
   if (ctx.skopeo) {
@@ -319,10 +331,10 @@ function pullSides(ctx, reg, name, { skopeoDest = 'storage' } = {}) {
       prep: () => {
         ctx.podman.rmi(ref);
         rmrf(dirDest);
-        return { offset: logSize(reg.logFile) };
+        return { offset: logSize(reg.logFile), received: link?.received() };
       },
       argv: () => sk.argv('copy', '-q', '--src-tls-verify=false', `docker://${ref}`, skopeoDest === 'dir' ? `dir:${dirDest}` : sk.storage(ref)),
-      after: (st) => served(reg, st),
+      after: (st) => served(reg, st, link),
       clean: () => {
         ctx.podman.rmi(ref);
         rmrf(dirDest);
@@ -331,10 +343,20 @@ function pullSides(ctx, reg, name, { skopeoDest = 'storage' } = {}) {
   }
   return sides;
 }
-const served = (reg, st) => {
+const served = (reg, st, link) => {
   const b = bytesServed(reg.logFile, st.offset);
-  return { servedBytes: b.bytes, blobGets: b.blobs, requests: b.requests };
+  return { servedBytes: b.bytes, blobGets: b.blobs, requests: b.requests, ...(link ? linkExtra(link, link.received() - st.received) : {}) };
 };
+
+/** The shaped link (100 Mbit/s each way, registries inside its namespace), made once per run and removed at the end. */
+function ensureLink(ctx) {
+  if (ctx.link) return ctx.link;
+  const link = linkUp();
+  ctx.link = link;
+  ctx.servers.push({ stop: async () => link.down() });
+  ctx.facts.link = `shaped link: namespace ${link.ns} behind a veth pair with tbf at ${link.rateMbit} Mbit/s (burst 64 kB, latency 200 ms) in each direction; registries listen on ${link.addr} inside it; bytes = the host interface's counters over the sample (headers and retransmissions included); bound = bytes / ${link.rateMbit} Mbit/s`;
+  return link;
+}
 
 const pullOp = {
   name: 'pull',
@@ -357,6 +379,46 @@ const pullSharedOp = {
   },
   data: (ctx) => ({ bytes: ctx.seed.newLayerBytes, what: 'new layer + config (compressed)' }),
   sides: (ctx) => pullSides(ctx, ctx.seed.reg, 'bench/derived:latest'),
+};
+
+/** The push of the Debian image over the shaped link: gzip (everyone's default) and zstd (ply, podman). */
+const pushLinkOp = {
+  name: 'push-link',
+  title: `push of the Debian image over a 100 Mbit/s link (fresh docker-registry inside the link's namespace per sample)`,
+  needs: 'present',
+  rounds: Number(process.env.BENCH_LINK_ROUNDS ?? 3),
+  setup: (ctx) => void ensureLink(ctx),
+  data: (ctx) => ({ bytes: ctx.fx.debianBytes, what: 'layer (uncompressed)' }),
+  sides: (ctx) => {
+    const link = ctx.link;
+    const clients = [];
+    for (const e of engines(ctx)) {
+      clients.push([LABEL[e.name], e.name === 'ply', engineClient(e, ctx)]);
+      if (e.name !== 'docker') clients.push([`${LABEL[e.name]} zstd`, false, engineClient(e, ctx, ['--compression-format', 'zstd'])]);
+    }
+    if (ctx.skopeo) clients.push(['skopeo', false, skopeoPushClient(ctx)]);
+    return pushSides(ctx, (dir) => startLinkDistribution(link, dir), { clients, link });
+  },
+};
+
+/** The pull of the Debian image (gzip, as skopeo pushed it) over the shaped link, into an empty store. */
+const pullLinkOp = {
+  name: 'pull-link',
+  title: 'pull of the Debian image (gzip layer) over a 100 Mbit/s link, into an empty store',
+  needs: 'absent',
+  rounds: Number(process.env.BENCH_LINK_ROUNDS ?? 3),
+  setup: async (ctx) => {
+    await seed(ctx);
+    const link = ensureLink(ctx);
+    if (!ctx.linkReg) {
+      ctx.linkReg = await startLinkDistribution(link, path.join(ctx.work, 'reg-link'));
+      ctx.servers.push(ctx.linkReg);
+      sh(['skopeo', 'copy', '-q', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${ctx.seed.reg.host}/${ctx.base}`, `docker://${ctx.linkReg.host}/${ctx.base}`]);
+    }
+  },
+  data: (ctx) => ({ bytes: ctx.seed.baseLayerBytes, what: 'layer (compressed)' }),
+  bound: (ctx) => ({ key: 'link', rate: ctx.link.bytesPerSec }),
+  sides: (ctx) => pullSides(ctx, ctx.linkReg, ctx.base, { link: ctx.link }),
 };
 
 const registryPushOp = {
@@ -508,5 +570,5 @@ const psOp = {
 };
 
 /** Run order: ops needing the Debian layer absent first, then those needing it present, to import it once. */
-export const OPS = [importOp, loadOp, pullOp, pullSharedOp, registryPullOp, runOpDef, commitOp, saveOp, exportOp, pushOp,
+export const OPS = [importOp, loadOp, pullOp, pullSharedOp, registryPullOp, runOpDef, commitOp, saveOp, exportOp, pushOp, pushLinkOp, pullLinkOp,
   registryPushOp, buildColdOp, buildCachedOp, imagesOp, psOp];

@@ -16,6 +16,7 @@ function extraText(s) {
   if (e.servedBytes != null) parts.push(`${(e.servedBytes / MiB).toFixed(2)} MiB served, ${e.blobGets} blob GETs`);
   if (e.storedBytes != null) parts.push(`${(e.storedBytes / MiB).toFixed(1)} MiB stored in registry, ${e.requests} requests`);
   if (e.archiveBytes != null) parts.push(`${(e.archiveBytes / MiB).toFixed(1)} MiB written`);
+  if (e.linkBytes != null) parts.push(`${(e.linkBytes / MiB).toFixed(1)} MiB over the link, its bound ${fmtS(e.linkBoundSecs)} (median / bound ${(s.median / e.linkBoundSecs).toFixed(2)})`);
   return parts.join('; ');
 }
 
@@ -103,6 +104,18 @@ export function targetRows(results, limits) {
     const r = get('pull'), p = ply(r);
     add('pull', 'pull throughput ≥ 60% of one core\'s gunzip+sha256 (issue 5)', p?.ofBound != null ? p.ofBound >= 0.6 : null, p?.ofBound != null ? `${(100 * p.ofBound).toFixed(0)}% of ${rate(limits.gunzipSha256)}` : '');
   }
+  {
+    // Issue 20: compressed pushes over the shaped link and on loopback; pulls within the link's bound.
+    const r = get('push-link'), p = ply(r), pod = side(r, 'podman'), z = side(r, 'ply zstd');
+    const bound = (s) => s?.extraMedian?.linkBoundSecs;
+    add('push-link', 'ply (gzip) ≤ 1.0× podman over the link (issue 20)', p && pod ? p.median <= pod.median : null, p && pod ? `ply ${fmtS(p.median)}, podman ${fmtS(pod.median)}` : '');
+    add('push-link', 'ply (gzip) within 1.15× of its bytes / link rate (issue 20)', p && bound(p) ? p.median <= 1.15 * bound(p) : null, p && bound(p) ? `ply ${fmtS(p.median)}, bound ${fmtS(bound(p))} (${(p.median / bound(p)).toFixed(2)}×)` : '');
+    add('push-link', 'ply zstd ≤ 0.6× podman\'s gzip push (issue 20)', z && pod ? z.median <= 0.6 * pod.median : null, z && pod ? `ply zstd ${fmtS(z.median)}, podman ${fmtS(pod.median)} (${(z.median / pod.median).toFixed(2)}×)` : '');
+    const l = get('pull-link'), lp = ply(l);
+    add('pull-link', 'ply pull within 1.1× of its bytes / link rate (issue 20)', lp && bound(lp) ? lp.median <= 1.1 * bound(lp) : null, lp && bound(lp) ? `ply ${fmtS(lp.median)}, bound ${fmtS(bound(lp))} (${(lp.median / bound(lp)).toFixed(2)}×)` : '');
+    const lo = get('push'), lop = ply(lo), lpod = side(lo, 'podman');
+    add('push', 'ply ≤ 0.5× podman on loopback, both compressing (issue 20)', lop && lpod ? lop.median <= 0.5 * lpod.median : null, lop && lpod ? `ply ${fmtS(lop.median)}, podman ${fmtS(lpod.median)} (${(lop.median / lpod.median).toFixed(2)}×)` : '');
+  }
   for (const op of ['registry-push', 'registry-pull']) {
     const r = get(op), p = ply(r), d = side(r, 'skopeo→distribution') ?? side(r, 'skopeo←distribution');
     add(op, 'ply registry as fast as docker-registry or faster (issue 6)', p && d ? p.median <= d.median : null, p && d ? `${fmtS(p.median)} vs ${fmtS(d.median)}` : '');
@@ -129,7 +142,7 @@ export function writeReport({ results, limits, startup, facts, notes, profiles, 
   md.push('| operation | ply | peer | ply/peer | ply spread | peer spread | RSS ply / peer | throughput (of limit) | notes |');
   md.push('|---|---|---|---|---|---|---|---|---|');
   md.push(...tableRows(results), '');
-  md.push('## Targets (issues 3–7)', '', '| op | target | this run | numbers |', '|---|---|---|---|', ...targetRows(results, limits), '');
+  md.push('## Targets (issues 3–7, 20)', '', '| op | target | this run | numbers |', '|---|---|---|---|', ...targetRows(results, limits), '');
   md.push('## Operations', '');
   for (const r of results) {
     const b = r.bound ? ` Bound: ${LIMIT_TEXT[r.bound.key]} = ${rate(r.bound.rate)}.` : '';

@@ -144,6 +144,7 @@ const MIGRATIONS: string[] = [
     diff_id TEXT NOT NULL,              -- the digest of the tar it decompresses to
     compression TEXT NOT NULL,          -- gzip | zstd | none
     size INTEGER NOT NULL,
+    recipe TEXT,                        -- how ply compressed it (layer/compression.ts compressionRecipe)
     seen INTEGER NOT NULL               -- ms since epoch
   );
   CREATE INDEX blob_variants_diff_id ON blob_variants(diff_id, compression);

@@ -75,6 +75,26 @@ export interface CompressOptions {
   parallel?: number;
 }
 
+/**
+ * What determines the bytes `compressed` makes, as a string (stored with the blobs pushes make): the same recipe
+ * on the same input gives the same output, so a blob can be made again instead of fetched. zstd's multi-threaded
+ * output does not depend on the number of workers.
+ */
+export function compressionRecipe(format: LayerCompression, opts: CompressOptions = {}): string {
+  if (format === 'none') return 'none';
+  if (format === 'gzip') return `gzip/${opts.level ?? COMPRESSION_LEVELS.gzip.default}/${opts.blockSize ?? GZIP_BLOCK}/zlib`;
+  return `zstd/${opts.level ?? COMPRESSION_LEVELS.zstd.default}/mt`;
+}
+
+/** The options `compressionRecipe` stands for; undefined for a recipe this version does not make. */
+export function parseRecipe(recipe: string): { format: LayerCompression; opts: CompressOptions } | undefined {
+  const [format, level, block, impl] = recipe.split('/');
+  if (format === 'none') return { format, opts: {} };
+  if (format === 'gzip' && impl === 'zlib' && Number(block) === GZIP_BLOCK) return { format, opts: { level: Number(level) } };
+  if (format === 'zstd' && block === 'mt') return { format, opts: { level: Number(level) } };
+  return undefined;
+}
+
 /** `source` compressed as `format` ('none': as it is), using every core. */
 export function compressed(source: AsyncIterable<Buffer>, format: LayerCompression, opts: CompressOptions = {}): AsyncIterable<Buffer> {
   if (format === 'none') return source;

@@ -29,10 +29,18 @@ export class DbBlobInfoCache implements BlobInfoCache {
   recordVariant(diffId: Digest, v: LayerVariant): void {
     this.db
       .prepare(
-        `INSERT INTO blob_variants (digest, diff_id, compression, size, seen) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT(digest) DO UPDATE SET seen = excluded.seen`,
+        `INSERT INTO blob_variants (digest, diff_id, compression, size, recipe, seen) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT(digest) DO UPDATE SET seen = excluded.seen, recipe = coalesce(excluded.recipe, recipe)`,
       )
-      .run(v.digest, diffId, v.compression, v.size, Date.now());
+      .run(v.digest, diffId, v.compression, v.size, v.recipe ?? null, Date.now());
+  }
+
+  /** A blob ply compressed itself: the tar it holds and how it was made (so it can be made again from the tar). */
+  madeFrom(digest: Digest): { diffId: Digest; variant: LayerVariant } | undefined {
+    const r = this.db.prepare('SELECT diff_id, compression, size, recipe FROM blob_variants WHERE digest = ? AND recipe IS NOT NULL').get(digest) as
+      | { diff_id: Digest; compression: LayerCompression; size: number; recipe: string }
+      | undefined;
+    return r && { diffId: r.diff_id, variant: { digest, size: r.size, compression: r.compression, recipe: r.recipe } };
   }
 
   locations(digest: Digest, registry: string): string[] {

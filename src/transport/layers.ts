@@ -6,7 +6,7 @@
 // it the diffIDs (digests of the uncompressed tars) and the image ID, stay as they are.
 import { Digester, digestOf, splitDigest } from '../digest/digest.js';
 import { DigestMismatchError, InvalidArchiveError } from '../errors.js';
-import { compressed, decompressed } from '../layer/compression.js';
+import { compressed, compressionRecipe, decompressed } from '../layer/compression.js';
 import {
   isIndexMediaType,
   layerCompressionOf,
@@ -139,7 +139,8 @@ export async function convertLayer(src: ImageSource, dst: ImageDestination, d: D
   const input = checked(await src.getBlob(d, { signal: opts.signal }), d.digest, `layer ${d.digest.slice(7, 19)}`, progress);
   const tar = plan.from === 'none' ? input : checked(decompressed(input), plan.diffId, `layer ${d.digest.slice(7, 19)} diffID`);
   const out = await dst.putNewBlob(compressed(tar, plan.to, { level: plan.level }), { signal: opts.signal });
-  cache?.recordVariant(plan.diffId, { digest: out.digest, size: out.size, compression: plan.to });
+  const recipe = compressionRecipe(plan.to, { level: plan.level });
+  cache?.recordVariant(plan.diffId, { digest: out.digest, size: out.size, compression: plan.to, recipe });
   emit?.({ type: 'blob-done', digest: d.digest, size: d.size, layer: true });
   return converted(out.digest, out.size);
 }

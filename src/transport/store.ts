@@ -4,7 +4,9 @@ import { digestOf } from '../digest/digest.js';
 import { DigestMismatchError, InvalidArchiveError, NotFoundError } from '../errors.js';
 import { IngestLockedError, type IngestWriter } from '../content/store.js';
 import type { ImageStore, LayerRecord, Lease } from '../image/store.js';
+import { compressed, parseRecipe } from '../layer/compression.js';
 import { ingestLayer } from '../layer/ingest.js';
+import { DbBlobInfoCache } from './blobinfo.js';
 import { isIndexMediaType, isLayerMediaType, MediaType, type Descriptor, type Digest, type ImageConfig, type Manifest } from '../oci/types.js';
 import { isDigest } from '../digest/digest.js';
 import type { ImageDestination, ImageSource, ManifestBlob, PutBlobOptions } from './types.js';
@@ -89,6 +91,7 @@ export class StoreDestination implements ImageDestination {
     if (await this.hasBlob(desc)) return { present: true };
     if (!isLayerMediaType(desc.mediaType)) return { present: false, offset: 0 };
     const key = this.ingestKey(desc);
+    let rebuild = this.rebuildable(desc);
     for (;;) {
       let writer: IngestWriter;
       try {
@@ -118,8 +121,44 @@ export class StoreDestination implements ImageDestination {
         await writer.abort();
         continue;
       }
+      if (rebuild && writer.offset === 0) {
+        const from = rebuild;
+        rebuild = undefined;
+        if (await this.rebuild(desc, from, writer)) return { present: true };
+        continue; // the ingest was given up: claim it again and fetch
+      }
       this.claimed.set(desc.digest, writer);
       return { present: false, offset: writer.offset };
+    }
+  }
+
+  /**
+   * A layer blob this store can make itself: ply compressed it from a tar the store holds (a push), so the same
+   * recipe on that tar gives the same bytes. Pulling back what was pushed then fetches nothing, as docker's
+   * pull finds a pushed layer by its diffID.
+   */
+  private rebuildable(desc: Descriptor): { diffId: Digest; recipe: string } | undefined {
+    const made = new DbBlobInfoCache(this.images.db).madeFrom(desc.digest);
+    if (!made?.variant.recipe || made.variant.size !== desc.size || !parseRecipe(made.variant.recipe)) return undefined;
+    const plain = this.layerRecord(made.diffId);
+    if (!plain || plain.digest !== plain.diffId || !this.images.content.has(plain.digest)) return undefined;
+    return { diffId: made.diffId, recipe: made.variant.recipe };
+  }
+
+  /** Makes `desc` from the stored tar and ingests it (verified as any fetched blob); false when that failed. */
+  private async rebuild(desc: Descriptor, from: { diffId: Digest; recipe: string }, writer: IngestWriter): Promise<boolean> {
+    const recipe = parseRecipe(from.recipe)!;
+    this.lease.add(from.diffId);
+    try {
+      const data = compressed(this.images.content.read(from.diffId), recipe.format, recipe.opts);
+      const rec = await ingestLayer(this.images.content, data, { key: this.ingestKey(desc), lease: this.lease, expected: desc.digest, size: desc.size, writer });
+      if (rec.diffId !== from.diffId) return false;
+      const layer = { ...rec, mediaType: desc.mediaType };
+      this.layers.set(desc.digest, layer);
+      this.images.recordLayer(layer);
+      return true;
+    } catch {
+      return false;
     }
   }
 

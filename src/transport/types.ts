@@ -41,6 +41,8 @@ export interface LayerVariant {
   digest: Digest;
   size: number;
   compression: LayerCompression;
+  /** How ply made it (`compressionRecipe`), when it did: the same recipe on the same tar gives the same bytes. */
+  recipe?: string;
 }
 
 /**

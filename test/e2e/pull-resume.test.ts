@@ -41,6 +41,9 @@ test('a killed pull resumes its partial layer with a Range request; concurrent p
     await exited;
     const kept = fs.statSync(partial).size;
     assert.ok(kept > 0 && kept < bigLayer.size, `partial data kept: ${kept}`);
+    // The registry logs the killed pull's GET once it sees the connection drop: wait for it before counting.
+    const bigGet = (l: string) => l.startsWith(`GET /v2/r/big/blobs/${bigLayer.digest}`);
+    for (let i = 0; i < 300 && !log.some(bigGet); i++) await new Promise((r) => setTimeout(r, 10));
     log.length = 0;
     await ok(dst, ['pull', `${host}/r/big:v1`]);
     const gets = log.filter((l) => l.startsWith(`GET /v2/r/big/blobs/${bigLayer.digest}`));

@@ -73,6 +73,18 @@ test('default push: gzip layers with the OCI media type, diffIDs kept; pushed ag
   plyOk(fresh, ['pull', `${two.domain}/gz/app:v1`]);
   assert.equal(plyOk(fresh, ['run', '--rm', `${two.domain}/gz/app:v1`, 'cat', '/etc/motd']), 'hello from the base image\n');
   assert.equal(inspect(fresh, `${two.domain}/gz/app:v1`).Id, local.Id);
+
+  // Pulled back into the store it was pushed from: the blob is made again from the stored tar, not fetched.
+  plyOk(root, ['rmi', `${two.domain}/gz/app:v1`]);
+  const layerGets = () => two.accessLog().split('\n').filter((l) => l.includes(`"GET /v2/gz/app/blobs/${layer.digest}`)).length;
+  const gets = layerGets();
+  const back = plyOk(root, ['pull', `${two.domain}/gz/app:v1`]);
+  assert.match(back, /Already exists/);
+  assert.equal(layerGets(), gets, 'the layer was not downloaded');
+  assert.equal(inspect(root, `${two.domain}/gz/app:v1`).Id, local.Id);
+  assert.equal(plyOk(root, ['run', '--rm', `${two.domain}/gz/app:v1`, 'cat', '/etc/motd']), 'hello from the base image\n');
+  const check = ply(root, ['system', 'check']);
+  assert.equal(check.code, 0, check.stdout + check.stderr);
 });
 
 test('--compression-format zstd: zstd layers (OCI zstd media type and magic); a second push compresses nothing; ply pulls and runs it', async () => {
