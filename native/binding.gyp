@@ -7,6 +7,13 @@
       "cflags": ["-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"]
     },
     {
+      "target_name": "ply_deflate",
+      "sources": ["deflate.c"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags": ["-Wall", "-Wextra", "-O2"],
+      "libraries": ["-ldeflate"]
+    },
+    {
       "target_name": "ply-client",
       "type": "executable",
       "sources": ["ply_client.c"],

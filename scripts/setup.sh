@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(runc crun busybox-static tini curl skopeo umoci podman docker-registry debootstrap zstd xz-utils bzip2 apache2-utils tmux util-linux python3 nftables aardvark-dns iproute2 containerd docker.io gzip)
+APT_PACKAGES=(runc crun busybox-static tini curl skopeo umoci podman docker-registry debootstrap zstd xz-utils bzip2 apache2-utils tmux util-linux python3 nftables aardvark-dns iproute2 containerd docker.io gzip libdeflate-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -28,8 +28,10 @@ fi
 # file: rebuild them when their sources are newer than the build.
 addon=native/build/Release/ply_native.node
 client=native/build/Release/ply-client
-if [ ! -f "$addon" ] || [ ! -f "$client" ] || [ -n "$(find native/*.c native/binding.gyp -newer "$addon" 2>/dev/null)" ] ||
-  [ -n "$(find native/*.c native/binding.gyp -newer "$client" 2>/dev/null)" ]; then
+deflate=native/build/Release/ply_deflate.node
+if [ ! -f "$addon" ] || [ ! -f "$client" ] || [ ! -f "$deflate" ] || [ -n "$(find native/*.c native/binding.gyp -newer "$addon" 2>/dev/null)" ] ||
+  [ -n "$(find native/*.c native/binding.gyp -newer "$client" 2>/dev/null)" ] ||
+  [ -n "$(find native/*.c native/binding.gyp -newer "$deflate" 2>/dev/null)" ]; then
   echo "setup: npm rebuild ply-native" >&2
   npm rebuild ply-native --no-audit --no-fund >&2
 fi

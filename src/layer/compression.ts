@@ -82,7 +82,7 @@ export interface CompressOptions {
  */
 export function compressionRecipe(format: LayerCompression, opts: CompressOptions = {}): string {
   if (format === 'none') return 'none';
-  if (format === 'gzip') return `gzip/${opts.level ?? COMPRESSION_LEVELS.gzip.default}/${opts.blockSize ?? GZIP_BLOCK}/zlib`;
+  if (format === 'gzip') return `gzip/${opts.level ?? COMPRESSION_LEVELS.gzip.default}/${opts.blockSize ?? GZIP_BLOCK}/${gzipImplementation()}`;
   return `zstd/${opts.level ?? COMPRESSION_LEVELS.zstd.default}/mt`;
 }
 
@@ -90,7 +90,7 @@ export function compressionRecipe(format: LayerCompression, opts: CompressOption
 export function parseRecipe(recipe: string): { format: LayerCompression; opts: CompressOptions } | undefined {
   const [format, level, block, impl] = recipe.split('/');
   if (format === 'none') return { format, opts: {} };
-  if (format === 'gzip' && impl === 'zlib' && Number(block) === GZIP_BLOCK) return { format, opts: { level: Number(level) } };
+  if (format === 'gzip' && impl === gzipImplementation() && Number(block) === GZIP_BLOCK) return { format, opts: { level: Number(level) } };
   if (format === 'zstd' && block === 'mt') return { format, opts: { level: Number(level) } };
   return undefined;
 }
@@ -109,20 +109,16 @@ function cores(): number {
 
 /**
  * gzip over every core, as pigz: the input is cut into blocks that are compressed as independent gzip members
- * at once on the libuv thread pool, and the members are concatenated in order. A multi-member stream is valid
+ * at once on the libuv thread pool (libdeflate, else zlib), and the members are concatenated in order. A multi-member stream is valid
  * gzip (RFC 1952 §2.2) that every reader (Go's, zlib's, pigz's) decompresses as one; with 1 MiB blocks the lost
  * context at each boundary costs about 1% of the size. The output is a function of the input, level and block
  * size alone, so the same layer compresses to the same digest every time.
  */
 export async function* gzipParallel(source: AsyncIterable<Buffer>, opts: CompressOptions = {}): AsyncGenerator<Buffer> {
-  const z = zlib();
   const level = opts.level ?? COMPRESSION_LEVELS.gzip.default;
   const blockSize = opts.blockSize ?? GZIP_BLOCK;
-  // One thread-pool job per block: the output buffer holds a whole member (deflate's worst case is +0.1%).
-  const chunkSize = blockSize + (blockSize >> 6) + 1024;
   const inFlight = Math.max(1, opts.parallel ?? 2 * cores());
-  const gzip = (block: Buffer) =>
-    new Promise<Buffer>((resolve, reject) => z.gzip(block, { level, chunkSize }, (e, out) => (e ? reject(e) : resolve(out))));
+  const gzip = gzipBlockFn(level, blockSize);
   const queue: Promise<Buffer>[] = [];
   try {
     for await (const block of blocks(source, blockSize)) {
@@ -139,6 +135,38 @@ export async function* gzipParallel(source: AsyncIterable<Buffer>, opts: Compres
 
 /** Uncompressed bytes per gzip member. */
 export const GZIP_BLOCK = 1 << 20;
+
+interface DeflateAddon {
+  gzipBlock(input: Buffer, level: number, cb: (err: Error | null, out: Buffer) => void): void;
+}
+let deflateAddon: DeflateAddon | null | undefined;
+
+/** ply's libdeflate binding (native/deflate.c), or null where it was not built (zlib does the work then). */
+function libdeflate(): DeflateAddon | null {
+  if (deflateAddon === undefined) {
+    try {
+      deflateAddon = process.env.PLY_GZIP === 'zlib' ? null : (requireCjs('ply-native/deflate.js') as DeflateAddon);
+    } catch {
+      deflateAddon = null;
+    }
+  }
+  return deflateAddon;
+}
+
+/** Which gzip implementation compresses blocks here: part of the recipe, as each makes other (valid) bytes. */
+export function gzipImplementation(): 'libdeflate' | 'zlib' {
+  return libdeflate() ? 'libdeflate' : 'zlib';
+}
+
+/** Compresses one block as a complete gzip member on the thread pool. */
+function gzipBlockFn(level: number, blockSize: number): (block: Buffer) => Promise<Buffer> {
+  const ld = libdeflate();
+  if (ld) return (block) => new Promise((resolve, reject) => ld.gzipBlock(block, level, (e, out) => (e ? reject(e) : resolve(out))));
+  const z = zlib();
+  // One thread-pool job per block: the output buffer holds a whole member (deflate's worst case is +0.1%).
+  const chunkSize = blockSize + (blockSize >> 6) + 1024;
+  return (block) => new Promise((resolve, reject) => z.gzip(block, { level, chunkSize }, (e, out) => (e ? reject(e) : resolve(out))));
+}
 
 /** Regroups a stream into Buffers of exactly `size` bytes (the last may be shorter). */
 export async function* blocks(data: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
