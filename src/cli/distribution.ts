@@ -33,7 +33,7 @@ export function registerDistributionCommands(program: Command): void {
       .argument('<name>')
       .option('-a, --all-tags', 'Push all tags of an image to the repository')
       .option('--compression-format <format>', 'Compression format of the layers: gzip (default), zstd or none')
-      .option('--compression-level <level>', 'Compression level (gzip 0-9, default 6; zstd 1-22, default 3)')
+      .option('--compression-level <level>', 'Compression level (gzip 0-9, default: adapted to the link; zstd 1-22, default 3)')
       .option('-q, --quiet', 'Suppress verbose output')
       .option('--tls-verify [bool]', 'Require HTTPS and verify certificates (false: allow plain HTTP)')
       .action(pushAction);

@@ -69,6 +69,15 @@ export const COMPRESSION_LEVELS: Record<Exclude<LayerCompression, 'none'>, { min
 
 export interface CompressOptions {
   level?: number;
+  /**
+   * gzip: pick each block's level by how fast the output is taken (`level` is where it starts): a slow link gets
+   * smaller blocks, a fast one faster compression. `onLevels` gets the levels used, for the recipe.
+   */
+  adaptive?: boolean;
+  /** gzip: the level of each block (a recorded adaptive compression, made again byte for byte). */
+  levels?: number[];
+  /** Called once the input is all compressed, with the level of each block. */
+  onLevels?: (levels: number[]) => void;
   /** gzip: uncompressed bytes per independent member (default 1 MiB). */
   blockSize?: number;
   /** gzip: blocks compressed at once on the thread pool; zstd: worker threads (default: 2 × cores, cores). */
@@ -82,16 +91,22 @@ export interface CompressOptions {
  */
 export function compressionRecipe(format: LayerCompression, opts: CompressOptions = {}): string {
   if (format === 'none') return 'none';
-  if (format === 'gzip') return `gzip/${opts.level ?? COMPRESSION_LEVELS.gzip.default}/${opts.blockSize ?? GZIP_BLOCK}/${gzipImplementation()}`;
+  if (format === 'gzip') {
+    const levels = opts.levels && new Set(opts.levels).size > 1 ? `L${opts.levels.join('')}` : String(opts.levels?.[0] ?? opts.level ?? COMPRESSION_LEVELS.gzip.default);
+    return `gzip/${levels}/${opts.blockSize ?? GZIP_BLOCK}/${gzipImplementation()}`;
+  }
   return `zstd/${opts.level ?? COMPRESSION_LEVELS.zstd.default}/mt`;
 }
 
 /** The options `compressionRecipe` stands for; undefined for a recipe this version does not make. */
 export function parseRecipe(recipe: string): { format: LayerCompression; opts: CompressOptions } | undefined {
-  const [format, level, block, impl] = recipe.split('/');
+  const [format, level = '', block, impl] = recipe.split('/');
   if (format === 'none') return { format, opts: {} };
-  if (format === 'gzip' && impl === gzipImplementation() && Number(block) === GZIP_BLOCK) return { format, opts: { level: Number(level) } };
-  if (format === 'zstd' && block === 'mt') return { format, opts: { level: Number(level) } };
+  if (format === 'gzip' && impl === gzipImplementation() && Number(block) === GZIP_BLOCK) {
+    if (/^L[0-9]+$/.test(level)) return { format, opts: { levels: [...level.slice(1)].map(Number) } };
+    if (/^[0-9]$/.test(level)) return { format, opts: { level: Number(level) } };
+  }
+  if (format === 'zstd' && block === 'mt' && /^[0-9]+$/.test(level)) return { format, opts: { level: Number(level) } };
   return undefined;
 }
 
@@ -115,21 +130,56 @@ function cores(): number {
  * size alone, so the same layer compresses to the same digest every time.
  */
 export async function* gzipParallel(source: AsyncIterable<Buffer>, opts: CompressOptions = {}): AsyncGenerator<Buffer> {
-  const level = opts.level ?? COMPRESSION_LEVELS.gzip.default;
   const blockSize = opts.blockSize ?? GZIP_BLOCK;
   const inFlight = Math.max(1, opts.parallel ?? 2 * cores());
-  const gzip = gzipBlockFn(level, blockSize);
-  const queue: Promise<Buffer>[] = [];
+  const gzip = gzipBlockFn(blockSize);
+  const control = opts.adaptive && !opts.levels ? new LevelControl(opts.level ?? ADAPTIVE_START) : undefined;
+  const fixed = opts.level ?? COMPRESSION_LEVELS.gzip.default;
+  const levels: number[] = [];
+  const queue: { out: Promise<Buffer>; done: boolean }[] = [];
   try {
     for await (const block of blocks(source, blockSize)) {
-      const job = gzip(block);
-      job.catch(() => undefined); // awaited in order below; a failure is thrown there
+      const level = opts.levels ? opts.levels[levels.length] : (control?.level ?? fixed);
+      if (level === undefined) throw new InvalidArchiveError('the input is longer than the recorded compression');
+      levels.push(level);
+      const job = { out: gzip(block, level), done: false };
+      job.out.then(() => (job.done = true), () => undefined); // awaited in order below; a failure is thrown there
       queue.push(job);
-      if (queue.length >= inFlight) yield await queue.shift()!;
+      if (queue.length >= inFlight) {
+        const head = queue.shift()!;
+        // The reader asked for the next block: was it ready (the reader is the slower side) or not yet?
+        control?.observe(head.done);
+        yield await head.out;
+      }
     }
-    while (queue.length > 0) yield await queue.shift()!;
+    while (queue.length > 0) yield await queue.shift()!.out;
+    opts.onLevels?.(levels);
   } finally {
     queue.length = 0;
+  }
+}
+
+/** Where an adaptive gzip starts; it moves between 1 and 9. */
+const ADAPTIVE_START = 4;
+
+/**
+ * The level of an adaptive gzip. Blocks are compressed a few ahead of the reader (the upload): when the reader
+ * keeps finding its next block ready, the link is the bottleneck and the CPU has time to spare, so blocks get a
+ * higher level (fewer bytes to send); when it has to wait for blocks, compression is the bottleneck and the level
+ * goes down. Decided every few blocks, one step at a time, as zstd's --adapt does.
+ */
+class LevelControl {
+  private ready = 0;
+  private seen = 0;
+  constructor(public level: number) {}
+  observe(ready: boolean): void {
+    this.seen++;
+    if (ready) this.ready++;
+    if (this.seen < 4) return;
+    if (this.ready >= 3) this.level = Math.min(9, this.level + 1);
+    else if (this.ready <= 1) this.level = Math.max(1, this.level - 1);
+    this.ready = 0;
+    this.seen = 0;
   }
 }
 
@@ -159,13 +209,13 @@ export function gzipImplementation(): 'libdeflate' | 'zlib' {
 }
 
 /** Compresses one block as a complete gzip member on the thread pool. */
-function gzipBlockFn(level: number, blockSize: number): (block: Buffer) => Promise<Buffer> {
+function gzipBlockFn(blockSize: number): (block: Buffer, level: number) => Promise<Buffer> {
   const ld = libdeflate();
-  if (ld) return (block) => new Promise((resolve, reject) => ld.gzipBlock(block, level, (e, out) => (e ? reject(e) : resolve(out))));
+  if (ld) return (block, level) => new Promise((resolve, reject) => ld.gzipBlock(block, level, (e, out) => (e ? reject(e) : resolve(out))));
   const z = zlib();
   // One thread-pool job per block: the output buffer holds a whole member (deflate's worst case is +0.1%).
   const chunkSize = blockSize + (blockSize >> 6) + 1024;
-  return (block) => new Promise((resolve, reject) => z.gzip(block, { level, chunkSize }, (e, out) => (e ? reject(e) : resolve(out))));
+  return (block, level) => new Promise((resolve, reject) => z.gzip(block, { level, chunkSize }, (e, out) => (e ? reject(e) : resolve(out))));
 }
 
 /** Regroups a stream into Buffers of exactly `size` bytes (the last may be shorter). */

@@ -12,9 +12,11 @@ export class DbBlobInfoCache implements BlobInfoCache {
   constructor(private readonly db: DB) {}
 
   variants(diffId: Digest, compression: LayerCompression): LayerVariant[] {
-    const made = this.db
-      .prepare('SELECT digest, size FROM blob_variants WHERE diff_id = ? AND compression = ? ORDER BY seen DESC')
-      .all(diffId, compression) as { digest: Digest; size: number }[];
+    const made = (
+      this.db
+        .prepare('SELECT digest, size, recipe FROM blob_variants WHERE diff_id = ? AND compression = ? ORDER BY seen DESC')
+        .all(diffId, compression) as { digest: Digest; size: number; recipe: string | null }[]
+    ).map((r) => ({ digest: r.digest, size: r.size, recipe: r.recipe ?? undefined }));
     // Layers in the store (pulled or imported): verified against their diffID when they were stored.
     const stored = (this.db.prepare('SELECT digest, size, media_type FROM layers WHERE diff_id = ?').all(diffId) as {
       digest: Digest;
@@ -22,7 +24,9 @@ export class DbBlobInfoCache implements BlobInfoCache {
       media_type: string;
     }[]).filter((l) => layerCompressionOf(l.media_type) === compression);
     const out: LayerVariant[] = [];
-    for (const v of [...made, ...stored]) if (!out.some((o) => o.digest === v.digest)) out.push({ digest: v.digest, size: v.size, compression });
+    for (const v of [...made, ...stored.map((l) => ({ digest: l.digest, size: l.size, recipe: undefined }))]) {
+      if (!out.some((o) => o.digest === v.digest)) out.push({ digest: v.digest, size: v.size, compression, ...(v.recipe ? { recipe: v.recipe } : {}) });
+    }
     return out;
   }
 

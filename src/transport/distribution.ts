@@ -35,7 +35,7 @@ export interface PushOptions {
    * compressed layers (pulled ones) as they are; given explicitly, every layer is converted to it.
    */
   compressionFormat?: LayerCompression;
-  /** gzip 0-9 (default 6), zstd 1-22 (default 3). */
+  /** gzip 0-9 (default: each block's level adapted to how fast the registry takes them, 1-9), zstd 1-22 (default 3). */
   compressionLevel?: number;
   tlsVerify?: boolean;
   parallel?: number;

@@ -6,7 +6,7 @@
 // it the diffIDs (digests of the uncompressed tars) and the image ID, stay as they are.
 import { Digester, digestOf, splitDigest } from '../digest/digest.js';
 import { DigestMismatchError, InvalidArchiveError } from '../errors.js';
-import { compressed, compressionRecipe, decompressed } from '../layer/compression.js';
+import { compressed, compressionRecipe, decompressed, parseRecipe, type CompressOptions } from '../layer/compression.js';
 import {
   isIndexMediaType,
   layerCompressionOf,
@@ -110,7 +110,8 @@ export async function convertLayer(src: ImageSource, dst: ImageDestination, d: D
     ...(d.annotations ? { annotations: d.annotations } : {}),
   });
   // Compressed before: the destination, or another repository of its registry, may hold that blob already.
-  for (const v of (cache?.variants(plan.diffId, plan.to) ?? []).slice(0, MAX_VARIANTS_TRIED)) {
+  const known = cache?.variants(plan.diffId, plan.to) ?? [];
+  for (const v of known.slice(0, MAX_VARIANTS_TRIED)) {
     const desc = converted(v.digest, v.size);
     if (await dst.hasBlob(desc)) {
       emit?.({ type: 'blob-exists', digest: d.digest, size: d.size, layer: true });
@@ -138,8 +139,16 @@ export async function convertLayer(src: ImageSource, dst: ImageDestination, d: D
   // commits the result: a failure ends the upload without its final request.
   const input = checked(await src.getBlob(d, { signal: opts.signal }), d.digest, `layer ${d.digest.slice(7, 19)}`, progress);
   const tar = plan.from === 'none' ? input : checked(decompressed(input), plan.diffId, `layer ${d.digest.slice(7, 19)} diffID`);
-  const out = await dst.putNewBlob(compressed(tar, plan.to, { level: plan.level }), { signal: opts.signal });
-  const recipe = compressionRecipe(plan.to, { level: plan.level });
+  // A layer ply compressed before (for another registry) is compressed the same way again: the same bytes, so
+  // the same digest everywhere. Otherwise gzip adapts its level to the link unless a level was asked for.
+  const replay = known
+    .map((v) => (v.recipe ? parseRecipe(v.recipe) : undefined))
+    .find((r) => r && r.format === plan.to && (plan.level === undefined || r.opts.level === plan.level));
+  const how: CompressOptions = replay?.opts ?? { level: plan.level, adaptive: plan.to === 'gzip' && plan.level === undefined };
+  let levels: number[] | undefined;
+  const data = compressed(tar, plan.to, { ...how, onLevels: (l) => (levels = l) });
+  const out = await dst.putNewBlob(data, { signal: opts.signal });
+  const recipe = compressionRecipe(plan.to, { ...how, levels: levels ?? how.levels });
   cache?.recordVariant(plan.diffId, { digest: out.digest, size: out.size, compression: plan.to, recipe });
   emit?.({ type: 'blob-done', digest: d.digest, size: d.size, layer: true });
   return converted(out.digest, out.size);

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import zlib from 'node:zlib';
-import { compressed, gzipImplementation, gzipParallel } from '../../src/layer/compression.js';
+import { compressed, compressionRecipe, gzipImplementation, gzipParallel, parseRecipe } from '../../src/layer/compression.js';
 import { REPO, rng } from '../helpers.js';
 
 /** Half compressible text, half random bytes, `n` bytes. */
@@ -98,4 +98,30 @@ test('gzip blocks are compressed by libdeflate (set-up builds it); zlib does it 
   assert.ok(zlib.gunzipSync(viaZlib).equals(input));
   assert.ok(zlib.gunzipSync(viaLibdeflate).equals(input));
   assert.ok(!viaZlib.equals(viaLibdeflate), 'the two make different bytes: the recipe names the implementation');
+});
+
+test('adaptive gzip: a slow reader (a slow link) gets higher levels; the recorded levels make the same bytes again', async () => {
+  const input = sample(40 << 16, 5);
+  const run = async (delayMs: number) => {
+    let levels: number[] = [];
+    const parts: Buffer[] = [];
+    for await (const c of gzipParallel(chunked(input, 1 << 16), { blockSize: 1 << 16, adaptive: true, parallel: 2, onLevels: (l) => (levels = l) })) {
+      parts.push(c);
+      if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
+    }
+    return { out: Buffer.concat(parts), levels };
+  };
+  const slow = await run(15);
+  assert.equal(slow.levels.length, 40);
+  assert.equal(slow.levels.at(-1), 9, `a slow reader: ${slow.levels.join('')}`);
+  assert.ok(zlib.gunzipSync(slow.out).equals(input));
+  const recipe = compressionRecipe('gzip', { levels: slow.levels });
+  assert.match(recipe, /^gzip\/L[1-9]{40}\/1048576\/libdeflate$/);
+  const again = parseRecipe(recipe)!;
+  assert.deepEqual(again.opts.levels, slow.levels);
+  const replayed = await all(gzipParallel(chunked(input, 3000), { blockSize: 1 << 16, ...again.opts }));
+  assert.ok(replayed.equals(slow.out), 'replaying the levels gives the same bytes');
+  assert.equal(parseRecipe('gzip/6/1048576/libdeflate')!.opts.level, 6);
+  assert.equal(parseRecipe('gzip/6/1048576/some-other-deflate'), undefined);
+  assert.equal(parseRecipe('gzip/6/65536/libdeflate'), undefined);
 });
