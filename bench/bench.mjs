@@ -133,6 +133,7 @@ try {
     results.push(await runOp(op, ctx));
   }
   if (ctx.facts.seed) notes.push(ctx.facts.seed);
+  if (ctx.facts.link) notes.push(ctx.facts.link);
   if (ctx.plyService) {
     const notReady = ctx.facts.serviceNotReady ?? 0;
     notes.push(`"ply (service)" side (run, images, ps, build-cold, build-cached): the same store and argv as "ply", without PLY_SERVICE=0, while \`ply system service --workers ${ctx.plyService.workers}\` runs for that store — started once before the first such op (after its socket appeared and \`ply info\` through it reported being served by a worker) and stopped at the end, like docker's numbers include a running dockerd. Each worker serves one command and exits, and the service starts a replacement; so before each timed "ply (service)" sample, and again right after its clean-up, the bench waits untimed until all ${ctx.plyService.workers} workers are warm and waiting (children of the service whose main thread is blocked in poll/accept on the socket, read from /proc): every sample finds a warm worker, and the replacement's start-up (its CPU is not in the "ply (service)" numbers) does not overlap another side's timed sample.${notReady ? ` **${notReady} sample(s) started after a 5 s wait without all workers ready.**` : ''} A sample counts as served by a worker when the client's peak RSS is below 20 MB (ply-client ≈ 2 MB; the direct path's node ≥ 40 MB); the notes column says how many were. Its RSS and CPU are ply-client's alone. The idle service and workers stay up during the other ops (they poll once a second).`);
