@@ -555,6 +555,25 @@ export function registerContainerCommands(program: Command): void {
     );
 }
 
+/**
+ * docker's inspect: each name that `find` knows, as a JSON array (or through --format); one error line per name it
+ * does not (`find` returns undefined), then exit 1.
+ */
+export async function inspectEach(names: string[], find: (name: string) => unknown, format: string | undefined, notFound: (name: string) => string): Promise<void> {
+  const items: unknown[] = [];
+  let missing = 0;
+  for (const n of names) {
+    const item = find(n);
+    if (item !== undefined) items.push(item);
+    else {
+      process.stderr.write(`Error: ${notFound(n)}\n`);
+      missing++;
+    }
+  }
+  await printInspect(items, format);
+  if (missing) process.exitCode = 1;
+}
+
 export async function printInspect(items: unknown[], format?: string): Promise<void> {
   if (format) {
     const { compileTemplate } = await import('../gotemplate/template.js');

@@ -93,35 +93,27 @@ export function registerImageCommands(program: Command): void {
     .action(async (names: string[], opts: { format?: string; type?: string }) => {
       if (opts.type && !['image', 'container', 'network'].includes(opts.type)) throw new InvalidArgumentError(`"${opts.type}" is not a valid value for --type`);
       await withEngine(async (engine) => {
-        const { inspectContainer, printInspect } = await import('./containers.js');
+        const { inspectContainer, inspectEach } = await import('./containers.js');
         imageStoreClass ??= await import('../image/store.js');
-        const items: Record<string, unknown>[] = [];
-        let missing = 0;
-        for (const n of names) {
-          let item: Record<string, unknown> | undefined;
-          if (opts.type !== 'image') {
+        const find = (n: string): unknown => {
+          if (opts.type === undefined || opts.type === 'container') {
             try {
-              item = inspectContainer(engine, engine.manager.get(n));
+              return inspectContainer(engine, engine.manager.get(n));
             } catch (e) {
               if (!(e instanceof NotFoundError)) throw e;
             }
           }
-          if (!item && opts.type !== 'container' && opts.type !== 'network') {
+          if (opts.type === undefined || opts.type === 'image') {
             const rec = engine.images.lookup(n);
-            if (rec) item = inspectImage(engine, rec);
+            if (rec) return inspectImage(engine, rec);
           }
-          if (!item && (opts.type === undefined || opts.type === 'network')) {
+          if (opts.type === undefined || opts.type === 'network') {
             const net = engine.networks.store.find(n);
-            if (net) item = engine.networks.inspect(net) as unknown as Record<string, unknown>;
+            if (net) return engine.networks.inspect(net);
           }
-          if (item) items.push(item);
-          else {
-            process.stderr.write(`Error: No such object: ${n}\n`);
-            missing++;
-          }
-        }
-        await printInspect(items, opts.format);
-        if (missing) process.exitCode = 1;
+          return undefined;
+        };
+        await inspectEach(names, find, opts.format, (n) => `No such object: ${n}`);
       });
     });
 

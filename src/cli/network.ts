@@ -54,50 +54,50 @@ export function registerNetworkCommands(program: Command): void {
     .option('-q, --quiet', 'Only display network IDs')
     .action(
       daemonErrors(async (f: { filter: string[]; format?: string; trunc: boolean; quiet?: boolean }) => {
-      await withEngine(async (engine) => {
-        const { renderTable } = await import('../gotemplate/template.js');
-        const filters = new Map<string, string[]>();
-        for (const item of f.filter) {
-          const i = item.indexOf('=');
-          if (i <= 0) throw new InvalidArgumentError(`bad format of filter (expected name=value)`);
-          const k = item.slice(0, i);
-          if (!['driver', 'id', 'label', 'name', 'scope', 'type', 'dangling'].includes(k)) throw new InvalidArgumentError(`invalid filter '${k}'`);
-          filters.set(k, [...(filters.get(k) ?? []), item.slice(i + 1)]);
-        }
-        const match = (k: string, pred: (v: string) => boolean) => !filters.has(k) || filters.get(k)!.some(pred);
-        const used = usedNetworks(engine);
-        const builtin = ['bridge', 'host', 'none'];
-        const list = engine.networks
-          .list()
-          .filter(
-            (n) =>
-              match('driver', (v) => n.driver === v) &&
-              match('id', (v) => n.id.startsWith(v)) &&
-              match('name', (v) => n.name.includes(v)) &&
-              match('scope', (v) => v === 'local') &&
-              match('type', (v) => (v === 'builtin') === builtin.includes(n.name)) &&
-              match('dangling', (v) => (v === 'true' || v === '1') === (!builtin.includes(n.name) && !used.has(n.name) && !used.has(n.id))) &&
-              match('label', (v) => {
-                const j = v.indexOf('=');
-                return j < 0 ? v in n.labels : n.labels[v.slice(0, j)] === v.slice(j + 1);
-              }),
-          )
-          .sort((a, b) => a.name.localeCompare(b.name));
-        const rows = list.map((n) => ({
-          ID: f.trunc ? n.id.slice(0, 12) : n.id,
-          Name: n.name,
-          Driver: n.driver,
-          Scope: 'local',
-          IPv6: 'false',
-          Internal: String(n.internal),
-          Labels: Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(','),
-          CreatedAt: new Date(n.created).toISOString(),
-        }));
-        let format = f.format && f.format !== 'table' ? f.format : 'table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}';
-        if (f.quiet) format = '{{.ID}}';
-        out(renderTable(format, rows, { ID: 'NETWORK ID', Name: 'NAME', Driver: 'DRIVER', Scope: 'SCOPE', IPv6: 'IPV6', Internal: 'INTERNAL', Labels: 'LABELS', CreatedAt: 'CREATED AT' }));
-      });
-    }),
+        await withEngine(async (engine) => {
+          const { renderTable } = await import('../gotemplate/template.js');
+          const filters = new Map<string, string[]>();
+          for (const item of f.filter) {
+            const i = item.indexOf('=');
+            if (i <= 0) throw new InvalidArgumentError(`bad format of filter (expected name=value)`);
+            const k = item.slice(0, i);
+            if (!['driver', 'id', 'label', 'name', 'scope', 'type', 'dangling'].includes(k)) throw new InvalidArgumentError(`invalid filter '${k}'`);
+            filters.set(k, [...(filters.get(k) ?? []), item.slice(i + 1)]);
+          }
+          const match = (k: string, pred: (v: string) => boolean) => !filters.has(k) || filters.get(k)!.some(pred);
+          const used = usedNetworks(engine);
+          const builtin = ['bridge', 'host', 'none'];
+          const list = engine.networks
+            .list()
+            .filter(
+              (n) =>
+                match('driver', (v) => n.driver === v) &&
+                match('id', (v) => n.id.startsWith(v)) &&
+                match('name', (v) => n.name.includes(v)) &&
+                match('scope', (v) => v === 'local') &&
+                match('type', (v) => (v === 'builtin') === builtin.includes(n.name)) &&
+                match('dangling', (v) => (v === 'true' || v === '1') === (!builtin.includes(n.name) && !used.has(n.name) && !used.has(n.id))) &&
+                match('label', (v) => {
+                  const j = v.indexOf('=');
+                  return j < 0 ? v in n.labels : n.labels[v.slice(0, j)] === v.slice(j + 1);
+                }),
+            )
+            .sort((a, b) => a.name.localeCompare(b.name));
+          const rows = list.map((n) => ({
+            ID: f.trunc ? n.id.slice(0, 12) : n.id,
+            Name: n.name,
+            Driver: n.driver,
+            Scope: 'local',
+            IPv6: 'false',
+            Internal: String(n.internal),
+            Labels: Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(','),
+            CreatedAt: new Date(n.created).toISOString(),
+          }));
+          let format = f.format && f.format !== 'table' ? f.format : 'table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}';
+          if (f.quiet) format = '{{.ID}}';
+          out(renderTable(format, rows, { ID: 'NETWORK ID', Name: 'NAME', Driver: 'DRIVER', Scope: 'SCOPE', IPv6: 'IPV6', Internal: 'INTERNAL', Labels: 'LABELS', CreatedAt: 'CREATED AT' }));
+        });
+      }),
     );
 
   network
@@ -109,23 +109,15 @@ export function registerNetworkCommands(program: Command): void {
     .option('-v, --verbose', 'Verbose output for diagnostics')
     .action(
       daemonErrors(async (names: string[], f: { format?: string }) => {
-      await withEngine(async (engine) => {
-        const { printInspect } = await import('./containers.js');
-        const items: unknown[] = [];
-        let missing = 0;
-        for (const n of names) {
-          try {
-            items.push(engine.networks.inspect(n));
-          } catch (e) {
-            if (!(e instanceof NotFoundError)) throw e;
-            process.stderr.write(`Error: ${e.message}\n`);
-            missing++;
-          }
-        }
-        await printInspect(items, f.format);
-        if (missing) process.exitCode = 1;
-      });
-    }),
+        await withEngine(async (engine) => {
+          const { inspectEach } = await import('./containers.js');
+          const find = (n: string) => {
+            const net = engine.networks.store.find(n);
+            return net && engine.networks.inspect(net);
+          };
+          await inspectEach(names, find, f.format, (n) => `network ${n} not found`);
+        });
+      }),
     );
 
   network
@@ -143,21 +135,21 @@ export function registerNetworkCommands(program: Command): void {
     .option('--label <list>', 'Set metadata on a network', collect, [])
     .action(
       daemonErrors(async (name: string, f: { driver: string; subnet: string[]; gateway: string[]; ipRange: string[]; internal?: boolean; opt: string[]; label: string[] }) => {
-      if (f.subnet.length > 1 || f.gateway.length > 1) throw new PlyError('ply networks have one IPv4 subnet');
-      if (f.ipRange.length) throw new PlyError('--ip-range is not supported by ply');
-      await withEngine((engine) => {
-        const n = engine.networks.create({
-          name,
-          driver: f.driver,
-          subnet: f.subnet[0],
-          gateway: f.gateway[0],
-          internal: f.internal,
-          labels: keyValues(f.label, 'label'),
-          options: keyValues(f.opt, 'option'),
+        if (f.subnet.length > 1 || f.gateway.length > 1) throw new PlyError('ply networks have one IPv4 subnet');
+        if (f.ipRange.length) throw new PlyError('--ip-range is not supported by ply');
+        await withEngine((engine) => {
+          const n = engine.networks.create({
+            name,
+            driver: f.driver,
+            subnet: f.subnet[0],
+            gateway: f.gateway[0],
+            internal: f.internal,
+            labels: keyValues(f.label, 'label'),
+            options: keyValues(f.opt, 'option'),
+          });
+          out(`${n.id}\n`);
         });
-        out(`${n.id}\n`);
-      });
-    }),
+      }),
     );
 
   network
@@ -169,22 +161,22 @@ export function registerNetworkCommands(program: Command): void {
     .option('-f, --force', 'Do not error if the network does not exist')
     .action(
       daemonErrors(async (names: string[], f: { force?: boolean }) => {
-      await withEngine((engine) => {
-        let failed = 0;
-        for (const n of names) {
-          try {
-            engine.networks.remove(n);
-            out(`${n}\n`);
-          } catch (e) {
-            if (f.force && e instanceof NotFoundError) continue;
-            if (!(e instanceof PlyError)) throw e;
-            process.stderr.write(`Error: ${e.message}\n`);
-            failed = Math.max(failed, 1);
+        await withEngine((engine) => {
+          let failed = 0;
+          for (const n of names) {
+            try {
+              engine.networks.remove(n);
+              out(`${n}\n`);
+            } catch (e) {
+              if (f.force && e instanceof NotFoundError) continue;
+              if (!(e instanceof PlyError)) throw e;
+              process.stderr.write(`Error: ${e.message}\n`);
+              failed = Math.max(failed, 1);
+            }
           }
-        }
-        if (failed) process.exitCode = failed;
-      });
-    }),
+          if (failed) process.exitCode = failed;
+        });
+      }),
     );
 
   network
@@ -194,16 +186,16 @@ export function registerNetworkCommands(program: Command): void {
     .option('--filter <filter>', 'Provide filter values (e.g. "until=<timestamp>")', collect, [])
     .action(
       daemonErrors(async (f: { force?: boolean }) => {
-      if (!f.force && !(await (await import('./prompt.js')).confirm('WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] '))) return;
-      await withEngine((engine) => {
-        const removed: string[] = [];
-        for (const n of engine.networks.unused(usedNetworks(engine))) {
-          engine.networks.remove(n.id);
-          removed.push(n.name);
-        }
-        if (removed.length) out(`Deleted Networks:\n${removed.join('\n')}\n\n`);
-      });
-    }),
+        if (!f.force && !(await (await import('./prompt.js')).confirm('WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] '))) return;
+        await withEngine((engine) => {
+          const removed: string[] = [];
+          for (const n of engine.networks.unused(usedNetworks(engine))) {
+            engine.networks.remove(n.id);
+            removed.push(n.name);
+          }
+          if (removed.length) out(`Deleted Networks:\n${removed.join('\n')}\n\n`);
+        });
+      }),
     );
 
   network
@@ -216,8 +208,8 @@ export function registerNetworkCommands(program: Command): void {
     .option('--ip <string>', 'IPv4 address (e.g., "172.30.100.104")')
     .action(
       daemonErrors(async (net: string, container: string, f: { alias: string[]; ip?: string }) => {
-      await withEngine((engine) => engine.manager.connect(container, net, { aliases: f.alias, ip: f.ip }));
-    }),
+        await withEngine((engine) => engine.manager.connect(container, net, { aliases: f.alias, ip: f.ip }));
+      }),
     );
 
   network
@@ -229,8 +221,8 @@ export function registerNetworkCommands(program: Command): void {
     .option('-f, --force', 'Force the container to disconnect from a network')
     .action(
       daemonErrors(async (net: string, container: string) => {
-      await withEngine((engine) => engine.manager.disconnect(container, net));
-    }),
+        await withEngine((engine) => engine.manager.disconnect(container, net));
+      }),
     );
 
   program
@@ -241,20 +233,20 @@ export function registerNetworkCommands(program: Command): void {
     .argument('[port]')
     .action(
       daemonErrors(async (container: string, port: string | undefined) => {
-      await withEngine((engine) => {
-        const c = engine.manager.get(container);
-        const ports = engine.networks.ports(c.id);
-        if (port === undefined) {
-          const lines = portLines(ports);
-          if (lines.length) out(`${lines.join('\n')}\n`);
-          return;
-        }
-        const [p, proto = 'tcp'] = port.split('/');
-        const found = ports.filter((m) => String(m.containerPort) === p && m.proto === proto);
-        if (!found.length) throw new NotFoundError(`No public port '${p}/${proto}' published for ${container}`);
-        out(found.map((m) => `${m.hostIp}:${m.hostPort}\n`).join(''));
-      });
-    }),
+        await withEngine((engine) => {
+          const c = engine.manager.get(container);
+          const ports = engine.networks.ports(c.id);
+          if (port === undefined) {
+            const lines = portLines(ports);
+            if (lines.length) out(`${lines.join('\n')}\n`);
+            return;
+          }
+          const [p, proto = 'tcp'] = port.split('/');
+          const found = ports.filter((m) => String(m.containerPort) === p && m.proto === proto);
+          if (!found.length) throw new NotFoundError(`No public port '${p}/${proto}' published for ${container}`);
+          out(found.map((m) => `${m.hostIp}:${m.hostPort}\n`).join(''));
+        });
+      }),
     );
 }
 
