@@ -74,7 +74,7 @@ export function netnsCreate(): number;
 export function bridgeCreate(name: string, cidr: string | null, mtu: number): void;
 /** A veth pair: `host` on the bridge `master` and up; `peer` created inside the namespace file `netns`. */
 export function vethCreate(host: string, peer: string, netns: string, master: string, mtu: number, mac: string | null): void;
-/** Inside `netns` (null: here): lo up, `cidr` on `ifname`, `ifname` up, default route via `gateway`. */
-export function ifaceConfigure(netns: string | null, ifname: string, cidr: string | null, gateway: string | null): void;
+/** Inside `netns` (null: here): lo up, `cidr` on `ifname`, `ifname` up, default route via `gateway` (path MTU `routeMtu` when > 0). */
+export function ifaceConfigure(netns: string | null, ifname: string, cidr: string | null, gateway: string | null, routeMtu: number): void;
 /** Deletes a link (a veth takes its peer along); false when there was none. */
 export function linkDelete(netns: string | null, name: string): boolean;

@@ -175,7 +175,8 @@ static int addr_add(const char *name, const char *cidr) {
   return nl_talk(&m);
 }
 
-static int route_default(const char *gw) {
+/* The default route via `gw`; `mtu` > 0 caps the path MTU of everything it carries (RTAX_MTU). */
+static int route_default(const char *gw, int mtu) {
   struct in_addr g;
   if (inet_pton(AF_INET, gw, &g) != 1) return -EINVAL;
   msg_t m;
@@ -187,6 +188,11 @@ static int route_default(const char *gw) {
   rt->rtm_scope = RT_SCOPE_UNIVERSE;
   rt->rtm_type = RTN_UNICAST;
   attr_put(&m, RTA_GATEWAY, &g, 4);
+  if (mtu > 0) {
+    struct rtattr *mx = nest_start(&m, RTA_METRICS);
+    attr_put(&m, RTAX_MTU, &mtu, 4);
+    nest_end(&m, mx);
+  }
   return nl_talk(&m);
 }
 
@@ -317,6 +323,7 @@ int pn_veth_create(const char *host, const char *peer, const char *netns, const 
 
 typedef struct {
   const char *ifname, *cidr, *gateway;
+  int route_mtu;
 } iface_t;
 
 static int iface_job(void *p) {
@@ -325,12 +332,12 @@ static int iface_job(void *p) {
   if (rc < 0) return rc;
   if (a->cidr != NULL && (rc = addr_add(a->ifname, a->cidr)) < 0 && rc != -EEXIST) return rc;
   if ((rc = link_up(a->ifname)) < 0) return rc;
-  if (a->gateway != NULL && (rc = route_default(a->gateway)) < 0 && rc != -EEXIST) return rc;
+  if (a->gateway != NULL && (rc = route_default(a->gateway, a->route_mtu)) < 0 && rc != -EEXIST) return rc;
   return 0;
 }
 
-int pn_iface_configure(const char *netns, const char *ifname, const char *cidr, const char *gateway) {
-  iface_t a = {ifname, cidr, gateway};
+int pn_iface_configure(const char *netns, const char *ifname, const char *cidr, const char *gateway, int route_mtu) {
+  iface_t a = {ifname, cidr, gateway, route_mtu};
   return in_netns(netns, iface_job, &a);
 }
 

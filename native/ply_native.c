@@ -19,7 +19,7 @@
  *   netnsCreate() -> fd                           a new network namespace, held by the (close-on-exec) fd
  *   bridgeCreate(name, cidr|null, mtu)            a bridge (kept if it exists) with the address, up
  *   vethCreate(host, peer, netns, master, mtu, mac|null)   veth pair: host end on master, up; peer in netns
- *   ifaceConfigure(netns|null, ifname, cidr|null, gateway|null)   lo up, address, up, default route
+ *   ifaceConfigure(netns|null, ifname, cidr|null, gateway|null, routeMtu)   lo up, address, up, default route
  *   linkDelete(netns|null, name) -> boolean       false when there was no such link
  *
  * Failures throw an Error whose message is "<syscall> <path>: <strerror>" and whose `code` is the
@@ -769,12 +769,13 @@ static napi_value js_iface_configure(napi_env env, napi_callback_info info) {
   args_t a;
   napi_value ret = NULL;
   char *ifname = NULL, *cidr = NULL, *gw = NULL;
-  if (!get_args(env, info, &a, 4)) return NULL;
+  int64_t route_mtu = 0;
+  if (!get_args(env, info, &a, 5)) return NULL;
   NET_STR(0, "netns", 1, netns);
   if (!get_string(env, a.argv[1], "ifname", 0, &ifname) || !get_string(env, a.argv[2], "cidr", 1, &cidr) ||
-      !get_string(env, a.argv[3], "gateway", 1, &gw))
+      !get_string(env, a.argv[3], "gateway", 1, &gw) || !get_int64(env, a.argv[4], "routeMtu", &route_mtu))
     goto out;
-  int rc = pn_iface_configure(netns, ifname, cidr, gw);
+  int rc = pn_iface_configure(netns, ifname, cidr, gw, (int)route_mtu);
   ret = rc < 0 ? throw_errno(env, -rc, "configure", ifname) : undefined(env);
 out:
   free(netns);

@@ -115,9 +115,12 @@ export function vethCreate(host: string, peer: string, netns: string, master: st
   load().vethCreate(host, peer, netns, master, mtu, mac);
 }
 
-/** Inside `netns` (null: this namespace): lo up, `cidr` on `ifname`, `ifname` up, default route via `gateway`. */
-export function ifaceConfigure(netns: string | null, ifname: string, cidr: string | null, gateway: string | null): void {
-  load().ifaceConfigure(netns, ifname, cidr, gateway);
+/**
+ * Inside `netns` (null: this namespace): lo up, `cidr` on `ifname`, `ifname` up, default route via `gateway`
+ * (its path MTU capped at `routeMtu` when > 0).
+ */
+export function ifaceConfigure(netns: string | null, ifname: string, cidr: string | null, gateway: string | null, routeMtu = 0): void {
+  load().ifaceConfigure(netns, ifname, cidr, gateway, routeMtu);
 }
 
 /** Deletes a link (a veth takes its peer along); false when there was none. */
