@@ -78,3 +78,5 @@ export function vethCreate(host: string, peer: string, netns: string, master: st
 export function ifaceConfigure(netns: string | null, ifname: string, cidr: string | null, gateway: string | null, routeMtu: number): void;
 /** Deletes a link (a veth takes its peer along); false when there was none. */
 export function linkDelete(netns: string | null, name: string): boolean;
+/** Asks `server`:53 for `name` from inside `netns` until an answer with a record comes (true) or `timeoutMs` passes. */
+export function dnsProbe(netns: string, server: string, name: string, timeoutMs: number): boolean;

@@ -10,6 +10,7 @@
 #include "netlink.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h> /* before the linux headers, which then skip what it defines */
@@ -24,6 +25,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -344,3 +347,73 @@ int pn_iface_configure(const char *netns, const char *ifname, const char *cidr, 
 static int del_job(void *p) { return link_del(p); }
 
 int pn_link_delete(const char *netns, const char *name) { return in_netns(netns, del_job, (void *)name); }
+
+/* ---------------------------------------------------------------------------------------------- */
+/* DNS readiness: a query from inside a namespace */
+
+typedef struct {
+  const char *server, *name;
+  int timeout_ms;
+} dns_probe_t;
+
+/* A minimal DNS A query for `name`; returns its length. */
+static int dns_query(unsigned char *buf, size_t cap, const char *name, unsigned short id) {
+  size_t n = 0;
+  unsigned char hdr[12] = {(unsigned char)(id >> 8), (unsigned char)id, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0};
+  memcpy(buf, hdr, 12);
+  n = 12;
+  const char *p = name;
+  while (*p) {
+    const char *dot = strchr(p, '.');
+    size_t len = dot ? (size_t)(dot - p) : strlen(p);
+    if (len == 0 || len > 63 || n + len + 6 > cap) return -EINVAL;
+    buf[n++] = (unsigned char)len;
+    memcpy(buf + n, p, len);
+    n += len;
+    p += len + (dot ? 1 : 0);
+  }
+  buf[n++] = 0;
+  buf[n++] = 0, buf[n++] = 1; /* A */
+  buf[n++] = 0, buf[n++] = 1; /* IN */
+  return (int)n;
+}
+
+/* Asks `server`:53 for `name` until an answer with a record comes (0) or the time is up (-ETIMEDOUT). */
+static int dns_probe_job(void *p) {
+  dns_probe_t *a = p;
+  struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(53)};
+  if (inet_pton(AF_INET, a->server, &to.sin_addr) != 1) return -EINVAL;
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  struct timeval tv = {0, 20000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  unsigned char q[300], r[1500];
+  int rc = -ETIMEDOUT;
+  struct timespec start, now;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (unsigned short id = 1;; id++) {
+    int n = dns_query(q, sizeof q, a->name, id);
+    if (n < 0) {
+      rc = n;
+      break;
+    }
+    sendto(fd, q, n, 0, (struct sockaddr *)&to, sizeof to);
+    ssize_t got = recv(fd, r, sizeof r, 0);
+    /* Our id, no error, at least one answer. */
+    if (got >= 12 && r[0] == (id >> 8) && r[1] == (id & 0xff) && (r[3] & 0x0f) == 0 && (r[6] || r[7])) {
+      rc = 0;
+      break;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 > a->timeout_ms) break;
+    if (got < 0) continue; /* nothing yet: the next query goes at once */
+    usleep(10000);
+  }
+  close(fd);
+  return rc;
+}
+
+int pn_dns_probe(const char *netns, const char *server, const char *name, int timeout_ms) {
+  dns_probe_t a = {server, name, timeout_ms};
+  return in_netns(netns, dns_probe_job, &a);
+}

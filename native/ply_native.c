@@ -21,6 +21,7 @@
  *   vethCreate(host, peer, netns, master, mtu, mac|null)   veth pair: host end on master, up; peer in netns
  *   ifaceConfigure(netns|null, ifname, cidr|null, gateway|null, routeMtu)   lo up, address, up, default route
  *   linkDelete(netns|null, name) -> boolean       false when there was no such link
+ *   dnsProbe(netns, server, name, timeoutMs) -> boolean   an A query from inside netns answered in time
  *
  * Failures throw an Error whose message is "<syscall> <path>: <strerror>" and whose `code` is the
  * errno name ('EEXIST', 'ENOENT', ...), like Node's own fs errors; `errno`, `syscall` and `path` are set too.
@@ -802,6 +803,27 @@ out:
   return ret;
 }
 
+static napi_value js_dns_probe(napi_env env, napi_callback_info info) {
+  args_t a;
+  napi_value ret = NULL;
+  char *server = NULL, *name = NULL;
+  int64_t timeout = 0;
+  if (!get_args(env, info, &a, 4)) return NULL;
+  NET_STR(0, "netns", 0, netns);
+  if (!get_string(env, a.argv[1], "server", 0, &server) || !get_string(env, a.argv[2], "name", 0, &name) ||
+      !get_int64(env, a.argv[3], "timeoutMs", &timeout))
+    goto out;
+  int rc = pn_dns_probe(netns, server, name, (int)timeout);
+  if (rc == -ETIMEDOUT) napi_get_boolean(env, false, &ret);
+  else if (rc < 0) ret = throw_errno(env, -rc, "dns probe", name);
+  else napi_get_boolean(env, true, &ret);
+out:
+  free(netns);
+  free(server);
+  free(name);
+  return ret;
+}
+
 static int set_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   if (napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn) != napi_ok) return 0;
@@ -825,7 +847,7 @@ static napi_value init(napi_env env, napi_value exports) {
            set_fn(env, exports, "openat2", js_openat2) && set_fn(env, exports, "flock", js_flock) &&
            set_fn(env, exports, "netnsCreate", js_netns_create) && set_fn(env, exports, "bridgeCreate", js_bridge_create) &&
            set_fn(env, exports, "vethCreate", js_veth_create) && set_fn(env, exports, "ifaceConfigure", js_iface_configure) &&
-           set_fn(env, exports, "linkDelete", js_link_delete) &&
+           set_fn(env, exports, "linkDelete", js_link_delete) && set_fn(env, exports, "dnsProbe", js_dns_probe) &&
            set_const(env, exports, "MS_RDONLY", MS_RDONLY) && set_const(env, exports, "MS_NOSUID", MS_NOSUID) &&
            set_const(env, exports, "MS_NODEV", MS_NODEV) && set_const(env, exports, "MS_NOEXEC", MS_NOEXEC) &&
            set_const(env, exports, "MS_REMOUNT", MS_REMOUNT) && set_const(env, exports, "MS_BIND", MS_BIND) &&

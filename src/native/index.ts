@@ -128,6 +128,11 @@ export function linkDelete(netns: string | null, name: string): boolean {
   return load().linkDelete(netns, name);
 }
 
+/** Asks `server`:53 for `name` from inside `netns` until an answer with a record comes (true) or `timeoutMs` passes. */
+export function dnsProbe(netns: string, server: string, name: string, timeoutMs: number): boolean {
+  return load().dnsProbe(netns, server, name, timeoutMs);
+}
+
 /** True if `err` is an error from a system call that failed with errno `code` (e.g. 'ENODATA'). */
 export function hasErrno(err: unknown, ...codes: string[]): boolean {
   return typeof err === 'object' && err !== null && codes.includes((err as { code?: unknown }).code as string);

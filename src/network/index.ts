@@ -332,7 +332,14 @@ export class Networks {
         this.driver(net).join(net, ep, `/proc/self/fd/${fd}`, i === 0);
       });
       if (sandbox.ports.length > 0) this.applyFirewall();
-      for (const net of new Set(reqs.filter((r) => r.network.dns).map((r) => r.network))) this.updateDns(net);
+      for (const net of new Set(reqs.filter((r) => r.network.dns).map((r) => r.network))) {
+        this.updateDns(net);
+        // aardvark reloads on SIGHUP in its own time and answers only containers it knows: the container starts once
+        // the server answers it (its own name, asked from inside its namespace).
+        if (!native.dnsProbe(`/proc/self/fd/${fd}`, net.gateway!, c.name.toLowerCase(), 5000)) {
+          throw new PlyError(`the DNS server of network ${net.name} did not answer in 5 s`);
+        }
+      }
     } catch (e) {
       this.detach(c.id);
       fs.closeSync(fd);
