@@ -5,6 +5,7 @@ import { Duplex, PassThrough, type Transform } from 'node:stream';
 import type { ZlibOptions } from 'node:zlib';
 import { createRequire } from 'node:module';
 import { InvalidArchiveError, UnsupportedError } from '../errors.js';
+import { blocks } from '../util/stream.js';
 
 export type Compression = 'none' | 'gzip' | 'zstd' | 'xz' | 'bzip2';
 
@@ -216,30 +217,6 @@ function gzipBlockFn(blockSize: number): (block: Buffer, level: number) => Promi
   // One thread-pool job per block: the output buffer holds a whole member (deflate's worst case is +0.1%).
   const chunkSize = blockSize + (blockSize >> 6) + 1024;
   return (block, level) => new Promise((resolve, reject) => z.gzip(block, { level, chunkSize }, (e, out) => (e ? reject(e) : resolve(out))));
-}
-
-/** Regroups a stream into Buffers of exactly `size` bytes (the last may be shorter). */
-export async function* blocks(data: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
-  let buf = Buffer.allocUnsafe(size);
-  let fill = 0;
-  for await (let chunk of data) {
-    if (fill === 0 && chunk.length === size) {
-      yield chunk;
-      continue;
-    }
-    while (chunk.length > 0) {
-      const n = Math.min(size - fill, chunk.length);
-      chunk.copy(buf, fill, 0, n);
-      fill += n;
-      chunk = chunk.subarray(n);
-      if (fill === size) {
-        yield buf;
-        buf = Buffer.allocUnsafe(size);
-        fill = 0;
-      }
-    }
-  }
-  if (fill > 0) yield buf.subarray(0, fill);
 }
 
 interface ZstdModule {

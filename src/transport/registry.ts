@@ -11,6 +11,7 @@ import { Digester, digestOf, isDigest, splitDigest } from '../digest/digest.js';
 import { DigestMismatchError, InvalidArgumentError, UnsupportedError } from '../errors.js';
 import { MediaType, type Descriptor, type Digest } from '../oci/types.js';
 import { familiarName, familiarString, type Reference } from '../reference/reference.js';
+import { blocks } from '../util/stream.js';
 import {
   isRetriable,
   RegistryClient,
@@ -263,13 +264,7 @@ class RegistryDestination implements ImageDestination {
         return;
       }
     } else {
-      session = await this.client.request({
-        method: 'POST',
-        path: `/v2/${this.ref.path}/blobs/uploads/`,
-        scopes: this.scopes,
-        expect: [202],
-        signal: opts.signal,
-      });
+      session = await this.startUpload(opts.signal);
     }
     session.discard();
     let location = this.locationOf(session);
@@ -286,17 +281,7 @@ class RegistryDestination implements ImageDestination {
         hasher.verify();
         await this.finishUpload(location, desc, body, opts.signal);
       } else {
-        const res = await this.client.request({
-          method: 'PATCH',
-          path: location,
-          scopes: this.scopes,
-          headers: { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
-          body: checked,
-          expect: [202],
-          signal: opts.signal,
-        });
-        res.discard();
-        location = this.locationOf(res, location);
+        location = await this.patchStream(location, checked, desc.size, opts.signal);
         hasher.verify();
         await this.finishUpload(location, desc, undefined, opts.signal);
       }
@@ -313,13 +298,7 @@ class RegistryDestination implements ImageDestination {
    * PUT ?digest= with the digest the bytes hashed to. Not retried: the bytes are gone once sent.
    */
   async putNewBlob(data: AsyncIterable<Buffer>, opts: { signal?: AbortSignal } = {}): Promise<{ digest: Digest; size: number }> {
-    const session = await this.client.request({
-      method: 'POST',
-      path: `/v2/${this.ref.path}/blobs/uploads/`,
-      scopes: this.scopes,
-      expect: [202],
-      signal: opts.signal,
-    });
+    const session = await this.startUpload(opts.signal);
     session.discard();
     let location = this.locationOf(session);
     const minChunk = Number(session.header('oci-chunk-min-length') ?? 0);
@@ -334,18 +313,7 @@ class RegistryDestination implements ImageDestination {
       if (minChunk > 0) {
         location = await this.uploadChunked(location, hashed, Math.max(minChunk, this.chunkSize), opts.signal);
       } else {
-        const res = await this.client.request({
-          method: 'PATCH',
-          path: location,
-          scopes: this.scopes,
-          headers: { 'content-type': 'application/octet-stream' },
-          body: hashed,
-          expect: [202],
-          retry: false,
-          signal: opts.signal,
-        });
-        res.discard();
-        location = this.locationOf(res, location);
+        location = await this.patchStream(location, hashed, undefined, opts.signal);
       }
       const desc: Descriptor = { mediaType: 'application/octet-stream', digest: hasher.digest(), size: hasher.size };
       await this.finishUpload(location, desc, undefined, opts.signal);
@@ -375,6 +343,19 @@ class RegistryDestination implements ImageDestination {
     }
   }
 
+  private startUpload(signal?: AbortSignal): Promise<RegistryResponse> {
+    return this.client.request({ method: 'POST', path: `/v2/${this.ref.path}/blobs/uploads/`, scopes: this.scopes, expect: [202], signal });
+  }
+
+  /** One PATCH streaming `body` (of `size` bytes, or chunked when unknown); returns the session's next location. */
+  private async patchStream(location: URL, body: AsyncIterable<Buffer>, size: number | undefined, signal?: AbortSignal): Promise<URL> {
+    const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+    if (size !== undefined) headers['content-length'] = String(size);
+    const res = await this.client.request({ method: 'PATCH', path: location, scopes: this.scopes, headers, body, expect: [202], signal });
+    res.discard();
+    return this.locationOf(res, location);
+  }
+
   private startMount(desc: Descriptor, from: string, signal?: AbortSignal): Promise<RegistryResponse> {
     return this.client.request({
       method: 'POST',
@@ -396,7 +377,7 @@ class RegistryDestination implements ImageDestination {
   private async uploadChunked(start: URL, data: AsyncIterable<Buffer>, size: number, signal?: AbortSignal): Promise<URL> {
     let location = start;
     let offset = 0;
-    for await (const chunk of rechunk(data, size)) {
+    for await (const chunk of blocks(data, size)) {
       let sent = 0;
       for (let attempt = 1; ; attempt++) {
         const part = sent === 0 ? chunk : chunk.subarray(sent);
@@ -496,26 +477,6 @@ class UploadCheck {
     this.result ??= this.digester.digest();
     if (this.result !== this.desc.digest) throw new DigestMismatchError(this.desc.digest, this.result, 'blob');
   }
-}
-
-/** Regroups a stream into Buffers of exactly `size` bytes (the last may be shorter). */
-async function* rechunk(data: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
-  let buf = Buffer.allocUnsafe(size);
-  let fill = 0;
-  for await (let chunk of data) {
-    while (chunk.length > 0) {
-      const n = Math.min(size - fill, chunk.length);
-      chunk.copy(buf, fill, 0, n);
-      fill += n;
-      chunk = chunk.subarray(n);
-      if (fill === size) {
-        yield buf;
-        buf = Buffer.allocUnsafe(size);
-        fill = 0;
-      }
-    }
-  }
-  if (fill > 0) yield buf.subarray(0, fill);
 }
 
 async function collect(data: AsyncIterable<Buffer>, expected: number): Promise<Buffer> {
