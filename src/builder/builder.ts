@@ -18,10 +18,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { ContainerManager } from '../container/manager.js';
+import { BuildError } from './errors.js';
 import { PlyError } from '../errors.js';
 import { applyChanges, expandVariables, expandWords, parseKeyValues } from '../image/changes.js';
 import type { ImageRecord, ImageStore, LayerRecord, Lease } from '../image/store.js';
-import { creationTime, hostPlatform, parsePlatform, writeImage } from '../image/write.js';
+import { creationTime, writeImage } from '../image/write.js';
+import { formatPlatform, hostPlatform, parsePlatform } from '../oci/platform.js';
 import type { ContainerConfig, HistoryEntry, ImageConfig, Platform } from '../oci/types.js';
 import { BuildCache, stepKey } from './cache.js';
 import { loadIgnoreRules, SourceTree, type ResolvedSource } from './context.js';
@@ -31,19 +33,7 @@ import type { BuildLogger } from './output.js';
 import type { RootfsViews } from './rootfs.js';
 import type { Stores } from '../stores.js';
 
-/** A build failure: one message (docker's words), exit code 1, nothing tagged. */
-export class BuildError extends PlyError {
-  override exitCode = 1;
-  constructor(
-    message: string,
-    /** The last lines a failing RUN printed. */
-    readonly tail: string[] = [],
-    exitCode = 1,
-  ) {
-    super(message);
-    this.exitCode = exitCode;
-  }
-}
+export { BuildError };
 
 export interface BuildOptions {
   contextDir: string;
@@ -90,10 +80,6 @@ interface StepResult {
   createdBy: string;
   layer?: LayerRecord;
   author?: string;
-}
-
-function platformString(p: Platform): string {
-  return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
 }
 
 /** Go's %q of a string list, as buildkit's history shows CMD and ENTRYPOINT. */
@@ -211,7 +197,7 @@ class Builder {
     const p = this.platform;
     const m = new Map<string, string>();
     for (const prefix of ['TARGET', 'BUILD']) {
-      m.set(`${prefix}PLATFORM`, platformString(p));
+      m.set(`${prefix}PLATFORM`, formatPlatform(p));
       m.set(`${prefix}OS`, p.os);
       m.set(`${prefix}ARCH`, p.architecture);
       m.set(`${prefix}VARIANT`, p.variant ?? '');
@@ -449,7 +435,7 @@ class Builder {
     };
     const rec = await writeImage(this.images, this.lease!, { config, layers: [] });
     // Recorded like a step, so that `builder prune` removes it with the rest.
-    this.cache.put(stepKey(['scratch', platformString(platform)]), rec.digest);
+    this.cache.put(stepKey(['scratch', formatPlatform(platform)]), rec.digest);
     return { image: rec, config, layers: [] };
   }
 
@@ -464,7 +450,7 @@ class Builder {
     }
     const { pullImage } = await import('../transport/distribution.js');
     try {
-      const res = await pullImage(this.images, name, { platform: platform ? platformString(platform) : undefined });
+      const res = await pullImage(this.images, name, { platform: platform ? formatPlatform(platform) : undefined });
       return res.image;
     } catch (e) {
       throw new BuildError(`failed to resolve base image ${name}: ${(e as Error).message}`);

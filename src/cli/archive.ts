@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
+import type { LoadResult } from '../engine.js';
 import { NotFoundError, PlyError } from '../errors.js';
 import { out, withEngine } from './engine.js';
 import { writeAtomically } from './output.js';
@@ -30,20 +31,18 @@ export function registerArchiveCommands(program: Command): void {
 }
 
 async function saveAction(refs: string[], o: { output?: string; format?: string }) {
-  const { parseArchiveFormat, resolveSave, saveImages } = await import('../transport/archive.js');
-  const format = parseArchiveFormat(o.format);
+  const { parseArchiveFormat } = await import('../engine/images.js');
+  parseArchiveFormat(o.format);
   if (!o.output && process.stdout.isTTY) throw new PlyError('cowardly refusing to save to a terminal. Use the -o flag or redirect');
   await withEngine(async (engine) => {
-    const items = resolveSave(engine.images, refs);
-    await writeAtomically(o.output, (stream) => saveImages(engine.images, items, stream, { format }));
+    const pending = await engine.images.save(refs, { format: o.format });
+    await writeAtomically(o.output, (stream) => pending.writeTo(stream));
   });
 }
 
 async function loadAction(o: { input?: string; quiet?: boolean }) {
   if (!o.input && process.stdin.isTTY) throw new PlyError('requested load from stdin, but stdin is empty');
   await withEngine(async (engine) => {
-    const { loadArchive, loadDirectory } = await import('../transport/archive-load.js');
-    const { ImageStore } = await import('../image/store.js');
     const { humanSize } = await import('./format.js');
     const onProgress =
       !o.quiet && process.stdout.isTTY
@@ -51,7 +50,7 @@ async function loadAction(o: { input?: string; quiet?: boolean }) {
             if (e.layer) out(`Loaded layer ${path.basename(e.path).slice(0, 12)}  ${humanSize(e.size)}\n`);
           }
         : undefined;
-    let result: Awaited<ReturnType<typeof loadArchive>>;
+    let result: LoadResult;
     if (o.input) {
       let st: fs.Stats;
       try {
@@ -60,29 +59,29 @@ async function loadAction(o: { input?: string; quiet?: boolean }) {
         throw new NotFoundError(`open ${o.input}: no such file or directory`);
       }
       if (st.isDirectory()) {
-        result = await loadDirectory(engine.images, o.input, { onProgress });
+        result = await engine.images.load({ directory: o.input }, { onProgress });
       } else {
         const stream = fs.createReadStream(o.input, { highWaterMark: 1 << 20 });
         try {
-          result = await loadArchive(engine.images, stream, { onProgress });
+          result = await engine.images.load(stream, { onProgress });
         } finally {
           stream.destroy();
         }
       }
     } else {
       try {
-        result = await loadArchive(engine.images, process.stdin, { onProgress });
+        result = await engine.images.load(process.stdin, { onProgress });
       } catch (e) {
         process.stdin.destroy();
         throw e;
       }
     }
     for (const r of result.renamed) {
-      out(`The image ${ImageStore.display(r.name)} already exists, renaming the old one with ID ${r.oldId} to empty string\n`);
+      out(`The image ${r.name} already exists, renaming the old one with ID ${r.oldId} to empty string\n`);
     }
     for (const img of result.images) {
-      if (img.names.length === 0) out(`Loaded image ID: ${img.id}\n`);
-      for (const n of img.names) out(`Loaded image: ${ImageStore.display(n)}\n`);
+      if (img.RepoTags.length === 0) out(`Loaded image ID: ${img.Id}\n`);
+      for (const n of img.RepoTags) out(`Loaded image: ${n}\n`);
     }
   });
 }

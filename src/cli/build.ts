@@ -1,11 +1,12 @@
 // Build commands: build / image build / builder build (a Dockerfile → an image, with docker's classic output),
 // builder prune. The builder is loaded only when a build runs.
 import fs from 'node:fs';
-import path from 'node:path';
+import { Readable } from 'node:stream';
 import { Command, Option } from 'commander';
+import type { BuildRequest } from '../engine.js';
 import { InvalidArgumentError } from '../errors.js';
 import { out, withEngine } from './engine.js';
-import { collect } from './main.js';
+import { collect } from './options.js';
 
 interface BuildFlags {
   tag: string[];
@@ -78,114 +79,54 @@ function looksLikeTar(b: Buffer): boolean {
   return b.length >= 262 && b.subarray(257, 262).toString('latin1') === 'ustar';
 }
 
-function readDockerfileAt(file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new InvalidArgumentError(`unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat ${file}: no such file or directory`);
-    if (code === 'EISDIR') throw new InvalidArgumentError(`unable to prepare context: ${file} is a directory, not a Dockerfile`);
-    throw new InvalidArgumentError(`unable to read Dockerfile ${file}: ${(e as Error).message}`);
-  }
-}
-
 async function buildAction(context: string, f: BuildFlags): Promise<void> {
   // Everything the user typed is checked before anything is read or built.
-  const network = f.network === undefined || f.network === 'default' ? undefined : f.network;
-  if (network?.startsWith('container:')) throw new InvalidArgumentError(`network mode "${f.network}" not supported by ply build`);
   if (/^(https?|git|ssh):\/\//i.test(context) || /^git@/.test(context)) {
     throw new InvalidArgumentError(`unable to prepare context: remote build contexts (${context}) are not supported by ply`);
   }
   if (context === '-' && f.file === '-') throw new InvalidArgumentError('invalid argument: can\'t use stdin for both build context and dockerfile');
   const buildArgs = parseKeyValueFlags(f.buildArg, 'build-arg', true);
   const labels = parseKeyValueFlags(f.label, 'label', false);
-
-  const { Engine } = await import('../engine.js');
-  const engine = Engine.open();
-  const stores = engine.stores;
-  try {
-    const tags = f.tag.map((t) => engine.nameForTag(t));
-    let contextDir: string;
-    let dockerfile: string;
-    let dockerfilePath: string | undefined;
-    let tmp: string | undefined;
-    try {
-      if (context === '-') {
-        const input = await readStdin();
-        fs.mkdirSync(path.join(stores.root, 'build'), { recursive: true, mode: 0o700 });
-        tmp = fs.mkdtempSync(path.join(stores.root, 'build', `ctx-${process.pid}-`));
-        contextDir = tmp;
-        if (looksLikeTar(input)) {
-          const { applyLayer } = await import('../layer/apply.js');
-          const { decompressed } = await import('../layer/compression.js');
-          await applyLayer(contextDir, decompressed((async function* () {
-            yield input;
-          })()), { mode: 'flat' });
-          dockerfilePath = path.join(contextDir, f.file ?? 'Dockerfile');
-          dockerfile = readDockerfileAt(dockerfilePath);
-        } else {
-          // `ply build - < Dockerfile`: the Dockerfile alone, an empty context.
-          dockerfile = input.toString('utf8');
-        }
-      } else {
-        contextDir = path.resolve(context);
-        const st = fs.statSync(contextDir, { throwIfNoEntry: false });
-        if (!st) throw new InvalidArgumentError(`unable to prepare context: path "${context}" not found`);
-        if (!st.isDirectory()) throw new InvalidArgumentError(`unable to prepare context: context must be a directory: ${contextDir}`);
-        if (f.file === '-') {
-          dockerfile = (await readStdin()).toString('utf8');
-        } else {
-          dockerfilePath = f.file ? path.resolve(f.file) : path.join(contextDir, 'Dockerfile');
-          if (!f.file && !fs.existsSync(dockerfilePath) && fs.existsSync(path.join(contextDir, 'dockerfile'))) dockerfilePath = path.join(contextDir, 'dockerfile');
-          dockerfile = readDockerfileAt(dockerfilePath);
-        }
-      }
-      const { build, BuildError } = await import('../builder/builder.js');
-      const output = await import('../builder/output.js');
-      const logger = f.quiet
-        ? new output.QuietLogger()
-        : f.progress === 'tty'
-          ? new output.TtyLogger(process.stdout)
-          : new output.ClassicLogger(process.stdout);
-      try {
-        const result = await build(
-          stores,
-          {
-            contextDir,
-            dockerfile,
-            dockerfilePath,
-            tags,
-            buildArgs,
-            target: f.target,
-            noCache: !f.cache,
-            pull: f.pull,
-            labels,
-            network,
-            logger,
-            warn: (line) => process.stderr.write(`${line}\n`),
-          },
-        );
-        const id = result.image.id;
-        if (f.iidfile) fs.writeFileSync(f.iidfile, id);
-        if (f.quiet) {
-          out(`${id}\n`);
-        } else {
-          const { ImageStore } = await import('../image/store.js');
-          out(`Successfully built ${id.slice(7, 19)}\n`);
-          for (const t of result.tags) out(`Successfully tagged ${ImageStore.display(t)}\n`);
-        }
-      } catch (e) {
-        if (!(e instanceof BuildError)) throw e;
-        if (f.quiet && e.tail.length > 0) process.stderr.write(`${e.tail.join('\n')}\n`);
-        process.stderr.write(`${e.message}\n`);
-        process.exitCode = e.exitCode;
-      }
-    } finally {
-      if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  await withEngine(async (engine) => {
+    const req: Omit<BuildRequest, 'logger'> = {
+      tags: f.tag,
+      buildArgs,
+      target: f.target,
+      noCache: !f.cache,
+      pull: f.pull,
+      labels,
+      network: f.network,
+      warn: (line) => process.stderr.write(`${line}\n`),
+    };
+    if (context === '-') {
+      const input = await readStdin();
+      // `ply build - < Dockerfile`: the Dockerfile alone, an empty context; a tar is the context (as docker decides).
+      if (looksLikeTar(input)) Object.assign(req, { context: Readable.from([input]), dockerfile: f.file });
+      else req.dockerfileText = input.toString('utf8');
+    } else {
+      req.context = context;
+      if (f.file === '-') req.dockerfileText = (await readStdin()).toString('utf8');
+      else req.dockerfile = f.file;
     }
-  } finally {
-    engine.close();
-  }
+    const { BuildError, ClassicLogger, QuietLogger, TtyLogger } = await import('../engine/build.js');
+    const logger = f.quiet ? new QuietLogger() : f.progress === 'tty' ? new TtyLogger(process.stdout) : new ClassicLogger(process.stdout);
+    try {
+      const result = await engine.builder.build({ ...req, logger });
+      const id = result.image.id;
+      if (f.iidfile) fs.writeFileSync(f.iidfile, id);
+      if (f.quiet) {
+        out(`${id}\n`);
+      } else {
+        out(`Successfully built ${id.slice(7, 19)}\n`);
+        for (const t of result.tags) out(`Successfully tagged ${t}\n`);
+      }
+    } catch (e) {
+      if (!(e instanceof BuildError)) throw e;
+      if (f.quiet && e.tail.length > 0) process.stderr.write(`${e.tail.join('\n')}\n`);
+      process.stderr.write(`${e.message}\n`);
+      process.exitCode = e.exitCode;
+    }
+  });
 }
 
 async function pruneAction(opts: { all?: boolean; force?: boolean }): Promise<void> {
@@ -195,15 +136,14 @@ async function pruneAction(opts: { all?: boolean; force?: boolean }): Promise<vo
     if (!(await confirm(`${warning}\nAre you sure you want to continue? [y/N] `))) return;
   }
   await withEngine(async (engine) => {
-    const { pruneBuildCache } = await import('../builder/prune.js');
     const { humanSize } = await import('./format.js');
-    const r = pruneBuildCache(engine.stores, { all: opts.all });
-    if (r.deleted.length > 0) {
+    const r = await engine.builder.prune({ all: opts.all });
+    if (r.CachesDeleted.length > 0) {
       out('Deleted build cache objects:\n');
-      for (const id of r.deleted) out(`${id.slice(7, 32)}\n`);
+      for (const id of r.CachesDeleted) out(`${id.slice(7, 32)}\n`);
       out('\n');
     }
-    out(`Total reclaimed space: ${humanSize(r.reclaimed)}\n`);
+    out(`Total reclaimed space: ${humanSize(r.SpaceReclaimed)}\n`);
   });
 }
 

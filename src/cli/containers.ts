@@ -1,16 +1,13 @@
 // Container commands: run, create, start, stop, kill, restart, rm, ps, logs, exec, wait, diff, cp, top,
 // rename, pause, unpause, container prune, container inspect.
 import { Command, Option } from 'commander';
-import fs from 'node:fs';
-import type { Engine } from '../engine.js';
-import type { Container } from '../container/store.js';
-import type { CreateOptions } from '../container/create.js';
+import type { ContainerInspect, CreateOptions, Engine } from '../engine.js';
 import { InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
 import { withEngine, out } from './engine.js';
-import { createdSince, humanDuration, humanSize, rfc3339Nano, truncateCommand } from './format.js';
-import { collect } from './main.js';
+import { createdSince, dockerTime, humanSize, truncateCommand } from './format.js';
+import { collect } from './options.js';
+import { portsColumn } from './network.js';
 import { writeAtomicallyToFd } from './output.js';
-import { isVfsContainer } from '../snapshot/vfs.js';
 
 interface RunFlags {
   interactive?: boolean;
@@ -120,7 +117,6 @@ function toCreateOptions(image: string, command: string[], f: RunFlags): CreateO
     dnsSearch: f.dnsSearch,
     dnsOptions: f.dnsOption,
     addHosts: f.addHost,
-    warnings: [],
     privileged: f.privileged,
     capAdd: f.capAdd,
     capDrop: f.capDrop,
@@ -136,23 +132,22 @@ function toCreateOptions(image: string, command: string[], f: RunFlags): CreateO
   };
 }
 
-async function createContainer(engine: Engine, o: CreateOptions): Promise<Container> {
-  let rec = o.pull === 'always' ? undefined : engine.images.lookup(o.image);
-  if (!rec) {
-    if (o.pull === 'never') throw new NotFoundError(`No such image: ${o.image}`);
-    if (o.pull !== 'always') process.stderr.write(`Unable to find image '${o.image}' locally\n`);
+/** Creates the container, pulling its image first when the --pull policy says so (progress on stderr, as docker). */
+async function createContainer(engine: Engine, o: CreateOptions): Promise<string> {
+  const { pulled } = await engine.images.ensure(o.image, {
+    pull: o.pull,
+    onPull: (why) => {
+      if (why === 'missing') process.stderr.write(`Unable to find image '${o.image}' locally\n`);
+    },
     // docker pulls with its progress on stderr here, keeping stdout for the container.
-    const res = await engine.pull(o.image, {
-      onProgress: (e) => {
-        if (e.type === 'blob-done' && e.layer) process.stderr.write(`${e.digest.slice(7, 19)}: Pull complete\n`);
-      },
-    });
-    process.stderr.write(`Digest: ${res.digest}\nStatus: Downloaded newer image for ${o.image}\n`);
-    rec = res.image;
-  }
-  const c = await engine.manager.create(o, rec.digest, o.image);
-  for (const w of o.warnings ?? []) process.stderr.write(`${w}\n`);
-  return c;
+    onProgress: (m) => {
+      if (m.id && m.status === 'Pull complete') process.stderr.write(`${m.id}: Pull complete\n`);
+    },
+  });
+  if (pulled) process.stderr.write(`Digest: ${pulled.digest}\nStatus: Downloaded newer image for ${o.image}\n`);
+  const created = await engine.containers.create(o);
+  for (const w of created.Warnings) process.stderr.write(`${w}\n`);
+  return created.Id;
 }
 
 export function registerContainerCommands(program: Command): void {
@@ -166,10 +161,10 @@ export function registerContainerCommands(program: Command): void {
       .option('--rm', 'Automatically remove the container and its associated anonymous volumes when it exits')
       .action(async (image: string, command: string[], f: RunFlags) => {
         await withEngine(async (engine) => {
-          const c = await createContainer(engine, toCreateOptions(image, command, f));
+          const id = await createContainer(engine, toCreateOptions(image, command, f));
           if (f.detach) {
-            await engine.manager.startDetached(c);
-            out(`${c.id}\n`);
+            await engine.containers.start(id);
+            out(`${id}\n`);
             return;
           }
           // Signals reach the container through the runtime (ply passes them on: runtimeSignals); ply stays to collect the exit.
@@ -177,7 +172,7 @@ export function registerContainerCommands(program: Command): void {
           process.on('SIGINT', ignore);
           process.on('SIGTERM', ignore);
           try {
-            process.exitCode = await engine.manager.supervise(c, 'attached');
+            process.exitCode = await engine.containers.runAttached(id);
           } finally {
             process.off('SIGINT', ignore);
             process.off('SIGTERM', ignore);
@@ -193,8 +188,7 @@ export function registerContainerCommands(program: Command): void {
       .option('--rm', 'Automatically remove the container when it exits')
       .action(async (image: string, command: string[], f: RunFlags) =>
         withEngine(async (engine) => {
-          const c = await createContainer(engine, toCreateOptions(image, command, f));
-          out(`${c.id}\n`);
+          out(`${await createContainer(engine, toCreateOptions(image, command, f))}\n`);
         }),
       );
   }
@@ -212,15 +206,15 @@ export function registerContainerCommands(program: Command): void {
           let failed = false;
           for (const ref of refs) {
             try {
-              const c = engine.manager.get(ref);
-              if (engine.manager.isRunning(c)) {
+              const c = engine.containers.get(ref);
+              if (engine.containers.isRunning(c)) {
                 if (!f.attach) out(`${ref}\n`);
                 continue;
               }
               if (f.attach || f.interactive) {
-                process.exitCode = await engine.manager.supervise(c, 'attached');
+                process.exitCode = await engine.containers.runAttached(c.id);
               } else {
-                await engine.manager.startDetached(c);
+                await engine.containers.start(c.id);
                 out(`${ref}\n`);
               }
             } catch (e) {
@@ -234,12 +228,12 @@ export function registerContainerCommands(program: Command): void {
       );
   }
 
-  const eachContainer = async (refs: string[], fn: (engine: Engine, c: Container, ref: string) => Promise<void> | void) =>
+  const eachContainer = async (refs: string[], fn: (engine: Engine, ref: string) => Promise<void> | void) =>
     withEngine(async (engine) => {
       let failed = 0;
       for (const ref of refs) {
         try {
-          await fn(engine, engine.manager.get(ref), ref);
+          await fn(engine, ref);
         } catch (e) {
           if (!(e instanceof PlyError)) throw e;
           process.stderr.write(`Error: ${e.message}\n`);
@@ -257,8 +251,8 @@ export function registerContainerCommands(program: Command): void {
       .option('-s, --signal <string>', 'Signal to send to the container')
       .option('-t, --time <int>', 'Seconds to wait before killing the container')
       .action(async (refs: string[], f: { signal?: string; time?: string }) =>
-        eachContainer(refs, async (engine, c, ref) => {
-          await engine.manager.stop(c, f.time !== undefined ? Number(f.time) : undefined, f.signal);
+        eachContainer(refs, async (engine, ref) => {
+          await engine.containers.stop(ref, { timeout: f.time !== undefined ? Number(f.time) : undefined, signal: f.signal });
           out(`${ref}\n`);
         }),
       );
@@ -271,8 +265,8 @@ export function registerContainerCommands(program: Command): void {
       .argument('<containers...>')
       .option('-s, --signal <string>', 'Signal to send to the container', 'KILL')
       .action(async (refs: string[], f: { signal: string }) =>
-        eachContainer(refs, (engine, c, ref) => {
-          engine.manager.kill(c, f.signal);
+        eachContainer(refs, (engine, ref) => {
+          engine.containers.kill(ref, f.signal);
           out(`${ref}\n`);
         }),
       );
@@ -286,11 +280,8 @@ export function registerContainerCommands(program: Command): void {
       .option('-s, --signal <string>', 'Signal to send to the container')
       .option('-t, --time <int>', 'Seconds to wait before killing the container')
       .action(async (refs: string[], f: { signal?: string; time?: string }) =>
-        eachContainer(refs, async (engine, c, ref) => {
-          await engine.manager.stop(c, f.time !== undefined ? Number(f.time) : undefined, f.signal);
-          const fresh = engine.manager.get(c.id);
-          engine.containers.update(c.id, { restartCount: fresh.restartCount + 1 });
-          await engine.manager.startDetached(engine.manager.get(c.id));
+        eachContainer(refs, async (engine, ref) => {
+          await engine.containers.restart(ref, { timeout: f.time !== undefined ? Number(f.time) : undefined, signal: f.signal });
           out(`${ref}\n`);
         }),
       );
@@ -304,29 +295,25 @@ export function registerContainerCommands(program: Command): void {
       .option('-f, --force', 'Force the removal of a running container (uses SIGKILL)')
       .option('-v, --volumes', 'Remove anonymous volumes associated with the container')
       .action(async (refs: string[], f: { force?: boolean; volumes?: boolean }) =>
-        eachContainer(refs, async (engine, c, ref) => {
-          await engine.manager.remove(c, { force: f.force, volumes: f.volumes });
+        eachContainer(refs, async (engine, ref) => {
+          await engine.containers.remove(ref, { force: f.force, volumes: f.volumes });
           out(`${ref}\n`);
         }),
       );
   }
 
   // pause freezes every process of the container (the freezer cgroup); unpause thaws them.
-  for (const [verb, from, to, what] of [
-    ['pause', 'running', 'paused', 'Pause'],
-    ['unpause', 'paused', 'running', 'Unpause'],
+  for (const [verb, what] of [
+    ['pause', 'Pause'],
+    ['unpause', 'Unpause'],
   ] as const) {
     for (const cmd of [program.command(verb), container.command(verb)]) {
       cmd
         .description(`${what} all processes within one or more containers`)
         .argument('<containers...>')
         .action(async (refs: string[]) =>
-          eachContainer(refs, (engine, c, ref) => {
-            if (c.state !== from) throw new PlyError(`container ${c.id} is not ${from}`);
-            const rt = engine.manager.runtime(c);
-            if (verb === 'pause') rt.pause(c.id);
-            else rt.resume(c.id);
-            engine.containers.update(c.id, { state: to });
+          eachContainer(refs, (engine, ref) => {
+            engine.containers[verb](ref);
             out(`${ref}\n`);
           }),
         );
@@ -378,20 +365,19 @@ export function registerContainerCommands(program: Command): void {
       .option('--privileged', 'Give extended privileges to the command')
       .action(async (ref: string, command: string[], f: { detach?: boolean; env: string[]; envFile: string[]; interactive?: boolean; tty?: boolean; user?: string; workdir?: string }) =>
         withEngine(async (engine) => {
-          const { readEnvFile } = await import('../container/create.js');
-          const c = engine.manager.get(ref);
+          const { Id } = engine.containers.execCreate(ref, {
+            cmd: command,
+            tty: f.tty,
+            interactive: f.interactive,
+            envFiles: f.envFile,
+            env: f.env,
+            user: f.user,
+            workdir: f.workdir,
+          });
           const ignore = () => undefined;
           process.on('SIGINT', ignore);
           try {
-            process.exitCode = await engine.manager.exec(c, {
-              cmd: command,
-              tty: f.tty,
-              interactive: f.interactive,
-              env: [...f.envFile.flatMap(readEnvFile), ...f.env],
-              user: f.user,
-              workdir: f.workdir,
-              detach: f.detach,
-            });
+            process.exitCode = await engine.containers.execStart(Id, { detach: f.detach });
           } finally {
             process.off('SIGINT', ignore);
           }
@@ -404,9 +390,8 @@ export function registerContainerCommands(program: Command): void {
       .description('Block until one or more containers stop, then print their exit codes')
       .argument('<containers...>')
       .action(async (refs: string[]) =>
-        eachContainer(refs, async (engine, c) => {
-          await engine.manager.waitStopped(c.id, Number.MAX_SAFE_INTEGER);
-          out(`${engine.containers.get(c.id)?.exitCode ?? c.exitCode}\n`);
+        eachContainer(refs, async (engine, ref) => {
+          out(`${(await engine.containers.wait(ref)).StatusCode}\n`);
         }),
       );
   }
@@ -417,9 +402,7 @@ export function registerContainerCommands(program: Command): void {
       .argument('<container>')
       .action(async (ref: string) =>
         withEngine(async (engine) => {
-          const { containerChanges } = await import('../container/diff.js');
-          const c = engine.manager.get(ref);
-          for (const ch of containerChanges(engine.stores, c)) out(`${ch.kind} ${ch.path}\n`);
+          for (const ch of await engine.containers.changes(ref)) out(`${'CAD'[ch.Kind]} ${ch.Path}\n`);
         }),
       );
   }
@@ -434,10 +417,7 @@ export function registerContainerCommands(program: Command): void {
       .option('-L, --follow-link', 'Always follow symbol link in SRC_PATH')
       .option('-q, --quiet', 'Suppress progress output during copy')
       .action(async (src: string, dest: string, f: { archive?: boolean; followLink?: boolean }) =>
-        withEngine(async (engine) => {
-          const { copy } = await import('../container/copy.js');
-          await copy(engine.manager, src, dest, f);
-        }),
+        withEngine(async (engine) => engine.containers.copy(src, dest, f)),
       );
   }
 
@@ -450,9 +430,10 @@ export function registerContainerCommands(program: Command): void {
       .passThroughOptions()
       .action(async (ref: string, psOptions: string[]) =>
         withEngine(async (engine) => {
-          const c = engine.manager.get(ref);
-          if (!engine.manager.isRunning(c)) throw new PlyError(`container ${c.id} is not running`);
-          out(engine.manager.runtime(c).ps(c.id, psOptions.length ? psOptions : ['-ef']));
+          const { tabwrite } = await import('../gotemplate/template.js');
+          const top = engine.containers.top(ref, psOptions);
+          // docker's tabwriter: minimum width 20, padding 3.
+          out(tabwrite([top.Titles, ...top.Processes], { minWidth: 20, padding: 3 }));
         }),
       );
   }
@@ -463,9 +444,7 @@ export function registerContainerCommands(program: Command): void {
       .argument('<container>')
       .argument('<newName>')
       .action(async (ref: string, name: string) =>
-        withEngine((engine) => {
-          engine.containers.rename(engine.manager.get(ref).id, name.replace(/^\//, ''));
-        }),
+        withEngine((engine) => engine.containers.rename(ref, name)),
       );
   }
 
@@ -482,10 +461,8 @@ export function registerContainerCommands(program: Command): void {
       .option('--no-pause', 'Do not pause the container during commit')
       .action(async (ref: string, reference: string | undefined, f: { author?: string; change: string[]; message?: string; pause?: boolean | string }) =>
         withEngine(async (engine) => {
-          const { commitContainer } = await import('../container/commit.js');
-          if (reference) engine.nameForTag(reference);
           const pause = !(f.pause === false || f.pause === 'false' || f.pause === '0');
-          const rec = await commitContainer(engine.manager, engine.manager.get(ref), { author: f.author, changes: f.change, message: f.message, pause, reference });
+          const rec = await engine.containers.commit(ref, { author: f.author, changes: f.change, message: f.message, pause, reference });
           out(`${rec.id}\n`);
         }),
       );
@@ -499,12 +476,11 @@ export function registerContainerCommands(program: Command): void {
       .option('-o, --output <string>', 'Write to a file, instead of STDOUT')
       .action(async (ref: string, f: { output?: string }) =>
         withEngine(async (engine) => {
-          const { exportContainer } = await import('../container/commit.js');
-          const c = engine.manager.get(ref);
+          const c = engine.containers.get(ref);
           if (!f.output && process.stdout.isTTY) {
             throw new PlyError('cowardly refusing to save to a terminal. Use the -o flag or redirect');
           }
-          await writeAtomicallyToFd(f.output, (out) => exportContainer(engine.manager, c, out));
+          await writeAtomicallyToFd(f.output, (out) => engine.containers.export(c.id, out));
         }),
       );
   }
@@ -514,19 +490,12 @@ export function registerContainerCommands(program: Command): void {
     .description('Remove all stopped containers')
     .option('-f, --force', 'Do not prompt for confirmation')
     .option('--filter <filter>', 'Provide filter values', collect, [])
-    .action(async (f: { force?: boolean }) => {
+    .action(async (f: { force?: boolean; filter: string[] }) => {
       if (!f.force && !(await (await import('./prompt.js')).confirm('WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] '))) return;
       await withEngine(async (engine) => {
-        const removed: string[] = [];
-        let reclaimed = 0;
-        for (const c of engine.containers.list().map((x) => engine.manager.refresh(x))) {
-          if (engine.manager.isRunning(c)) continue;
-          reclaimed += engine.manager.writableLayerSize(c);
-          engine.manager.removeStopped(c, false);
-          removed.push(c.id);
-        }
-        if (removed.length) out(`Deleted Containers:\n${removed.join('\n')}\n\n`);
-        out(`Total reclaimed space: ${humanSize(reclaimed)}\n`);
+        const r = engine.containers.prune({ filters: f.filter });
+        if (r.ContainersDeleted.length) out(`Deleted Containers:\n${r.ContainersDeleted.join('\n')}\n\n`);
+        out(`Total reclaimed space: ${humanSize(r.SpaceReclaimed)}\n`);
       });
     });
 
@@ -536,13 +505,14 @@ export function registerContainerCommands(program: Command): void {
     .argument('<containers...>')
     .option('-f, --format <string>', 'Format output using a custom template')
     .option('-s, --size', 'Display total file sizes')
-    .action(async (refs: string[], f: { format?: string }) =>
+    .action(async (refs: string[], f: { format?: string; size?: boolean }) =>
       withEngine(async (engine) => {
-        const items: Record<string, unknown>[] = [];
+        const { printInspect } = await import('./output.js');
+        const items: ContainerInspect[] = [];
         let missing = 0;
         for (const r of refs) {
           try {
-            items.push(inspectContainer(engine, engine.manager.get(r)));
+            items.push(engine.containers.inspect(r, { size: f.size }));
           } catch (e) {
             if (!(e instanceof NotFoundError)) throw e;
             process.stderr.write(`Error: No such container: ${r}\n`);
@@ -555,58 +525,6 @@ export function registerContainerCommands(program: Command): void {
     );
 }
 
-/**
- * docker's inspect: each name that `find` knows, as a JSON array (or through --format); one error line per name it
- * does not (`find` returns undefined), then exit 1.
- */
-export async function inspectEach(names: string[], find: (name: string) => unknown, format: string | undefined, notFound: (name: string) => string): Promise<void> {
-  const items: unknown[] = [];
-  let missing = 0;
-  for (const n of names) {
-    const item = find(n);
-    if (item !== undefined) items.push(item);
-    else {
-      process.stderr.write(`Error: ${notFound(n)}\n`);
-      missing++;
-    }
-  }
-  await printInspect(items, format);
-  if (missing) process.exitCode = 1;
-}
-
-export async function printInspect(items: unknown[], format?: string): Promise<void> {
-  if (format) {
-    const { compileTemplate } = await import('../gotemplate/template.js');
-    const t = compileTemplate(format, { unescape: false });
-    for (const r of items) out(`${t(r)}\n`);
-  } else {
-    out(`${JSON.stringify(items, null, 4)}\n`);
-  }
-}
-
-
-function statusText(c: Container): string {
-  const now = Date.now();
-  switch (c.state) {
-    case 'running':
-      return `Up ${humanDuration(now - c.startedAt)}`;
-    case 'paused':
-      return `Up ${humanDuration(now - c.startedAt)} (Paused)`;
-    case 'exited':
-      return `Exited (${c.exitCode}) ${humanDuration(now - c.finishedAt)} ago`;
-    case 'removing':
-      return 'Removal In Progress';
-    case 'dead':
-      return 'Dead';
-    default:
-      return 'Created';
-  }
-}
-
-function commandLine(c: Container): string {
-  return [c.spec.path, ...c.spec.args].join(' ');
-}
-
 /** Go's strconv.Quote, as docker quotes the COMMAND column. */
 function goQuote(s: string): string {
   return JSON.stringify(s).replace(/\\u0026/g, '&');
@@ -615,53 +533,27 @@ function goQuote(s: string): string {
 async function psAction(f: { all?: boolean; filter: string[]; format?: string; last?: string; latest?: boolean; trunc: boolean; quiet?: boolean; size?: boolean }) {
   await withEngine(async (engine) => {
     const { renderTable } = await import('../gotemplate/template.js');
-    const { ImageStore } = await import('../image/store.js');
-    const { portsColumn } = await import('./network.js');
-    let list = engine.containers.list().map((c) => engine.manager.refresh(c));
-    const filters = new Map<string, string[]>();
-    for (const item of f.filter) {
-      const i = item.indexOf('=');
-      if (i <= 0) throw new InvalidArgumentError(`bad format of filter (expected name=value)`);
-      const k = item.slice(0, i);
-      if (!['status', 'name', 'id', 'label', 'ancestor', 'exited'].includes(k)) throw new InvalidArgumentError(`invalid filter '${k}'`);
-      filters.set(k, [...(filters.get(k) ?? []), item.slice(i + 1)]);
-    }
-    const all = f.all || f.last !== undefined || f.latest || filters.has('status') || filters.has('exited');
-    if (!all) list = list.filter((c) => engine.manager.isRunning(c));
-    const match = (k: string, pred: (v: string) => boolean) => !filters.has(k) || filters.get(k)!.some(pred);
-    list = list.filter(
-      (c) =>
-        match('status', (v) => (v === 'running' ? c.state === 'running' : c.state === v)) &&
-        match('name', (v) => c.name.includes(v.replace(/^\//, ''))) &&
-        match('id', (v) => c.id.startsWith(v)) &&
-        match('exited', (v) => c.state === 'exited' && c.exitCode === Number(v)) &&
-        match('ancestor', (v) => c.imageRef === v || engine.images.lookup(v)?.digest === c.image) &&
-        match('label', (v) => {
-          const j = v.indexOf('=');
-          return j < 0 ? v in c.spec.labels : c.spec.labels[v.slice(0, j)] === v.slice(j + 1);
-        }),
-    );
-    if (f.latest) list = list.slice(0, 1);
-    else if (f.last !== undefined) list = list.slice(0, Number(f.last));
-    const names = engine.images.names();
+    const limit = f.latest ? 1 : f.last !== undefined ? Number(f.last) : undefined;
+    const list = engine.containers.list({ all: f.all, filters: f.filter, limit, size: f.size });
     const rows = list.map((c) => {
-      const imgNames = names.get(c.image) ?? [];
-      const image = c.imageRef || (imgNames[0] ? ImageStore.display(imgNames[0]) : c.image.slice(7, 19));
-      const cmd = commandLine(c);
+      const created = new Date(c.Created * 1000);
       return {
-        ID: f.trunc ? c.id.slice(0, 12) : c.id,
-        Image: image,
-        Command: goQuote(f.trunc ? truncateCommand(cmd, 20) : cmd),
-        CreatedAt: new Date(c.created).toISOString(),
-        RunningFor: createdSince(new Date(c.created)),
-        Status: statusText(c),
-        State: c.state,
-        Ports: engine.manager.isRunning(c) ? portsColumn(Object.keys(c.spec.exposedPorts ?? {}), engine.networks.ports(c.id)) : '',
-        Names: c.name,
-        Labels: Object.entries(c.spec.labels).map(([k, v]) => `${k}=${v}`).join(','),
-        Mounts: c.spec.mounts.map((m) => (m.type === 'volume' ? m.source!.slice(0, f.trunc ? 15 : undefined) : m.source ?? m.target)).join(','),
-        Networks: c.spec.network,
-        Size: f.size ? `${humanSize(engine.manager.writableLayerSize(c))}` : '0B',
+        ID: f.trunc ? c.Id.slice(0, 12) : c.Id,
+        Image: c.Image,
+        Command: goQuote(f.trunc ? truncateCommand(c.Command, 20) : c.Command),
+        // A getter: the local time zone's name costs ~15 ms to look up, and most formats never show it.
+        get CreatedAt() {
+          return dockerTime(created);
+        },
+        RunningFor: createdSince(created),
+        Status: c.Status,
+        State: c.State,
+        Ports: portsColumn(c.Ports),
+        Names: c.Names.map((n) => n.replace(/^\//, '')).join(','),
+        Labels: Object.entries(c.Labels).map(([k, v]) => `${k}=${v}`).join(','),
+        Mounts: c.Mounts.map((m) => (m.Type === 'volume' ? m.Name!.slice(0, f.trunc ? 15 : undefined) : m.Source || m.Destination)).join(','),
+        Networks: Object.keys(c.NetworkSettings.Networks).join(','),
+        Size: f.size ? `${humanSize(c.SizeRw ?? 0)}` : '0B',
       };
     });
     let format: string;
@@ -678,148 +570,11 @@ async function psAction(f: { all?: boolean; filter: string[]; format?: string; l
   });
 }
 
-/** "42m", "10s", "2h" relative to now, or an absolute date / unix time. */
-function parseTimeArg(s: string): number {
-  const rel = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(s);
-  if (rel) return Date.now() - Number(rel[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[rel[2] as 'ms' | 's' | 'm' | 'h'];
-  if (/^\d+(\.\d+)?$/.test(s)) return Number(s) * 1000;
-  const t = Date.parse(s);
-  if (Number.isNaN(t)) throw new InvalidArgumentError(`invalid value for "since": ${s}`);
-  return t;
-}
-
 async function logsAction(ref: string, f: { follow?: boolean; tail: string; timestamps?: boolean; since?: string; until?: string }) {
   await withEngine(async (engine) => {
-    const { readLog } = await import('../container/logs.js');
-    const c = engine.manager.get(ref);
-    if (c.spec.tty && c.monitorPid === 0 && c.state === 'exited' && !fs.existsSync(engine.manager.logPath(c))) return;
-    const since = f.since ? parseTimeArg(f.since) : undefined;
-    const until = f.until ? parseTimeArg(f.until) : undefined;
-    const file = engine.manager.logPath(c);
-    let { entries, offset } = readLog(file);
-    if (f.tail !== 'all') {
-      const n = Number(f.tail);
-      if (!Number.isInteger(n)) throw new InvalidArgumentError(`invalid value for "tail": ${f.tail}`);
-      if (n >= 0) entries = n === 0 ? [] : entries.slice(-n);
-    }
-    const emit = (list: typeof entries) => {
-      for (const e of list) {
-        const t = Date.parse(e.time);
-        if (since !== undefined && t < since) continue;
-        if (until !== undefined && t > until) continue;
-        const line = f.timestamps ? `${rfc3339Nano(e.time)} ${e.log}` : e.log;
-        (e.stream === 'stderr' ? process.stderr : process.stdout).write(line);
-      }
-    };
-    emit(entries);
-    if (!f.follow) return;
-    for (;;) {
-      const cur = engine.containers.get(c.id);
-      const running = cur ? engine.manager.isRunning(engine.manager.refresh(cur)) : false;
-      const next = readLog(file, offset);
-      offset = next.offset;
-      emit(next.entries);
-      if (!running) {
-        const last = readLog(file, offset);
-        emit(last.entries);
-        return;
-      }
-      await new Promise((r) => setTimeout(r, 100));
+    const lines = await engine.containers.logs(ref, { follow: f.follow, tail: f.tail, since: f.since, until: f.until });
+    for await (const e of lines) {
+      (e.stream === 'stderr' ? process.stderr : process.stdout).write(f.timestamps ? `${e.time} ${e.log}` : e.log);
     }
   });
-}
-
-/** docker container inspect's JSON shape. */
-export function inspectContainer(engine: Engine, c: Container): Record<string, unknown> {
-  const dir = engine.containers.pathOf(c.id);
-  const s = c.spec;
-  const rec = engine.images.get(c.image);
-  const iso = (ms: number) => (ms ? rfc3339Nano(new Date(ms)) : '0001-01-01T00:00:00Z');
-  const vfs = isVfsContainer(dir);
-  return {
-    Id: c.id,
-    Created: iso(c.created),
-    Path: s.path,
-    Args: s.args,
-    State: {
-      Status: c.state,
-      Running: c.state === 'running' || c.state === 'paused',
-      Paused: c.state === 'paused',
-      Restarting: false,
-      OOMKilled: false,
-      Dead: c.state === 'dead',
-      Pid: c.pid,
-      ExitCode: c.exitCode,
-      Error: c.error,
-      StartedAt: iso(c.startedAt),
-      FinishedAt: iso(c.finishedAt),
-    },
-    Image: rec?.id ?? c.image,
-    ResolvConfPath: `${dir}/resolv.conf`,
-    HostnamePath: `${dir}/hostname`,
-    HostsPath: `${dir}/hosts`,
-    LogPath: engine.manager.logPath(c),
-    Name: `/${c.name}`,
-    RestartCount: c.restartCount,
-    Driver: vfs ? 'vfs' : 'overlayfs',
-    Platform: 'linux',
-    MountLabel: '',
-    ProcessLabel: '',
-    AppArmorProfile: '',
-    ExecIDs: null,
-    HostConfig: {
-      Binds: s.mounts.filter((m) => m.type === 'bind').map((m) => `${m.source}:${m.target}${m.readonly ? ':ro' : ''}`),
-      NetworkMode: s.network,
-      PortBindings: s.portBindings ?? {},
-      PublishAllPorts: s.publishAll ?? false,
-      Dns: s.dns ?? [],
-      DnsOptions: s.dnsOptions ?? [],
-      DnsSearch: s.dnsSearch ?? [],
-      ExtraHosts: s.extraHosts?.length ? s.extraHosts : null,
-      AutoRemove: s.autoRemove,
-      Privileged: s.privileged,
-      ReadonlyRootfs: s.readonlyRootfs,
-      CapAdd: s.capAdd.length ? s.capAdd : null,
-      CapDrop: s.capDrop.length ? s.capDrop : null,
-      Init: s.init || null,
-      Runtime: s.runtime,
-      Tmpfs: Object.fromEntries(s.mounts.filter((m) => m.type === 'tmpfs').map((m) => [m.target, (m.options ?? []).join(',')])),
-    },
-    GraphDriver: vfs
-      ? { Data: { MergedDir: `${dir}/merged` }, Name: 'vfs' }
-      : { Data: { MergedDir: `${dir}/merged`, UpperDir: `${dir}/upper`, WorkDir: `${dir}/work` }, Name: 'overlayfs' },
-    Mounts: s.mounts
-      .filter((m) => m.type !== 'tmpfs')
-      .map((m) => ({
-        Type: m.type,
-        ...(m.type === 'volume' ? { Name: m.source, Source: engine.manager.volumePath(m.source!), Driver: 'local' } : { Source: m.source }),
-        Destination: m.target,
-        Mode: m.readonly ? 'ro' : '',
-        RW: !m.readonly,
-        Propagation: m.type === 'bind' ? 'rprivate' : '',
-      })),
-    Config: {
-      Hostname: s.hostname,
-      Domainname: '',
-      User: s.user,
-      AttachStdin: s.openStdin,
-      AttachStdout: true,
-      AttachStderr: true,
-      ...(s.exposedPorts ? { ExposedPorts: s.exposedPorts } : {}),
-      Tty: s.tty,
-      OpenStdin: s.openStdin,
-      StdinOnce: s.openStdin,
-      Env: s.env,
-      Cmd: s.cmd,
-      Image: c.imageRef,
-      Volumes: null,
-      WorkingDir: s.workingDir,
-      Entrypoint: s.entrypoint,
-      OnBuild: null,
-      Labels: s.labels,
-      StopSignal: s.stopSignal,
-      ...(s.stopTimeout !== undefined ? { StopTimeout: s.stopTimeout } : {}),
-    },
-    NetworkSettings: engine.networks.settings(engine.manager.netSpec(c)),
-  };
 }

@@ -2,11 +2,8 @@
 import { createRequire } from 'node:module';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../errors.js';
-import type { ProgressEvent } from '../transport/types.js';
 import { withEngine, out } from './engine.js';
 import { ProgressLines } from './progress.js';
-
-const short = (d: string) => d.slice(7, 19);
 
 function tlsFlag(v: string | boolean | undefined): boolean | undefined {
   if (v === undefined) return undefined;
@@ -54,59 +51,19 @@ export function registerDistributionCommands(program: Command): void {
     .usage('[SERVER]')
     .argument('[server]')
     .action(async (server: string | undefined) => {
-      const { eraseCredentials, registryKey } = await import('../auth/config.js');
-      const { serverDomain } = await import('../transport/http.js');
-      const key = registryKey(server ? serverDomain(server) : 'docker.io');
-      if (await eraseCredentials(key)) out(`Removing login credentials for ${key}\n`);
-      else out(`Not logged in to ${key}\n`);
+      const { logout } = await import('../engine/auth.js');
+      const { key, removed } = await logout(server);
+      out(removed ? `Removing login credentials for ${key}\n` : `Not logged in to ${key}\n`);
     });
 }
 
 async function pullAction(name: string, f: { allTags?: boolean; platform?: string; quiet?: boolean; tlsVerify?: string | boolean }) {
   await withEngine(async (engine) => {
-    const { parseNormalized, familiarString, formatReference } = await import('../reference/reference.js');
-    const r0 = parseNormalized(name);
-    let refs = [name];
-    if (f.allTags) {
-      if (r0.digest || /:[^/]+$/.test(name)) throw new InvalidArgumentError('tag can\'t be used with --all-tags/-a');
-      const { listTags } = await import('../transport/registry.js');
-      refs = (await listTags(r0, { tlsVerify: tlsFlag(f.tlsVerify) })).map((t) => formatReference({ ...r0, tag: t }));
-    }
+    const refs = f.allTags ? await engine.images.registryTags(name, { tlsVerify: tlsFlag(f.tlsVerify) }) : [name];
     for (const ref of refs) {
-      const r = parseNormalized(ref);
       const lines = new ProgressLines(process.stdout, undefined, f.quiet);
-      lines.message(`${r.digest ?? r.tag}: Pulling from ${r.path}`);
-      let fetched = 0;
-      const layers = new Set<string>();
-      const onProgress = (e: ProgressEvent) => {
-        if ('layer' in e && e.layer) layers.add(e.digest);
-        if (e.type === 'resolved' || e.type === 'manifest-done' || !layers.has(e.digest)) return;
-        const id = short(e.digest);
-        switch (e.type) {
-          case 'blob-exists':
-            lines.update(id, 'Already exists');
-            break;
-          case 'blob-start':
-            fetched++;
-            lines.update(id, 'Pulling fs layer');
-            break;
-          case 'blob-progress':
-            lines.update(id, 'Downloading', e.done, e.size);
-            break;
-          case 'blob-verifying':
-            lines.update(id, 'Verifying Checksum');
-            break;
-          case 'blob-done':
-            lines.update(id, 'Download complete');
-            lines.update(id, 'Pull complete');
-            break;
-        }
-      };
-      const res = await engine.pull(ref, { platform: f.platform, tlsVerify: tlsFlag(f.tlsVerify), onProgress });
-      const display = familiarString({ ...r, digest: r.tag ? undefined : r.digest });
-      lines.message(`Digest: ${res.digest}`);
-      lines.message(res.updated || fetched > 0 ? `Status: Downloaded newer image for ${display}` : `Status: Image is up to date for ${display}`);
-      out(`${formatReference(r)}\n`);
+      const res = await engine.images.pull(ref, { platform: f.platform, tlsVerify: tlsFlag(f.tlsVerify), onProgress: (m) => lines.show(m) });
+      out(`${res.name}\n`);
     }
   });
 }
@@ -129,47 +86,11 @@ async function pushAction(name: string, f: PushFlags) {
     throw new InvalidArgumentError(`invalid compression level "${f.compressionLevel}"`);
   }
   await withEngine(async (engine) => {
-    const { parseNormalized, repositoryName, formatReference, parseReference } = await import('../reference/reference.js');
-    const r0 = parseReference(name);
-    let refs = [formatReference(parseNormalized(name))];
-    if (f.allTags) {
-      if (r0.tag || r0.digest) throw new InvalidArgumentError('tag can\'t be used with --all-tags/-a');
-      const repo = repositoryName(r0);
-      refs = [...engine.images.names().values()].flat().filter((n) => n.startsWith(`${repo}:`)).sort();
-      if (refs.length === 0) throw new InvalidArgumentError(`An image does not exist locally with the tag: ${name}`);
-    } else if (!engine.images.lookup(refs[0]!)) {
-      throw new InvalidArgumentError(`An image does not exist locally with the tag: ${name}`);
-    }
+    const refs = f.allTags ? engine.images.localTags(name) : [name];
     for (const ref of refs) {
-      const r = parseNormalized(ref);
       const lines = new ProgressLines(process.stdout, undefined, f.quiet);
-      lines.message(`The push refers to repository [${repositoryName(r)}]`);
-      const layers = new Set<string>();
-      const onProgress = (e: ProgressEvent) => {
-        if ('layer' in e && e.layer) layers.add(e.digest);
-        if (e.type === 'blob-mounted') layers.add(e.digest);
-        if (e.type === 'resolved' || e.type === 'manifest-done' || !layers.has(e.digest)) return;
-        const id = short(e.digest);
-        switch (e.type) {
-          case 'blob-exists':
-            lines.update(id, 'Layer already exists');
-            break;
-          case 'blob-mounted':
-            lines.update(id, `Mounted from ${e.from}`);
-            break;
-          case 'blob-start':
-            lines.update(id, 'Preparing');
-            break;
-          case 'blob-progress':
-            lines.update(id, 'Pushing', e.done, e.size);
-            break;
-          case 'blob-done':
-            lines.update(id, 'Pushed');
-            break;
-        }
-      };
-      const res = await engine.push(ref, { tlsVerify: tlsFlag(f.tlsVerify), compressionFormat: format, compressionLevel: level, onProgress });
-      out(`${r.tag}: digest: ${res.digest} size: ${res.size}\n`);
+      const res = await engine.images.push(ref, { tlsVerify: tlsFlag(f.tlsVerify), compressionFormat: format, compressionLevel: level, onProgress: (m) => lines.show(m) });
+      out(`${res.reference.tag}: digest: ${res.digest} size: ${res.size}\n`);
     }
   });
 }
@@ -221,10 +142,7 @@ async function readAllStdin(): Promise<string> {
 }
 
 async function loginAction(server: string | undefined, f: { username?: string; password?: string; passwordStdin?: boolean; tlsVerify?: string | boolean }) {
-  const { checkLogin, serverDomain } = await import('../transport/http.js');
-  const { storeCredentials, registryKey, getCredentials } = await import('../auth/config.js');
-  const domain = server ? serverDomain(server) : 'docker.io';
-  const key = registryKey(domain);
+  const auth = await import('../engine/auth.js');
   if (f.password && f.passwordStdin) throw new InvalidArgumentError('--password and --password-stdin are mutually exclusive');
   let password = f.password;
   if (f.password) process.stderr.write('WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n');
@@ -234,10 +152,10 @@ async function loginAction(server: string | undefined, f: { username?: string; p
   }
   let username = f.username;
   if (!username && !password) {
-    const saved = await getCredentials(key);
+    const saved = await auth.savedLogin(server);
     if (saved) {
       try {
-        await checkLogin(domain, saved, { tlsVerify: tlsFlag(f.tlsVerify) });
+        await auth.checkLogin(server, saved, { tlsVerify: tlsFlag(f.tlsVerify) });
         out('Login Succeeded\n');
         return;
       } catch {
@@ -249,7 +167,6 @@ async function loginAction(server: string | undefined, f: { username?: string; p
   if (!username) throw new InvalidArgumentError('Username is required');
   if (password === undefined) password = await readSecret('Password: ');
   if (!password) throw new InvalidArgumentError('Password is required');
-  const res = await checkLogin(domain, { username, password }, { tlsVerify: tlsFlag(f.tlsVerify) });
-  await storeCredentials(key, { username, password, ...(res.identityToken ? { identityToken: res.identityToken } : {}) });
-  out('Login Succeeded\n');
+  const res = await auth.login(server, { username, password }, { tlsVerify: tlsFlag(f.tlsVerify) });
+  out(`${res.Status}\n`);
 }

@@ -8,6 +8,8 @@
 
 import { formatG } from '../gotemplate/gofmt.js';
 export { dockerTime, goTimeString, rfc3339Nano } from '../gotemplate/gofmt.js';
+import { humanDuration } from '../util/units.js';
+export { humanDuration };
 
 // ---------------------------------------------------------------------------------------------
 // Sizes (go-units size.go)
@@ -51,29 +53,6 @@ export function bytesSize(bytes: number): string {
 
 // ---------------------------------------------------------------------------------------------
 // Durations (go-units duration.go)
-
-/**
- * go-units HumanDuration of a duration in milliseconds: 'Less than a second', '1 second',
- * '45 seconds', 'About a minute', '35 minutes', 'About an hour', '2 hours' … '47 hours',
- * '2 days' … '13 days', '2 weeks' … '8 weeks', '2 months' … '24 months', '2 years'.
- * Hours are rounded (+0.5); days, weeks, months and years are whole hours divided down (floored).
- */
-export function humanDuration(ms: number): string {
-  const seconds = Math.trunc(ms / 1000);
-  if (seconds < 1) return 'Less than a second';
-  if (seconds === 1) return '1 second';
-  if (seconds < 60) return `${seconds} seconds`;
-  const minutes = Math.trunc(ms / 60_000);
-  if (minutes === 1) return 'About a minute';
-  if (minutes < 60) return `${minutes} minutes`;
-  const hours = Math.trunc(ms / 3_600_000 + 0.5);
-  if (hours === 1) return 'About an hour';
-  if (hours < 48) return `${hours} hours`;
-  if (hours < 24 * 7 * 2) return `${Math.trunc(hours / 24)} days`;
-  if (hours < 24 * 30 * 2) return `${Math.trunc(hours / 24 / 7)} weeks`;
-  if (hours < 24 * 365 * 2) return `${Math.trunc(hours / 24 / 30)} months`;
-  return `${Math.trunc(Math.trunc(ms / 3_600_000) / 24 / 365)} years`;
-}
 
 /**
  * docker images' CREATED column: `${humanDuration(now - created)} ago`. The engine API reports

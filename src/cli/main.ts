@@ -34,11 +34,6 @@ const COMMAND_MODULE: Record<string, string> = {
   port: 'network',
 };
 
-/** Collects a repeatable option (`-c A -c B`). */
-export function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
-
 export async function buildProgram(argv: string[] = []): Promise<Command> {
   const program = new Command('ply');
   program
@@ -129,17 +124,8 @@ export async function serviceWorker(listenFd: number, launcher: string): Promise
 export async function warmUp(): Promise<void> {
   prebuilt = await buildProgram([]);
   await Promise.all([
-    import('../engine.js'),
-    import('../container/create.js'),
-    import('../container/logs.js'),
-    import('../container/commit.js'),
+    import('../engine/preload.js').then((m) => m.preload()),
     import('../gotemplate/template.js'),
-    // require, not import(): bin/ply.cjs runs the bundle from a V8 code cache, where import() has no loader.
-    Promise.resolve().then(() => {
-      const Database = createRequire(import.meta.url)('better-sqlite3') as typeof import('better-sqlite3');
-      new Database(':memory:').close();
-    }),
-    import('../native/index.js').then((m) => m.nativeConstants()),
     // The first child process with pipes loads and compiles Node's spawn and socket internals (~5 ms for runc).
     new Promise<void>((resolve) => {
       const cp = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');

@@ -1,10 +1,16 @@
 // Network commands: network ls/inspect/create/rm/prune/connect/disconnect, and port.
 import type { Command } from 'commander';
 import { InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
-import type { Engine } from '../engine.js';
-import type { PortMapping } from '../network/index.js';
+import type { ContainerSummary } from '../engine.js';
 import { withEngine, out } from './engine.js';
-import { collect } from './main.js';
+import { collect } from './options.js';
+
+interface PortMapping {
+  proto: string;
+  containerPort: number;
+  hostIp: string;
+  hostPort: number;
+}
 
 function keyValues(list: string[], what: string): Record<string, string> {
   const outMap: Record<string, string> = {};
@@ -22,11 +28,8 @@ export function portLines(ports: PortMapping[]): string[] {
 }
 
 /** ps's PORTS column: "0.0.0.0:8080->80/tcp, 443/tcp". */
-export function portsColumn(exposed: string[], ports: PortMapping[]): string {
-  const published = new Set(ports.map((p) => `${p.containerPort}/${p.proto}`));
-  const parts = [...ports].sort((a, b) => a.containerPort - b.containerPort).map((p) => `${p.hostIp}:${p.hostPort}->${p.containerPort}/${p.proto}`);
-  for (const e of exposed) if (!published.has(e)) parts.push(e);
-  return parts.join(', ');
+export function portsColumn(ports: ContainerSummary['Ports']): string {
+  return ports.map((p) => (p.PublicPort !== undefined ? `${p.IP}:${p.PublicPort}->${p.PrivatePort}/${p.Type}` : `${p.PrivatePort}/${p.Type}`)).join(', ');
 }
 
 /** docker's CLI exits 1 when the daemon refuses a network command (run's own failures are 125). */
@@ -54,50 +57,24 @@ export function registerNetworkCommands(program: Command): void {
     .option('-q, --quiet', 'Only display network IDs')
     .action(
       daemonErrors(async (f: { filter: string[]; format?: string; trunc: boolean; quiet?: boolean }) => {
-        await withEngine(async (engine) => {
-          const { renderTable } = await import('../gotemplate/template.js');
-          const filters = new Map<string, string[]>();
-          for (const item of f.filter) {
-            const i = item.indexOf('=');
-            if (i <= 0) throw new InvalidArgumentError(`bad format of filter (expected name=value)`);
-            const k = item.slice(0, i);
-            if (!['driver', 'id', 'label', 'name', 'scope', 'type', 'dangling'].includes(k)) throw new InvalidArgumentError(`invalid filter '${k}'`);
-            filters.set(k, [...(filters.get(k) ?? []), item.slice(i + 1)]);
-          }
-          const match = (k: string, pred: (v: string) => boolean) => !filters.has(k) || filters.get(k)!.some(pred);
-          const used = usedNetworks(engine);
-          const builtin = ['bridge', 'host', 'none'];
-          const list = engine.networks
-            .list()
-            .filter(
-              (n) =>
-                match('driver', (v) => n.driver === v) &&
-                match('id', (v) => n.id.startsWith(v)) &&
-                match('name', (v) => n.name.includes(v)) &&
-                match('scope', (v) => v === 'local') &&
-                match('type', (v) => (v === 'builtin') === builtin.includes(n.name)) &&
-                match('dangling', (v) => (v === 'true' || v === '1') === (!builtin.includes(n.name) && !used.has(n.name) && !used.has(n.id))) &&
-                match('label', (v) => {
-                  const j = v.indexOf('=');
-                  return j < 0 ? v in n.labels : n.labels[v.slice(0, j)] === v.slice(j + 1);
-                }),
-            )
-            .sort((a, b) => a.name.localeCompare(b.name));
-          const rows = list.map((n) => ({
-            ID: f.trunc ? n.id.slice(0, 12) : n.id,
-            Name: n.name,
-            Driver: n.driver,
-            Scope: 'local',
-            IPv6: 'false',
-            Internal: String(n.internal),
-            Labels: Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(','),
-            CreatedAt: new Date(n.created).toISOString(),
-          }));
-          let format = f.format && f.format !== 'table' ? f.format : 'table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}';
-          if (f.quiet) format = '{{.ID}}';
-          out(renderTable(format, rows, { ID: 'NETWORK ID', Name: 'NAME', Driver: 'DRIVER', Scope: 'SCOPE', IPv6: 'IPV6', Internal: 'INTERNAL', Labels: 'LABELS', CreatedAt: 'CREATED AT' }));
-        });
-      }),
+      await withEngine(async (engine) => {
+        const { renderTable } = await import('../gotemplate/template.js');
+        const list = engine.networks.list({ filters: f.filter });
+        const rows = list.map((n) => ({
+          ID: f.trunc ? n.Id.slice(0, 12) : n.Id,
+          Name: n.Name,
+          Driver: n.Driver,
+          Scope: n.Scope,
+          IPv6: String(n.EnableIPv6),
+          Internal: String(n.Internal),
+          Labels: Object.entries(n.Labels).map(([k, v]) => `${k}=${v}`).join(','),
+          CreatedAt: n.Created,
+        }));
+        let format = f.format && f.format !== 'table' ? f.format : 'table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}';
+        if (f.quiet) format = '{{.ID}}';
+        out(renderTable(format, rows, { ID: 'NETWORK ID', Name: 'NAME', Driver: 'DRIVER', Scope: 'SCOPE', IPv6: 'IPV6', Internal: 'INTERNAL', Labels: 'LABELS', CreatedAt: 'CREATED AT' }));
+      });
+    }),
     );
 
   network
@@ -109,15 +86,11 @@ export function registerNetworkCommands(program: Command): void {
     .option('-v, --verbose', 'Verbose output for diagnostics')
     .action(
       daemonErrors(async (names: string[], f: { format?: string }) => {
-        await withEngine(async (engine) => {
-          const { inspectEach } = await import('./containers.js');
-          const find = (n: string) => {
-            const net = engine.networks.store.find(n);
-            return net && engine.networks.inspect(net);
-          };
-          await inspectEach(names, find, f.format, (n) => `network ${n} not found`);
-        });
-      }),
+      await withEngine(async (engine) => {
+        const { inspectEach } = await import('./output.js');
+        await inspectEach(names, (n) => engine.networks.find(n), f.format, (n) => `network ${n} not found`);
+      });
+    }),
     );
 
   network
@@ -135,21 +108,21 @@ export function registerNetworkCommands(program: Command): void {
     .option('--label <list>', 'Set metadata on a network', collect, [])
     .action(
       daemonErrors(async (name: string, f: { driver: string; subnet: string[]; gateway: string[]; ipRange: string[]; internal?: boolean; opt: string[]; label: string[] }) => {
-        if (f.subnet.length > 1 || f.gateway.length > 1) throw new PlyError('ply networks have one IPv4 subnet');
-        if (f.ipRange.length) throw new PlyError('--ip-range is not supported by ply');
-        await withEngine((engine) => {
-          const n = engine.networks.create({
-            name,
-            driver: f.driver,
-            subnet: f.subnet[0],
-            gateway: f.gateway[0],
-            internal: f.internal,
-            labels: keyValues(f.label, 'label'),
-            options: keyValues(f.opt, 'option'),
-          });
-          out(`${n.id}\n`);
+      if (f.subnet.length > 1 || f.gateway.length > 1) throw new PlyError('ply networks have one IPv4 subnet');
+      if (f.ipRange.length) throw new PlyError('--ip-range is not supported by ply');
+      await withEngine((engine) => {
+        const n = engine.networks.create({
+          name,
+          driver: f.driver,
+          subnet: f.subnet[0],
+          gateway: f.gateway[0],
+          internal: f.internal,
+          labels: keyValues(f.label, 'label'),
+          options: keyValues(f.opt, 'option'),
         });
-      }),
+        out(`${n.Id}\n`);
+      });
+    }),
     );
 
   network
@@ -161,22 +134,22 @@ export function registerNetworkCommands(program: Command): void {
     .option('-f, --force', 'Do not error if the network does not exist')
     .action(
       daemonErrors(async (names: string[], f: { force?: boolean }) => {
-        await withEngine((engine) => {
-          let failed = 0;
-          for (const n of names) {
-            try {
-              engine.networks.remove(n);
-              out(`${n}\n`);
-            } catch (e) {
-              if (f.force && e instanceof NotFoundError) continue;
-              if (!(e instanceof PlyError)) throw e;
-              process.stderr.write(`Error: ${e.message}\n`);
-              failed = Math.max(failed, 1);
-            }
+      await withEngine((engine) => {
+        let failed = 0;
+        for (const n of names) {
+          try {
+            engine.networks.remove(n);
+            out(`${n}\n`);
+          } catch (e) {
+            if (f.force && e instanceof NotFoundError) continue;
+            if (!(e instanceof PlyError)) throw e;
+            process.stderr.write(`Error: ${e.message}\n`);
+            failed = Math.max(failed, 1);
           }
-          if (failed) process.exitCode = failed;
-        });
-      }),
+        }
+        if (failed) process.exitCode = failed;
+      });
+    }),
     );
 
   network
@@ -186,16 +159,12 @@ export function registerNetworkCommands(program: Command): void {
     .option('--filter <filter>', 'Provide filter values (e.g. "until=<timestamp>")', collect, [])
     .action(
       daemonErrors(async (f: { force?: boolean }) => {
-        if (!f.force && !(await (await import('./prompt.js')).confirm('WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] '))) return;
-        await withEngine((engine) => {
-          const removed: string[] = [];
-          for (const n of engine.networks.unused(usedNetworks(engine))) {
-            engine.networks.remove(n.id);
-            removed.push(n.name);
-          }
-          if (removed.length) out(`Deleted Networks:\n${removed.join('\n')}\n\n`);
-        });
-      }),
+      if (!f.force && !(await (await import('./prompt.js')).confirm('WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] '))) return;
+      await withEngine((engine) => {
+        const removed = engine.networks.prune().NetworksDeleted;
+        if (removed.length) out(`Deleted Networks:\n${removed.join('\n')}\n\n`);
+      });
+    }),
     );
 
   network
@@ -208,8 +177,8 @@ export function registerNetworkCommands(program: Command): void {
     .option('--ip <string>', 'IPv4 address (e.g., "172.30.100.104")')
     .action(
       daemonErrors(async (net: string, container: string, f: { alias: string[]; ip?: string }) => {
-        await withEngine((engine) => engine.manager.connect(container, net, { aliases: f.alias, ip: f.ip }));
-      }),
+      await withEngine((engine) => engine.containers.connect(container, net, { aliases: f.alias, ip: f.ip }));
+    }),
     );
 
   network
@@ -221,8 +190,8 @@ export function registerNetworkCommands(program: Command): void {
     .option('-f, --force', 'Force the container to disconnect from a network')
     .action(
       daemonErrors(async (net: string, container: string) => {
-        await withEngine((engine) => engine.manager.disconnect(container, net));
-      }),
+      await withEngine((engine) => engine.containers.disconnect(container, net));
+    }),
     );
 
   program
@@ -233,29 +202,18 @@ export function registerNetworkCommands(program: Command): void {
     .argument('[port]')
     .action(
       daemonErrors(async (container: string, port: string | undefined) => {
-        await withEngine((engine) => {
-          const c = engine.manager.get(container);
-          const ports = engine.networks.ports(c.id);
-          if (port === undefined) {
-            const lines = portLines(ports);
-            if (lines.length) out(`${lines.join('\n')}\n`);
-            return;
-          }
-          const [p, proto = 'tcp'] = port.split('/');
-          const found = ports.filter((m) => String(m.containerPort) === p && m.proto === proto);
-          if (!found.length) throw new NotFoundError(`No public port '${p}/${proto}' published for ${container}`);
-          out(found.map((m) => `${m.hostIp}:${m.hostPort}\n`).join(''));
-        });
-      }),
+      await withEngine((engine) => {
+        const ports = engine.containers.ports(container);
+        if (port === undefined) {
+          const lines = portLines(ports);
+          if (lines.length) out(`${lines.join('\n')}\n`);
+          return;
+        }
+        const [p, proto = 'tcp'] = port.split('/');
+        const found = ports.filter((m) => String(m.containerPort) === p && m.proto === proto);
+        if (!found.length) throw new NotFoundError(`No public port '${p}/${proto}' published for ${container}`);
+        out(found.map((m) => `${m.hostIp}:${m.hostPort}\n`).join(''));
+      });
+    }),
     );
-}
-
-/** Names and IDs of the networks some container (running or not) is configured for. */
-function usedNetworks(engine: Engine): Set<string> {
-  const used = new Set<string>();
-  for (const c of engine.containers.list()) {
-    used.add(c.spec.network);
-    for (const n of Object.keys(c.spec.networks ?? {})) used.add(n);
-  }
-  return used;
 }

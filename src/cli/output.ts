@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
+import type { ContainerInspect, ImageInspect, NetworkInspect } from '../engine.js';
 import { InvalidArgumentError } from '../errors.js';
 
 /** Runs `fn` on stdout, or on a temporary file renamed to `file` once complete (never a partial archive). */
@@ -60,4 +61,39 @@ function stdoutIsFile(): boolean {
   } catch {
     return false;
   }
+}
+
+/** inspect's output: docker's JSON (4-space indent), or one line per object through a Go template. */
+export async function printInspect(items: (ContainerInspect | ImageInspect | NetworkInspect)[], format?: string): Promise<void> {
+  if (format) {
+    const { compileTemplate } = await import('../gotemplate/template.js');
+    const t = compileTemplate(format, { unescape: false });
+    for (const r of items) process.stdout.write(`${t(r)}\n`);
+  } else {
+    process.stdout.write(`${JSON.stringify(items, null, 4)}\n`);
+  }
+}
+
+/**
+ * docker's inspect: each name that `find` knows, as a JSON array (or through --format); one error line per name it
+ * does not (`find` returns undefined), then exit 1.
+ */
+export async function inspectEach<T extends ContainerInspect | ImageInspect | NetworkInspect>(
+  names: string[],
+  find: (name: string) => T | undefined,
+  format: string | undefined,
+  notFound: (name: string) => string,
+): Promise<void> {
+  const items: T[] = [];
+  let missing = 0;
+  for (const n of names) {
+    const item = find(n);
+    if (item !== undefined) items.push(item);
+    else {
+      process.stderr.write(`Error: ${notFound(n)}\n`);
+      missing++;
+    }
+  }
+  await printInspect(items, format);
+  if (missing) process.exitCode = 1;
 }

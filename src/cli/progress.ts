@@ -1,4 +1,5 @@
 // Docker-style per-layer progress: lines redrawn in place on a terminal, plain status lines otherwise.
+import type { ProgressMessage } from '../engine.js';
 import { humanSize } from './format.js';
 
 export class ProgressLines {
@@ -11,6 +12,12 @@ export class ProgressLines {
     private readonly tty = Boolean(process.stdout.isTTY) && process.env.TERM !== 'dumb',
     private readonly quiet = false,
   ) {}
+
+  /** Draws one of the engine's progress messages (a layer's status, or a line of its own), as the docker CLI does. */
+  show(m: ProgressMessage): void {
+    if (m.id === undefined) this.message(m.status);
+    else this.update(m.id, m.status, m.progressDetail?.current, m.progressDetail?.total);
+  }
 
   /** Prints a line that is not tied to a layer. */
   message(s: string): void {

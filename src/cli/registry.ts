@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { PlyError } from '../errors.js';
 import { out } from './engine.js';
-import type { RegistryOptions } from '../registry/server.js';
+import type { RegistryOptions } from '../engine/registry.js';
 
 /** The server's own options, as flags: the address has a default, the root defaults to $PLY_ROOT/registry. */
 type ServeOptions = Omit<RegistryOptions, 'root' | 'addr' | 'log' | 'drainMs' | 'uploadTtlMs' | 'maxUploadsPerClient'> & {
@@ -43,15 +43,15 @@ export function registerRegistryCommands(program: Command): void {
 
 async function registryRoot(root: string | undefined): Promise<string> {
   if (root) return path.resolve(root);
-  const { defaultRoot } = await import('../engine.js');
-  return path.join(defaultRoot(), 'registry');
+  const { defaultRegistryRoot } = await import('../engine/registry.js');
+  return defaultRegistryRoot();
 }
 
 async function serveAction(opts: ServeOptions): Promise<void> {
-  const { startRegistry } = await import('../registry/server.js');
+  const { serveRegistry } = await import('../engine/registry.js');
   const root = await registryRoot(opts.root);
   if (!!opts.tlsCert !== !!opts.tlsKey) throw new PlyError('--tls-cert and --tls-key go together');
-  const { parseGoDuration } = await import('../image/changes.js');
+  const { parseGoDuration } = await import('../gotemplate/gofmt.js');
   let uploadTtlMs: number | undefined;
   if (opts.uploadTtl !== undefined) {
     try {
@@ -67,7 +67,7 @@ async function serveAction(opts: ServeOptions): Promise<void> {
   }
   let server;
   try {
-    server = await startRegistry({
+    server = await serveRegistry({
       root,
       addr: opts.addr,
       htpasswd: opts.htpasswd,
@@ -102,13 +102,13 @@ async function serveAction(opts: ServeOptions): Promise<void> {
 }
 
 async function gcAction(opts: { root?: string; dryRun?: boolean }): Promise<void> {
-  const { gcRegistry, serverRunning } = await import('../registry/gc.js');
+  const { collectRegistryGarbage, registryServing } = await import('../engine/registry.js');
   const { humanSize } = await import('./format.js');
   const root = await registryRoot(opts.root);
-  if (serverRunning(root)) {
+  if (await registryServing(root)) {
     process.stderr.write('ply registry gc: a registry is serving this root: blobs written in the last 15 minutes are kept\n');
   }
-  const result = gcRegistry(root, { dryRun: opts.dryRun });
+  const result = await collectRegistryGarbage(root, { dryRun: opts.dryRun });
   const verb = opts.dryRun ? 'Would delete' : 'Deleted';
   const lines: string[] = [];
   for (const l of result.links) lines.push(`${verb} link: ${l.repository}@${l.digest}`);

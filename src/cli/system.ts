@@ -1,5 +1,4 @@
 // System commands: version, info, system df.
-import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { withEngine, out } from './engine.js';
@@ -11,11 +10,10 @@ export function registerSystemCommands(program: Command): void {
     .description('Show the ply version information')
     .option('-f, --format <string>', 'Format output using a custom template')
     .action(async (opts: { format?: string }) => {
-      const { VERSION } = await import('../engine.js');
-      const { hostPlatform } = await import('../image/write.js');
-      const p = hostPlatform();
+      const { versionInfo } = await import('../engine/version.js');
+      const v = versionInfo();
       const info = {
-        Client: { Version: VERSION, NodeVersion: process.version, Os: p.os, Arch: p.architecture },
+        Client: { Version: v.Version, NodeVersion: v.NodeVersion, Os: v.Os, Arch: v.Arch },
       };
       if (opts.format) {
         const { compileTemplate } = await import('../gotemplate/template.js');
@@ -25,9 +23,9 @@ export function registerSystemCommands(program: Command): void {
       out(
         [
           'Client:',
-          ` Version:           ${VERSION}`,
-          ` Node.js version:   ${process.version}`,
-          ` OS/Arch:           ${p.os}/${p.architecture}`,
+          ` Version:           ${v.Version}`,
+          ` Node.js version:   ${v.NodeVersion}`,
+          ` OS/Arch:           ${v.Os}/${v.Arch}`,
           '',
         ].join('\n'),
       );
@@ -35,26 +33,26 @@ export function registerSystemCommands(program: Command): void {
 
   const infoAction = async (opts: { format?: string }) =>
     withEngine(async (engine) => {
-      const du = engine.diskUsage();
+      const sys = engine.system.info();
       const service = await import('../service/server.js');
       const { servedByService } = await import('../service/worker.js');
       const sock = service.socketPath(engine.root);
       const serviceRunning = await service.answers(sock);
       const info = {
-        Containers: du.containers.total,
-        ContainersRunning: du.containers.active,
-        Images: du.images.total,
-        DanglingImages: du.dangling,
-        StoreRoot: engine.root,
+        Containers: sys.Containers,
+        ContainersRunning: sys.ContainersRunning + sys.ContainersPaused,
+        Images: sys.Images,
+        DanglingImages: sys.DanglingImages,
+        StoreRoot: sys.DockerRootDir,
         ServiceSocket: serviceRunning ? sock : '',
         ServedByService: servedByService(),
-        StorageDriver: engine.snapshots.driver() === 'vfs' ? 'vfs' : 'overlayfs',
-        DefaultRuntime: 'runc',
-        KernelVersion: os.release(),
-        OperatingSystem: os.type(),
-        NCPU: os.cpus().length,
-        MemTotal: os.totalmem(),
-        Name: os.hostname(),
+        StorageDriver: sys.Driver,
+        DefaultRuntime: sys.DefaultRuntime,
+        KernelVersion: sys.KernelVersion,
+        OperatingSystem: sys.OperatingSystem,
+        NCPU: sys.NCPU,
+        MemTotal: sys.MemTotal,
+        Name: sys.Name,
       };
       if (opts.format) {
         const { compileTemplate } = await import('../gotemplate/template.js');
@@ -91,8 +89,7 @@ export function registerSystemCommands(program: Command): void {
     .option('--repair', 'Remove what is broken and unreferenced, unmount leftovers, drop unfinished writes')
     .action(async (opts: { repair?: boolean }) =>
       withEngine(async (engine) => {
-        const { checkStore } = await import('../system/check.js');
-        const problems = await checkStore(engine.stores, { repair: opts.repair });
+        const problems = await engine.system.check({ repair: opts.repair });
         for (const p of problems) out(`${p.note ? 'note: ' : ''}${p.kind} ${p.subject}: ${p.message}${p.repaired ? ' (repaired)' : ''}\n`);
         const left = problems.filter((p) => !p.repaired && !p.note);
         if (problems.length === 0) out('no problems found\n');
@@ -126,7 +123,7 @@ export function registerSystemCommands(program: Command): void {
     .action(async (opts: { format?: string }) =>
       withEngine(async (engine) => {
         const { renderTable } = await import('../gotemplate/template.js');
-        const du = engine.diskUsage();
+        const du = engine.system.diskUsage();
         const pct = (a: number, b: number) => (b === 0 ? '0%' : `${Math.round((a / b) * 100)}%`);
         const row = (Type: string, u: { total: number; active: number; size: number; reclaimable: number }) => ({
           Type,

@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { ConflictError, InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
+import { ConflictError, InvalidArgumentError, NotFoundError, PlyError, UnsupportedError } from '../errors.js';
+import type { Readable, Writable } from 'node:stream';
 import { parseSignal, proxySignals, runtimeSignals } from '../runtime/signals.js';
 import { buildSpec, writeBundle, type MountSpec, type RuntimeSpec } from '../runtime/spec.js';
 import { resolveUser } from '../runtime/user.js';
@@ -37,6 +38,13 @@ export class StartError extends PlyError {
 }
 
 export type AttachMode = 'attached' | 'detached';
+
+/** Streams for an exec's stdio instead of this process's (no TTY then): what an API connection carries. */
+export interface ExecIO {
+  stdin?: Readable;
+  stdout: Writable;
+  stderr: Writable;
+}
 
 const TINI_PATHS = ['/usr/bin/tini-static', '/usr/bin/docker-init', '/usr/libexec/podman/catatonit'];
 
@@ -518,11 +526,12 @@ export class ContainerManager {
   /** Runs a command in a running container; returns its exit code. */
   async exec(
     c: Container,
-    o: { cmd: string[]; tty?: boolean; interactive?: boolean; env?: string[]; user?: string; workdir?: string; detach?: boolean; privileged?: boolean },
+    o: { cmd: string[]; tty?: boolean; interactive?: boolean; env?: string[]; user?: string; workdir?: string; detach?: boolean; privileged?: boolean; io?: ExecIO },
   ): Promise<number> {
     if (!this.isRunning(c)) throw new ConflictError(`container ${c.id} is not running`);
     if (c.state === 'paused') throw new ConflictError(`container ${c.id} is paused, unpause the container before exec`);
     if (o.cmd.length === 0) throw new InvalidArgumentError('exec requires at least 1 argument');
+    if (o.io && o.tty) throw new UnsupportedError('exec with a TTY over streams is not supported yet');
     const dir = this.containers.pathOf(c.id);
     const bundle = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as RuntimeSpec;
     const proc = structuredClone(bundle.process!);
@@ -539,14 +548,28 @@ export class ContainerManager {
     await fsp.writeFile(processFile, JSON.stringify(proc));
     const logFile = `${processFile}.log`;
     try {
-      const stdio: StdioOptions = o.detach ? ['ignore', 'ignore', 'ignore'] : [o.interactive || o.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'];
+      const io = o.detach ? undefined : o.io;
+      let stdio: StdioOptions;
+      if (o.detach) stdio = ['ignore', 'ignore', 'ignore'];
+      else if (io) stdio = [io.stdin && o.interactive ? 'pipe' : 'ignore', 'pipe', 'pipe'];
+      else stdio = [o.interactive || o.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'];
       const sig = runtimeSignals(!o.detach && stdio[0] === 'inherit' && !!process.stdin.isTTY);
-      const child = this.runtime(c).exec(c.id, processFile, stdio, { tty: !!o.tty, logFile, detach: o.detach, ownSession: !o.detach && sig.ownSession });
-      const unproxy = o.detach ? () => undefined : proxySignals(child, sig.proxy);
+      const child = this.runtime(c).exec(c.id, processFile, stdio, { tty: !!o.tty, logFile, detach: o.detach, ownSession: !o.detach && !io && sig.ownSession });
+      const unproxy = o.detach || io ? () => undefined : proxySignals(child, sig.proxy);
+      const copied: Promise<void>[] = [];
+      if (io) {
+        if (io.stdin && child.stdin) io.stdin.pipe(child.stdin).on('error', () => undefined);
+        for (const [from, to] of [[child.stdout, io.stdout], [child.stderr, io.stderr]] as const) {
+          if (!from) continue;
+          from.pipe(to, { end: false });
+          copied.push(new Promise((r) => from.once('close', () => r())));
+        }
+      }
       const code = await new Promise<number>((resolve) => {
         child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? os.constants.signals[signal] : 0)));
         child.on('error', () => resolve(126));
       }).finally(unproxy);
+      await Promise.all(copied);
       const err = runtimeError(logFile);
       if (err && code !== 0) throw new StartError(`OCI runtime exec failed: ${err}`, startFailureCode(err) === 125 ? 126 : startFailureCode(err));
       return code;

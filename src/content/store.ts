@@ -172,6 +172,19 @@ export class ContentStore {
     }
   }
 
+  /** Bytes of every stored blob (what a prune frees is the difference before and after). */
+  totalSize(): number {
+    let n = 0;
+    for (const d of this.list()) {
+      try {
+        n += fs.statSync(this.path(d)).size;
+      } catch {
+        // removed concurrently
+      }
+    }
+    return n;
+  }
+
   delete(digest: Digest): boolean {
     try {
       fs.unlinkSync(this.path(digest));

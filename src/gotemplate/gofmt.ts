@@ -1,7 +1,8 @@
 // Go's formatting of numbers (fmt's %g/%e/%f/%v of a float64) and times (time.Time.String, RFC3339Nano),
-// reproduced exactly: round-half-to-even on the exact binary value, zone abbreviations from the tz database.
-
+// reproduced exactly: round-half-to-even on the exact binary value, zone abbreviations from the tz database;
+// and Go's time.ParseDuration.
 import { readFileSync } from 'node:fs';
+import { InvalidArgumentError } from '../errors.js';
 
 // ---------------------------------------------------------------------------------------------
 // Go number formatting
@@ -395,4 +396,43 @@ export function rfc3339Nano(date: Date | string): string {
   if (!m) return iso;
   const frac = m[2]!.replace(/0+$/, '');
   return `${m[1]}${frac ? '.' + frac : ''}Z`;
+}
+
+const DURATION_UNITS: Record<string, number> = {
+  ns: 1,
+  us: 1e3,
+  'µs': 1e3, // U+00B5
+  'μs': 1e3, // U+03BC
+  ms: 1e6,
+  s: 1e9,
+  m: 60e9,
+  h: 3600e9,
+};
+
+/** Go's time.ParseDuration, in nanoseconds. */
+export function parseGoDuration(orig: string): number {
+  let s = orig;
+  let neg = false;
+  if (s.startsWith('-') || s.startsWith('+')) {
+    neg = s[0] === '-';
+    s = s.slice(1);
+  }
+  if (s === '0') return 0;
+  if (s === '') throw new InvalidArgumentError(`time: invalid duration ${JSON.stringify(orig)}`);
+  let total = 0;
+  while (s !== '') {
+    const num = /^(\d*)(?:\.(\d*))?/.exec(s)!;
+    const intPart = num[1] ?? '';
+    const fracPart = num[2] ?? '';
+    if (intPart === '' && fracPart === '') throw new InvalidArgumentError(`time: invalid duration ${JSON.stringify(orig)}`);
+    s = s.slice(num[0].length);
+    const unitMatch = /^[^\d.]+/.exec(s);
+    if (!unitMatch) throw new InvalidArgumentError(`time: missing unit in duration ${JSON.stringify(orig)}`);
+    const unit = unitMatch[0];
+    const scale = Object.hasOwn(DURATION_UNITS, unit) ? DURATION_UNITS[unit] : undefined;
+    if (scale === undefined) throw new InvalidArgumentError(`time: unknown unit ${JSON.stringify(unit)} in duration ${JSON.stringify(orig)}`);
+    s = s.slice(unit.length);
+    total += Number(`${intPart || '0'}.${fracPart || '0'}`) * scale;
+  }
+  return Math.round(neg ? -total : total);
 }

@@ -8,6 +8,7 @@
 import path from 'node:path';
 import { isIP } from 'node:net';
 import { InvalidArgumentError } from '../errors.js';
+import { parseGoDuration } from '../gotemplate/gofmt.js';
 import type { ContainerConfig } from '../oci/types.js';
 
 /** Instructions docker accepts in `docker commit --change` / `docker import --change` (moby validCommitCommands). */
@@ -951,45 +952,6 @@ function parseHealthcheck(node: Node): NonNullable<ContainerConfig['Healthcheck'
     if (n !== 0) health.Retries = n;
   }
   return health;
-}
-
-const DURATION_UNITS: Record<string, number> = {
-  ns: 1,
-  us: 1e3,
-  'µs': 1e3, // U+00B5
-  'μs': 1e3, // U+03BC
-  ms: 1e6,
-  s: 1e9,
-  m: 60e9,
-  h: 3600e9,
-};
-
-/** Go's time.ParseDuration, in nanoseconds. */
-export function parseGoDuration(orig: string): number {
-  let s = orig;
-  let neg = false;
-  if (s.startsWith('-') || s.startsWith('+')) {
-    neg = s[0] === '-';
-    s = s.slice(1);
-  }
-  if (s === '0') return 0;
-  if (s === '') fail(`time: invalid duration ${goQuote(orig)}`);
-  let total = 0;
-  while (s !== '') {
-    const num = /^(\d*)(?:\.(\d*))?/.exec(s)!;
-    const intPart = num[1] ?? '';
-    const fracPart = num[2] ?? '';
-    if (intPart === '' && fracPart === '') fail(`time: invalid duration ${goQuote(orig)}`);
-    s = s.slice(num[0].length);
-    const unitMatch = /^[^\d.]+/.exec(s);
-    if (!unitMatch) fail(`time: missing unit in duration ${goQuote(orig)}`);
-    const unit = unitMatch[0];
-    const scale = Object.hasOwn(DURATION_UNITS, unit) ? DURATION_UNITS[unit] : undefined;
-    if (scale === undefined) fail(`time: unknown unit ${goQuote(unit)} in duration ${goQuote(orig)}`);
-    s = s.slice(unit.length);
-    total += Number(`${intPart || '0'}.${fracPart || '0'}`) * scale;
-  }
-  return Math.round(neg ? -total : total);
 }
 
 // ---------------------------------------------------------------------------------------------------------

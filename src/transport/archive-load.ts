@@ -10,7 +10,7 @@ import { writeTx } from '../db/db.js';
 import { digestOf, isDigest } from '../digest/digest.js';
 import { DigestMismatchError, InvalidArchiveError, InvalidReferenceError, NotFoundError, UnsupportedError } from '../errors.js';
 import type { ImageStore, LayerRecord, Lease } from '../image/store.js';
-import { hostPlatform } from '../image/write.js';
+import { hostPlatform } from '../oci/platform.js';
 import { decompressed } from '../layer/compression.js';
 import { MediaType, isIndexMediaType, isLayerMediaType, isManifestMediaType, type Descriptor, type Digest, type ImageConfig, type Index, type Manifest } from '../oci/types.js';
 import { formatReference, parseNormalized } from '../reference/reference.js';

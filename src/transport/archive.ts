@@ -4,7 +4,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Digester, digestOf, splitDigest } from '../digest/digest.js';
-import { DigestMismatchError, InvalidArgumentError } from '../errors.js';
+import { DigestMismatchError } from '../errors.js';
 import type { ImageRecord, ImageStore } from '../image/store.js';
 import { isIndexMediaType, isLayerMediaType, type Descriptor, type Digest, type ImageConfig, type Manifest, type Platform } from '../oci/types.js';
 import { familiarName, familiarString, formatReference, parseReference, repositoryName } from '../reference/reference.js';
@@ -15,7 +15,8 @@ import { storeSource } from './store.js';
 import type { ImageDestination, ManifestBlob } from './types.js';
 
 /** 'both': docker-archive and OCI layout in one tar (docker 25+); 'docker' or 'oci': one form alone. */
-export type ArchiveFormat = 'both' | 'docker' | 'oci';
+import { type ArchiveFormat } from './types.js';
+export { type ArchiveFormat, parseArchiveFormat } from './types.js';
 
 export const DOCKER_MANIFEST_FILE = 'manifest.json';
 export const DOCKER_REPOSITORIES_FILE = 'repositories';
@@ -276,22 +277,6 @@ export function resolveSave(images: ImageStore, refs: string[]): SaveItem[] {
     }
   }
   return [...out.values()];
-}
-
-export function parseArchiveFormat(s: string | undefined): ArchiveFormat {
-  switch (s) {
-    case undefined:
-    case '':
-      return 'both';
-    case 'docker':
-    case 'docker-archive':
-      return 'docker';
-    case 'oci':
-    case 'oci-archive':
-      return 'oci';
-    default:
-      throw new InvalidArgumentError(`unsupported format "${s}": use docker or oci`);
-  }
 }
 
 /**

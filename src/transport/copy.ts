@@ -2,7 +2,7 @@
 // Blobs the destination has are skipped, the rest move a few at a time; destinations verify every byte.
 import { NotFoundError, PlyError } from '../errors.js';
 import { isIndexMediaType, isLayerMediaType, isManifestMediaType, type Descriptor, type Index, type Manifest, type Platform } from '../oci/types.js';
-import { hostPlatform } from '../image/write.js';
+import { formatPlatform, hostPlatform } from '../oci/platform.js';
 import { convertLayer, planLayers, rewriteIndex, rewriteManifest, tryMount, mountCandidates } from './layers.js';
 import type { CopyOptions, CopyResult, ImageDestination, ImageSource, ManifestBlob } from './types.js';
 
@@ -33,10 +33,6 @@ export function selectPlatform(index: Index, want: Platform): Descriptor | undef
   );
   const variant = (p?: Platform) => p?.variant ?? (p?.architecture === 'arm64' ? 'v8' : '');
   return candidates.find((d) => variant(d.platform) === variant(want)) ?? (want.variant ? undefined : candidates[0]);
-}
-
-function platformString(p: Platform): string {
-  return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
 }
 
 /** Runs `fn` over `items` with at most `n` at once; the first failure stops new work and is thrown. */
@@ -189,7 +185,7 @@ export async function copyImage(
     }
     const want = opts.platform ?? hostPlatform();
     const child = selectPlatform(doc, want);
-    if (!child) throw new NotFoundError(`no matching manifest for ${platformString(want)} in the manifest list entries`);
+    if (!child) throw new NotFoundError(`no matching manifest for ${formatPlatform(want)} in the manifest list entries`);
     const m = await copyManifest(src, dst, await src.getManifest(child.digest), dstTag, opts);
     await dst.commit?.();
     return { digest: m.digest, mediaType: m.mediaType, size: m.bytes.length, manifest: m, top };

@@ -3,7 +3,7 @@
 import { InvalidArgumentError, InvalidReferenceError } from '../errors.js';
 import { COMPRESSION_LEVELS } from '../layer/compression.js';
 import type { ImageRecord, ImageStore } from '../image/store.js';
-import { parsePlatform } from '../image/write.js';
+import { parsePlatform } from '../oci/platform.js';
 import type { Digest } from '../oci/types.js';
 import { formatReference, parseNormalized, parseReference, repositoryName, type Reference } from '../reference/reference.js';
 import { copyImage } from './copy.js';

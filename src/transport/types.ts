@@ -1,5 +1,6 @@
 // The one interface every place images live in implements (local store, registry, docker-archive, OCI layout):
 // the copy pipeline moves an image from any source to any destination through it.
+import { InvalidArgumentError } from '../errors.js';
 import type { Descriptor, Digest, Platform } from '../oci/types.js';
 import type { LayerCompression } from '../layer/compression.js';
 
@@ -140,4 +141,24 @@ export interface CopyResult {
   digest: Digest;
   mediaType: string;
   size: number;
+}
+
+/** What `save` writes: docker-archive and OCI layout in one tar (both), or either alone. */
+export type ArchiveFormat = 'both' | 'docker' | 'oci';
+
+/** The --format of save: docker, oci, or (empty) both. */
+export function parseArchiveFormat(s: string | undefined): ArchiveFormat {
+  switch (s) {
+    case undefined:
+    case '':
+      return 'both';
+    case 'docker':
+    case 'docker-archive':
+      return 'docker';
+    case 'oci':
+    case 'oci-archive':
+      return 'oci';
+    default:
+      throw new InvalidArgumentError(`unsupported format "${s}": use docker or oci`);
+  }
 }

@@ -8,8 +8,9 @@ import { PassThrough, Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { Engine } from '../../src/engine.js';
+import { tagName } from '../../src/reference/reference.js';
 import { DigestMismatchError, InvalidArchiveError } from '../../src/errors.js';
-import { hostPlatform } from '../../src/image/write.js';
+import { hostPlatform } from '../../src/oci/platform.js';
 import { readTar, TarWriter, type TarHeader } from '../../src/tar/index.js';
 import { ArchiveWriter, resolveSave, saveImages, type ArchiveFormat } from '../../src/transport/archive.js';
 import { ingestFile } from '../../src/transport/archive-ingest.js';
@@ -45,11 +46,11 @@ async function save(engine: Engine, refs: string[], format?: ArchiveFormat): Pro
   const out = new PassThrough();
   const chunks: Buffer[] = [];
   out.on('data', (c: Buffer) => chunks.push(c));
-  await saveImages(engine.images, resolveSave(engine.images, refs), out, { format });
+  await saveImages(engine.stores.images, resolveSave(engine.stores.images, refs), out, { format });
   return Buffer.concat(chunks);
 }
 
-const state = (e: Engine) => JSON.stringify({ images: e.images.list().map((i) => i.digest).sort(), names: [...e.images.names()] });
+const state = (e: Engine) => JSON.stringify({ images: e.stores.images.list().map((i) => i.digest).sort(), names: [...e.stores.images.names()] });
 
 let layerTar: Buffer;
 let src: Engine;
@@ -57,9 +58,9 @@ before(async () => {
   layerTar = fs.readFileSync(busyboxTar());
   src = Engine.open({ root: tempDir() });
   // Two images sharing their one layer (the same tar, imported twice), a third with a gzip layer.
-  await src.importImage(feed(layerTar), { reference: 'base:latest' });
-  await src.importImage(feed(layerTar), { reference: 'base:other', changes: ['ENV X=1'] });
-  await src.importImage(feed(zlib.gzipSync(layerTar, { level: 1 })), { reference: 'quay.io/team/gz:v1', changes: ['CMD ["sh"]'] });
+  await src.images.import(feed(layerTar), { reference: 'base:latest' });
+  await src.images.import(feed(layerTar), { reference: 'base:other', changes: ['ENV X=1'] });
+  await src.images.import(feed(zlib.gzipSync(layerTar, { level: 1 })), { reference: 'quay.io/team/gz:v1', changes: ['CMD ["sh"]'] });
 });
 after(() => src.close());
 
@@ -89,7 +90,7 @@ describe('save', () => {
         { 'io.containerd.image.name': 'quay.io/team/gz:v1', 'org.opencontainers.image.ref.name': 'v1' },
       ],
     );
-    const rec = src.images.resolve('base:latest');
+    const rec = src.stores.images.resolve('base:latest');
     assert.deepEqual(index.manifests[0], {
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
       digest: rec.digest,
@@ -99,8 +100,8 @@ describe('save', () => {
     });
 
     const manifest = JSON.parse(files.get('manifest.json')!.toString());
-    const gz = src.images.resolve('quay.io/team/gz:v1');
-    const gzLayer = src.images.manifest(gz).layers[0]!.digest;
+    const gz = src.stores.images.resolve('quay.io/team/gz:v1');
+    const gzLayer = src.stores.images.manifest(gz).layers[0]!.digest;
     assert.deepEqual(manifest[2], { Config: `blobs/sha256/${gz.id.slice(7)}`, RepoTags: ['quay.io/team/gz:v1'], Layers: [`blobs/sha256/${gzLayer.slice(7)}`] });
     assert.deepEqual(manifest[0].RepoTags, ['base:latest']);
     assert.deepEqual(JSON.parse(files.get('repositories')!.toString()), {
@@ -114,7 +115,7 @@ describe('save', () => {
   it('"repo" alone saves every tag of it; an ID saves the image without a name; --format picks one form', async () => {
     const byRepo = await filesOf(await save(src, ['base']));
     assert.deepEqual(JSON.parse(byRepo.get('manifest.json')!.toString()).map((m: any) => m.RepoTags).flat().sort(), ['base:latest', 'base:other']);
-    const id = src.images.resolve('base:latest').id;
+    const id = src.stores.images.resolve('base:latest').id;
     const byId = await filesOf(await save(src, [id.slice(7, 19)]));
     assert.equal(JSON.parse(byId.get('manifest.json')!.toString())[0].RepoTags, null);
     assert.equal(JSON.parse(byId.get('index.json')!.toString()).manifests[0].annotations, undefined);
@@ -125,7 +126,7 @@ describe('save', () => {
     assert.equal([...docker.keys()].filter((n) => n.startsWith('blobs/')).length, 2, 'config + layer, no manifest');
     const oci = await filesOf(await save(src, ['base:latest'], 'oci'));
     assert.deepEqual([...oci.keys()].filter((n) => !n.startsWith('blobs/')), ['index.json', 'oci-layout']);
-    assert.throws(() => resolveSave(src.images, ['nosuch:tag']), /No such image/);
+    assert.throws(() => resolveSave(src.stores.images, ['nosuch:tag']), /No such image/);
   });
 
   it('refuses a blob whose bytes do not hash to its digest (the archive is aborted)', async () => {
@@ -146,18 +147,18 @@ describe('load', () => {
     const archive = await save(src, ['base:latest', 'base:other', 'quay.io/team/gz:v1']);
     const dst = Engine.open({ root: tempDir() });
     try {
-      const r = await loadArchive(dst.images, feed(archive));
+      const r = await loadArchive(dst.stores.images, feed(archive));
       assert.deepEqual(
         r.images.map((i) => [i.digest, i.id, i.names]),
         ['base:latest', 'base:other', 'quay.io/team/gz:v1'].map((n) => {
-          const rec = src.images.resolve(n);
-          return [rec.digest, rec.id, [src.nameForTag(n)]];
+          const rec = src.stores.images.resolve(n);
+          return [rec.digest, rec.id, [tagName(n)]];
         }),
       );
-      assert.deepEqual(dst.images.layers(dst.images.resolve('quay.io/team/gz:v1')), src.images.layers(src.images.resolve('quay.io/team/gz:v1')));
+      assert.deepEqual(dst.stores.images.layers(dst.stores.images.resolve('quay.io/team/gz:v1')), src.stores.images.layers(src.stores.images.resolve('quay.io/team/gz:v1')));
       // Loading again (blobs already stored, so only hashed) changes nothing.
       const before = state(dst);
-      await loadArchive(dst.images, feed(zlib.gzipSync(archive)));
+      await loadArchive(dst.stores.images, feed(zlib.gzipSync(archive)));
       assert.equal(state(dst), before);
     } finally {
       dst.close();
@@ -178,12 +179,12 @@ describe('load', () => {
     ]);
     const dst = Engine.open({ root: tempDir() });
     try {
-      const r = await loadArchive(dst.images, feed(archive));
+      const r = await loadArchive(dst.stores.images, feed(archive));
       assert.equal(r.images.length, 1);
       assert.equal(r.images[0]!.id, sha(config));
-      const rec = dst.images.resolve('old:form');
+      const rec = dst.stores.images.resolve('old:form');
       assert.equal(rec.id, sha(config));
-      assert.deepEqual(dst.images.layers(rec).map((l) => [l.digest, l.diffId, l.mediaType]), [
+      assert.deepEqual(dst.stores.images.layers(rec).map((l) => [l.digest, l.diffId, l.mediaType]), [
         [sha(layerTar), sha(layerTar), 'application/vnd.oci.image.layer.v1.tar'],
         [sha(layerTar), sha(layerTar), 'application/vnd.oci.image.layer.v1.tar'],
       ]);
@@ -209,7 +210,7 @@ describe('load', () => {
     const dst = Engine.open({ root: tempDir() });
     try {
       const seen: string[] = [];
-      const r = await loadDirectory(dst.images, dir, { onProgress: (e) => seen.push(e.path) });
+      const r = await loadDirectory(dst.stores.images, dir, { onProgress: (e) => seen.push(e.path) });
       assert.deepEqual(r.images.map((i) => [i.digest, i.names]), [[child.digest, ['localhost/nested:v2']]]);
       assert.ok(!seen.includes(`blobs/sha256/${'0'.repeat(64)}`));
     } finally {
@@ -223,7 +224,7 @@ describe('load', () => {
     let goodFiles: Map<string, Buffer>;
     before(async () => {
       dst = Engine.open({ root: tempDir() });
-      await dst.importImage(feed(layerTar), { reference: 'keep:me' });
+      await dst.images.import(feed(layerTar), { reference: 'keep:me' });
       good = await save(src, ['base:latest', 'quay.io/team/gz:v1']);
       goodFiles = await filesOf(good);
     });
@@ -231,7 +232,7 @@ describe('load', () => {
 
     const refuse = async (archive: Buffer | AsyncIterable<Buffer>, re: RegExp, type: Function = Error) => {
       const before = state(dst);
-      await assert.rejects(loadArchive(dst.images, Buffer.isBuffer(archive) ? feed(archive) : archive), (e: Error) => {
+      await assert.rejects(loadArchive(dst.stores.images, Buffer.isBuffer(archive) ? feed(archive) : archive), (e: Error) => {
         assert.ok(e instanceof type, `${e.name}: ${e.message}`);
         assert.match(e.message, re);
         return true;
@@ -256,7 +257,7 @@ describe('load', () => {
       await refuse(bad, /digest mismatch/, DigestMismatchError);
     });
     it('a corrupt gzip layer under its own digest name', async () => {
-      const gzLayer = src.images.manifest(src.images.resolve('quay.io/team/gz:v1')).layers[0]!.digest;
+      const gzLayer = src.stores.images.manifest(src.stores.images.resolve('quay.io/team/gz:v1')).layers[0]!.digest;
       const corrupt = Buffer.from(goodFiles.get(`blobs/sha256/${gzLayer.slice(7)}`)!);
       corrupt[corrupt.length >> 1] ^= 0xff;
       await refuse(await rebuild((f) => f.set(`blobs/sha256/${gzLayer.slice(7)}`, corrupt)), /digest mismatch/, DigestMismatchError);
@@ -296,7 +297,7 @@ describe('load', () => {
     });
     it('an index.json naming a manifest the archive lacks (the other image is fine)', async () => {
       const index = JSON.parse(goodFiles.get('index.json')!.toString());
-      const gz = src.images.resolve('quay.io/team/gz:v1');
+      const gz = src.stores.images.resolve('quay.io/team/gz:v1');
       await refuse(
         await rebuild((f) => {
           f.delete(`blobs/sha256/${gz.digest.slice(7)}`);
@@ -312,13 +313,13 @@ describe('helpers', () => {
   it('ingestFile: tars (plain, gzip, empty) are layers; a corrupt gzip or a non-tar is only a file', async () => {
     const e = Engine.open({ root: tempDir() });
     try {
-      const lease = e.images.lease();
+      const lease = e.stores.images.lease();
       let n = 0;
       const ing = (b: Buffer, expected?: `sha256:${string}`) =>
-        ingestFile(e.content, feed(b), b.length, { name: 'x', key: `t-${n++}`, lease, expected });
+        ingestFile(e.stores.content, feed(b), b.length, { name: 'x', key: `t-${n++}`, lease, expected });
       const plain = await ing(layerTar);
       assert.deepEqual(plain.layer, { diffId: sha(layerTar), unpackedSize: plain.layer!.unpackedSize, compression: 'none' });
-      assert.ok(e.content.has(plain.digest));
+      assert.ok(e.stores.content.has(plain.digest));
       const gz = zlib.gzipSync(layerTar);
       assert.deepEqual((await ing(gz, sha(gz) as `sha256:${string}`)).layer?.diffId, sha(layerTar));
       assert.equal((await ing(Buffer.alloc(1024))).layer?.diffId, sha(Buffer.alloc(1024)));
@@ -331,7 +332,7 @@ describe('helpers', () => {
       assert.equal(notTar.layer, undefined);
       const json = await ing(Buffer.from('{"a":1}'));
       assert.deepEqual(json.bytes, Buffer.from('{"a":1}'));
-      assert.ok(!e.content.has(json.digest), 'small JSON stays in memory');
+      assert.ok(!e.stores.content.has(json.digest), 'small JSON stays in memory');
       await assert.rejects(ing(Buffer.from('{"a":2}'), sha('{"a":1}') as `sha256:${string}`), DigestMismatchError);
       await assert.rejects(ing(layerTar, sha('nope') as `sha256:${string}`), DigestMismatchError);
       lease.release();

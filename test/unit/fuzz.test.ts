@@ -91,7 +91,7 @@ test('mutated gzip and archives: import and load fail cleanly and leave no names
   try {
     const gz = zlib.gzipSync(seedTar());
     // A real archive to mutate: save one image through the engine's own code.
-    const img = await engine.importImage(Readable.from([seedTar()]), { reference: 'seed:v1' });
+    const img = await engine.images.import(Readable.from([seedTar()]), { reference: 'seed:v1' });
     const { saveImages } = await import('../../src/transport/archive.js');
     const chunks: Buffer[] = [];
     const { Writable } = await import('node:stream');
@@ -101,14 +101,14 @@ test('mutated gzip and archives: import and load fail cleanly and leave no names
         cb();
       },
     });
-    await saveImages(engine.images, [{ image: img, names: ['docker.io/library/seed:v1'] }], sink);
+    await saveImages(engine.stores.images, [{ image: img, names: ['docker.io/library/seed:v1'] }], sink);
     const archive = Buffer.concat(chunks);
     assert.ok(archive.length > 0);
-    const names = () => [...engine.images.names().values()].flat().sort().join(',');
+    const names = () => [...engine.stores.images.names().values()].flat().sort().join(',');
     const namesBefore = names();
     for (let i = 0; i < CASES; i++) {
-      await mustFailCleanly(`import gzip case ${i}`, () => engine.importImage(Readable.from([mutate(gz, r)]), {}));
-      await mustFailCleanly(`load case ${i}`, () => loadArchive(engine.images, Readable.from([mutate(archive, r)])));
+      await mustFailCleanly(`import gzip case ${i}`, () => engine.images.import(Readable.from([mutate(gz, r)]), {}));
+      await mustFailCleanly(`load case ${i}`, () => loadArchive(engine.stores.images, Readable.from([mutate(archive, r)])));
     }
     // Failed imports add no names; a load of a mutated archive may still load the intact image (same name).
     assert.equal(names(), namesBefore);

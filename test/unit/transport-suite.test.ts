@@ -18,7 +18,7 @@ import { after, before, describe, it } from 'node:test';
 import { digestOf } from '../../src/digest/digest.js';
 import { Engine } from '../../src/engine.js';
 import { DigestMismatchError, InvalidArchiveError, NotFoundError, PlyError } from '../../src/errors.js';
-import { hostPlatform } from '../../src/image/write.js';
+import { hostPlatform } from '../../src/oci/platform.js';
 import { compressor, decompressed } from '../../src/layer/compression.js';
 import { MediaType, type Descriptor, type Digest, type ImageConfig, type Index, type Manifest, type Platform } from '../../src/oci/types.js';
 import { parseReference } from '../../src/reference/reference.js';
@@ -344,9 +344,9 @@ function storeFactory(): TransportFactory {
       const engine = freshEngine();
       const repo = `suite-${randName()}`;
       return {
-        destination: (tag) => new StoreDestination(engine.images, { names: [fullName(repo, tag)] }),
-        source: async (tag) => ({ src: storeSource(engine.images), ref: fullName(repo, tag) }),
-        exists: async (tag) => engine.images.lookup(fullName(repo, tag)) !== undefined,
+        destination: (tag) => new StoreDestination(engine.stores.images, { names: [fullName(repo, tag)] }),
+        source: async (tag) => ({ src: storeSource(engine.stores.images), ref: fullName(repo, tag) }),
+        exists: async (tag) => engine.stores.images.lookup(fullName(repo, tag)) !== undefined,
         removeBlob: async (_tag, d) => fs.rmSync(path.join(engine.root, blobPath(d))),
         close: async () => {},
       };
@@ -464,8 +464,8 @@ function archiveFactory(format: ArchiveFormat, dir = false): TransportFactory {
       };
       const load = async (): Promise<Engine> => {
         const engine = freshEngine();
-        if (dir) await loadDirectory(engine.images, await unpack());
-        else await loadArchive(engine.images, Readable.from([await finish()]));
+        if (dir) await loadDirectory(engine.stores.images, await unpack());
+        else await loadArchive(engine.stores.images, Readable.from([await finish()]));
         return engine;
       };
       return {
@@ -479,7 +479,7 @@ function archiveFactory(format: ArchiveFormat, dir = false): TransportFactory {
         },
         async source(tag) {
           const engine = await load();
-          return { src: storeSource(engine.images), ref: fullName(repo, tag) };
+          return { src: storeSource(engine.stores.images), ref: fullName(repo, tag) };
         },
         async exists(tag) {
           let engine: Engine;
@@ -488,7 +488,7 @@ function archiveFactory(format: ArchiveFormat, dir = false): TransportFactory {
           } catch {
             return false; // no (complete) archive: no image
           }
-          return engine.images.lookup(fullName(repo, tag)) !== undefined;
+          return engine.stores.images.lookup(fullName(repo, tag)) !== undefined;
         },
         async removeBlob(_tag, d) {
           if (dir) {

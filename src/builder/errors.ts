@@ -1,0 +1,16 @@
+// The builder's error: a module of its own, so faces can recognise it without loading the builder.
+import { PlyError } from '../errors.js';
+
+/** A build failure: one message (docker's words), exit code 1, nothing tagged. */
+export class BuildError extends PlyError {
+  override exitCode = 1;
+  constructor(
+    message: string,
+    /** The last lines a failing RUN printed. */
+    readonly tail: string[] = [],
+    exitCode = 1,
+  ) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}

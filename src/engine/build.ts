@@ -1,0 +1,122 @@
+// The engine's build verbs: build a Dockerfile from a context (a directory, or a tar as `POST /build` sends it)
+// and prune the build cache. The builder loads on first use; its progress goes to a BuildLogger (docker's
+// classic output, the tty view, or quiet), which a face picks.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { BuildResult } from '../builder/builder.js';
+import type { BuildLogger } from '../builder/output.js';
+import { InvalidArgumentError } from '../errors.js';
+import { ImageStore } from '../image/store.js';
+import { tagName } from '../reference/reference.js';
+import type { Stores } from '../stores.js';
+import type { BuildCachePruneResponse } from './types.js';
+
+export type { BuildLogger, BuildResult };
+export { BuildError } from '../builder/errors.js';
+export { ClassicLogger, QuietLogger, TtyLogger } from '../builder/output.js';
+
+export interface BuildRequest {
+  /** The context: a directory, a tar (plain or compressed; the Dockerfile inside it), or none (an empty one). */
+  context?: string | Readable | AsyncIterable<Buffer>;
+  /** The Dockerfile's path: relative to a tar context; for a directory, a path (default: Dockerfile in it). */
+  dockerfile?: string;
+  /** The Dockerfile's text itself (`-f -`, or `build - < Dockerfile`); wins over `dockerfile`. */
+  dockerfileText?: string;
+  /** Names to tag the result with (REPOSITORY[:TAG]); checked before anything is read. */
+  tags?: string[];
+  buildArgs?: Record<string, string>;
+  target?: string;
+  noCache?: boolean;
+  /** Pull FROM images even when they are here. */
+  pull?: boolean;
+  labels?: Record<string, string>;
+  /** The network RUN steps get (docker's default: the default bridge; host, none, a network's name). */
+  network?: string;
+  logger: BuildLogger;
+  /** Warnings (unused build args, …). */
+  warn?: (line: string) => void;
+}
+
+export class BuildService {
+  constructor(private readonly stores: Stores) {}
+
+  /** Builds the image; a BuildError (exit code 1, the failing step's last lines) when a step fails. */
+  async build(req: BuildRequest): Promise<BuildResult> {
+    // Everything the caller typed is checked before anything is read or built.
+    const network = req.network === undefined || req.network === 'default' ? undefined : req.network;
+    if (network?.startsWith('container:')) throw new InvalidArgumentError(`network mode "${req.network}" not supported by ply build`);
+    const tags = (req.tags ?? []).map(tagName);
+    let tmp: string | undefined;
+    try {
+      let contextDir: string;
+      let dockerfilePath: string | undefined;
+      let dockerfile: string;
+      if (typeof req.context === 'string') {
+        contextDir = path.resolve(req.context);
+        const st = fs.statSync(contextDir, { throwIfNoEntry: false });
+        if (!st) throw new InvalidArgumentError(`unable to prepare context: path "${req.context}" not found`);
+        if (!st.isDirectory()) throw new InvalidArgumentError(`unable to prepare context: context must be a directory: ${contextDir}`);
+        if (req.dockerfileText !== undefined) {
+          dockerfile = req.dockerfileText;
+        } else {
+          dockerfilePath = req.dockerfile ? path.resolve(req.dockerfile) : path.join(contextDir, 'Dockerfile');
+          if (!req.dockerfile && !fs.existsSync(dockerfilePath) && fs.existsSync(path.join(contextDir, 'dockerfile'))) dockerfilePath = path.join(contextDir, 'dockerfile');
+          dockerfile = readDockerfileAt(dockerfilePath);
+        }
+      } else {
+        fs.mkdirSync(path.join(this.stores.root, 'build'), { recursive: true, mode: 0o700 });
+        tmp = fs.mkdtempSync(path.join(this.stores.root, 'build', `ctx-${process.pid}-`));
+        contextDir = tmp;
+        if (req.context) {
+          const { applyLayer } = await import('../layer/apply.js');
+          const { decompressed } = await import('../layer/compression.js');
+          await applyLayer(contextDir, decompressed(req.context), { mode: 'flat' });
+        }
+        if (req.dockerfileText !== undefined) {
+          dockerfile = req.dockerfileText;
+        } else {
+          const { resolveInRoot } = await import('../util/rootpath.js');
+          dockerfilePath = resolveInRoot(contextDir, req.dockerfile ?? 'Dockerfile');
+          dockerfile = readDockerfileAt(dockerfilePath);
+        }
+      }
+      const { build } = await import('../builder/builder.js');
+      const result = await build(this.stores, {
+        contextDir,
+        dockerfile,
+        dockerfilePath,
+        tags,
+        buildArgs: req.buildArgs,
+        target: req.target,
+        noCache: req.noCache,
+        pull: req.pull,
+        labels: req.labels,
+        network,
+        logger: req.logger,
+        warn: req.warn,
+      });
+      return { ...result, tags: result.tags.map((t) => ImageStore.display(t)) };
+    } finally {
+      if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+
+  /** Empties the build cache (`all`: every entry, else the dangling ones) and deletes what it alone kept. */
+  async prune(opts: { all?: boolean } = {}): Promise<BuildCachePruneResponse> {
+    const { pruneBuildCache } = await import('../builder/prune.js');
+    const r = pruneBuildCache(this.stores, opts);
+    return { CachesDeleted: r.deleted, SpaceReclaimed: r.reclaimed };
+  }
+}
+
+function readDockerfileAt(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new InvalidArgumentError(`unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat ${file}: no such file or directory`);
+    if (code === 'EISDIR') throw new InvalidArgumentError(`unable to prepare context: ${file} is a directory, not a Dockerfile`);
+    throw new InvalidArgumentError(`unable to read Dockerfile ${file}: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,681 @@
+// The engine's container verbs: create, start (detached, or attached to this process), stop, kill, restart,
+// pause, rename, remove, prune, wait, list with docker's filters, inspect in docker's shape, logs (following),
+// attach (output), top, changes, commit, export, cp (host paths, and tar streams both ways), exec instances.
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { CreateOptions } from '../container/create.js';
+import { ContainerManager, type ExecIO } from '../container/manager.js';
+import type { Container } from '../container/store.js';
+import { ConflictError, InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
+import { rfc3339Nano } from '../gotemplate/gofmt.js';
+import type { ImageRecord } from '../image/store.js';
+import { ImageStore } from '../image/store.js';
+import { isVfsContainer } from '../snapshot/vfs.js';
+import type { Stores } from '../stores.js';
+import { resolveInRoot } from '../util/rootpath.js';
+import { humanDuration } from '../util/units.js';
+import { Filters, labelsMatch, type FilterInput } from './filters.js';
+import type {
+  ContainerCreateResponse,
+  ContainerInspect,
+  ContainerSummary,
+  ContainersPruneResponse,
+  ContainerTop,
+  ExecInspect,
+  FilesystemChange,
+  LogEntry,
+  MountPoint,
+  PathStat,
+  WaitCondition,
+  WaitResponse,
+} from './types.js';
+
+export type { Container, CreateOptions };
+
+export interface ListContainersOptions {
+  /** Stopped containers too (docker ps -a). */
+  all?: boolean;
+  /** Only the n most recently created (of every state). */
+  limit?: number;
+  /** SizeRw: bytes of each writable layer (slow). */
+  size?: boolean;
+  /** status, name, id, label, ancestor, exited. */
+  filters?: FilterInput;
+}
+
+export interface LogsOptions {
+  follow?: boolean;
+  /** Lines from the end ('all', or a count). */
+  tail?: string | number;
+  /** Unix seconds, an RFC 3339 time, or a duration before now ('42m'). */
+  since?: string | number;
+  until?: string | number;
+  stdout?: boolean;
+  stderr?: boolean;
+}
+
+export interface CommitOptions {
+  author?: string;
+  message?: string;
+  /** Dockerfile instructions applied to the config (commit --change). */
+  changes?: string[];
+  /** Freeze the container while its layer is read (docker's default). */
+  pause?: boolean;
+  reference?: string;
+}
+
+export interface ExecCreateOptions {
+  cmd: string[];
+  tty?: boolean;
+  /** Keep stdin open (-i). */
+  interactive?: boolean;
+  env?: string[];
+  /** Files of KEY=VALUE lines (--env-file). */
+  envFiles?: string[];
+  user?: string;
+  workdir?: string;
+  privileged?: boolean;
+}
+
+const CONTAINER_FILTERS = ['status', 'name', 'id', 'label', 'ancestor', 'exited'] as const;
+
+interface ExecInstance {
+  id: string;
+  containerId: string;
+  opts: ExecCreateOptions;
+  running: boolean;
+  exitCode: number | null;
+}
+
+/** Go's os.FileMode type bits, as docker's path stat header carries them. */
+const GO_MODE_DIR = 2 ** 31;
+const GO_MODE_SYMLINK = 2 ** 27;
+
+const running = (c: Container) => c.state === 'running' || c.state === 'paused';
+
+export class ContainerService {
+  private readonly manager: ContainerManager;
+  private readonly execs = new Map<string, ExecInstance>();
+
+  constructor(private readonly stores: Stores) {
+    this.manager = new ContainerManager(stores);
+  }
+
+  /** A container's record (its state reconciled with the runtime), by name, ID or unique ID prefix. */
+  get(ref: string): Container {
+    return this.manager.get(ref);
+  }
+
+  isRunning(c: Container): boolean {
+    return running(c);
+  }
+
+  /** Creates a container from a local image (NotFoundError when it is not here: see ImageService.ensure). */
+  async create(o: CreateOptions): Promise<ContainerCreateResponse> {
+    const rec = this.stores.images.lookup(o.image);
+    if (!rec) throw new NotFoundError(`No such image: ${o.image}`);
+    const warnings: string[] = [];
+    const c = await this.manager.create({ ...o, warnings }, rec.digest, o.image);
+    return { Id: c.id, Warnings: warnings };
+  }
+
+  /** Starts the container under a detached monitor; false when it was running already (docker: 304). */
+  async start(ref: string): Promise<boolean> {
+    const c = this.manager.get(ref);
+    if (running(c)) return false;
+    await this.manager.startDetached(c);
+    return true;
+  }
+
+  /**
+   * Runs the container with this process's stdin/stdout/stderr (the CLI's `run`, `start -a`) and returns its
+   * exit code; signals this process gets reach the container.
+   */
+  async runAttached(ref: string): Promise<number> {
+    return this.manager.supervise(this.manager.get(ref), 'attached');
+  }
+
+  async stop(ref: string, opts: { timeout?: number; signal?: string } = {}): Promise<void> {
+    await this.manager.stop(this.manager.get(ref), opts.timeout, opts.signal);
+  }
+
+  kill(ref: string, signal = 'KILL'): void {
+    this.manager.kill(this.manager.get(ref), signal);
+  }
+
+  async restart(ref: string, opts: { timeout?: number; signal?: string } = {}): Promise<void> {
+    const c = this.manager.get(ref);
+    await this.manager.stop(c, opts.timeout, opts.signal);
+    const fresh = this.manager.get(c.id);
+    this.stores.containers.update(c.id, { restartCount: fresh.restartCount + 1 });
+    await this.manager.startDetached(this.manager.get(c.id));
+  }
+
+  /** Freezes every process of the container (the freezer cgroup). */
+  pause(ref: string): void {
+    this.setPaused(ref, true);
+  }
+
+  unpause(ref: string): void {
+    this.setPaused(ref, false);
+  }
+
+  private setPaused(ref: string, pause: boolean): void {
+    const c = this.manager.get(ref);
+    const from = pause ? 'running' : 'paused';
+    if (c.state !== from) throw new PlyError(`container ${c.id} is not ${from}`);
+    const rt = this.manager.runtime(c);
+    if (pause) rt.pause(c.id);
+    else rt.resume(c.id);
+    this.stores.containers.update(c.id, { state: pause ? 'paused' : 'running' });
+  }
+
+  rename(ref: string, name: string): void {
+    this.stores.containers.rename(this.manager.get(ref).id, name.replace(/^\//, ''));
+  }
+
+  async remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
+    await this.manager.remove(this.manager.get(ref), opts);
+  }
+
+  /** Removes every stopped container (matching `label`/`until` filters). */
+  prune(opts: { filters?: FilterInput } = {}): ContainersPruneResponse {
+    const filters = Filters.parse(opts.filters, ['label', 'until']);
+    const until = filters.get('until').map((v) => parseTime(v));
+    const deleted: string[] = [];
+    let reclaimed = 0;
+    for (const c of this.stores.containers.list().map((x) => this.manager.refresh(x))) {
+      if (running(c)) continue;
+      if (!labelsMatch(filters, c.spec.labels) || until.some((t) => c.created >= t)) continue;
+      reclaimed += this.manager.writableLayerSize(c);
+      this.manager.removeStopped(c, false);
+      deleted.push(c.id);
+    }
+    return { ContainersDeleted: deleted, SpaceReclaimed: reclaimed };
+  }
+
+  /**
+   * Waits for a condition and returns the exit code: 'not-running' (now, if it is not running), 'next-exit'
+   * (the end of the next run, even if it has not started yet), 'removed' (the record gone).
+   */
+  async wait(ref: string, opts: { condition?: WaitCondition; signal?: AbortSignal } = {}): Promise<WaitResponse> {
+    const condition = opts.condition ?? 'not-running';
+    let last = this.manager.get(ref);
+    const since = Date.now();
+    const done = (c: Container | undefined): boolean => {
+      if (!c) return true;
+      if (condition === 'removed') return false;
+      // next-exit: a run that ends after the wait began (the one going on, or the next one).
+      if (condition === 'next-exit') return !running(c) && c.finishedAt >= since;
+      return !running(c);
+    };
+    for (;;) {
+      opts.signal?.throwIfAborted();
+      const rec = this.stores.containers.get(last.id);
+      const c = rec && this.manager.refresh(rec);
+      if (done(c)) return { StatusCode: (c ?? last).exitCode, ...((c ?? last).error ? { Error: { Message: (c ?? last).error } } : {}) };
+      if (c) last = c;
+      await new Promise((r) => setTimeout(r, 15));
+    }
+  }
+
+  /** docker ps: newest first; running ones only unless `all` (or a status/exited filter, or a limit). */
+  list(opts: ListContainersOptions = {}): ContainerSummary[] {
+    const filters = Filters.parse(opts.filters, CONTAINER_FILTERS);
+    let list = this.stores.containers.list().map((c) => this.manager.refresh(c));
+    const all = opts.all || opts.limit !== undefined || filters.has('status') || filters.has('exited');
+    if (!all) list = list.filter(running);
+    list = list.filter(
+      (c) =>
+        filters.match('status', (v) => c.state === v) &&
+        filters.match('name', (v) => c.name.includes(v.replace(/^\//, ''))) &&
+        filters.match('id', (v) => c.id.startsWith(v)) &&
+        filters.match('exited', (v) => c.state === 'exited' && c.exitCode === Number(v)) &&
+        filters.match('ancestor', (v) => c.imageRef === v || this.stores.images.lookup(v)?.digest === c.image) &&
+        filters.match('label', (v) => {
+          const j = v.indexOf('=');
+          return j < 0 ? v in c.spec.labels : c.spec.labels[v.slice(0, j)] === v.slice(j + 1);
+        }),
+    );
+    if (opts.limit !== undefined && opts.limit >= 0) list = list.slice(0, opts.limit);
+    const names = this.stores.images.names();
+    return list.map((c) => {
+      const imgNames = names.get(c.image) ?? [];
+      const summary: ContainerSummary = {
+        Id: c.id,
+        Names: [`/${c.name}`],
+        Image: c.imageRef || (imgNames[0] ? ImageStore.display(imgNames[0]) : c.image.slice(7, 19)),
+        ImageID: this.stores.images.get(c.image)?.id ?? c.image,
+        Command: [c.spec.path, ...c.spec.args].join(' '),
+        Created: Math.floor(c.created / 1000),
+        Ports: running(c) ? this.portList(c) : [],
+        Labels: c.spec.labels,
+        State: c.state,
+        Status: statusText(c),
+        HostConfig: { NetworkMode: c.spec.network },
+        NetworkSettings: { Networks: Object.fromEntries(Object.keys(c.spec.networks ?? { [c.spec.network]: {} }).map((n) => [n, {}])) },
+        Mounts: this.mountPoints(c, true),
+      };
+      if (opts.size) summary.SizeRw = this.manager.writableLayerSize(c);
+      return summary;
+    });
+  }
+
+  /** The published ports (sorted by container port), then the exposed ones not published, as docker's list shows them. */
+  private portList(c: Container): ContainerSummary['Ports'] {
+    const published = [...this.stores.networks.ports(c.id)].sort((a, b) => a.containerPort - b.containerPort);
+    const seen = new Set(published.map((p) => `${p.containerPort}/${p.proto}`));
+    return [
+      ...published.map((p) => ({ IP: p.hostIp, PrivatePort: p.containerPort, PublicPort: p.hostPort, Type: p.proto })),
+      ...Object.keys(c.spec.exposedPorts ?? {})
+        .filter((e) => !seen.has(e))
+        .map((e) => ({ PrivatePort: Number(e.split('/')[0]), Type: e.split('/')[1] ?? 'tcp' })),
+    ];
+  }
+
+  private mountPoints(c: Container, withTmpfs: boolean): MountPoint[] {
+    return c.spec.mounts
+      .filter((m) => withTmpfs || m.type !== 'tmpfs')
+      .map((m) => ({
+        Type: m.type,
+        ...(m.type === 'volume' ? { Name: m.source, Source: this.stores.volumes.dataPath(m.source!), Driver: 'local' } : { Source: m.source ?? '' }),
+        Destination: m.target,
+        Mode: m.readonly ? 'ro' : '',
+        RW: !m.readonly,
+        Propagation: m.type === 'bind' ? 'rprivate' : '',
+      }));
+  }
+
+  /** docker container inspect's JSON. */
+  inspect(ref: string, opts: { size?: boolean } = {}): ContainerInspect {
+    const c = this.manager.get(ref);
+    const dir = this.stores.containers.pathOf(c.id);
+    const s = c.spec;
+    const rec = this.stores.images.get(c.image);
+    const iso = (ms: number) => (ms ? rfc3339Nano(new Date(ms)) : '0001-01-01T00:00:00Z');
+    const vfs = isVfsContainer(dir);
+    const execIds = [...this.execs.values()].filter((e) => e.containerId === c.id).map((e) => e.id);
+    return {
+      Id: c.id,
+      Created: iso(c.created),
+      Path: s.path,
+      Args: s.args,
+      State: {
+        Status: c.state,
+        Running: running(c),
+        Paused: c.state === 'paused',
+        Restarting: false,
+        OOMKilled: false,
+        Dead: c.state === 'dead',
+        Pid: c.pid,
+        ExitCode: c.exitCode,
+        Error: c.error,
+        StartedAt: iso(c.startedAt),
+        FinishedAt: iso(c.finishedAt),
+      },
+      Image: rec?.id ?? c.image,
+      ResolvConfPath: `${dir}/resolv.conf`,
+      HostnamePath: `${dir}/hostname`,
+      HostsPath: `${dir}/hosts`,
+      LogPath: this.manager.logPath(c),
+      Name: `/${c.name}`,
+      RestartCount: c.restartCount,
+      Driver: vfs ? 'vfs' : 'overlayfs',
+      Platform: 'linux',
+      MountLabel: '',
+      ProcessLabel: '',
+      AppArmorProfile: '',
+      ExecIDs: execIds.length ? execIds : null,
+      HostConfig: {
+        Binds: s.mounts.filter((m) => m.type === 'bind').map((m) => `${m.source}:${m.target}${m.readonly ? ':ro' : ''}`),
+        NetworkMode: s.network,
+        PortBindings: s.portBindings ?? {},
+        PublishAllPorts: s.publishAll ?? false,
+        Dns: s.dns ?? [],
+        DnsOptions: s.dnsOptions ?? [],
+        DnsSearch: s.dnsSearch ?? [],
+        ExtraHosts: s.extraHosts?.length ? s.extraHosts : null,
+        AutoRemove: s.autoRemove,
+        Privileged: s.privileged,
+        ReadonlyRootfs: s.readonlyRootfs,
+        CapAdd: s.capAdd.length ? s.capAdd : null,
+        CapDrop: s.capDrop.length ? s.capDrop : null,
+        Init: s.init || null,
+        Runtime: s.runtime,
+        Tmpfs: Object.fromEntries(s.mounts.filter((m) => m.type === 'tmpfs').map((m) => [m.target, (m.options ?? []).join(',')])),
+      },
+      GraphDriver: vfs
+        ? { Data: { MergedDir: `${dir}/merged` }, Name: 'vfs' }
+        : { Data: { MergedDir: `${dir}/merged`, UpperDir: `${dir}/upper`, WorkDir: `${dir}/work` }, Name: 'overlayfs' },
+      ...(opts.size ? { SizeRw: this.manager.writableLayerSize(c), SizeRootFs: this.manager.writableLayerSize(c) + (rec?.size ?? 0) } : {}),
+      Mounts: this.mountPoints(c, false),
+      Config: {
+        Hostname: s.hostname,
+        Domainname: '',
+        User: s.user,
+        AttachStdin: s.openStdin,
+        AttachStdout: true,
+        AttachStderr: true,
+        ...(s.exposedPorts ? { ExposedPorts: s.exposedPorts } : {}),
+        Tty: s.tty,
+        OpenStdin: s.openStdin,
+        StdinOnce: s.openStdin,
+        Env: s.env,
+        Cmd: s.cmd,
+        Image: c.imageRef,
+        Volumes: null,
+        WorkingDir: s.workingDir,
+        Entrypoint: s.entrypoint,
+        OnBuild: null,
+        Labels: s.labels,
+        StopSignal: s.stopSignal,
+        ...(s.stopTimeout !== undefined ? { StopTimeout: s.stopTimeout } : {}),
+      },
+      NetworkSettings: this.stores.networks.settings(this.manager.netSpec(c)),
+    };
+  }
+
+  /** docker network connect: the container joins the network now (if running) and at every start. */
+  connect(ref: string, network: string, cfg: { aliases?: string[]; ip?: string } = {}): void {
+    this.manager.connect(ref, network, cfg);
+  }
+
+  /** docker network disconnect. */
+  disconnect(ref: string, network: string): void {
+    this.manager.disconnect(ref, network);
+  }
+
+  /** docker port: the published ports in force for a running container. */
+  ports(ref: string): { containerPort: number; proto: string; hostIp: string; hostPort: number }[] {
+    return this.stores.networks.ports(this.manager.get(ref).id);
+  }
+
+  /**
+   * The container's output from its json-file log: the last `tail` lines, between `since` and `until`, and
+   * with `follow` what it writes until it stops. Errors (no such container, bad arguments) come before the
+   * first line, so a face can answer them before streaming.
+   */
+  async logs(ref: string, opts: LogsOptions = {}): Promise<AsyncIterable<LogEntry>> {
+    const c = this.manager.get(ref);
+    const since = opts.since !== undefined && opts.since !== '' ? parseTime(String(opts.since), 'since') : undefined;
+    const until = opts.until !== undefined && opts.until !== '' ? parseTime(String(opts.until), 'until') : undefined;
+    let tail: number | undefined;
+    if (opts.tail !== undefined && opts.tail !== 'all') {
+      tail = Number(opts.tail);
+      if (!Number.isInteger(tail)) throw new InvalidArgumentError(`invalid value for "tail": ${opts.tail}`);
+      if (tail < 0) tail = undefined;
+    }
+    const file = this.manager.logPath(c);
+    // A TTY container run attached kept no log (its output went to the terminal).
+    if (c.spec.tty && c.monitorPid === 0 && c.state === 'exited' && !fs.existsSync(file)) return (async function* () {})();
+    const stderr = opts.stderr !== false;
+    const stdout = opts.stdout !== false;
+    return this.readLog(c, { from: 0, tail, since, until, follow: !!opts.follow, stream: (s) => (s === 'stderr' ? stderr : stdout) });
+  }
+
+  /** Entries of the container's log from byte `from` (the last `tail` of them), and with `follow` until it stops. */
+  private async readLog(
+    c: Container,
+    o: { from: number; tail?: number; since?: number; until?: number; follow: boolean; stream: (s: string) => boolean },
+  ): Promise<AsyncIterable<LogEntry>> {
+    const { readLog } = await import('../container/logs.js');
+    const file = this.manager.logPath(c);
+    const manager = this.manager;
+    const containers = this.stores.containers;
+    return (async function* () {
+      let { entries, offset } = readLog(file, o.from);
+      if (o.tail !== undefined) entries = o.tail === 0 ? [] : entries.slice(-o.tail);
+      const select = function* (list: typeof entries) {
+        for (const e of list) {
+          const t = Date.parse(e.time);
+          if (o.since !== undefined && t < o.since) continue;
+          if (o.until !== undefined && t > o.until) continue;
+          if (!o.stream(e.stream)) continue;
+          yield { stream: e.stream, time: rfc3339Nano(e.time), log: e.log } satisfies LogEntry;
+        }
+      };
+      yield* select(entries);
+      if (!o.follow) return;
+      for (;;) {
+        const cur = containers.get(c.id);
+        const alive = cur ? running(manager.refresh(cur)) : false;
+        const next = readLog(file, offset);
+        offset = next.offset;
+        yield* select(next.entries);
+        if (!alive) {
+          yield* select(readLog(file, offset).entries);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+  }
+
+  /**
+   * The output of a container from now on (with `logs`, from its start) until it stops, read from its log:
+   * docker attach without stdin. A container not started yet is waited for.
+   */
+  async attach(ref: string, opts: { logs?: boolean } = {}): Promise<AsyncIterable<LogEntry>> {
+    const c = this.manager.get(ref);
+    const containers = this.stores.containers;
+    const from = opts.logs ? 0 : (fs.statSync(this.manager.logPath(c), { throwIfNoEntry: false })?.size ?? 0);
+    const self = this;
+    return (async function* () {
+      // Attached before the start (docker run through the API attaches first): wait for it to begin.
+      for (let cur = containers.get(c.id); cur && cur.state === 'created' && cur.error === ''; cur = containers.get(c.id)) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      yield* await self.readLog(c, { from, follow: true, stream: () => true });
+    })();
+  }
+
+  /** The container's processes (`ps` columns; default `-ef`). */
+  top(ref: string, psArgs: string[] = []): ContainerTop {
+    const c = this.manager.get(ref);
+    if (!running(c)) throw new PlyError(`container ${c.id} is not running`);
+    const lines = this.manager.runtime(c).ps(c.id, psArgs.length ? psArgs : ['-ef']).split('\n').filter((l) => l.trim() !== '');
+    const Titles = (lines[0] ?? '').trim().split(/\s+/);
+    const Processes = lines.slice(1).map((l) => {
+      const fields = l.trim().split(/\s+/);
+      // The last column (the command) keeps its spaces.
+      return [...fields.slice(0, Titles.length - 1), fields.slice(Titles.length - 1).join(' ')];
+    });
+    return { Titles, Processes };
+  }
+
+  /** What the container changed, in docker's order (by path). */
+  async changes(ref: string): Promise<FilesystemChange[]> {
+    const { containerChanges } = await import('../container/diff.js');
+    const kinds = { C: 0, A: 1, D: 2 } as const;
+    return containerChanges(this.stores, this.manager.get(ref)).map((ch) => ({ Path: ch.path, Kind: kinds[ch.kind] }));
+  }
+
+  /** A new image: the container's image plus its writable layer as one more layer. */
+  async commit(ref: string, opts: CommitOptions = {}): Promise<ImageRecord> {
+    const { commitContainer } = await import('../container/commit.js');
+    const { tagName } = await import('../reference/reference.js');
+    if (opts.reference) tagName(opts.reference);
+    return commitContainer(this.manager, this.manager.get(ref), opts);
+  }
+
+  /** The container's filesystem, flattened, as a tar: to a stream, or synchronously to a file descriptor. */
+  async export(ref: string, out: Writable | number): Promise<void> {
+    const { exportContainer } = await import('../container/commit.js');
+    await exportContainer(this.manager, this.manager.get(ref), out);
+  }
+
+  /** docker cp between a host path and `CONTAINER:PATH` (either way round). */
+  async copy(src: string, dest: string, opts: { archive?: boolean; followLink?: boolean } = {}): Promise<void> {
+    const { copy } = await import('../container/copy.js');
+    await copy(this.manager, src, dest, opts);
+  }
+
+  /** `HEAD /containers/{id}/archive`: what is at `path` in the container (symlinks in parents resolved inside it). */
+  async archiveStat(ref: string, p: string): Promise<PathStat> {
+    const { withRootfs } = await import('../container/commit.js');
+    return withRootfs(this.manager, this.manager.get(ref), async (rootfs) => statIn(rootfs, p));
+  }
+
+  /**
+   * `GET /containers/{id}/archive`: a tar of `path` (its last component the top entry, as docker's) and its
+   * stat. The stream is read while the rootfs is available: consume it before anything else of this container.
+   */
+  async archiveGet(ref: string, p: string, out: Writable): Promise<PathStat> {
+    const { withRootfs } = await import('../container/commit.js');
+    const { writeTree } = await import('../layer/diff.js');
+    const { TarWriter } = await import('../tar/index.js');
+    const c = this.manager.get(ref);
+    return withRootfs(this.manager, c, async (rootfs) => {
+      const stat = statIn(rootfs, p);
+      const parent = resolveInRoot(rootfs, path.posix.dirname(path.posix.join('/', p)));
+      const base = path.posix.basename(path.posix.join('/', p));
+      const writer = new TarWriter();
+      const produce = (async () => {
+        if (base === '') await writeTree(rootfs, writer, { quiescent: !running(c) });
+        else await writeTree(parent, writer, { skip: (rel) => rel !== base && !rel.startsWith(`${base}/`), quiescent: !running(c) });
+        await writer.finish();
+      })();
+      produce.catch((e: unknown) => writer.destroy(e as Error));
+      await Promise.all([pipeline(writer.stream, out), produce]);
+      return stat;
+    });
+  }
+
+  /** `PUT /containers/{id}/archive`: unpacks a tar into the directory `path` of the container (confined to it). */
+  async archivePut(ref: string, p: string, tar: Readable | AsyncIterable<Buffer>): Promise<void> {
+    const { withRootfs } = await import('../container/commit.js');
+    const { applyLayer } = await import('../layer/apply.js');
+    const { decompressed } = await import('../layer/compression.js');
+    const c = this.manager.get(ref);
+    if (c.spec.readonlyRootfs && running(c)) throw new ConflictError('container rootfs is marked read-only');
+    await withRootfs(this.manager, c, async (rootfs) => {
+      const dir = resolveInRoot(rootfs, p);
+      const st = fs.statSync(dir, { throwIfNoEntry: false });
+      if (!st) throw new NotFoundError(`Could not find the file ${p} in container ${c.name}`);
+      if (!st.isDirectory()) throw new InvalidArgumentError(`extraction point is not a directory: ${p}`);
+      await applyLayer(dir, decompressed(tar), { mode: 'flat' });
+    });
+  }
+
+  /** docker exec, step 1: an exec instance (kept by this engine) for a running container. */
+  execCreate(ref: string, opts: ExecCreateOptions): { Id: string } {
+    const c = this.manager.get(ref);
+    if (!running(c)) throw new ConflictError(`container ${c.id} is not running`);
+    if (opts.cmd.length === 0) throw new InvalidArgumentError('exec requires at least 1 argument');
+    const id = randomBytes(32).toString('hex');
+    this.execs.set(id, { id, containerId: c.id, opts, running: false, exitCode: null });
+    return { Id: id };
+  }
+
+  /**
+   * docker exec, step 2: runs the instance and returns its exit code. Its stdio is this process's, or `io`'s
+   * streams (no TTY then); `detach` returns at once.
+   */
+  async execStart(id: string, opts: { detach?: boolean; io?: ExecIO } = {}): Promise<number> {
+    const e = this.execs.get(id);
+    if (!e) throw new NotFoundError(`No such exec instance: ${id}`);
+    if (e.running || e.exitCode !== null) throw new ConflictError(`exec ${id} has already run`);
+    const { readEnvFile } = await import('../container/create.js');
+    const o = e.opts;
+    e.running = true;
+    try {
+      const code = await this.manager.exec(this.manager.get(e.containerId), {
+        cmd: o.cmd,
+        tty: o.tty,
+        interactive: o.interactive,
+        env: [...(o.envFiles ?? []).flatMap(readEnvFile), ...(o.env ?? [])],
+        user: o.user,
+        workdir: o.workdir,
+        privileged: o.privileged,
+        detach: opts.detach,
+        io: opts.io,
+      });
+      e.exitCode = opts.detach ? null : code;
+      return code;
+    } finally {
+      e.running = false;
+    }
+  }
+
+  /** `GET /exec/{id}/json`. */
+  execInspect(id: string): ExecInspect {
+    const e = this.execs.get(id);
+    if (!e) throw new NotFoundError(`No such exec instance: ${id}`);
+    const [entrypoint = '', ...args] = e.opts.cmd;
+    return {
+      ID: e.id,
+      ContainerID: e.containerId,
+      Running: e.running,
+      ExitCode: e.exitCode,
+      Pid: 0,
+      OpenStdin: !!e.opts.interactive,
+      OpenStdout: true,
+      OpenStderr: true,
+      CanRemove: false,
+      DetachKeys: '',
+      ProcessConfig: { privileged: !!e.opts.privileged, user: e.opts.user ?? '', tty: !!e.opts.tty, entrypoint, arguments: args },
+    };
+  }
+
+  /** Bytes of the files in the container's writable layer. */
+  writableLayerSize(c: Container): number {
+    return this.manager.writableLayerSize(c);
+  }
+
+  /** Every container, each reconciled with the runtime (for system-wide views). */
+  all(): Container[] {
+    return this.stores.containers.list().map((c) => this.manager.refresh(c));
+  }
+}
+
+/** dockerd's Status column. */
+function statusText(c: Container): string {
+  const now = Date.now();
+  switch (c.state) {
+    case 'running':
+      return `Up ${humanDuration(now - c.startedAt)}`;
+    case 'paused':
+      return `Up ${humanDuration(now - c.startedAt)} (Paused)`;
+    case 'exited':
+      return `Exited (${c.exitCode}) ${humanDuration(now - c.finishedAt)} ago`;
+    case 'removing':
+      return 'Removal In Progress';
+    case 'dead':
+      return 'Dead';
+    default:
+      return 'Created';
+  }
+}
+
+/** docker's time arguments: a duration before now ('42m', '1.5h'), unix seconds, or an RFC 3339 time. */
+export function parseTime(s: string, what = 'until'): number {
+  const rel = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(s);
+  if (rel) return Date.now() - Number(rel[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[rel[2] as 'ms' | 's' | 'm' | 'h'];
+  if (/^\d+(\.\d+)?$/.test(s)) return Number(s) * 1000;
+  const t = Date.parse(s);
+  if (Number.isNaN(t)) throw new InvalidArgumentError(`invalid value for "${what}": ${s}`);
+  return t;
+}
+
+/** What `p` is inside `rootfs` (the last component not followed), as docker's path stat. */
+function statIn(rootfs: string, p: string): PathStat {
+  const abs = path.posix.join('/', p);
+  const parent = resolveInRoot(rootfs, path.posix.dirname(abs));
+  const base = path.posix.basename(abs);
+  const full = base === '' ? rootfs : path.join(parent, base);
+  const st = fs.lstatSync(full, { throwIfNoEntry: false });
+  if (!st) throw new NotFoundError(`Could not find the file ${p} in container`);
+  let mode = st.mode & 0o7777;
+  if (st.isDirectory()) mode += GO_MODE_DIR;
+  if (st.isSymbolicLink()) mode += GO_MODE_SYMLINK;
+  return {
+    name: base || '/',
+    size: st.size,
+    mode,
+    mtime: rfc3339Nano(st.mtime),
+    linkTarget: st.isSymbolicLink() ? fs.readlinkSync(full) : '',
+  };
+}

@@ -1,0 +1,67 @@
+// Docker's list filters: `--filter key=value` on the command line, `filters={"key":["value"]}` (or the older
+// `{"key":{"value":true}}`) in the API. Both become one map, checked against the keys a list accepts.
+import { InvalidArgumentError } from '../errors.js';
+
+export type FilterInput = string[] | Record<string, string[] | Record<string, boolean>> | Map<string, string[]>;
+
+export class Filters {
+  private constructor(private readonly values: Map<string, string[]>) {}
+
+  static parse(input: FilterInput | undefined, accepted: readonly string[]): Filters {
+    const values = new Map<string, string[]>();
+    const add = (k: string, v: string) => {
+      if (!accepted.includes(k)) throw new InvalidArgumentError(`invalid filter '${k}'`);
+      values.set(k, [...(values.get(k) ?? []), v]);
+    };
+    if (Array.isArray(input)) {
+      for (const item of input) {
+        const i = item.indexOf('=');
+        if (i <= 0) throw new InvalidArgumentError('bad format of filter (expected name=value)');
+        add(item.slice(0, i), item.slice(i + 1));
+      }
+    } else if (input instanceof Map) {
+      for (const [k, vs] of input) for (const v of vs) add(k, v);
+    } else if (input) {
+      for (const [k, vs] of Object.entries(input)) for (const v of Array.isArray(vs) ? vs : Object.keys(vs).filter((x) => vs[x])) add(k, v);
+    }
+    return new Filters(values);
+  }
+
+  has(key: string): boolean {
+    return this.values.has(key);
+  }
+
+  get(key: string): string[] {
+    return this.values.get(key) ?? [];
+  }
+
+  /** True when the key is absent or one of its values satisfies `pred` (docker ORs values of one key). */
+  match(key: string, pred: (value: string) => boolean): boolean {
+    const vs = this.values.get(key);
+    return vs === undefined || vs.some(pred);
+  }
+
+  /** A boolean filter ('true'/'false'/'1'/'0'); undefined when absent. */
+  bool(key: string): boolean | undefined {
+    const vs = this.values.get(key);
+    if (!vs) return undefined;
+    const v = vs[vs.length - 1]!;
+    if (!['true', 'false', '1', '0'].includes(v)) throw new InvalidArgumentError(`invalid filter '${key}=${v}'`);
+    return v === 'true' || v === '1';
+  }
+}
+
+/** docker's label filter: `key` (present) or `key=value`, every one required. */
+export function labelsMatch(filters: Filters, labels: Record<string, string> | null | undefined): boolean {
+  const l = labels ?? {};
+  return filters.get('label').every((f) => {
+    const j = f.indexOf('=');
+    return j < 0 ? f in l : l[f.slice(0, j)] === f.slice(j + 1);
+  });
+}
+
+/** Go's path.Match as docker's reference filter uses it ('*' does not cross '/'). */
+export function globMatch(pattern: string, s: string): boolean {
+  const re = pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]');
+  return new RegExp(`^${re}$`).test(s);
+}
