@@ -7,7 +7,7 @@ import { ContainerStore } from './container/store.js';
 import { ContentStore } from './content/store.js';
 import { openDb, type DB } from './db/db.js';
 import { ImageStore } from './image/store.js';
-import { Snapshotter } from './snapshot/overlay.js';
+import { Snapshots } from './snapshot/index.js';
 import { VolumeStore } from './volume/store.js';
 import { Networks } from './network/index.js';
 import { ensurePrivateRoot } from './util/fs.js';
@@ -18,7 +18,8 @@ export interface Stores {
   readonly db: DB;
   readonly content: ContentStore;
   readonly images: ImageStore;
-  readonly snapshots: Snapshotter;
+  /** Unpacked image layers and the snapshotters of containers' writable layers. */
+  readonly snapshots: Snapshots;
   readonly containers: ContainerStore;
   readonly volumes: VolumeStore;
   /** Networks, addresses, published ports (records in the DB, bridges and rules on the host). */
@@ -43,7 +44,7 @@ export function openStores(root: string = defaultRoot()): Stores & { close(): vo
     db,
     content,
     images: new ImageStore(db, content),
-    snapshots: new Snapshotter(root, db, content),
+    snapshots: new Snapshots(root, db, content),
     containers: new ContainerStore(root, db),
     volumes: new VolumeStore(root, db),
     networks: new Networks(root, db),

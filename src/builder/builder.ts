@@ -750,19 +750,9 @@ class Builder {
 
   /** The container's writable layer as a layer blob; undefined when it changed nothing. */
   private async commitUpper(id: string): Promise<LayerRecord | undefined> {
-    const vfs = await import('../snapshot/vfs.js');
-    if (vfs.isVfsContainer(this.stores.containers.pathOf(id))) {
-      // vfs: the changes of the container's tree against its manifest.
-      const { vfsChanges, writeVfsLayer } = await import('../layer/changes-vfs.js');
-      const v = vfs.vfsLayout(this.stores.containers.pathOf(id));
-      const changes = vfsChanges(v.tree, v.manifest);
-      if (changes.length === 0) return undefined;
-      return this.ingest(async (writer) => void (await writeVfsLayer(v.tree, v.manifest, writer, { quiescent: true, changes })));
-    }
-    const upper = path.join(this.stores.containers.pathOf(id), 'upper');
-    if (!fs.existsSync(upper) || fs.readdirSync(upper).length === 0) return undefined;
-    const { writeUpperDiff } = await import('../layer/diff.js');
-    return this.ingest(async (writer) => writeUpperDiff(upper, writer));
+    const { commitLayer } = await import('../snapshot/commit.js');
+    const key = this.stores.containers.pathOf(id);
+    return commitLayer(this.stores.snapshots.of(key), key, this.images.content, this.lease!, { quiescent: true, skipEmpty: true, name: 'build' });
   }
 
   private async ingest(produce: (writer: import('../tar/index.js').TarWriter) => Promise<void>): Promise<LayerRecord> {

@@ -1,8 +1,6 @@
 // commit and export: a container's writable layer becomes a new image layer on top of its image's layers;
 // its whole filesystem, flattened, becomes a tar.
-import fs from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ConflictError, NotFoundError } from '../errors.js';
@@ -10,12 +8,11 @@ import { applyChanges } from '../image/changes.js';
 import type { ImageRecord } from '../image/store.js';
 import { creationTime, writeImage } from '../image/write.js';
 import { tagName } from '../reference/reference.js';
-import { unmodelledOverlayState, writeMergedTree, writeTree, writeUpperDiff, type TreeOutput } from '../layer/diff.js';
-import { ingestLayer } from '../layer/ingest.js';
+import { writeMergedTree, writeTree, type TreeOutput } from '../layer/diff.js';
 import type { ImageConfig } from '../oci/types.js';
+import { commitLayer } from '../snapshot/commit.js';
 import { TarWriter } from '../tar/index.js';
 import { TarFdWriter } from '../tar/writer.js';
-import { isVfsContainer, vfsLayout } from '../snapshot/vfs.js';
 import type { ContainerManager } from './manager.js';
 import type { Container } from './store.js';
 
@@ -30,19 +27,14 @@ export interface CommitOptions {
 
 /** Runs `fn` with the container's rootfs mounted (already mounted while it runs). */
 export async function withRootfs<T>(manager: ContainerManager, c: Container, fn: (rootfs: string) => Promise<T>): Promise<T> {
-  const { containers, snapshots, images } = manager.stores;
-  const dir = containers.pathOf(c.id);
-  if (manager.isRunning(c)) return fn(path.join(dir, 'merged'));
-  // A vfs container's rootfs is a plain directory: nothing to unpack or mount.
-  if (isVfsContainer(dir)) return fn(snapshots.mountRootfs([], dir));
-  const rec = images.get(c.image);
-  if (!rec) throw new NotFoundError(`image of container ${c.name} is gone`);
-  const lowers = await snapshots.unpack(images.layers(rec));
-  const rootfs = snapshots.mountRootfs([manager.initLayer(c), ...lowers], dir);
+  const { snapshotter, key, parent } = manager.snapshot(c);
+  if (manager.isRunning(c)) return fn(path.join(key, 'merged'));
+  if (!manager.stores.images.get(c.image)) throw new NotFoundError(`image of container ${c.name} is gone`);
+  const rootfs = await snapshotter.mount(key, parent);
   try {
     return await fn(rootfs);
   } finally {
-    snapshots.unmountRootfs(dir);
+    snapshotter.unmount(key);
   }
 }
 
@@ -53,7 +45,7 @@ export async function commitContainer(manager: ContainerManager, c: Container, o
   if (!base) throw new NotFoundError(`image of container ${c.name} is gone`);
   const baseConfig = images.config(base);
   const containerConfig = applyChanges(baseConfig.config ?? {}, o.changes ?? []);
-  const upper = path.join(containers.pathOf(c.id), 'upper');
+  const { snapshotter, key } = manager.snapshot(c);
   const paused = o.pause !== false && c.state === 'running';
   const rt = manager.runtime(c);
   return images.withLease(async (lease) => {
@@ -63,22 +55,7 @@ export async function commitContainer(manager: ContainerManager, c: Container, o
     }
     let layer;
     try {
-      const writer = new TarWriter();
-      const produce = (async () => {
-        const dir = containers.pathOf(c.id);
-        if (isVfsContainer(dir)) {
-          // vfs: the changes of the container's tree against its manifest (no upper dir).
-          const { writeVfsLayer } = await import('../layer/changes-vfs.js');
-          const v = vfsLayout(dir);
-          await writeVfsLayer(v.tree, v.manifest, writer, { quiescent: !manager.isRunning(c) });
-        } else {
-          await writeUpperDiff(upper, writer);
-        }
-        await writer.finish();
-      })();
-      produce.catch((e: unknown) => writer.destroy(e as Error));
-      layer = await ingestLayer(content, writer.stream, { key: `commit-${c.id.slice(0, 12)}-${randomBytes(3).toString('hex')}`, lease });
-      await produce;
+      layer = (await commitLayer(snapshotter, key, content, lease, { quiescent: !manager.isRunning(c), name: `commit-${c.id.slice(0, 12)}` }))!;
     } finally {
       if (paused) {
         rt.resume(c.id);
@@ -139,16 +116,9 @@ export async function exportContainer(manager: ContainerManager, c: Container, o
  * layers, unpacked if needed), or null when the upper dir holds overlay state writeMergedTree does not model.
  */
 async function stoppedRootfsLayers(manager: ContainerManager, c: Container): Promise<string[] | null> {
-  const { containers, images, snapshots } = manager.stores;
-  const dir = containers.pathOf(c.id);
-  if (isVfsContainer(dir)) return null; // its rootfs is a plain directory, read as it is
-  const rec = images.get(c.image);
-  if (!rec) throw new NotFoundError(`image of container ${c.name} is gone`);
-  const lowers = await snapshots.unpack(images.layers(rec));
-  const upper = path.join(dir, 'upper');
-  if (unmodelledOverlayState(upper, path.join(dir, 'work')) !== undefined) return null;
-  const init = manager.initLayer(c);
-  return fs.existsSync(upper) ? [upper, init, ...lowers] : [init, ...lowers];
+  if (!manager.stores.images.get(c.image)) throw new NotFoundError(`image of container ${c.name} is gone`);
+  const { snapshotter, key, parent } = manager.snapshot(c);
+  return snapshotter.mergeLayers(key, parent);
 }
 
 /** Runs `fill` with a tar writer on `out` (a descriptor: synchronous writes; a stream: piped) and finishes it. */

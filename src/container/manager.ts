@@ -12,11 +12,9 @@ import { parseSignal, proxySignals, runtimeSignals } from '../runtime/signals.js
 import { buildSpec, writeBundle, type MountSpec, type RuntimeSpec } from '../runtime/spec.js';
 import { resolveUser } from '../runtime/user.js';
 import { Runtime, runtimeError, startFailureCode } from '../runtime/runc.js';
-import { isMounted } from '../snapshot/overlay.js';
+import type { ImageRecord } from '../image/store.js';
+import type { Change, Parent, Snapshotter } from '../snapshot/index.js';
 import type { Stores } from '../stores.js';
-import { isVfsContainer, markVfs, vfsLayout, vfsRootfs } from '../snapshot/vfs.js';
-import { vfsLayerSize } from '../layer/changes-vfs.js';
-import { dirSize } from '../util/fs.js';
 import { pidAlive } from '../content/store.js';
 import { resolveInRoot } from '../util/rootpath.js';
 import { buildContainerSpec, type CreateOptions } from './create.js';
@@ -76,7 +74,7 @@ export class ContainerManager {
   async create(o: CreateOptions, imageDigest: string, imageRef: string): Promise<Container> {
     const rec = this.images.get(imageDigest);
     if (!rec) throw new NotFoundError(`No such image: ${imageRef}`);
-    const driver = this.snapshots.driver();
+    const snapshotter = this.snapshots.forNew();
     const id = randomBytes(32).toString('hex');
     const spec = buildContainerSpec(o, this.images.config(rec), id);
     this.checkNetworkMode(spec.network);
@@ -90,16 +88,12 @@ export class ContainerManager {
       }
     }
     const c = this.containers.create({ id, name: o.name, image: rec.digest, imageRef, spec });
-    if (driver === 'vfs') {
-      // vfs: the container's copy of the image is made now, as docker's vfs driver does.
-      const dir = this.containers.pathOf(c.id);
-      try {
-        markVfs(dir);
-        await this.snapshots.buildVfs(this.images.layers(rec), this.initLayer(c), dir);
-      } catch (e) {
-        this.containers.delete(c.id);
-        throw e;
-      }
+    try {
+      // vfs copies the image now, as docker's vfs driver does; overlay has nothing to make before the first start.
+      await snapshotter.prepare(this.containers.pathOf(c.id), this.parentOf(c, rec));
+    } catch (e) {
+      this.containers.delete(c.id);
+      throw e;
     }
     return c;
   }
@@ -191,9 +185,38 @@ export class ContainerManager {
   /** Bytes of the files in the container's writable layer (`ps -s`, `system df`). */
   writableLayerSize(c: Container): number {
     const dir = this.containers.pathOf(c.id);
-    if (!isVfsContainer(dir)) return dirSize(path.join(dir, 'upper'));
-    const v = vfsLayout(dir);
-    return vfsRootfs(dir) ? vfsLayerSize(v.tree, v.manifest) : 0;
+    return this.snapshots.of(dir).usage(dir);
+  }
+
+  /** The snapshotter of the container's writable layer, its key, and what the layer sits on (its image, its init layer). */
+  snapshot(c: Container): { snapshotter: Snapshotter; key: string; parent: Parent } {
+    const key = this.containers.pathOf(c.id);
+    const rec = this.images.get(c.image);
+    return { snapshotter: this.snapshots.of(key), key, parent: this.parentOf(c, rec) };
+  }
+
+  /** The image's layers (none when the image is gone) and the init layer, made when a snapshotter first asks for it. */
+  private parentOf(c: Container, rec: ImageRecord | undefined): Parent {
+    const layers = rec ? this.images.layers(rec) : [];
+    const manager = this;
+    return {
+      layers,
+      get init() {
+        return manager.initLayer(c);
+      },
+    };
+  }
+
+  /** What the container changed in its filesystem (docker diff). */
+  changes(c: Container): Change[] {
+    const { snapshotter, key, parent } = this.snapshot(c);
+    return snapshotter.changes(key, parent);
+  }
+
+  /** Unmounts the container's rootfs (a no-op when it is not mounted). */
+  unmountRootfs(c: Container): void {
+    const dir = this.containers.pathOf(c.id);
+    this.snapshots.of(dir).unmount(dir);
   }
 
   volumePath(name: string): string {
@@ -205,13 +228,7 @@ export class ContainerManager {
     const dir = this.containers.pathOf(c.id);
     const rec = this.images.get(c.image);
     if (!rec) throw new NotFoundError(`image ${c.imageRef} of container ${c.name} is gone`);
-    let rootfs: string;
-    if (isVfsContainer(dir)) {
-      rootfs = await this.snapshots.buildVfs(this.images.layers(rec), this.initLayer(c), dir);
-    } else {
-      const lowers = await this.snapshots.unpack(this.images.layers(rec));
-      rootfs = this.snapshots.mountRootfs([this.initLayer(c), ...lowers], dir);
-    }
+    const rootfs = await this.snapshots.of(dir).mount(dir, this.parentOf(c, rec));
     let net: Awaited<ReturnType<ContainerManager['attachNetwork']>> | undefined;
     try {
       const s = c.spec;
@@ -277,7 +294,7 @@ export class ContainerManager {
     } catch (e) {
       if (net?.fd !== undefined) fs.closeSync(net.fd);
       this.networks.detach(c.id);
-      this.snapshots.unmountRootfs(dir);
+      this.snapshots.of(dir).unmount(dir);
       throw e;
     }
   }
@@ -390,7 +407,7 @@ export class ContainerManager {
       error = runtimeError(runtimeLog) ?? `the container exited with code ${code} before it started`;
       code = startFailureCode(error);
     }
-    this.snapshots.unmountRootfs(dir);
+    this.snapshots.of(dir).unmount(dir);
     this.networks.detach(c.id);
     // `runc run` removes its own state when it exits; only a killed runtime leaves some (refresh cleans that).
     const now = this.containers.get(c.id);
@@ -445,7 +462,7 @@ export class ContainerManager {
     const st = this.runtime(c).state(c.id);
     if (st && (st.status === 'running' || st.status === 'paused')) return c;
     const dir = this.containers.pathOf(c.id);
-    this.snapshots.unmountRootfs(dir);
+    this.snapshots.of(dir).unmount(dir);
     this.runtime(c).delete(c.id);
     this.networks.detach(c.id);
     this.containers.update(c.id, { state: 'exited', pid: 0, monitorPid: 0, exitCode: c.exitCode || 255, finishedAt: Date.now() });
@@ -513,8 +530,7 @@ export class ContainerManager {
   /** Deletes a stopped container: its writable layer and bundle, and (with volumes) its anonymous volumes. */
   removeStopped(c: Container, volumes: boolean): void {
     const dir = this.containers.pathOf(c.id);
-    this.snapshots.unmountRootfs(dir);
-    if (isMounted(path.join(dir, 'merged'))) throw new PlyError(`container ${c.id} rootfs is still mounted`);
+    this.snapshots.of(dir).remove(dir);
     this.runtime(c).delete(c.id);
     this.networks.detach(c.id);
     this.containers.delete(c.id);

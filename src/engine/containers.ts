@@ -13,7 +13,6 @@ import { ConflictError, InvalidArgumentError, NotFoundError, PlyError } from '..
 import { rfc3339Nano } from '../gotemplate/gofmt.js';
 import type { ImageRecord } from '../image/store.js';
 import { ImageStore } from '../image/store.js';
-import { isVfsContainer } from '../snapshot/vfs.js';
 import type { Stores } from '../stores.js';
 import { resolveInRoot } from '../util/rootpath.js';
 import { humanDuration } from '../util/units.js';
@@ -296,7 +295,7 @@ export class ContainerService {
     const s = c.spec;
     const rec = this.stores.images.get(c.image);
     const iso = (ms: number) => (ms ? rfc3339Nano(new Date(ms)) : '0001-01-01T00:00:00Z');
-    const vfs = isVfsContainer(dir);
+    const snapshotter = this.stores.snapshots.of(dir);
     const execIds = [...this.execs.values()].filter((e) => e.containerId === c.id).map((e) => e.id);
     return {
       Id: c.id,
@@ -323,7 +322,7 @@ export class ContainerService {
       LogPath: this.manager.logPath(c),
       Name: `/${c.name}`,
       RestartCount: c.restartCount,
-      Driver: vfs ? 'vfs' : 'overlayfs',
+      Driver: snapshotter.name,
       Platform: 'linux',
       MountLabel: '',
       ProcessLabel: '',
@@ -347,9 +346,7 @@ export class ContainerService {
         Runtime: s.runtime,
         Tmpfs: Object.fromEntries(s.mounts.filter((m) => m.type === 'tmpfs').map((m) => [m.target, (m.options ?? []).join(',')])),
       },
-      GraphDriver: vfs
-        ? { Data: { MergedDir: `${dir}/merged` }, Name: 'vfs' }
-        : { Data: { MergedDir: `${dir}/merged`, UpperDir: `${dir}/upper`, WorkDir: `${dir}/work` }, Name: 'overlayfs' },
+      GraphDriver: { Data: snapshotter.graphData(dir), Name: snapshotter.name },
       ...(opts.size ? { SizeRw: this.manager.writableLayerSize(c), SizeRootFs: this.manager.writableLayerSize(c) + (rec?.size ?? 0) } : {}),
       Mounts: this.mountPoints(c, false),
       Config: {
@@ -488,9 +485,8 @@ export class ContainerService {
 
   /** What the container changed, in docker's order (by path). */
   async changes(ref: string): Promise<FilesystemChange[]> {
-    const { containerChanges } = await import('../container/diff.js');
     const kinds = { C: 0, A: 1, D: 2 } as const;
-    return containerChanges(this.stores, this.manager.get(ref)).map((ch) => ({ Path: ch.path, Kind: kinds[ch.kind] }));
+    return this.manager.changes(this.manager.get(ref)).map((ch) => ({ Path: ch.path, Kind: kinds[ch.kind] }));
   }
 
   /** A new image: the container's image plus its writable layer as one more layer. */

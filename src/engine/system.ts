@@ -32,7 +32,7 @@ export class SystemService {
 
   /** The storage driver new containers get: overlayfs, or vfs where overlayfs cannot be mounted. */
   storageDriver(): 'overlayfs' | 'vfs' {
-    return this.stores.snapshots.driver() === 'vfs' ? 'vfs' : 'overlayfs';
+    return this.stores.snapshots.forNew().name;
   }
 
   /** docker info's fields ply has. */

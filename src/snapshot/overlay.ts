@@ -1,162 +1,131 @@
-// The overlayfs snapshotter: each layer unpacked once into a read-only directory keyed by its ChainID and
-// shared by every image and container above it; a container gets an upper (writable) and work directory.
-//
-// Lifecycle, with an image of layers L0 (bottom) and L1:
-//   const lowers = await snapshots.unpack(layers)   // snapshots/<chain(L1)>, snapshots/<chain(L0)>, top first
-//   snapshots.mountRootfs(lowers, containerDir)     // overlay at containerDir/merged, writes land in /upper
-//   …run the container…
-//   snapshots.unmountRootfs(containerDir)           // rm of the container deletes containerDir: its layer only
+// The overlayfs snapshotter: a container's rootfs is an overlay of its writable layer (KEY/upper, with
+// KEY/work) over its init layer and its image's layers, unpacked once per ChainID and shared (layers.ts),
+// mounted at KEY/merged while something uses it. Deleting the container's directory deletes only its layer.
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { pidAlive, type ContentStore } from '../content/store.js';
-import { writeTx, type DB } from '../db/db.js';
 import { chainIds } from '../digest/digest.js';
 import { PlyError } from '../errors.js';
 import type { LayerRecord } from '../image/store.js';
-import { applyLayer } from '../layer/apply.js';
-import { decompressed } from '../layer/compression.js';
-import type { Digest } from '../oci/types.js';
+import { unmodelledOverlayState, writeUpperDiff } from '../layer/diff.js';
 import * as native from '../native/index.js';
-import { buildVfsRootfs, chooseDriver, isVfsContainer, vfsRootfs, type StorageDriver } from './vfs.js';
+import type { TarWriter } from '../tar/index.js';
+import { dirSize } from '../util/fs.js';
+import type { LayerSnapshots } from './layers.js';
+import { isMounted, unmountIfMounted } from './mount.js';
+import type { Change, Parent, Snapshotter } from './snapshotter.js';
 
-/** Unpacking is I/O and CPU bound; two at once keeps both cores busy. */
-const PARALLEL_UNPACK = 2;
+const isWhiteout = (st: fs.Stats) => st.isCharacterDevice() && st.rdev === 0;
 
-export class Snapshotter {
-  readonly dir: string;
+export class OverlaySnapshotter implements Snapshotter {
+  readonly name = 'overlayfs' as const;
 
-  constructor(
-    root: string,
-    private readonly db: DB,
-    private readonly content: ContentStore,
-  ) {
-    this.dir = path.join(root, 'snapshots');
-    fs.mkdirSync(this.dir, { recursive: true });
-  }
+  constructor(private readonly layers: LayerSnapshots) {}
 
-  /** Short directory name for a chain: overlay's mount options must fit in one page, so paths stay short. */
-  pathFor(chainId: Digest): string {
-    return path.join(this.dir, chainId.slice(7, 23));
-  }
+  /** Nothing to make ahead: the upper and work directories appear with the first mount. */
+  async prepare(): Promise<void> {}
 
-  isUnpacked(chainId: Digest): boolean {
-    return fs.existsSync(this.pathFor(chainId));
-  }
-
-  /** Unpacks the layers not yet unpacked (in parallel) and returns every layer's directory, top layer first. */
-  async unpack(layers: LayerRecord[]): Promise<string[]> {
-    const chains = chainIds(layers.map((l) => l.diffId));
-    const todo = layers.map((l, i) => ({ layer: l, chain: chains[i]!, parent: i > 0 ? chains[i - 1]! : null })).filter((t) => !this.isUnpacked(t.chain));
-    let next = 0;
-    const worker = async () => {
-      while (next < todo.length) {
-        const t = todo[next++]!;
-        await this.unpackOne(t.layer, t.chain, t.parent);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(PARALLEL_UNPACK, todo.length) }, worker));
-    if (chains.length === 0) {
-      const empty = path.join(this.dir, 'empty');
-      fs.mkdirSync(empty, { recursive: true });
-      return [empty];
-    }
-    return chains.map((c) => this.pathFor(c)).reverse();
-  }
-
-  private async unpackOne(layer: LayerRecord, chain: Digest, parent: Digest | null): Promise<void> {
-    // The pid in the name tells a concurrent prune whether the unpack is still going on.
-    const tmp = path.join(this.dir, `tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
-    await fsp.mkdir(tmp, { mode: 0o755 });
-    try {
-      const { size } = await applyLayer(tmp, decompressed(this.content.read(layer.digest)), { mode: 'overlay' });
-      try {
-        await fsp.rename(tmp, this.pathFor(chain));
-      } catch (e) {
-        // Another process unpacked the same layer first: theirs is as good as ours.
-        if (!['EEXIST', 'ENOTEMPTY'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
-        await fsp.rm(tmp, { recursive: true, force: true });
-      }
-      writeTx(this.db, () => {
-        this.db
-          .prepare('INSERT OR IGNORE INTO snapshots (chain_id, diff_id, parent, size, created) VALUES (?, ?, ?, ?, ?)')
-          .run(chain, layer.diffId, parent, size, Date.now());
-      });
-    } catch (e) {
-      await fsp.rm(tmp, { recursive: true, force: true });
-      throw e;
-    }
-  }
-
-  /** The storage driver for new containers (see chooseDriver in vfs.ts). */
-  driver(): StorageDriver {
-    return chooseDriver(path.dirname(this.dir));
-  }
-
-  /** Builds a vfs container's rootfs from `layers` (bottom first) and its init layer, unless built; returns it. */
-  buildVfs(layers: LayerRecord[], initDir: string, containerDir: string): Promise<string> {
-    return buildVfsRootfs(this.content, layers, initDir, containerDir);
-  }
-
-  /**
-   * Mounts lowers + containerDir/upper at containerDir/merged (read-only lowers only when `readonlyLowersOnly`).
-   * A vfs container's rootfs is its built directory, as it is (nothing is mounted).
-   */
-  mountRootfs(lowers: string[], containerDir: string): string {
-    if (isVfsContainer(containerDir)) {
-      const rootfs = vfsRootfs(containerDir);
-      if (!rootfs) throw new PlyError(`the rootfs of container ${path.basename(containerDir)} (vfs driver) is not built; start it once`);
-      return rootfs;
-    }
-    const upper = path.join(containerDir, 'upper');
-    const work = path.join(containerDir, 'work');
-    const merged = path.join(containerDir, 'merged');
+  async mount(key: string, parent: Parent): Promise<string> {
+    const merged = path.join(key, 'merged');
+    if (isMounted(merged)) return merged;
+    const lowers = await this.layers.unpack(parent.layers);
+    const upper = path.join(key, 'upper');
+    const work = path.join(key, 'work');
     for (const d of [upper, work, merged]) fs.mkdirSync(d, { recursive: true });
     if (isMounted(merged)) return merged;
-    const data = `lowerdir=${lowers.join(':')},upperdir=${upper},workdir=${work}`;
+    const data = `lowerdir=${[parent.init, ...lowers].join(':')},upperdir=${upper},workdir=${work}`;
     if (data.length > 4000) throw new PlyError(`too many layers to mount (${lowers.length})`);
     native.mount('overlay', merged, 'overlay', 0, data);
     return merged;
   }
 
-  unmountRootfs(containerDir: string): void {
-    const merged = path.join(containerDir, 'merged');
-    if (!isMounted(merged)) return;
+  mounted(key: string): boolean {
+    return isMounted(path.join(key, 'merged'));
+  }
+
+  unmount(key: string): void {
+    unmountIfMounted(path.join(key, 'merged'));
+  }
+
+  /** The upper dir against the image's layers: a whiteout is a deletion, a name the image had a change. */
+  changes(key: string, parent: Parent): Change[] {
+    const lowers = chainIds(parent.layers.map((l) => l.diffId))
+      .map((c) => this.layers.pathFor(c))
+      .reverse();
+    const inLowers = (rel: string) => {
+      for (const l of lowers) {
+        const st = fs.lstatSync(path.join(l, rel), { throwIfNoEntry: false });
+        if (st) return !isWhiteout(st);
+      }
+      return false;
+    };
+    const upper = path.join(key, 'upper');
+    const out: Change[] = [];
+    const walk = (rel: string) => {
+      let names: string[];
+      try {
+        names = fs.readdirSync(path.join(upper, rel));
+      } catch {
+        return;
+      }
+      for (const name of names) {
+        const r = path.posix.join(rel, name);
+        const st = fs.lstatSync(path.join(upper, r));
+        if (isWhiteout(st)) {
+          out.push({ kind: 'D', path: `/${r}` });
+          continue;
+        }
+        out.push({ kind: inLowers(r) ? 'C' : 'A', path: `/${r}` });
+        if (st.isDirectory()) walk(r);
+      }
+    };
+    walk('');
+    return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
+  hasChanges(key: string): boolean {
+    const upper = path.join(key, 'upper');
+    return fs.existsSync(upper) && fs.readdirSync(upper).length > 0;
+  }
+
+  async diff(key: string, writer: TarWriter): Promise<void> {
+    await writeUpperDiff(path.join(key, 'upper'), writer);
+  }
+
+  usage(key: string): number {
+    return dirSize(path.join(key, 'upper'));
+  }
+
+  async mergeLayers(key: string, parent: Parent): Promise<string[] | null> {
+    const lowers = await this.layers.unpack(parent.layers);
+    const upper = path.join(key, 'upper');
+    if (unmodelledOverlayState(upper, path.join(key, 'work')) !== undefined) return null;
+    return fs.existsSync(upper) ? [upper, parent.init, ...lowers] : [parent.init, ...lowers];
+  }
+
+  /** The unpacked layer itself for one layer; a read-only overlay of them for more. */
+  async view(dir: string, layers: LayerRecord[]): Promise<string> {
+    const lowers = await this.layers.unpack(layers);
+    if (lowers.length === 1) return lowers[0]!;
+    fs.mkdirSync(dir, { recursive: true });
+    native.mount('overlay', dir, 'overlay', native.MS_RDONLY, `lowerdir=${lowers.join(':')}`);
+    return dir;
+  }
+
+  releaseView(view: string): void {
+    if (view.startsWith(`${this.layers.dir}/`)) return; // a shared unpacked layer
     try {
-      native.umount2(merged, 0);
+      native.umount2(view, 0);
     } catch {
-      native.umount2(merged, native.MNT_DETACH);
+      if (isMounted(view)) native.umount2(view, native.MNT_DETACH);
     }
   }
 
-  /** Removes unpacked layers no image uses any more. */
-  prune(usedChains: Set<string>): number {
-    let n = 0;
-    const rows = this.db.prepare('SELECT chain_id FROM snapshots').all() as { chain_id: Digest }[];
-    for (const r of rows) {
-      if (usedChains.has(r.chain_id)) continue;
-      fs.rmSync(this.pathFor(r.chain_id), { recursive: true, force: true });
-      this.db.prepare('DELETE FROM snapshots WHERE chain_id = ?').run(r.chain_id);
-      n++;
-    }
-    for (const name of fs.readdirSync(this.dir)) {
-      if (isAbandonedUnpack(name)) fs.rmSync(path.join(this.dir, name), { recursive: true, force: true });
-    }
-    return n;
+  remove(key: string): void {
+    this.unmount(key);
+    if (this.mounted(key)) throw new PlyError(`container ${path.basename(key)} rootfs is still mounted`);
   }
-}
 
-/** A `tmp-<pid>-…` unpack directory whose process is gone (a live one is still being written). */
-export function isAbandonedUnpack(name: string): boolean {
-  const m = /^tmp-(\d+)-/.exec(name);
-  if (!m) return name.startsWith('tmp-');
-  return Number(m[1]) !== process.pid && !pidAlive(Number(m[1]));
-}
-
-/** Whether `dir` is a mount point (listed in /proc/self/mountinfo). */
-export function isMounted(dir: string): boolean {
-  const info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
-  const target = dir.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
-  return info.split('\n').some((line) => line.split(' ')[4] === target);
+  graphData(key: string): Record<string, string> {
+    return { MergedDir: `${key}/merged`, UpperDir: `${key}/upper`, WorkDir: `${key}/work` };
+  }
 }

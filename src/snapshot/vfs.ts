@@ -5,8 +5,8 @@
 // that manifest (src/layer/changes-vfs.ts). Nothing is mounted: starting, stopping and exec use the directory as
 // it is, and `rm` deletes it with the container's directory.
 //
-// Which driver a container uses is decided when it is created and recorded in containers/<id>/storage-driver
-// ("vfs"; absent: overlay, so containers made before this file existed stay overlay containers).
+// Which snapshotter a container uses is decided when it is created and recorded in containers/<id>/storage-driver
+// ("vfs"; absent: overlay, so containers made before this file existed stay overlay containers): index.ts reads it.
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -14,16 +14,17 @@ import type { ContentStore } from '../content/store.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { LayerRecord } from '../image/store.js';
 import { applyLayer } from '../layer/apply.js';
-import { writeVfsManifest } from '../layer/changes-vfs.js';
+import { vfsChanges, vfsLayerSize, writeVfsLayer, writeVfsManifest } from '../layer/changes-vfs.js';
 import { decompressed } from '../layer/compression.js';
 import { writeTree } from '../layer/diff.js';
 import * as native from '../native/index.js';
 import { TarWriter } from '../tar/index.js';
+import type { Change, Parent, Snapshotter } from './snapshotter.js';
 
 export type StorageDriver = 'overlay' | 'vfs';
 
 const DRIVER_FILE = 'storage-driver';
-export const VFS_MANIFEST = 'vfs-manifest';
+const VFS_MANIFEST = 'vfs-manifest';
 
 /** The driver chosen for new containers, per store root (probed once per process). */
 const chosen = new Map<string, StorageDriver>();
@@ -80,23 +81,81 @@ export function containerDriver(containerDir: string): StorageDriver {
   }
 }
 
-export function isVfsContainer(containerDir: string): boolean {
-  return containerDriver(containerDir) === 'vfs';
-}
-
-/** Records that the container in `containerDir` uses the vfs driver. */
-export function markVfs(containerDir: string): void {
-  fs.writeFileSync(path.join(containerDir, DRIVER_FILE), 'vfs\n');
-}
-
 /** Where a vfs container's tree and manifest are. */
-export function vfsLayout(containerDir: string): { tree: string; manifest: string } {
+function vfsLayout(containerDir: string): { tree: string; manifest: string } {
   return { tree: path.join(containerDir, 'merged'), manifest: path.join(containerDir, VFS_MANIFEST) };
 }
 
 /** The rootfs of a vfs container, once built. */
-export function vfsRootfs(containerDir: string): string | undefined {
+function vfsRootfs(containerDir: string): string | undefined {
   return fs.existsSync(path.join(containerDir, VFS_MANIFEST)) ? path.join(containerDir, 'merged') : undefined;
+}
+
+/**
+ * The vfs snapshotter: KEY/merged is a plain copy of the image with the init layer on top, made at `prepare`;
+ * KEY/vfs-manifest says what it held, so changes are the tree against it. Nothing is mounted.
+ */
+export class VfsSnapshotter implements Snapshotter {
+  readonly name = 'vfs' as const;
+
+  constructor(private readonly content: ContentStore) {}
+
+  async prepare(key: string, parent: Parent): Promise<void> {
+    // The marker first: a build interrupted half-way is redone (the manifest, written last, says it is done).
+    fs.writeFileSync(path.join(key, DRIVER_FILE), 'vfs\n');
+    await buildVfsRootfs(this.content, parent.layers, parent.init, key);
+  }
+
+  async mount(key: string, parent: Parent): Promise<string> {
+    return vfsRootfs(key) ?? buildVfsRootfs(this.content, parent.layers, parent.init, key);
+  }
+
+  mounted(): boolean {
+    return false;
+  }
+
+  unmount(): void {}
+
+  changes(key: string): Change[] {
+    const v = vfsLayout(key);
+    return vfsRootfs(key) ? vfsChanges(v.tree, v.manifest).map((ch) => ({ kind: ch.kind, path: `/${ch.rel}` })) : [];
+  }
+
+  hasChanges(key: string): boolean {
+    return this.changes(key).length > 0;
+  }
+
+  async diff(key: string, writer: TarWriter, opts: { quiescent: boolean }): Promise<void> {
+    if (!vfsRootfs(key)) return;
+    const v = vfsLayout(key);
+    await writeVfsLayer(v.tree, v.manifest, writer, { quiescent: opts.quiescent });
+  }
+
+  usage(key: string): number {
+    const v = vfsLayout(key);
+    return vfsRootfs(key) ? vfsLayerSize(v.tree, v.manifest) : 0;
+  }
+
+  /** The rootfs is a plain directory: read it as it is. */
+  async mergeLayers(): Promise<null> {
+    return null;
+  }
+
+  /** A flat copy of the layers (there is no read-only overlay without overlayfs). */
+  async view(dir: string, layers: LayerRecord[]): Promise<string> {
+    await flattenLayers(this.content, layers, dir);
+    return dir;
+  }
+
+  releaseView(view: string): void {
+    fs.rmSync(view, { recursive: true, force: true });
+  }
+
+  remove(): void {}
+
+  graphData(key: string): Record<string, string> {
+    return { MergedDir: `${key}/merged` };
+  }
 }
 
 /**
@@ -104,7 +163,7 @@ export function vfsRootfs(containerDir: string): string | undefined {
  * store into containerDir/merged, as a flat tree (whiteouts delete), then `initDir` on top, then the manifest.
  * The manifest is written last: without it the directory is an unfinished build and is built again.
  */
-export async function buildVfsRootfs(content: ContentStore, layers: LayerRecord[], initDir: string, containerDir: string): Promise<string> {
+async function buildVfsRootfs(content: ContentStore, layers: LayerRecord[], initDir: string, containerDir: string): Promise<string> {
   const built = vfsRootfs(containerDir);
   if (built) return built;
   const merged = path.join(containerDir, 'merged');
@@ -137,7 +196,7 @@ export async function buildVfsRootfs(content: ContentStore, layers: LayerRecord[
 }
 
 /** A read-only flat copy of `layers` (bottom first) in the new directory `dir` (the builder's image views). */
-export async function flattenLayers(content: ContentStore, layers: LayerRecord[], dir: string): Promise<void> {
+async function flattenLayers(content: ContentStore, layers: LayerRecord[], dir: string): Promise<void> {
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
   for (const l of layers) await applyLayer(dir, decompressed(content.read(l.digest)), { mode: 'flat' });
 }

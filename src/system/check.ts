@@ -5,7 +5,7 @@ import path from 'node:path';
 import { chainIds, Digester, splitDigest } from '../digest/digest.js';
 import { ContainerManager } from '../container/manager.js';
 import type { Digest, Manifest } from '../oci/types.js';
-import { isAbandonedUnpack, isMounted } from '../snapshot/overlay.js';
+import { isAbandonedUnpack, isMounted } from '../snapshot/index.js';
 import type { Stores } from '../stores.js';
 
 export interface Problem {
@@ -80,14 +80,14 @@ export async function checkStore(stores: Stores, opts: { repair?: boolean } = {}
   const snapRows = db.prepare('SELECT chain_id, parent FROM snapshots').all() as { chain_id: Digest; parent: string | null }[];
   const known = new Set(snapRows.map((r) => r.chain_id));
   for (const r of snapRows) {
-    const dir = snapshots.pathFor(r.chain_id);
+    const dir = snapshots.layers.pathFor(r.chain_id);
     if (!fs.existsSync(dir)) {
       if (opts.repair) db.prepare('DELETE FROM snapshots WHERE chain_id = ?').run(r.chain_id);
       report({ kind: 'snapshot', subject: r.chain_id, message: 'unpacked layer directory is missing (it is unpacked again on next use)', repaired: opts.repair });
     }
     if (r.parent && !known.has(r.parent as Digest)) report({ kind: 'snapshot', subject: r.chain_id, message: `parent ${r.parent} is not unpacked` });
   }
-  const dirsByName = new Map(snapRows.map((r) => [path.basename(snapshots.pathFor(r.chain_id)), r.chain_id]));
+  const dirsByName = new Map(snapRows.map((r) => [path.basename(snapshots.layers.pathFor(r.chain_id)), r.chain_id]));
   for (const name of fs.readdirSync(snapshots.dir)) {
     if (name === 'empty' || dirsByName.has(name)) continue;
     if (name.startsWith('tmp-') && !isAbandonedUnpack(name)) continue; // another process is unpacking it
@@ -105,7 +105,7 @@ export async function checkStore(stores: Stores, opts: { repair?: boolean } = {}
     if (!images.get(c.image)) report({ kind: 'container', subject: c.id, message: `image ${c.image} is missing` });
     const merged = path.join(containers.pathOf(c.id), 'merged');
     if (!manager.isRunning(c) && isMounted(merged)) {
-      if (opts.repair) snapshots.unmountRootfs(containers.pathOf(c.id));
+      if (opts.repair) manager.unmountRootfs(c);
       report({ kind: 'mount', subject: c.id, message: `rootfs still mounted at ${merged} though the container is ${c.state}`, repaired: opts.repair });
     }
   }
@@ -113,7 +113,7 @@ export async function checkStore(stores: Stores, opts: { repair?: boolean } = {}
     if (containerIds.has(name)) continue;
     const dir = path.join(containers.dir, name);
     if (isMounted(path.join(dir, 'merged'))) {
-      if (opts.repair) snapshots.unmountRootfs(dir);
+      if (opts.repair) snapshots.of(dir).unmount(dir);
       report({ kind: 'mount', subject: name, message: 'rootfs of a removed container still mounted', repaired: opts.repair });
     }
     if (opts.repair && !isMounted(path.join(dir, 'merged'))) fs.rmSync(dir, { recursive: true, force: true });

@@ -12,6 +12,8 @@ import { describe, it } from 'node:test';
 import { exportContainer } from '../../src/container/commit.js';
 import type { Container } from '../../src/container/store.js';
 import type { ContainerManager } from '../../src/container/manager.js';
+import type { LayerSnapshots, Parent, Snapshotter } from '../../src/snapshot/index.js';
+import { OverlaySnapshotter } from '../../src/snapshot/overlay.js';
 import { ConflictError } from '../../src/errors.js';
 import { unmodelledOverlayState, writeMergedTree, writeTree, type TreeOutput } from '../../src/layer/diff.js';
 import * as native from '../../src/native/index.js';
@@ -340,22 +342,25 @@ describe('exportContainer of a stopped container', () => {
     const stores = {
       containers: { pathOf: () => cdir, get: () => current },
       images: { get: () => ({}), layers: () => [] },
-      snapshots: {
-        unpack: async () => [lower],
-        mountRootfs: (lowers: string[], dir: string) => {
-          calls.push(`mount ${lowers.length}`);
-          const merged = path.join(dir, 'merged');
-          fs.mkdirSync(merged, { recursive: true });
-          native.mount('overlay', merged, 'overlay', 0, `lowerdir=${lowers.join(':')},upperdir=${dir}/upper,workdir=${dir}/work`);
-          return merged;
-        },
-        unmountRootfs: (dir: string) => {
-          calls.push('umount');
-          native.umount2(path.join(dir, 'merged'), native.MNT_DETACH);
-        },
-      },
     };
-    const manager = { stores, isRunning: (x: Container) => x.state === 'running' || x.state === 'paused', initLayer: () => path.join(cdir, 'init') } as unknown as ContainerManager;
+    // The real overlay snapshotter over a layer store that knows only `lower`; mounts and unmounts are recorded.
+    const layers = { dir: path.join(base, 'snapshots'), unpack: async () => [lower] } as unknown as LayerSnapshots;
+    const overlay = new OverlaySnapshotter(layers);
+    const snapshotter: Snapshotter = Object.assign(Object.create(overlay) as OverlaySnapshotter, {
+      mount: async (key: string, parent: Parent) => {
+        calls.push(`mount ${1 + (await layers.unpack([])).length}`);
+        return overlay.mount(key, parent);
+      },
+      unmount: (key: string) => {
+        calls.push('umount');
+        overlay.unmount(key);
+      },
+    });
+    const manager = {
+      stores,
+      isRunning: (x: Container) => x.state === 'running' || x.state === 'paused',
+      snapshot: () => ({ snapshotter, key: cdir, parent: { layers: [], init: path.join(cdir, 'init') } }),
+    } as unknown as ContainerManager;
     return { c, cdir, lower, engine: manager, calls, started: (x: Partial<Container>) => (current = { ...c, ...x }) };
   }
 
