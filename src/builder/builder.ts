@@ -20,7 +20,8 @@ import { randomBytes } from 'node:crypto';
 import type { ContainerManager } from '../container/manager.js';
 import { BuildError } from './errors.js';
 import { PlyError } from '../errors.js';
-import { applyChanges, expandVariables, expandWords, parseKeyValues } from '../image/changes.js';
+import { applyConfig } from '../dockerfile/config.js';
+import { expandVariables, expandWords, parseKeyValues } from '../dockerfile/shell.js';
 import type { ImageRecord, ImageStore, LayerRecord, Lease } from '../image/store.js';
 import { creationTime, writeImage } from '../image/write.js';
 import { formatPlatform, hostPlatform, parsePlatform } from '../oci/platform.js';
@@ -566,7 +567,7 @@ class Builder {
     const ins = cmd.instruction;
     const buildArgs = this.argValues(state);
     const before = state.config.config ?? {};
-    const containerConfig = applyChanges(before, [ins.original], { buildArgs });
+    const containerConfig = applyConfig(before, [cmd.config], { buildArgs });
     const env = this.expansionEnv(state);
     let createdBy: string;
     switch (ins.keyword) {

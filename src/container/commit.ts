@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ConflictError, NotFoundError } from '../errors.js';
-import { applyChanges } from '../image/changes.js';
+import { applyChanges } from '../dockerfile/config.js';
 import type { ImageRecord } from '../image/store.js';
 import { creationTime, writeImage } from '../image/write.js';
 import { tagName } from '../reference/reference.js';

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { BuildCache } from '../builder/cache.js';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import { rfc3339Nano } from '../gotemplate/gofmt.js';
-import { applyChanges } from '../image/changes.js';
+import { applyChanges } from '../dockerfile/config.js';
 import { ImageStore, type ImageRecord } from '../image/store.js';
 import { creationTime, writeImage } from '../image/write.js';
 import { hostPlatform, parsePlatform } from '../oci/platform.js';

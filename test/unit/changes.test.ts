@@ -1,14 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  applyChanges,
-  expandVariables,
-  expandWords,
-  parseBuilderFlags,
-  parseInstruction,
-  parseKeyValues,
-  splitWords,
-} from '../../src/image/changes.js';
+import { applyChanges } from '../../src/dockerfile/config.js';
+import { parseBuilderFlags, parseInstruction } from '../../src/dockerfile/instruction.js';
+import { expandVariables, expandWords, parseKeyValues, splitWords } from '../../src/dockerfile/shell.js';
 import { InvalidArgumentError } from '../../src/errors.js';
 import type { ContainerConfig } from '../../src/oci/types.js';
 
