@@ -1,12 +1,13 @@
-// Peers pull and run what ply pushes: podman and skopeo (containers/image) read gzip and zstd pushes.
-// containerd and docker have files of their own (push-containerd, push-docker) so the slow peers run in parallel.
+// Peers pull and run what ply pushes: podman and skopeo (containers/image) read gzip and zstd pushes, from the
+// distribution registry and from ply's own. containerd and docker have files of their own (push-containerd, push-docker)
+// so the slow peers run in parallel.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { busyboxTar, plyOk, tempDir } from '../helpers.js';
-import { startDistribution, type Distribution } from '../registry-peer.js';
+import { busyboxTar, PLY, plyOk, tempDir } from '../helpers.js';
+import { freePort, startDistribution, type Distribution } from '../registry-peer.js';
 import { fetchManifest, podmanPeer } from '../push-peer.js';
 
 let reg: Distribution;
@@ -15,6 +16,33 @@ before(async () => {
 });
 after(async () => {
   await reg?.stop();
+});
+
+test('ply\'s own registry serves gzip and zstd pushes: podman and ply pull and run them', async () => {
+  // A process of its own: the ply commands below run synchronously and would block a registry in this process.
+  const port = await freePort();
+  const own = spawn(PLY, ['registry', 'serve', '--addr', `127.0.0.1:${port}`, '--root', tempDir()], { stdio: 'ignore' });
+  try {
+    const host = `127.0.0.1:${port}`;
+    for (let i = 0; i < 200 && (await fetch(`http://${host}/v2/`).catch(() => undefined))?.status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
+    const root = tempDir();
+    plyOk(root, ['import', '-c', 'CMD ["cat", "/etc/motd"]', busyboxTar(), 'app:v1']);
+    const podman = podmanPeer();
+    for (const format of ['gzip', 'zstd']) {
+      const ref = `${host}/own/${format}:v1`;
+      plyOk(root, ['tag', 'app:v1', ref]);
+      plyOk(root, ['push', '--compression-format', format, ref]);
+      const m = await fetchManifest(host, `own/${format}`, 'v1');
+      assert.equal(m.doc.layers[0]!.mediaType, `application/vnd.oci.image.layer.v1.tar+${format}`);
+      podman(['pull', '-q', '--tls-verify=false', ref]);
+      assert.equal(podman(['run', '--rm', '--network', 'none', ref]), 'hello from the base image\n');
+      const fresh = tempDir();
+      plyOk(fresh, ['pull', ref]);
+      assert.equal(plyOk(fresh, ['run', '--rm', ref]), 'hello from the base image\n');
+    }
+  } finally {
+    own.kill();
+  }
 });
 
 test('podman pulls and runs ply\'s gzip and zstd pushes; skopeo copies them', async () => {
