@@ -16,6 +16,7 @@ const runFlags = (e) => (e.name === 'docker' || e.name === 'ply' ? ['--network',
 // Plain HTTP: loopback registries need it for podman; the shaped link's (a private address) for ply too.
 const tlsOff = (e) => (e.name === 'podman' || e.name === 'ply' ? ['--tls-verify=false'] : []);
 const rmrf = (p) => fs.rmSync(p, { recursive: true, force: true });
+const REPO_ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 
 /** One side per engine, the ply engine primary. */
 function engineSides(ctx, make) {
@@ -280,11 +281,25 @@ const logLines = (f) => fs.readFileSync(f, 'utf8').split('\n').filter((l) => /(G
 /** What crossed the shaped link in one sample, and the link's own bound for it (bytes / rate). */
 const linkExtra = (link, bytes) => ({ linkBytes: bytes, linkBoundSecs: bytes / link.bytesPerSec });
 
+/**
+ * ply remembers how it compressed a layer (its blob-info cache) and compresses it the same way for the next
+ * registry (same bytes, same digest); every sample starts from nothing known instead, as the other sides do, so
+ * each one compresses (and adapts to its link) from scratch.
+ */
+function forgetCompressedLayers(e) {
+  const db = path.join(e.info.root, 'ply.db');
+  if (!fs.existsSync(db)) return;
+  sh([process.execPath, '-e', `const D = require(${JSON.stringify(path.join(REPO_ROOT, 'node_modules', 'better-sqlite3'))}); const db = new D(${JSON.stringify(db)}); for (const t of ['blob_variants', 'blob_locations']) { try { db.exec('DELETE FROM ' + t); } catch {} }`]);
+}
+
 function engineClient(e, ctx, flags = []) {
   if (e.name === 'podman') return { env: e.env, argv: (ref) => e.cmd('push', '--tls-verify=false', ...flags, ctx.base, ref) };
   return {
     env: e.env,
-    tag: (ref) => e.sh(['tag', ctx.base, ref]),
+    tag: (ref) => {
+      if (e.name === 'ply') forgetCompressedLayers(e);
+      e.sh(['tag', ctx.base, ref]);
+    },
     untag: (ref) => e.rmi(ref),
     argv: (ref) => e.cmd('push', ...tlsOff(e), ...flags, ref),
   };
