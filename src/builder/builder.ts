@@ -13,7 +13,6 @@
 // Modules needed only when something must actually be built (containers, snapshots, layer writing) are
 // imported on first use: a fully cached rebuild loads none of them.
 
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -28,6 +27,7 @@ import { formatPlatform, hostPlatform, parsePlatform } from '../oci/platform.js'
 import type { ContainerConfig, HistoryEntry, ImageConfig, Platform } from '../oci/types.js';
 import { BuildCache, stepKey } from './cache.js';
 import { loadIgnoreRules, SourceTree, type ResolvedSource } from './context.js';
+import { BUILD_PID_LABEL, removeStaleWorkDirs } from './workdirs.js';
 import type { CopyItem, CopyRequest } from './copy.js';
 import { parseDockerfile, parseHeredocWord, parseTrigger, chompHeredocContent, type Dockerfile, type ParsedCommand, type Stage } from '../dockerfile/parser.js';
 import type { BuildLogger } from './output.js';
@@ -98,40 +98,6 @@ function sourceDateEpoch(): number | undefined {
   return v && /^\d+$/.test(v) ? Number(v) : undefined;
 }
 
-/** Work dirs of builds whose process is gone (killed): their read-only views unmounted, then removed. */
-function removeStaleWorkDirs(base: string): void {
-  let names: string[];
-  try {
-    names = fs.readdirSync(base);
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    const m = /^(?:ctx-)?(\d+)-/.exec(name);
-    if (!m || Number(m[1]) === process.pid) continue;
-    try {
-      process.kill(Number(m[1]), 0);
-      continue; // still running
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EPERM') continue;
-    }
-    const dir = path.join(base, name);
-    const mounts = fs
-      .readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .map((l) => l.split(' ')[4])
-      .filter((p): p is string => p !== undefined && p.startsWith(`${dir}/`));
-    let busy = false;
-    for (const mnt of mounts) {
-      try {
-        execFileSync('umount', ['-l', mnt], { stdio: 'ignore' });
-      } catch {
-        busy = true;
-      }
-    }
-    if (!busy) fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 export async function build(stores: Stores, opts: BuildOptions): Promise<BuildResult> {
   let df: Dockerfile;
@@ -685,7 +651,17 @@ class Builder {
       volumes.push(`${file}:/dev/pipes/${script.name}:ro`);
     }
     let c = await manager.create(
-      { image: state.image.digest, command: args, entrypoint: '', env: extraEnv, network, volumes, runtime: process.env.PLY_RUNTIME },
+      {
+        image: state.image.digest,
+        command: args,
+        entrypoint: '',
+        env: extraEnv,
+        network,
+        volumes,
+        runtime: process.env.PLY_RUNTIME,
+        // A killed build's containers are found by this (prune removes them).
+        labels: [`${BUILD_PID_LABEL}=${process.pid}`],
+      },
       state.image.digest,
       state.image.id,
     );

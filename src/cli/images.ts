@@ -309,12 +309,14 @@ async function pruneAction(opts: { all?: boolean; force?: boolean; filter: strin
     : 'WARNING! This will remove all dangling images.';
   if (!opts.force && !(await (await import('./prompt.js')).confirm(`${warning}\nAre you sure you want to continue? [y/N] `))) return;
   await withEngine(async (engine) => {
+    // Leftovers of interrupted work first: a killed build's containers no longer keep their images.
+    const left = await engine.system.reclaimLeftovers();
     const r = engine.images.prune({ all: opts.all });
     if (r.ImagesDeleted.length > 0) {
       out('Deleted Images:\n');
       for (const item of r.ImagesDeleted) out('Untagged' in item ? `untagged: ${item.Untagged}\n` : `deleted: ${item.Deleted}\n`);
       out('\n');
     }
-    out(`Total reclaimed space: ${humanSize(r.SpaceReclaimed)}\n`);
+    out(`Total reclaimed space: ${humanSize(r.SpaceReclaimed + left.reclaimed)}\n`);
   });
 }

@@ -1,4 +1,4 @@
-// System commands: version, info, system df.
+// System commands: version, info, system df, system check, system prune, system service.
 import path from 'node:path';
 import type { Command } from 'commander';
 import { withEngine, out } from './engine.js';
@@ -113,6 +113,36 @@ export function registerSystemCommands(program: Command): void {
       const launcher = path.resolve(process.argv[1] ?? '');
       if (!launcher.endsWith('.cjs')) throw new InvalidArgumentError('ply system service must be started through bin/ply');
       await runService({ root: defaultRoot(), workers: Number(opts.workers), idleSeconds: idle, launcher });
+    });
+
+  system
+    .command('prune')
+    .description('Remove unused data: stopped containers, dangling images, build cache, leftovers of interrupted work')
+    .option('-a, --all', 'Remove all unused images, not just dangling ones')
+    .option('--volumes', 'Prune anonymous volumes')
+    .option('-f, --force', 'Do not prompt for confirmation')
+    .action(async (opts: { all?: boolean; volumes?: boolean; force?: boolean }) => {
+      const warning = [
+        'WARNING! This will remove:',
+        '  - all stopped containers',
+        ...(opts.volumes ? ['  - all anonymous volumes not used by at least one container'] : []),
+        opts.all ? '  - all images without at least one container associated to them' : '  - all dangling images',
+        opts.all ? '  - all build cache' : '  - unused build cache',
+        '  - partial downloads and what killed builds left',
+      ].join('\n');
+      if (!opts.force && !(await (await import('./prompt.js')).confirm(`${warning}\n\nAre you sure you want to continue? [y/N] `))) return;
+      await withEngine(async (engine) => {
+        const r = await engine.system.prune({ all: opts.all, volumes: opts.volumes });
+        if (r.ContainersDeleted.length > 0) out(`Deleted Containers:\n${r.ContainersDeleted.join('\n')}\n\n`);
+        if (r.VolumesDeleted.length > 0) out(`Deleted Volumes:\n${r.VolumesDeleted.join('\n')}\n\n`);
+        if (r.ImagesDeleted.length > 0) {
+          out('Deleted Images:\n');
+          for (const item of r.ImagesDeleted) out('Untagged' in item ? `untagged: ${item.Untagged}\n` : `deleted: ${item.Deleted}\n`);
+          out('\n');
+        }
+        if (r.CachesDeleted.length > 0) out(`Deleted build cache objects:\n${r.CachesDeleted.join('\n')}\n\n`);
+        out(`Total reclaimed space: ${humanSize(r.SpaceReclaimed)}\n`);
+      });
     });
 
   system

@@ -341,6 +341,14 @@ export class ContainerManager {
       const err = e instanceof StartError ? e : new StartError((e as Error).message, 125);
       this.containers.update(c.id, { error: err.message, exitCode: err.exitCode });
       onStarted?.(err);
+      // run --rm: a container that could not even be prepared (unpack failed, disk full) is not left behind.
+      if (c.spec.autoRemove) {
+        try {
+          this.removeStopped(this.containers.get(c.id) ?? c, true);
+        } catch {
+          // reported by the error below; `container prune` removes it
+        }
+      }
       throw err;
     }
     const rt = this.runtime(c);

@@ -1,6 +1,7 @@
 // The engine's system verbs: version, info, disk usage, check (and repair) of the store, prune of everything unused.
 import os from 'node:os';
 import type { Problem } from '../system/check.js';
+import type { Leftovers } from '../system/leftovers.js';
 import type { Stores } from '../stores.js';
 import { dirSize } from '../util/fs.js';
 import type { ContainerService } from './containers.js';
@@ -118,6 +119,8 @@ export class SystemService {
 
   /** docker system prune: stopped containers, unused images (dangling, or all), build cache, and with `volumes` unused anonymous volumes. */
   async prune(opts: { all?: boolean; volumes?: boolean } = {}): Promise<SystemPruneResponse> {
+    // Leftovers of interrupted work first: a killed build's containers no longer keep their images.
+    const left = await this.reclaimLeftovers();
     const c = this.verbs.containers.prune();
     const v = opts.volumes ? this.verbs.volumes.prune() : { VolumesDeleted: [], SpaceReclaimed: 0 };
     const i = this.verbs.images.prune({ all: opts.all });
@@ -127,7 +130,13 @@ export class SystemService {
       ImagesDeleted: i.ImagesDeleted,
       VolumesDeleted: v.VolumesDeleted,
       CachesDeleted: b.CachesDeleted,
-      SpaceReclaimed: c.SpaceReclaimed + v.SpaceReclaimed + i.SpaceReclaimed + b.SpaceReclaimed,
+      SpaceReclaimed: left.reclaimed + c.SpaceReclaimed + v.SpaceReclaimed + i.SpaceReclaimed + b.SpaceReclaimed,
     };
+  }
+
+  /** What interrupted work left (partial downloads, killed builds' work dirs and RUN containers): removed. */
+  async reclaimLeftovers(): Promise<Leftovers> {
+    const { reclaimLeftovers } = await import('../system/leftovers.js');
+    return reclaimLeftovers(this.stores, (id) => this.verbs.containers.remove(id, { force: true, volumes: true }));
   }
 }

@@ -357,18 +357,21 @@ class Applier {
    */
   private async writeFile(fd: number, h: TarHeader, body: AsyncIterable<Buffer>): Promise<void> {
     const writes: Promise<void>[] = [];
+    let failed: { reason: unknown } | undefined;
     let pos = 0;
     try {
       for await (const chunk of body) {
+        if (failed) throw failed.reason; // a write failed (a full disk): stop reading
         if (chunk.length >= ASYNC_WRITE_MIN) {
           while (this.inflightBytes >= MAX_INFLIGHT_BYTES) await this.progress();
           this.inflightBytes += chunk.length;
-          writes.push(
-            pwriteAll(fd, chunk, pos).finally(() => {
-              this.inflightBytes -= chunk.length;
-              this.wake();
-            }),
-          );
+          const w = pwriteAll(fd, chunk, pos).finally(() => {
+            this.inflightBytes -= chunk.length;
+            this.wake();
+          });
+          // Handled at once (it is collected below): a failure before then must not be an unhandled rejection.
+          w.catch((reason: unknown) => (failed ??= { reason }));
+          writes.push(w);
         } else {
           for (let off = 0; off < chunk.length; ) off += fs.writeSync(fd, chunk, off, chunk.length - off, pos + off);
         }

@@ -7,7 +7,7 @@
 import type { Duplex, Readable, Transform } from 'node:stream';
 import type { ContentStore, IngestWriter } from '../content/store.js';
 import { Digester } from '../digest/digest.js';
-import { DigestMismatchError, InvalidArchiveError, PlyError, UnsupportedError } from '../errors.js';
+import { DigestMismatchError, InvalidArchiveError, isDiskFull, PlyError, UnsupportedError } from '../errors.js';
 import type { Lease, LayerRecord } from '../image/store.js';
 import { MediaType, type Digest } from '../oci/types.js';
 import { BLOCK, MAX_NAME_SIZE, MAX_PAX_SIZE, checksumOk, entryHeader, isZeroBlock, padLength, parseLongName, parseNumeric, parsePax, parseString } from '../tar/header.js';
@@ -160,8 +160,9 @@ export async function ingestLayer(content: ContentStore, source: Readable | Asyn
         // keep the parse error
       }
     }
-    // A known blob interrupted by the network keeps its bytes for the next try; bad bytes are dropped.
-    if (opts.expected && !isBadContent(err)) await writer.suspend();
+    // A known blob interrupted by the network keeps its bytes for the next try; bad bytes are dropped, and so
+    // are the bytes of a write that filled the disk (resuming is worth less than a store that works).
+    if (opts.expected && !isBadContent(err) && !isDiskFull(err)) await writer.suspend();
     else await writer.abort();
     decomp.destroy();
     throw err;

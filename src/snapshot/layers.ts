@@ -42,13 +42,20 @@ export class LayerSnapshots {
     const chains = chainIds(layers.map((l) => l.diffId));
     const todo = layers.map((l, i) => ({ layer: l, chain: chains[i]!, parent: i > 0 ? chains[i - 1]! : null })).filter((t) => !this.isUnpacked(t.chain));
     let next = 0;
+    let failed: unknown;
     const worker = async () => {
-      while (next < todo.length) {
+      while (next < todo.length && failed === undefined) {
         const t = todo[next++]!;
-        await this.unpackOne(t.layer, t.chain, t.parent);
+        try {
+          await this.unpackOne(t.layer, t.chain, t.parent);
+        } catch (e) {
+          failed ??= e;
+        }
       }
     };
+    // Every unpack finishes (and cleans up after itself) before a failure is reported: none is left half-done.
     await Promise.all(Array.from({ length: Math.min(PARALLEL_UNPACK, todo.length) }, worker));
+    if (failed !== undefined) throw failed;
     if (chains.length === 0) {
       const empty = path.join(this.dir, 'empty');
       fs.mkdirSync(empty, { recursive: true });

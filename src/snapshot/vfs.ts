@@ -17,6 +17,7 @@ import { applyLayer } from '../layer/apply.js';
 import { vfsChanges, vfsLayerSize, writeVfsLayer, writeVfsManifest } from '../layer/changes-vfs.js';
 import { decompressed } from '../layer/compression.js';
 import { writeTree } from '../layer/diff.js';
+import { removeTree } from '../util/fs.js';
 import * as native from '../native/index.js';
 import { TarWriter } from '../tar/index.js';
 import type { Change, Parent, Snapshotter } from './snapshotter.js';
@@ -170,6 +171,17 @@ async function buildVfsRootfs(content: ContentStore, layers: LayerRecord[], init
   const tmp = `${merged}.tmp`;
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp, { mode: 0o755 });
+  try {
+    return await buildInto(content, layers, initDir, containerDir, tmp);
+  } catch (e) {
+    // A build that failed (a full disk) gives its space back; the next start builds again.
+    removeTree(tmp);
+    throw e;
+  }
+}
+
+async function buildInto(content: ContentStore, layers: LayerRecord[], initDir: string, containerDir: string, tmp: string): Promise<string> {
+  const merged = path.join(containerDir, 'merged');
   for (const l of layers) await applyLayer(tmp, decompressed(content.read(l.digest)), { mode: 'flat' });
   // Paths only the init layer has: a write to them shows as an addition, as with overlay (they are not the image's).
   const initOnly = new Set<string>();

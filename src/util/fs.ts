@@ -39,3 +39,56 @@ export function ensurePrivateRoot(root: string): void {
   const st = fs.statSync(root);
   if ((st.mode & 0o077) !== 0) fs.chmodSync(root, st.mode & 0o700);
 }
+
+const at = (dirfd: number, name: string) => `/proc/self/fd/${dirfd}/${name}`;
+
+/**
+ * Removes `target` and everything below it, at any depth: directories are walked with an explicit stack and
+ * reached from their parent's descriptor (no path grows past PATH_MAX, no symlink is followed, no call stack
+ * grows with the depth), unlike fs.rmSync's recursion over whole paths.
+ */
+export function removeTree(target: string): void {
+  const st = fs.lstatSync(target, { throwIfNoEntry: false });
+  if (!st) return;
+  if (!st.isDirectory()) {
+    fs.unlinkSync(target);
+    return;
+  }
+  interface Frame {
+    fd: number;
+    parent?: number;
+    name: string;
+    subdirs: string[];
+  }
+  const open = (p: string, parent: number | undefined, name: string): Frame => {
+    const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
+    const subdirs: string[] = [];
+    try {
+      for (const e of fs.readdirSync(`/proc/self/fd/${fd}`, { withFileTypes: true })) {
+        if (e.isDirectory()) subdirs.push(e.name);
+        else fs.unlinkSync(at(fd, e.name));
+      }
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
+    return { fd, parent, name, subdirs };
+  };
+  const stack: Frame[] = [open(target, undefined, '')];
+  try {
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!;
+      const next = top.subdirs.pop();
+      if (next !== undefined) {
+        stack.push(open(at(top.fd, next), top.fd, next));
+        continue;
+      }
+      stack.pop();
+      fs.closeSync(top.fd);
+      if (top.parent === undefined) fs.rmdirSync(target);
+      else fs.rmdirSync(at(top.parent, top.name));
+    }
+  } finally {
+    for (const f of stack) fs.closeSync(f.fd);
+  }
+}
