@@ -33,6 +33,7 @@ import { parseDockerfile, parseHeredocWord, parseTrigger, chompHeredocContent, t
 import type { BuildLogger } from './output.js';
 import type { RootfsViews } from './rootfs.js';
 import type { Stores } from '../stores.js';
+import { removeTree } from '../util/fs.js';
 
 export { BuildError };
 
@@ -264,7 +265,7 @@ class Builder {
     process.off('SIGINT', this.onSignal);
     process.off('SIGTERM', this.onSignal);
     this.views?.release();
-    if (this.tmpDir) fs.rmSync(this.tmpDir, { recursive: true, force: true });
+    if (this.tmpDir) removeTree(this.tmpDir);
     this.lease?.release();
   }
 

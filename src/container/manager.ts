@@ -21,6 +21,7 @@ import { buildContainerSpec, type CreateOptions } from './create.js';
 import { LogWriter } from './logs.js';
 import type { Container } from './store.js';
 import type { ContainerNetSpec, EndpointConfig, Networks } from '../network/index.js';
+import { removeTree } from '../util/fs.js';
 
 /** Defined (true) by the bundler for dist/ply.cjs; undeclared in the unbundled build. */
 declare const PLY_BUNDLED: boolean | undefined;
@@ -307,7 +308,7 @@ export class ContainerManager {
     const init = path.join(this.containers.pathOf(c.id), 'init');
     if (fs.existsSync(init)) return init;
     const tmp = `${init}.tmp`;
-    fs.rmSync(tmp, { recursive: true, force: true });
+    removeTree(tmp);
     for (const d of ['proc', 'sys', 'dev/pts', 'dev/shm', 'etc']) fs.mkdirSync(path.join(tmp, d), { recursive: true, mode: 0o755 });
     for (const f of ['etc/hosts', 'etc/hostname', 'etc/resolv.conf', '.dockerenv']) fs.writeFileSync(path.join(tmp, f), '', { mode: 0o644 });
     for (const m of c.spec.mounts) {

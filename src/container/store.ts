@@ -7,6 +7,7 @@ import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js
 import type { MountSpec } from '../runtime/spec.js';
 import type { EndpointConfig } from '../network/index.js';
 import type { PortBindings } from '../network/ports.js';
+import { removeTree } from '../util/fs.js';
 
 export type ContainerState = 'created' | 'running' | 'paused' | 'exited' | 'dead' | 'removing';
 
@@ -208,6 +209,6 @@ export class ContainerStore {
 
   delete(id: string): void {
     this.db.prepare('DELETE FROM containers WHERE id = ?').run(id);
-    fs.rmSync(this.pathOf(id), { recursive: true, force: true });
+    removeTree(this.pathOf(id));
   }
 }

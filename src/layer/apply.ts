@@ -15,6 +15,7 @@ import path from 'node:path';
 import { InvalidArchiveError, PlyError } from '../errors.js';
 import { fsetxattr, hasErrno, lsetxattr, mknod, S_IFBLK, S_IFCHR, S_IFIFO } from '../native/index.js';
 import { readTar, type TarHeader } from '../tar/index.js';
+import { removeTree } from '../util/fs.js';
 
 export interface ApplyOptions {
   /**
@@ -211,7 +212,7 @@ class Applier {
   private removeExisting(rel: string, st: fs.Stats): void {
     const p = this.abs(rel);
     if (st.isDirectory()) {
-      fs.rmSync(p, { recursive: true, force: true });
+      removeTree(p);
       this.dirCache.clear();
     } else {
       fs.unlinkSync(p);
@@ -506,7 +507,7 @@ class Applier {
           const cst = fs.lstatSync(this.abs(rel));
           if (cst.isDirectory()) walk(rel);
         } else {
-          fs.rmSync(this.abs(rel), { recursive: true, force: true });
+          removeTree(this.abs(rel));
         }
       }
     };

@@ -44,25 +44,48 @@ interface ManifestEntry {
 
 const MAGIC = 'ply-vfs-manifest 1\0';
 
-/** Calls `visit` for every path below `tree` (parents before children), with its lstat. */
+/**
+ * Calls `visit` for every path below `tree` (parents before children), with its lstat. Iterative, and each entry
+ * is reached from its directory's descriptor: a container may nest directories deeper than PATH_MAX or than a
+ * call stack allows.
+ */
 function walk(tree: string, visit: (rel: string, st: fs.BigIntStats) => void): void {
-  const dir = (rel: string) => {
-    let names: string[];
+  const flags = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW;
+  const stack: { fd: number; rel: string; names: string[] }[] = [];
+  const enter = (p: string, rel: string) => {
+    let fd: number;
     try {
-      names = fs.readdirSync(rel === '' ? tree : `${tree}/${rel}`);
+      fd = fs.openSync(p, flags);
     } catch (e) {
-      if (rel !== '' && (e as NodeJS.ErrnoException).code === 'ENOENT') return; // removed meanwhile
+      if (rel !== '' && ['ENOENT', 'ENOTDIR', 'ELOOP'].includes((e as NodeJS.ErrnoException).code ?? '')) return; // changed meanwhile
       throw e;
     }
-    for (const name of names) {
-      const r = rel === '' ? name : `${rel}/${name}`;
-      const st = fs.lstatSync(`${tree}/${r}`, { bigint: true, throwIfNoEntry: false });
-      if (st === undefined) continue;
-      visit(r, st);
-      if (st.isDirectory()) dir(r);
+    try {
+      stack.push({ fd, rel, names: fs.readdirSync(`/proc/self/fd/${fd}`).reverse() });
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
     }
   };
-  dir('');
+  enter(tree, '');
+  try {
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!;
+      const name = top.names.pop();
+      if (name === undefined) {
+        stack.pop();
+        fs.closeSync(top.fd);
+        continue;
+      }
+      const r = top.rel === '' ? name : `${top.rel}/${name}`;
+      const st = fs.lstatSync(`/proc/self/fd/${top.fd}/${name}`, { bigint: true, throwIfNoEntry: false });
+      if (st === undefined) continue;
+      visit(r, st);
+      if (st.isDirectory()) enter(`/proc/self/fd/${top.fd}/${name}`, r);
+    }
+  } finally {
+    for (const f of stack) fs.closeSync(f.fd);
+  }
 }
 
 /** Writes the manifest of `tree` to `file` (atomically). `initOnly`: paths only the init layer has. */

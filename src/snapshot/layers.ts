@@ -12,6 +12,7 @@ import type { LayerRecord } from '../image/store.js';
 import { applyLayer } from '../layer/apply.js';
 import { decompressed } from '../layer/compression.js';
 import type { Digest } from '../oci/types.js';
+import { removeTree } from '../util/fs.js';
 
 /** Unpacking is I/O and CPU bound; two at once keeps both cores busy. */
 const PARALLEL_UNPACK = 2;
@@ -94,12 +95,12 @@ export class LayerSnapshots {
     const rows = this.db.prepare('SELECT chain_id FROM snapshots').all() as { chain_id: Digest }[];
     for (const r of rows) {
       if (usedChains.has(r.chain_id)) continue;
-      fs.rmSync(this.pathFor(r.chain_id), { recursive: true, force: true });
+      removeTree(this.pathFor(r.chain_id));
       this.db.prepare('DELETE FROM snapshots WHERE chain_id = ?').run(r.chain_id);
       n++;
     }
     for (const name of fs.readdirSync(this.dir)) {
-      if (isAbandonedUnpack(name)) fs.rmSync(path.join(this.dir, name), { recursive: true, force: true });
+      if (isAbandonedUnpack(name)) removeTree(path.join(this.dir, name));
     }
     return n;
   }

@@ -69,7 +69,7 @@ function overlayWorks(root: string): boolean {
     }
     return true;
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTree(dir);
   }
 }
 
@@ -149,7 +149,7 @@ export class VfsSnapshotter implements Snapshotter {
   }
 
   releaseView(view: string): void {
-    fs.rmSync(view, { recursive: true, force: true });
+    removeTree(view);
   }
 
   remove(): void {}
@@ -169,7 +169,7 @@ async function buildVfsRootfs(content: ContentStore, layers: LayerRecord[], init
   if (built) return built;
   const merged = path.join(containerDir, 'merged');
   const tmp = `${merged}.tmp`;
-  fs.rmSync(tmp, { recursive: true, force: true });
+  removeTree(tmp);
   fs.mkdirSync(tmp, { mode: 0o755 });
   try {
     return await buildInto(content, layers, initDir, containerDir, tmp);
@@ -201,7 +201,7 @@ async function buildInto(content: ContentStore, layers: LayerRecord[], initDir: 
   produce.catch((e: unknown) => writer.destroy(e as Error));
   await applyLayer(tmp, writer.stream, { mode: 'flat' });
   await produce;
-  fs.rmSync(merged, { recursive: true, force: true });
+  removeTree(merged);
   fs.renameSync(tmp, merged);
   writeVfsManifest(merged, path.join(containerDir, VFS_MANIFEST), initOnly);
   return merged;

@@ -7,6 +7,7 @@ import { ContainerManager } from '../container/manager.js';
 import type { Digest, Manifest } from '../oci/types.js';
 import { isAbandonedUnpack, isMounted } from '../snapshot/index.js';
 import type { Stores } from '../stores.js';
+import { removeTree } from '../util/fs.js';
 
 export interface Problem {
   kind: 'blob' | 'image' | 'snapshot' | 'container' | 'mount' | 'ingest' | 'name' | 'network';
@@ -18,6 +19,16 @@ export interface Problem {
 }
 
 const STALE_INGEST_MS = 0;
+
+/** Runs one repair; a failure (reported as not repaired) never stops the others: --repair always finishes. */
+function attempt(fn: () => void): boolean {
+  try {
+    fn();
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 async function hashFile(file: string, algorithm: 'sha256' | 'sha512'): Promise<Digest> {
   const d = new Digester(algorithm);
@@ -92,8 +103,8 @@ export async function checkStore(stores: Stores, opts: { repair?: boolean } = {}
     if (name === 'empty' || dirsByName.has(name)) continue;
     if (name.startsWith('tmp-') && !isAbandonedUnpack(name)) continue; // another process is unpacking it
     const p = path.join(snapshots.dir, name);
-    if (opts.repair) fs.rmSync(p, { recursive: true, force: true });
-    report({ kind: 'snapshot', subject: name, message: name.startsWith('tmp-') ? 'unfinished unpack left behind' : 'directory without a record', repaired: opts.repair, note: true });
+    const repaired = opts.repair ? attempt(() => removeTree(p)) : undefined;
+    report({ kind: 'snapshot', subject: name, message: name.startsWith('tmp-') ? 'unfinished unpack left behind' : 'directory without a record', repaired, note: true });
   }
 
   // Containers: directories, images, and state against the runtime (refresh reconciles dead supervisors).
@@ -116,8 +127,8 @@ export async function checkStore(stores: Stores, opts: { repair?: boolean } = {}
       if (opts.repair) snapshots.of(dir).unmount(dir);
       report({ kind: 'mount', subject: name, message: 'rootfs of a removed container still mounted', repaired: opts.repair });
     }
-    if (opts.repair && !isMounted(path.join(dir, 'merged'))) fs.rmSync(dir, { recursive: true, force: true });
-    report({ kind: 'container', subject: name, message: 'directory of a removed container', repaired: opts.repair, note: true });
+    const repaired = opts.repair && !isMounted(path.join(dir, 'merged')) ? attempt(() => removeTree(dir)) : opts.repair;
+    report({ kind: 'container', subject: name, message: 'directory of a removed container', repaired, note: true });
   }
 
   // Networks: addresses, ports and DNS names of containers that no longer run, veths nobody holds, the firewall.

@@ -107,6 +107,9 @@ export class TarWriter {
   /** Abort: destroy the output stream (with `err`, if given); pending and later add() calls reject. */
   destroy(err?: Error): void {
     this.fail(err ?? new Error('tar writer was destroyed'));
+    // The producer reports its own failure; a consumer that already stopped reading must not turn it into an
+    // unhandled 'error' event (a crash with a stack trace instead of one line).
+    if (this.stream.listenerCount('error') === 0) this.stream.once('error', () => undefined);
     this.stream.destroy(err);
   }
 

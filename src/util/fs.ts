@@ -2,32 +2,59 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-/** Bytes of the regular files below `dir` (hardlinked files counted once); 0 when it does not exist. */
+/** Bytes of the regular files below `dir` (hardlinked files counted once); 0 when it does not exist. Any depth. */
 export function dirSize(dir: string): number {
   let n = 0;
   const seen = new Set<string>();
-  const walk = (d: string) => {
-    let entries: fs.Dirent[];
+  walkTree(dir, (dirfd, name, e) => {
+    if (!e.isFile()) return;
+    const st = fs.lstatSync(`/proc/self/fd/${dirfd}/${name}`, { throwIfNoEntry: false });
+    if (!st) return;
+    const key = `${st.dev}:${st.ino}`;
+    if (st.nlink > 1 && seen.has(key)) return;
+    seen.add(key);
+    n += st.size;
+  });
+  return n;
+}
+
+/**
+ * Calls `visit` for every entry below `dir` (parents before children), with the descriptor of the entry's
+ * directory: `/proc/self/fd/<dirfd>/<name>` reaches it at any depth (no path grows past PATH_MAX, no call stack
+ * grows with the depth, no symlink is followed). Directories that vanish or cannot be read are skipped.
+ */
+export function walkTree(dir: string, visit: (dirfd: number, name: string, entry: fs.Dirent) => void): void {
+  const flags = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW;
+  const stack: { fd: number; entries: fs.Dirent[] }[] = [];
+  const enter = (p: string) => {
+    let fd: number;
     try {
-      entries = fs.readdirSync(d, { withFileTypes: true });
+      fd = fs.openSync(p, flags);
     } catch {
       return;
     }
-    for (const e of entries) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.isFile()) {
-        const st = fs.lstatSync(p, { throwIfNoEntry: false });
-        if (!st) continue;
-        const key = `${st.dev}:${st.ino}`;
-        if (st.nlink > 1 && seen.has(key)) continue;
-        seen.add(key);
-        n += st.size;
-      }
+    try {
+      stack.push({ fd, entries: fs.readdirSync(`/proc/self/fd/${fd}`, { withFileTypes: true }).reverse() });
+    } catch {
+      fs.closeSync(fd);
     }
   };
-  walk(dir);
-  return n;
+  enter(dir);
+  try {
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!;
+      const e = top.entries.pop();
+      if (!e) {
+        stack.pop();
+        fs.closeSync(top.fd);
+        continue;
+      }
+      visit(top.fd, e.name, e);
+      if (e.isDirectory()) enter(`/proc/self/fd/${top.fd}/${e.name}`);
+    }
+  } finally {
+    for (const f of stack) fs.closeSync(f.fd);
+  }
 }
 
 /**

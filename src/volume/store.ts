@@ -4,6 +4,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { writeTx, type DB } from '../db/db.js';
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
+import { removeTree } from '../util/fs.js';
 
 export interface Volume {
   name: string;
@@ -69,7 +70,7 @@ export class VolumeStore {
   /** Deletes the record, then the data (a crash in between leaves data that `ensure` + first use reuse). */
   remove(name: string): void {
     writeTx(this.db, () => this.db.prepare('DELETE FROM volumes WHERE name = ?').run(name));
-    fs.rmSync(path.join(this.dir, name), { recursive: true, force: true });
+    removeTree(path.join(this.dir, name));
   }
 
   /** Drops the record of an anonymous volume that was never used (its data was never made). */
