@@ -295,6 +295,26 @@ export class ImageStore {
   }
 
   /** Deletes blobs no image or live lease holds (and expired leases). */
+  /**
+   * Ends a failed operation's lease and deletes the blobs it wrote that nothing else holds (no image, no other
+   * lease): a refused load leaves nothing behind. Returns the deleted blobs.
+   */
+  abandon(lease: Lease): Digest[] {
+    return writeTx(this.db, () => {
+      const mine = (this.db.prepare('SELECT blob FROM lease_blobs WHERE lease = ?').all(lease.id) as { blob: Digest }[]).map((r) => r.blob);
+      lease.release();
+      const held = this.db.prepare('SELECT 1 FROM image_blobs WHERE blob = ? UNION ALL SELECT 1 FROM lease_blobs WHERE blob = ? LIMIT 1');
+      const delLayer = this.db.prepare('DELETE FROM layers WHERE digest = ?');
+      const deleted: Digest[] = [];
+      for (const d of mine) {
+        if (held.get(d, d)) continue;
+        if (this.content.delete(d)) deleted.push(d);
+        delLayer.run(d);
+      }
+      return deleted;
+    });
+  }
+
   collectGarbage(): Digest[] {
     return writeTx(this.db, () => this.collectGarbageLocked());
   }

@@ -16,6 +16,7 @@ import { InvalidArchiveError, PlyError } from '../errors.js';
 import { fsetxattr, hasErrno, lsetxattr, mknod, S_IFBLK, S_IFCHR, S_IFIFO } from '../native/index.js';
 import { readTar, type TarHeader } from '../tar/index.js';
 import { removeTree } from '../util/fs.js';
+import { splitEntryPath } from './validate.js';
 
 export interface ApplyOptions {
   /**
@@ -57,25 +58,7 @@ async function pwriteAll(fd: number, buf: Buffer, pos: number): Promise<void> {
   for (let off = 0; off < buf.length; ) off += await pwrite(fd, buf, off, buf.length - off, pos + off);
 }
 
-/**
- * Normalises a tar entry name to a relative path ('a/b/c'): leading '/' and './' are stripped, '.' and empty
- * components dropped. Returns null for the root itself ('.', './', '/'). Throws InvalidArchiveError if a
- * component is '..'.
- */
-export function normalizeEntryPath(name: string): string | null {
-  const parts = splitEntryPath(name);
-  return parts.length === 0 ? null : parts.join('/');
-}
-
-function splitEntryPath(name: string, what = 'tar entry'): string[] {
-  const out: string[] = [];
-  for (const c of name.split('/')) {
-    if (c === '' || c === '.') continue;
-    if (c === '..') throw new InvalidArchiveError(`${what} '${name}': path contains '..'`);
-    out.push(c);
-  }
-  return out;
-}
+export { normalizeEntryPath } from './validate.js';
 
 function joinRel(dir: string, name: string): string {
   return dir === '' ? name : `${dir}/${name}`;

@@ -12,6 +12,7 @@ import type { Lease, LayerRecord } from '../image/store.js';
 import { MediaType, type Digest } from '../oci/types.js';
 import { BLOCK, MAX_NAME_SIZE, MAX_PAX_SIZE, checksumOk, entryHeader, isZeroBlock, padLength, parseLongName, parseNumeric, parsePax, parseString } from '../tar/header.js';
 import { decompressor, detectCompression, type Compression } from './compression.js';
+import { checkUnpackable } from './validate.js';
 
 const STORED_AS: Partial<Record<Compression, string>> = {
   gzip: MediaType.OciLayerGzip,
@@ -396,6 +397,7 @@ export class TarCheck {
         throw new UnsupportedError(`old GNU long-name tar entries are not supported (offset ${at})`);
     }
     const { header, dataSize } = entryHeader(block, at, { globals: this.globals, local: this.local, longName: this.longName, longLink: this.longLink });
+    checkUnpackable(header);
     this.unpacked += header.size;
     this.local = undefined;
     this.longName = undefined;

@@ -9,6 +9,7 @@ import { Digester, splitDigest } from '../digest/digest.js';
 import { DigestMismatchError, InvalidArchiveError } from '../errors.js';
 import type { LayerRecord, Lease } from '../image/store.js';
 import { decompressor, detectCompression } from '../layer/compression.js';
+import { checkUnpackable } from '../layer/validate.js';
 import { MediaType, type Digest } from '../oci/types.js';
 import { isTarHeaderBlock, readTar } from '../tar/index.js';
 
@@ -95,6 +96,7 @@ class TarScanner {
     this.result = (async () => {
       let unpacked = 0;
       for await (const entry of readTar(tap)) {
+        checkUnpackable(entry.header);
         unpacked += entry.header.size;
         for await (const _ of entry.body) void _;
       }

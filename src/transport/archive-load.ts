@@ -398,9 +398,12 @@ async function loadFrom(images: ImageStore, files: (lease: Lease, key: string) =
     const key = `load-${process.pid}-${randomBytes(4).toString('hex')}`;
     const planner = new Planner(await files(lease, key));
     await planner.run();
-    return await record(images, planner);
-  } finally {
+    const result = await record(images, planner);
     lease.release();
+    return result;
+  } catch (e) {
+    images.abandon(lease); // a refused archive leaves nothing behind
+    throw e;
   }
 }
 
