@@ -11,6 +11,7 @@ import { DigestMismatchError, InvalidArchiveError, isDiskFull, PlyError, Unsuppo
 import type { Lease, LayerRecord } from '../image/store.js';
 import { MediaType, type Digest } from '../oci/types.js';
 import { BLOCK, MAX_NAME_SIZE, MAX_PAX_SIZE, checksumOk, entryHeader, isZeroBlock, padLength, parseLongName, parseNumeric, parsePax, parseString } from '../tar/header.js';
+import type { TarHeader } from '../tar/index.js';
 import { decompressor, detectCompression, type Compression } from './compression.js';
 import { checkUnpackable } from './validate.js';
 
@@ -233,7 +234,7 @@ class Decompressed {
 
   private async run(): Promise<{ unpackedSize: number; diff: Digest }> {
     const diff = new Digester();
-    const tar = new TarCheck();
+    const tar = new TarCheck(checkUnpackable);
     let sinceTurn = 0;
     for (;;) {
       if (this.error !== undefined) throw this.error;
@@ -264,6 +265,8 @@ class Decompressed {
  * promises. What follows the end-of-archive blocks is ignored (it still belongs to the diffID).
  */
 export class TarCheck {
+  /** `onEntry` sees each entry's header (a layer being stored checks it can be unpacked: checkUnpackable). */
+  constructor(private readonly onEntry?: (h: TarHeader) => void) {}
   private unpacked = 0;
   /** Offset in the archive of the next byte. */
   private offset = 0;
@@ -397,7 +400,7 @@ export class TarCheck {
         throw new UnsupportedError(`old GNU long-name tar entries are not supported (offset ${at})`);
     }
     const { header, dataSize } = entryHeader(block, at, { globals: this.globals, local: this.local, longName: this.longName, longLink: this.longLink });
-    checkUnpackable(header);
+    this.onEntry?.(header);
     this.unpacked += header.size;
     this.local = undefined;
     this.longName = undefined;

@@ -46,7 +46,7 @@ test('parallel pulls of one image into one store: all succeed, each layer is fet
       const check = plyOk(dst, ['system', 'check']);
       assert.doesNotMatch(check, /ingest|missing|corrupt/i, check);
       assert.deepEqual(fs.readdirSync(path.join(dst, 'ingest')), [], `round ${round}: ingests left behind`);
-      assert.equal(plyOk(dst, ['run', '--rm', `${host}/r/many:v1`, 'sh', '-c', 'wc -c < /f7']).trim(), '2400000');
+      assert.equal(plyOk(dst, ['run', '--network', 'none', '--rm', `${host}/r/many:v1`, 'sh', '-c', 'wc -c < /f7']).trim(), '2400000');
     }
   } finally {
     await reg.close();

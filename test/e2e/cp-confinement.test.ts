@@ -18,7 +18,7 @@ test('ply cp never follows a container symlink onto the host (both directions; s
   plyOk(root, ['import', busyboxTar(), 'bb']);
   // The links ship in an image layer (commit) and more are made by the container itself.
   const links = `ln -s ${outside} /v && ln -s ${rel} /rel && ln -s /chain2 /chain1 && ln -s ${outside} /chain2 && mkdir -p /d && ln -s ../../../.. /d/up && ln -s /etc /inner && ln -s ${outside}/secret /f`;
-  plyOk(root, ['run', '--name', 'base', 'bb', 'sh', '-c', links]);
+  plyOk(root, ['run', '--network', 'none', '--name', 'base', 'bb', 'sh', '-c', links]);
   plyOk(root, ['commit', 'base', 'links']);
 
   const local = tempDir();
@@ -35,8 +35,8 @@ test('ply cp never follows a container symlink onto the host (both directions; s
   for (const f of flavours) {
     const c = f.name;
     const own = `ln -s ${rel}/dir /own`;
-    if (f.running) plyOk(root, ['run', '-d', '--name', c, 'links', 'sh', '-c', `${own}; exec sleep 600`], { env: f.env });
-    else plyOk(root, ['run', '--name', c, 'links', 'sh', '-c', own], { env: f.env });
+    if (f.running) plyOk(root, ['run', '--network', 'none', '-d', '--name', c, 'links', 'sh', '-c', `${own}; exec sleep 600`], { env: f.env });
+    else plyOk(root, ['run', '--network', 'none', '--name', c, 'links', 'sh', '-c', own], { env: f.env });
     // A link is copied out as the link it is; links inside the root resolve inside it.
     const out = tempDir();
     plyOk(root, ['cp', `${c}:/v`, path.join(out, 'v')]);
@@ -83,7 +83,7 @@ test('ply cp holds while a running container swaps a directory for a symlink to 
   for (const env of [{}, { PLY_STORAGE_DRIVER: 'vfs' }]) {
     const c = `swap${Object.keys(env).length}`;
     const loop = `while :; do rm -rf /s; mkdir -p /s/sub; echo inner > /s/sub/secret; rm -rf /s; ln -s ${outside} /s; done`;
-    plyOk(root, ['run', '-d', '--name', c, 'bb', 'sh', '-c', loop], { env });
+    plyOk(root, ['run', '--network', 'none', '-d', '--name', c, 'bb', 'sh', '-c', loop], { env });
     const local = tempDir();
     fs.writeFileSync(path.join(local, 'secret'), 'planted\n');
     for (let i = 0; i < 6; i++) {

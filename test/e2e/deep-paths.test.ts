@@ -35,7 +35,7 @@ test('3000-deep paths: ps -s, df, diff, rm and system check --repair finish on o
   for (const driver of ['overlay', 'vfs']) {
     const env = { PLY_STORAGE_DRIVER: driver };
     const c = `deep-${driver}`;
-    plyOk(root, ['run', '--name', c, 'bb', 'true'], { env });
+    plyOk(root, ['run', '--network', 'none', '--name', c, 'bb', 'true'], { env });
     const id = plyOk(root, ['inspect', '--format', '{{.Id}}', c]).trim();
     deepen(path.join(root, 'containers', id, driver === 'vfs' ? 'merged' : 'upper'), 3000);
     assert.match(plyOk(root, ['ps', '-as', '--format', '{{.Names}} {{.Size}}']), new RegExp(`${c} \\S+`));

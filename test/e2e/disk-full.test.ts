@@ -59,7 +59,7 @@ test('ENOSPC while a run --rm unpacks its layers: one line, exit 125, no contain
     const baseline = used(disk.dir);
     for (const driver of ['overlay', 'vfs']) {
       for (const image of ['big:ab']) {
-        const r = ply(root, ['run', '--rm', image, '/bin/true'], { env: { PLY_STORAGE_DRIVER: driver } });
+        const r = ply(root, ['run', '--network', 'none', '--rm', image, '/bin/true'], { env: { PLY_STORAGE_DRIVER: driver } });
         if (r.code === 0) continue;
         oneLine(r, 125, `${driver} run --rm ${image}`);
         assert.match(r.stderr, /no space left on device|disk is full/i, r.stderr);
@@ -72,7 +72,7 @@ test('ENOSPC while a run --rm unpacks its layers: one line, exit 125, no contain
     assert.ok(used(disk.dir) <= baseline + 41_000_000, `space kept: ${used(disk.dir) - baseline}`);
     plyOk(root, ['rmi', 'big:ab']);
     plyOk(root, ['image', 'prune', '-f']);
-    assert.equal(plyOk(root, ['run', '--rm', 'bb', 'echo', 'ok']).trim(), 'ok');
+    assert.equal(plyOk(root, ['run', '--network', 'none', '--rm', 'bb', 'echo', 'ok']).trim(), 'ok');
     const check = plyOk(root, ['system', 'check']);
     assert.doesNotMatch(check, /unfinished|without a record|missing/, check);
   } finally {
@@ -92,7 +92,7 @@ test('a pull that fills the disk: one line, and no partial download keeps the sp
       return r.stdout;
     };
     await ok(src, ['import', busyboxTar(), 'bb']);
-    await ok(src, ['run', '--name', 'w', 'bb', 'sh', '-c', 'head -c 40000000 /dev/urandom > /big']);
+    await ok(src, ['run', '--network', 'none', '--name', 'w', 'bb', 'sh', '-c', 'head -c 40000000 /dev/urandom > /big']);
     await ok(src, ['commit', 'w', `${host}/r/big:v1`]);
     await ok(src, ['push', `${host}/r/big:v1`]);
     const root = path.join(disk.dir, 'store');
@@ -108,7 +108,7 @@ test('a pull that fills the disk: one line, and no partial download keeps the sp
     assert.deepEqual(ingest, [], 'partial downloads left after prune');
     assert.ok(used(disk.dir) - before < 2_000_000, `space still used: ${used(disk.dir) - before}`);
     await ok(root, ['import', busyboxTar(), 'bb']);
-    assert.equal((await ok(root, ['run', '--rm', 'bb', 'echo', 'ok'])).trim(), 'ok');
+    assert.equal((await ok(root, ['run', '--network', 'none', '--rm', 'bb', 'echo', 'ok'])).trim(), 'ok');
   } finally {
     disk.done();
     await reg.close();
@@ -138,5 +138,5 @@ test('image prune and system prune reclaim what killed builds and pulls left: RU
     assert.deepEqual(fs.readdirSync(path.join(root, 'build')), [], `${prune.join(' ')} left a build's work dir`);
     assert.deepEqual(fs.readdirSync(path.join(root, 'ingest')), [], `${prune.join(' ')} left the partial download`);
   }
-  assert.equal(plyOk(root, ['run', '--rm', 'bb', 'echo', 'ok']).trim(), 'ok');
+  assert.equal(plyOk(root, ['run', '--network', 'none', '--rm', 'bb', 'echo', 'ok']).trim(), 'ok');
 });

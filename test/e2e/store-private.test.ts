@@ -21,9 +21,9 @@ test('the store is private: 0700 root, 0600 DB files; another user reaches no se
   fs.chmodSync(base, 0o755); // so only the store's own mode stands between nobody and the store
   const root = path.join(base, 'store');
   plyOk(root, ['import', busyboxTar(), 'bb']);
-  plyOk(root, ['run', '--name', 'c', '-e', 'SECRET=hunter2', 'bb', 'sh', '-c', 'cp /bin/busybox /suid && chmod 4755 /suid']);
+  plyOk(root, ['run', '--network', 'none', '--name', 'c', '-e', 'SECRET=hunter2', 'bb', 'sh', '-c', 'cp /bin/busybox /suid && chmod 4755 /suid']);
   plyOk(root, ['commit', 'c', 'suid']);
-  plyOk(root, ['run', '--rm', 'suid', 'true']); // unpacks the layer into snapshots/
+  plyOk(root, ['run', '--network', 'none', '--rm', 'suid', 'true']); // unpacks the layer into snapshots/
   const snapshots = path.join(root, 'snapshots');
   const suid = fs.readdirSync(snapshots).map((d) => path.join(snapshots, d, 'suid')).find((p) => fs.existsSync(p))!;
   const check = () => {
