@@ -17,6 +17,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { ContainerManager } from '../container/manager.js';
+import type { Ulimit } from '../container/store.js';
+import { parseRunMount, type RunMount } from '../dockerfile/mounts.js';
+import type { CacheMounts } from './cachemounts.js';
+import type { ResolvedMounts } from './runmounts.js';
 import { BuildError } from './errors.js';
 import { PlyError } from '../errors.js';
 import { applyConfig } from '../dockerfile/config.js';
@@ -52,6 +56,14 @@ export interface BuildOptions {
   labels?: Record<string, string>;
   /** The network RUN steps use (docker's default: the default bridge). */
   network?: string;
+  /** `--secret`: values by id, for RUN --mount=type=secret (never stored). */
+  secrets?: Record<string, Buffer>;
+  /** `--ssh`: agent sockets by id, for RUN --mount=type=ssh. */
+  ssh?: Record<string, string>;
+  /** `--add-host HOST:IP` for RUN steps. */
+  addHosts?: string[];
+  /** `--ulimit` for RUN steps. */
+  ulimits?: Ulimit[];
   logger: BuildLogger;
   /** Warnings (unused build args, …). */
   warn?: (line: string) => void;
@@ -221,10 +233,22 @@ class Builder {
       const baseStage = this.stageByName(bases[s.index]!, s.index);
       if (baseStage) visit(baseStage);
       for (const c of s.commands) {
-        if ((c.kind === 'COPY' || c.kind === 'ADD') && c.from !== undefined) {
+        const froms: string[] = [];
+        if ((c.kind === 'COPY' || c.kind === 'ADD') && c.from !== undefined) froms.push(c.from);
+        if (c.kind === 'RUN') {
+          for (const m of c.mounts) {
+            try {
+              const from = parseRunMount(m, (w) => w).from;
+              if (from !== undefined) froms.push(from);
+            } catch {
+              // reported when the step runs
+            }
+          }
+        }
+        for (const f of froms) {
           let from: string;
           try {
-            from = expandVariables(c.from, metaEnv);
+            from = expandVariables(f, metaEnv);
           } catch {
             continue;
           }
@@ -626,15 +650,73 @@ class Builder {
     const argPairs = [...state.args.keys()].map((k) => `${k}=${env[k] ?? ''}`);
     const createdBy = `RUN ${argPairs.length > 0 ? `|${argPairs.length} ${argPairs.join(' ')} ` : ''}${args.join(' ')} # buildkit`;
     const network = cmd.network && cmd.network !== 'default' ? cmd.network : (this.opts.network ?? 'bridge');
-    const key = stepKey([state.image.id, createdBy, `network=${network}`, script?.data]);
+    const mounts = await this.runMounts(state, cmd, env);
+    const key = stepKey([state.image.id, createdBy, `network=${network}`, script?.data, ...(mounts ? mounts.keyParts : [])]);
     return this.cached(state, key, async () => ({
       containerConfig: cfg,
       createdBy,
-      layer: await this.runContainer(state, args, network, script),
+      layer: await this.runContainer(state, args, network, script, mounts),
     }));
   }
 
-  private async runContainer(state: State, args: string[], network: string, script?: { name: string; data: string }): Promise<LayerRecord | undefined> {
+  /** RUN --mount: parsed with the step's variables, resolved (what the key needs); undefined without mounts. */
+  private async runMounts(state: State, cmd: ParsedCommand & { kind: 'RUN' }, env: Record<string, string>): Promise<ResolvedMounts | undefined> {
+    if (cmd.mounts.length === 0) return undefined;
+    const parsed: RunMount[] = cmd.mounts.map((m) => {
+      try {
+        return parseRunMount(m, (w) => this.expand(w, env, cmd.instruction.line));
+      } catch (e) {
+        if (e instanceof BuildError) throw e;
+        throw new BuildError(`dockerfile parse error on line ${cmd.instruction.line}: ${(e as Error).message}`);
+      }
+    });
+    const { resolveMounts } = await import('./runmounts.js');
+    return resolveMounts(parsed, {
+      workDir: this.workDir(),
+      workingDir: state.config.config?.WorkingDir || '/',
+      context: () => this.contextTree(),
+      from: async (name) => {
+        const stage = this.stageRef(name, this.currentStage);
+        if (!stage && this.df.stages.some((s) => s.name === name.toLowerCase())) {
+          throw new BuildError(`cannot mount from stage "${name}", stage needs to be defined before current command`);
+        }
+        const src = await this.fromSource(name);
+        return { id: src.image.id, rootfs: () => this.rootfs(src) };
+      },
+      secrets: this.opts.secrets ?? {},
+      ssh: this.opts.ssh ?? {},
+      cacheMounts: await this.cacheMounts(),
+      interrupted: () => this.interrupted,
+    });
+  }
+
+  private async cacheMounts(): Promise<CacheMounts> {
+    const { CacheMounts } = await import('./cachemounts.js');
+    return new CacheMounts(path.join(this.stores.root, 'build', 'cache-mounts'));
+  }
+
+  private async runContainer(
+    state: State,
+    args: string[],
+    network: string,
+    script?: { name: string; data: string },
+    runMounts?: ResolvedMounts,
+  ): Promise<LayerRecord | undefined> {
+    const prepared = await runMounts?.prepare();
+    try {
+      return await this.runPrepared(state, args, network, script, prepared);
+    } finally {
+      await prepared?.release();
+    }
+  }
+
+  private async runPrepared(
+    state: State,
+    args: string[],
+    network: string,
+    script: { name: string; data: string } | undefined,
+    mounts: import('./runmounts.js').PreparedMounts | undefined,
+  ): Promise<LayerRecord | undefined> {
     const manager = await this.manager();
     const { containers } = this.stores;
     const { readLog } = await import('../container/logs.js');
@@ -651,6 +733,7 @@ class Builder {
       fs.writeFileSync(file, script.data, { mode: 0o755 });
       volumes.push(`${file}:/dev/pipes/${script.name}:ro`);
     }
+    if (mounts) extraEnv.push(...mounts.env);
     let c = await manager.create(
       {
         image: state.image.digest,
@@ -659,6 +742,9 @@ class Builder {
         env: extraEnv,
         network,
         volumes,
+        specMounts: mounts?.mounts,
+        addHosts: this.opts.addHosts,
+        ulimits: this.opts.ulimits,
         runtime: process.env.PLY_RUNTIME,
         // A killed build's containers are found by this (prune removes them).
         labels: [`${BUILD_PID_LABEL}=${process.pid}`],
@@ -699,7 +785,7 @@ class Builder {
     };
     let code: number;
     try {
-      code = await manager.supervise(c, 'detached');
+      code = await manager.supervise(c, 'detached', undefined, mounts?.secretEnv.length ? { env: mounts.secretEnv } : undefined);
     } catch (e) {
       clearInterval(timer);
       this.stopCurrent = undefined;

@@ -3,12 +3,14 @@
 //   --all:   every entry; intermediate images go unless a name or a container still holds them.
 
 import fs from 'node:fs';
+import path from 'node:path';
 import type { Digest } from '../oci/types.js';
 import type { Stores } from '../stores.js';
 import { BuildCache } from './cache.js';
+import { CacheMounts } from './cachemounts.js';
 
 export interface PruneResult {
-  /** Image IDs of the deleted intermediate images. */
+  /** Image IDs of the deleted intermediate images, and the ids of the cache mounts removed. */
   deleted: string[];
   /** Cache entries removed. */
   entries: number;
@@ -54,5 +56,8 @@ export function pruneBuildCache(stores: Stores, opts: { all?: boolean } = {}): P
   stores.snapshots.prune(images.usedChainIds());
   let reclaimed = 0;
   for (const b of blobs) reclaimed += sizes.get(b) ?? 0;
-  return { deleted: [...new Set(ids)], entries, reclaimed };
+  // RUN --mount=type=cache directories no build holds now (as buildkit's prune removes exec.cachemount records).
+  const mounts = new CacheMounts(path.join(stores.root, 'build', 'cache-mounts')).prune();
+  reclaimed += mounts.reclaimed;
+  return { deleted: [...new Set(ids), ...mounts.removed], entries: entries + mounts.removed.length, reclaimed };
 }

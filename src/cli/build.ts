@@ -20,6 +20,10 @@ interface BuildFlags {
   quiet?: boolean;
   iidfile?: string;
   progress: string;
+  secret: string[];
+  ssh: string[];
+  addHost: string[];
+  ulimit: string[];
 }
 
 export function registerBuildCommands(program: Command): void {
@@ -38,6 +42,10 @@ export function registerBuildCommands(program: Command): void {
       .option('--pull', 'Always attempt to pull a newer version of the image')
       .option('--label <list>', 'Set metadata for an image', collect, [])
       .option('--network <string>', 'Set the networking mode for the RUN instructions during build (default: bridge; host, none, a network)')
+      .option('--secret <stringArray>', 'Secret to expose to the build (format: "id=mysecret[,src=/local/secret]" or "id=mysecret,env=VAR")', collect, [])
+      .option('--ssh <stringArray>', 'SSH agent socket to expose to the build (format: "default|<id>[=<socket>]")', collect, [])
+      .option('--add-host <list>', 'Add a custom host-to-IP mapping ("host:ip")', collect, [])
+      .option('--ulimit <ulimit>', 'Ulimit options', collect, [])
       .option('-q, --quiet', 'Suppress the build output and print image ID on success')
       .option('--iidfile <string>', 'Write the image ID to the file')
       .addOption(new Option('--progress <string>', 'Set type of progress output').choices(['auto', 'plain', 'tty']).default('auto'))
@@ -87,6 +95,15 @@ async function buildAction(context: string, f: BuildFlags): Promise<void> {
   if (context === '-' && f.file === '-') throw new InvalidArgumentError('invalid argument: can\'t use stdin for both build context and dockerfile');
   const buildArgs = parseKeyValueFlags(f.buildArg, 'build-arg', true);
   const labels = parseKeyValueFlags(f.label, 'label', false);
+  const flags = await import('../engine/build.js');
+  const secrets: Record<string, Buffer> = {};
+  for (const s of f.secret.map(flags.parseSecretFlag)) secrets[s.id] = flags.readSecret(s);
+  const ssh: Record<string, string> = {};
+  for (const v of f.ssh) {
+    const s = flags.parseSshFlag(v);
+    ssh[s.id] = s.socket;
+  }
+  const ulimits = f.ulimit.map(flags.parseUlimit);
   await withEngine(async (engine) => {
     const req: Omit<BuildRequest, 'logger'> = {
       tags: f.tag,
@@ -96,6 +113,10 @@ async function buildAction(context: string, f: BuildFlags): Promise<void> {
       pull: f.pull,
       labels,
       network: f.network,
+      secrets,
+      ssh,
+      extraHosts: f.addHost,
+      ulimits,
       warn: (line) => process.stderr.write(`${line}\n`),
     };
     if (context === '-') {

@@ -6,7 +6,7 @@ import { InvalidArgumentError, PlyError } from '../errors.js';
 import type { ImageConfig } from '../oci/types.js';
 import { parseSignal } from '../runtime/signals.js';
 import { mergeEnv as mergeSpecEnv, type MountSpec } from '../runtime/spec.js';
-import type { ContainerSpec } from './store.js';
+import type { ContainerSpec, Ulimit } from './store.js';
 import type { EndpointConfig } from '../network/index.js';
 import { parseIp } from '../network/ipv4.js';
 import { parsePublish } from '../network/ports.js';
@@ -51,6 +51,10 @@ export interface CreateOptions {
   labels?: string[];
   runtime?: string;
   pull?: 'missing' | 'always' | 'never';
+  /** Mounts already parsed (the builder's RUN --mount), after -v/--mount/--tmpfs. */
+  specMounts?: MountSpec[];
+  /** --ulimit, parsed (parseUlimit). */
+  ulimits?: Ulimit[];
 }
 
 export class NoCommandError extends PlyError {}
@@ -157,6 +161,28 @@ export function parseMountFlag(m: string, cwd = process.cwd()): MountSpec {
   return { type: 'volume', source, target: checkTarget(target, m), readonly };
 }
 
+/** docker's `--ulimit name=soft[:hard]` (-1: unlimited); checked against the kernel's names and soft <= hard. */
+export function parseUlimit(v: string): Ulimit {
+  const eq = v.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError(`invalid argument "${v}" for "--ulimit" flag: invalid ulimit argument: ${v}`);
+  const name = v.slice(0, eq);
+  if (!ULIMIT_NAMES.has(name)) throw new InvalidArgumentError(`invalid argument "${v}" for "--ulimit" flag: invalid ulimit type: ${name}`);
+  const parts = v.slice(eq + 1).split(':');
+  if (parts.length > 2) throw new InvalidArgumentError(`invalid argument "${v}" for "--ulimit" flag: too many limit value arguments - ${v.slice(eq + 1)}, can only have up to two, \`soft[:hard]\``);
+  const num = (s: string) => {
+    if (!/^-?\d+$/.test(s)) throw new InvalidArgumentError(`invalid argument "${v}" for "--ulimit" flag: strconv.ParseInt: parsing "${s}": invalid syntax`);
+    return Number(s);
+  };
+  const soft = num(parts[0]!);
+  const hard = parts.length === 2 ? num(parts[1]!) : soft;
+  if (soft !== -1 && hard !== -1 && soft > hard) {
+    throw new InvalidArgumentError(`invalid argument "${v}" for "--ulimit" flag: ulimit soft limit must be less than or equal to hard limit: ${soft} > ${hard}`);
+  }
+  return { name, soft, hard };
+}
+
+const ULIMIT_NAMES = new Set(['core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack']);
+
 /** `--tmpfs /path[:opts]` */
 export function parseTmpfsFlag(t: string): MountSpec {
   const i = t.indexOf(':');
@@ -168,6 +194,16 @@ export function parseTmpfsFlag(t: string): MountSpec {
 function checkWorkdir(w: string): string {
   if (!w.startsWith('/')) throw new InvalidArgumentError(`the working directory '${w}' is invalid, it needs to be an absolute path`);
   return path.posix.normalize(w);
+}
+
+/** `--add-host HOST:IP` entries, checked as docker's CLI does. */
+export function checkAddHosts(list: string[]): void {
+  for (const h of list) {
+    const i = h.indexOf(':');
+    if (i <= 0 || i === h.length - 1) throw new InvalidArgumentError(`invalid argument "${h}" for "--add-host" flag: bad format for add-host: "${h}"`);
+    const ip = h.slice(i + 1);
+    if (ip !== 'host-gateway' && parseIp(ip) === undefined && !ip.includes(':')) throw new InvalidArgumentError(`invalid argument "${h}" for "--add-host" flag: invalid IP address in add-host: "${ip}"`);
+  }
 }
 
 /** The network part of a spec, with docker's checks of flags that do not go together. */
@@ -186,12 +222,7 @@ function networkSettings(o: CreateOptions, network: string, cfg: NonNullable<Ima
   if (!userNet && o.ip) throw new InvalidArgumentError('user specified IP address is supported on user defined networks only');
   if (o.ip && parseIp(o.ip) === undefined) throw new InvalidArgumentError(`invalid IPv4 address: ${o.ip}`);
   if (o.macAddress && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(o.macAddress)) throw new InvalidArgumentError(`${o.macAddress} is not a valid mac address`);
-  for (const h of o.addHosts ?? []) {
-    const i = h.indexOf(':');
-    if (i <= 0 || i === h.length - 1) throw new InvalidArgumentError(`invalid argument "${h}" for "--add-host" flag: bad format for add-host: "${h}"`);
-    const ip = h.slice(i + 1);
-    if (ip !== 'host-gateway' && parseIp(ip) === undefined && !ip.includes(':')) throw new InvalidArgumentError(`invalid argument "${h}" for "--add-host" flag: invalid IP address in add-host: "${ip}"`);
-  }
+  checkAddHosts(o.addHosts ?? []);
   for (const d of o.dns ?? []) if (parseIp(d) === undefined) throw new InvalidArgumentError(`${d} is not an ip address`);
   let portBindings = parsePublish(o.publish ?? []);
   let publishAll = o.publishAll ?? false;
@@ -241,6 +272,7 @@ export function buildContainerSpec(o: CreateOptions, image: ImageConfig, id: str
     ...(o.volumes ?? []).map((v) => parseVolumeFlag(v)),
     ...(o.mounts ?? []).map((m) => parseMountFlag(m)),
     ...(o.tmpfs ?? []).map(parseTmpfsFlag),
+    ...(o.specMounts ?? []),
   ];
   const seen = new Set<string>();
   for (const m of mounts) {
@@ -288,5 +320,6 @@ export function buildContainerSpec(o: CreateOptions, image: ImageConfig, id: str
     runtime: o.runtime ?? 'runc',
     anonymousVolumes: [],
     exposedPorts: net.exposedPorts ?? cfg.ExposedPorts,
+    ...(o.ulimits?.length ? { ulimits: o.ulimits } : {}),
   };
 }

@@ -38,6 +38,11 @@ export class StartError extends PlyError {
 
 export type AttachMode = 'attached' | 'detached';
 
+/** What one run of a container gets besides its spec, never recorded (a build's secret environment variables). */
+export interface RuntimeExtras {
+  env?: string[];
+}
+
 /** Streams for an exec's stdio instead of this process's (no TTY then): what an API connection carries. */
 export interface ExecIO {
   stdin?: Readable;
@@ -225,7 +230,7 @@ export class ContainerManager {
   }
 
   /** Mounts the rootfs and writes the runtime bundle (containers/<id>/config.json). */
-  async prepare(c: Container): Promise<{ bundle: string; rootfs: string; spec: RuntimeSpec; netFd?: number }> {
+  async prepare(c: Container, extra: RuntimeExtras = {}): Promise<{ bundle: string; rootfs: string; spec: RuntimeSpec; netFd?: number }> {
     const dir = this.containers.pathOf(c.id);
     const rec = this.images.get(c.image);
     if (!rec) throw new NotFoundError(`image ${c.imageRef} of container ${c.name} is gone`);
@@ -248,6 +253,7 @@ export class ContainerManager {
       const user = resolveUser(rootfs, s.user);
       const env = [...s.env];
       if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home || '/'}`);
+      if (extra.env?.length) env.push(...extra.env);
       const mounts: MountSpec[] = [];
       for (const m of s.mounts) {
         if (m.type === 'volume') {
@@ -287,6 +293,7 @@ export class ContainerManager {
         privileged: s.privileged,
         capAdd: s.capAdd,
         capDrop: s.capDrop,
+        ...(s.ulimits?.length ? { rlimits: s.ulimits.map((u) => ({ type: u.name, soft: u.soft, hard: u.hard })) } : {}),
         cgroupsPath: `/ply/${c.id}`,
         annotations: { 'org.opencontainers.image.ref.name': c.imageRef },
       });
@@ -329,7 +336,7 @@ export class ContainerManager {
    * Runs the container's process under the runtime and waits for it: the attached CLI and the detached
    * monitor both come here. `onStarted` is called once the process runs (or with the reason it could not).
    */
-  async supervise(c: Container, mode: AttachMode, onStarted?: (err?: StartError) => void): Promise<number> {
+  async supervise(c: Container, mode: AttachMode, onStarted?: (err?: StartError) => void, extra?: RuntimeExtras): Promise<number> {
     const dir = this.containers.pathOf(c.id);
     const pidFile = path.join(dir, 'pid');
     const runtimeLog = path.join(dir, 'runtime.log');
@@ -337,7 +344,7 @@ export class ContainerManager {
     fs.writeFileSync(runtimeLog, '');
     let prepared: Awaited<ReturnType<ContainerManager['prepare']>>;
     try {
-      prepared = await this.prepare(c);
+      prepared = await this.prepare(c, extra);
     } catch (e) {
       const err = e instanceof StartError ? e : new StartError((e as Error).message, 125);
       this.containers.update(c.id, { error: err.message, exitCode: err.exitCode });

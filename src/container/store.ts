@@ -48,6 +48,14 @@ export interface ContainerSpec {
   runtime: string;
   anonymousVolumes: string[];
   exposedPorts?: Record<string, Record<string, never>>;
+  /** docker's HostConfig.Ulimits (never above the caller's hard limits when applied). */
+  ulimits?: Ulimit[];
+}
+
+export interface Ulimit {
+  name: string;
+  soft: number;
+  hard: number;
 }
 
 export interface Container {

@@ -4,6 +4,7 @@
 import { applyConfig, parseConfigCommand, type ConfigCommand } from './config.js';
 import { parseBuilderFlags, type FlagSpec } from './instruction.js';
 import { chompHeredocContent, DockerfileParseError, parseHeredocWord, parseLines, type Heredoc, type Instruction } from './lines.js';
+import { parseRunMount } from './mounts.js';
 import { splitWords } from './shell.js';
 
 export { chompHeredocContent, DockerfileParseError, parseHeredocWord, parseLines, type Heredoc, type Instruction, type ParsedLines } from './lines.js';
@@ -27,7 +28,8 @@ export interface SourceContent {
 export type Command =
   | { kind: 'FROM'; base: string; stageName?: string; platform?: string }
   | { kind: 'ARG'; args: KeyValueOptional[] }
-  | { kind: 'RUN'; cmdLine: string[]; prependShell: boolean; network?: string; files: Heredoc[] }
+  /** `mounts`: the `--mount` values as written (variables are expanded at build time: parseRunMount). */
+  | { kind: 'RUN'; cmdLine: string[]; prependShell: boolean; network?: string; files: Heredoc[]; mounts: string[] }
   | {
       kind: 'COPY' | 'ADD';
       sources: string[];
@@ -171,14 +173,15 @@ function toCommand(ins: Instruction): Command {
     }
     case 'RUN': {
       const flags = flagsOf(ins, { mount: 'string', network: 'string', security: 'string' }, ['mount']);
-      if (ins.flags.some((f) => f.startsWith('--mount'))) throw new Error('RUN --mount is not supported by ply yet');
+      const mounts = ins.flags.filter((f) => /^--mount(=|$)/.test(f)).map((f) => f.slice('--mount='.length));
+      for (const m of mounts) parseRunMount(m);
       const network = flags.get('network');
       if (network !== undefined && !['default', 'none', 'host'].includes(network)) throw new Error(`unsupported network mode: ${network}`);
       if (flags.get('security') && flags.get('security') !== 'sandbox') throw new Error(`RUN --security=${flags.get('security')} is not supported by ply`);
       if (ins.args === '') throw new Error('RUN requires at least one argument');
       const files = ins.heredocs;
-      if (ins.json) return { kind: 'RUN', cmdLine: ins.json, prependShell: false, ...(network ? { network } : {}), files };
-      return { kind: 'RUN', cmdLine: [ins.args], prependShell: true, ...(network ? { network } : {}), files };
+      if (ins.json) return { kind: 'RUN', cmdLine: ins.json, prependShell: false, ...(network ? { network } : {}), files, mounts };
+      return { kind: 'RUN', cmdLine: [ins.args], prependShell: true, ...(network ? { network } : {}), files, mounts };
     }
     case 'COPY':
     case 'ADD': {

@@ -6,15 +6,19 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { BuildResult } from '../builder/builder.js';
 import type { BuildLogger } from '../builder/output.js';
+import type { Ulimit } from '../container/store.js';
 import { InvalidArgumentError } from '../errors.js';
 import { ImageStore } from '../image/store.js';
 import { tagName } from '../reference/reference.js';
 import type { Stores } from '../stores.js';
 import type { BuildCachePruneResponse } from './types.js';
 
-export type { BuildLogger, BuildResult };
+export type { BuildLogger, BuildResult, Ulimit };
 export { BuildError } from '../builder/errors.js';
 export { ClassicLogger, QuietLogger, TtyLogger } from '../builder/output.js';
+export { parseSecretFlag, readSecret, parseSshFlag, type SecretSpec } from '../builder/flags.js';
+export { parseUlimit } from '../container/create.js';
+import { checkAddHosts } from '../container/create.js';
 
 export interface BuildRequest {
   /** The context: a directory, a tar (plain or compressed; the Dockerfile inside it), or none (an empty one). */
@@ -33,6 +37,14 @@ export interface BuildRequest {
   labels?: Record<string, string>;
   /** The network RUN steps get (docker's default: the default bridge; host, none, a network's name). */
   network?: string;
+  /** Secrets for RUN --mount=type=secret, by id (docker's --secret, read by the caller). Never stored. */
+  secrets?: Record<string, Buffer>;
+  /** ssh agent sockets for RUN --mount=type=ssh, by id (docker's --ssh id=SOCKET). */
+  ssh?: Record<string, string>;
+  /** docker's ExtraHosts: HOST:IP entries added to RUN steps' /etc/hosts. */
+  extraHosts?: string[];
+  /** docker's Ulimits for RUN steps (capped at the caller's hard limits). */
+  ulimits?: Ulimit[];
   logger: BuildLogger;
   /** Warnings (unused build args, …). */
   warn?: (line: string) => void;
@@ -47,6 +59,7 @@ export class BuildService {
     const network = req.network === undefined || req.network === 'default' ? undefined : req.network;
     if (network?.startsWith('container:')) throw new InvalidArgumentError(`network mode "${req.network}" not supported by ply build`);
     const tags = (req.tags ?? []).map(tagName);
+    checkAddHosts(req.extraHosts ?? []);
     let tmp: string | undefined;
     try {
       let contextDir: string;
@@ -93,6 +106,10 @@ export class BuildService {
         pull: req.pull,
         labels: req.labels,
         network,
+        secrets: req.secrets,
+        ssh: req.ssh,
+        addHosts: req.extraHosts,
+        ulimits: req.ulimits,
         logger: req.logger,
         warn: req.warn,
       });

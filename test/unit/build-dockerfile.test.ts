@@ -1,6 +1,8 @@
 // The Dockerfile parser: lines, directives, continuations, heredocs, exec/shell forms, instruction checks, stages.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { csvFields, parseRunMount, ramInBytes } from '../../src/dockerfile/mounts.js';
+import { parseSecretFlag, parseSshFlag } from '../../src/builder/flags.js';
 import { DockerfileParseError, parseDockerfile, parseHeredocWord, parseLines, parseTrigger, type ParsedCommand } from '../../src/dockerfile/parser.js';
 
 function lines(text: string) {
@@ -236,10 +238,10 @@ describe('instructions', () => {
     rejects('FROM x\nSHELL /bin/bash -c', 'dockerfile parse error on line 2: SHELL requires the arguments to be in JSON form');
   });
 
-  it('RUN flags: --network is accepted, --mount is not supported yet', () => {
+  it('RUN flags: --network and --mount are accepted; --mount from= may not use variables', () => {
     const [, run] = commands('FROM x\nRUN --network=none echo');
     assert.equal(run!.kind === 'RUN' && run.network, 'none');
-    rejects('FROM x\nRUN --mount=type=cache,target=/x true', /RUN --mount is not supported/);
+    rejects('FROM x\nRUN --mount=from=$STAGE_$X,target=/x true', /'from' doesn't support variable expansion/);
     rejects('FROM x\nRUN --network=bridge true', /unsupported network mode: bridge/);
   });
 
@@ -267,5 +269,64 @@ describe('instructions', () => {
   it('MAINTAINER and the config instructions are accepted', () => {
     const kinds = commands('FROM x\nMAINTAINER me\nCMD x\nENTRYPOINT ["y"]\nENV A=1\nLABEL a=b\nEXPOSE 80\nUSER app\nWORKDIR /w\nVOLUME /v\nSTOPSIGNAL SIGTERM\nHEALTHCHECK NONE\nONBUILD RUN x').map((c) => c.kind);
     assert.deepEqual(kinds, ['FROM', 'MAINTAINER', ...Array(11).fill('CONFIG')]);
+  });
+});
+
+describe('RUN --mount specs (buildkit commands_runmount.go)', () => {
+  const parse = (v: string) => parseRunMount(v, (w) => w.replace('$T', '/expanded'));
+
+  it('defaults: bind, read-only; cache and tmpfs writable; keys and flags in any case', () => {
+    assert.deepEqual(parse('target=/x'), { type: 'bind', readOnly: true, required: false, target: '/x' });
+    assert.equal(parse('type=cache,target=/x').readOnly, false);
+    assert.equal(parse('type=tmpfs,target=/x').readOnly, false);
+    assert.equal(parse('type=bind,target=/x,rw').readOnly, false);
+    assert.equal(parse('type=cache,target=/x,ro').readOnly, true);
+    assert.equal(parse('type=bind,target=/x,readwrite=true').readOnly, false);
+    assert.equal(parse('TYPE=Cache,Target=$T').target, '/expanded');
+    assert.deepEqual(parse('type=cache,id=go,target=/root/.cache,sharing=LOCKED,uid=1000,gid=1000,mode=0700'), {
+      type: 'cache', readOnly: false, required: false, id: 'go', target: '/root/.cache', sharing: 'locked', uid: 1000, gid: 1000, mode: 0o700,
+    });
+    assert.equal(parse('type=tmpfs,target=/t,size=64m').sizeLimit, 64 << 20);
+    assert.deepEqual(parse('type=secret,id=tok,env=TOKEN,required'), { type: 'secret', readOnly: true, required: true, id: 'tok', env: 'TOKEN' });
+  });
+
+  it('refuses what buildkit refuses, with its messages', () => {
+    const bad: [string, RegExp][] = [
+      ['type=bind,target=/x,mode=0700', /mode not allowed for "bind" type mounts/],
+      ['type=tmpfs,target=/x,uid=1', /uid not allowed for "tmpfs" type mounts/],
+      ['type=bind,target=/x,required', /unexpected key 'required' for mount type 'bind'/],
+      ['type=cache,target=/x,size=1m', /unexpected key 'size' for mount type 'cache'/],
+      ['type=cache,target=/x,sharing=sometimes', /unsupported sharing value "sometimes"/],
+      ['type=bind,target=/x,sharing=locked', /invalid cache sharing set for bind mount/],
+      ['type=secret', /invalid secret mount. one of source, target required/],
+      ['type=secret,id=a,source=b', /both source and id can't be set/],
+      ['type=secret,id=a,from=x', /secret mount should not have a from/],
+      ['type=ssh,source=x', /ssh does not support source/],
+      ['type=cache,target=/x,mode=9', /invalid value 9 for mode/],
+      ['type=bind,target=/x,ro=maybe', /invalid value for ro: maybe/],
+      ['type=bind,target=/x,bogus=1', /unexpected key 'bogus' in 'bogus=1'/],
+      ['type=bind,novalue', /invalid field 'novalue' must be a key=value pair/],
+    ];
+    for (const [v, re] of bad) assert.throws(() => parse(v), re, v);
+  });
+
+  it('CSV fields: quotes keep commas; sizes in docker units', () => {
+    assert.deepEqual(csvFields('a=1,"b=2,3",c='), ['a=1', 'b=2,3', 'c=']);
+    assert.deepEqual(csvFields('"x=""q"""'), ['x="q"']);
+    assert.throws(() => csvFields('a="b'), /bare "/);
+    assert.equal(ramInBytes('100'), 100);
+    assert.equal(ramInBytes('1.5k'), 1536);
+    assert.equal(ramInBytes('2GiB'), 2 * 1024 ** 3);
+    assert.equal(ramInBytes('lots'), undefined);
+  });
+
+  it('--secret and --ssh flags as buildx reads them', () => {
+    assert.deepEqual(parseSecretFlag('id=a,src=/f'), { id: 'a', file: '/f' });
+    assert.deepEqual(parseSecretFlag('id=a,env=VAR'), { id: 'a', env: 'VAR' });
+    assert.deepEqual(parseSecretFlag('type=env,id=a,src=VAR'), { id: 'a', env: 'VAR' });
+    assert.deepEqual(parseSecretFlag('src=/run/keys/token'), { id: 'token', file: '/run/keys/token' });
+    assert.throws(() => parseSecretFlag('id=a,type=vault'), /unsupported secret type "vault"/);
+    assert.throws(() => parseSshFlag('default', {}), /SSH_AUTH_SOCK/);
+    assert.throws(() => parseSshFlag('default=/etc/passwd', {}), /not an agent socket/);
   });
 });

@@ -1,0 +1,94 @@
+// The build's own flags as docker buildx reads them: --secret, --ssh, -o/--output, --cache-from/--cache-to
+// (comma-separated key=value fields, CSV quoting). Pure parsing; reading files and sockets is the caller's.
+import fs from 'node:fs';
+import { InvalidArgumentError } from '../errors.js';
+import { csvFields } from '../dockerfile/mounts.js';
+
+function fieldsOf(flag: string, value: string): [string, string | undefined][] {
+  let fields: string[];
+  try {
+    fields = csvFields(value);
+  } catch (e) {
+    throw new InvalidArgumentError(`invalid argument "${value}" for "--${flag}" flag: ${(e as Error).message}`);
+  }
+  return fields.map((f) => {
+    const eq = f.indexOf('=');
+    return eq < 0 ? [f.toLowerCase(), undefined] : [f.slice(0, eq).toLowerCase(), f.slice(eq + 1)];
+  });
+}
+
+export interface SecretSpec {
+  id: string;
+  /** Read from this file … */
+  file?: string;
+  /** … or this environment variable. */
+  env?: string;
+}
+
+/** `--secret id=ID[,src=FILE|,env=VAR][,type=file|env]` (buildx); with neither, the variable named ID. */
+export function parseSecretFlag(value: string): SecretSpec {
+  let type: string | undefined;
+  const s: Partial<SecretSpec> = {};
+  for (const [k, v] of fieldsOf('secret', value)) {
+    if (v === undefined) throw new InvalidArgumentError(`invalid field '${k}' must be a key=value pair`);
+    switch (k) {
+      case 'type':
+        if (v !== 'file' && v !== 'env') throw new InvalidArgumentError(`unsupported secret type "${v}"`);
+        type = v;
+        break;
+      case 'id':
+        s.id = v;
+        break;
+      case 'source':
+      case 'src':
+        s.file = v;
+        break;
+      case 'env':
+        s.env = v;
+        break;
+      default:
+        throw new InvalidArgumentError(`unexpected key '${k}' in '${k}=${v}'`);
+    }
+  }
+  if (type === 'env' && s.env === undefined) {
+    s.env = s.file;
+    delete s.file;
+  }
+  if (!s.id) {
+    // buildx: the id defaults to the file's or variable's name.
+    if (s.file) s.id = s.file.split('/').pop();
+    else if (s.env) s.id = s.env;
+  }
+  if (!s.id) throw new InvalidArgumentError(`invalid secret "${value}": an id is required`);
+  return s as SecretSpec;
+}
+
+/** The secret's value: from its file, its variable, or (neither given) the variable named like its id. */
+export function readSecret(s: SecretSpec, env: NodeJS.ProcessEnv = process.env): Buffer {
+  if (s.file !== undefined) {
+    try {
+      return fs.readFileSync(s.file);
+    } catch (e) {
+      throw new InvalidArgumentError(`failed to read secret ${s.id}: ${(e as Error).message}`);
+    }
+  }
+  const name = s.env ?? s.id;
+  const v = env[name];
+  if (v === undefined) throw new InvalidArgumentError(`secret ${s.id}: environment variable ${name} is not set`);
+  return Buffer.from(v);
+}
+
+/** `--ssh default|ID[=SOCKET]`: an agent socket by id (default: $SSH_AUTH_SOCK). Key files are not read. */
+export function parseSshFlag(value: string, env: NodeJS.ProcessEnv = process.env): { id: string; socket: string } {
+  const eq = value.indexOf('=');
+  const id = eq < 0 ? value : value.slice(0, eq);
+  const paths = eq < 0 ? [] : value.slice(eq + 1).split(',');
+  if (!id) throw new InvalidArgumentError(`invalid argument "${value}" for "--ssh" flag: an id is required`);
+  if (paths.length > 1) throw new InvalidArgumentError(`--ssh ${value}: ply forwards one agent socket per id (key files are not supported)`);
+  const socket = paths[0] || env.SSH_AUTH_SOCK;
+  if (!socket) throw new InvalidArgumentError(`invalid empty ssh agent socket: make sure SSH_AUTH_SOCK is set`);
+  const st = fs.statSync(socket, { throwIfNoEntry: false });
+  if (!st) throw new InvalidArgumentError(`--ssh ${id}: ${socket}: no such file or directory`);
+  if (!st.isSocket()) throw new InvalidArgumentError(`--ssh ${id}: ${socket} is not an agent socket (ply forwards agents; key files are not supported)`);
+  return { id, socket };
+}
