@@ -11,6 +11,7 @@ export type { BuildService, BuildRequest, BuildResult, BuildLogger } from './eng
 export type { VolumeService } from './engine/volumes.js';
 export type { NetworkService, CreateNetworkOptions } from './engine/networks.js';
 export type { SystemService, SystemPruneResponse, Problem } from './engine/system.js';
+export type { EventsOptions } from './engine/events.js';
 export { defaultRoot, openStores, type Stores } from './stores.js';
 export type { ImageRecord } from './image/store.js';
 export type { ExecIO } from './container/manager.js';

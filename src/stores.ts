@@ -11,6 +11,7 @@ import { Snapshots } from './snapshot/index.js';
 import { VolumeStore } from './volume/store.js';
 import { Networks } from './network/index.js';
 import { ensurePrivateRoot } from './util/fs.js';
+import { EventLog } from './events/log.js';
 
 export interface Stores {
   /** The store root ($PLY_ROOT). */
@@ -24,6 +25,8 @@ export interface Stores {
   readonly volumes: VolumeStore;
   /** Networks, addresses, published ports (records in the DB, bridges and rules on the host). */
   readonly networks: Networks;
+  /** docker's events: appended by the modules that do the work, followed by `ply events` and the API's /events. */
+  readonly events: EventLog;
 }
 
 /** Store root; $PLY_ROOT, else /var/lib/ply as root, else $XDG_DATA_HOME/ply. */
@@ -39,6 +42,7 @@ export function openStores(root: string = defaultRoot()): Stores & { close(): vo
   ensurePrivateRoot(root);
   const db = openDb(path.join(root, 'ply.db'));
   const content = new ContentStore(root);
+  const events = new EventLog(root, db);
   return {
     root,
     db,
@@ -46,8 +50,9 @@ export function openStores(root: string = defaultRoot()): Stores & { close(): vo
     images: new ImageStore(db, content),
     snapshots: new Snapshots(root, db, content),
     containers: new ContainerStore(root, db),
-    volumes: new VolumeStore(root, db),
-    networks: new Networks(root, db),
+    volumes: new VolumeStore(root, db, events),
+    networks: new Networks(root, db, events),
+    events,
     close: () => db.close(),
   };
 }

@@ -25,7 +25,7 @@ import { BuildError } from './errors.js';
 import { PlyError } from '../errors.js';
 import { applyConfig } from '../dockerfile/config.js';
 import { expandVariables, expandWords, parseKeyValues } from '../dockerfile/shell.js';
-import type { ImageRecord, ImageStore, LayerRecord, Lease } from '../image/store.js';
+import { ImageStore, type ImageRecord, type LayerRecord, type Lease } from '../image/store.js';
 import { creationTime, writeImage } from '../image/write.js';
 import { formatPlatform, hostPlatform, parsePlatform } from '../oci/platform.js';
 import type { ContainerConfig, HistoryEntry, ImageConfig, Platform } from '../oci/types.js';
@@ -280,7 +280,10 @@ class Builder {
     const unused = Object.keys(this.buildArgs).filter((k) => !this.consumed.has(k) && !PROXY_ARGS.has(k));
     if (unused.length > 0) this.opts.warn?.(`[Warning] One or more build-args [${unused.join(' ')}] were not consumed`);
     const tags = this.opts.tags ?? [];
-    for (const t of tags) this.images.setName(t, final.image.digest);
+    for (const t of tags) {
+      this.images.setName(t, final.image.digest);
+      this.stores.events.emit('image', 'tag', final.image.id, { ...(this.images.config(final.image).config?.Labels ?? {}), name: ImageStore.display(t) });
+    }
     this.cache.touch(this.hits);
     return { image: final.image, tags, executed: this.executed };
   }

@@ -26,7 +26,7 @@ const COMMAND_MODULE: Record<string, string> = {
   save: 'archive',
   load: 'archive',
   ...Object.fromEntries(['pull', 'push', 'login', 'logout'].map((c) => [c, 'distribution'])),
-  ...Object.fromEntries(['version', 'info', 'system'].map((c) => [c, 'system'])),
+  ...Object.fromEntries(['version', 'info', 'system', 'events'].map((c) => [c, 'system'])),
   registry: 'registry',
   build: 'build',
   builder: 'build',

@@ -3,6 +3,9 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { withEngine, out } from './engine.js';
 import { humanSize } from './format.js';
+import { collect } from './options.js';
+import type { EventMessage } from '../engine.js';
+import { InvalidArgumentError } from '../errors.js';
 
 export function registerSystemCommands(program: Command): void {
   program
@@ -82,6 +85,17 @@ export function registerSystemCommands(program: Command): void {
   program.command('info').description('Display system-wide information').option('-f, --format <string>', 'Format output using a custom template').action(infoAction);
 
   const system = program.command('system').description('Manage ply').usage('COMMAND');
+
+  for (const cmd of [program.command('events'), system.command('events')]) {
+    cmd
+      .description('Get real time events from the server')
+      .usage('[OPTIONS]')
+      .option('-f, --filter <filter>', 'Filter output based on conditions provided', collect, [])
+      .option('--format <string>', "Format output using a custom template: 'json' or a Go template")
+      .option('--since <string>', 'Show all events created since timestamp')
+      .option('--until <string>', 'Stream events until this timestamp')
+      .action(eventsAction);
+  }
   system.command('info').description('Display system-wide information').option('-f, --format <string>', 'Format output using a custom template').action(infoAction);
   system
     .command('check')
@@ -167,4 +181,59 @@ export function registerSystemCommands(program: Command): void {
         out(renderTable(format, rows, { Type: 'TYPE', TotalCount: 'TOTAL', Active: 'ACTIVE', Size: 'SIZE', Reclaimable: 'RECLAIMABLE' }));
       }),
     );
+}
+
+/** docker events: one line per event (docker's layout, or --format), until --until passes or the user stops it. */
+async function eventsAction(f: { filter: string[]; format?: string; since?: string; until?: string }): Promise<void> {
+  for (const v of f.filter) {
+    if (v.indexOf('=') <= 0) throw new InvalidArgumentError(`invalid argument "${v}" for "-f, --filter" flag: bad format of filter (expected name=value)`);
+  }
+  await withEngine(async (engine) => {
+    let events: AsyncIterable<EventMessage>;
+    try {
+      events = engine.system.events({ since: f.since, until: f.until, filters: f.filter });
+    } catch (e) {
+      // docker's CLI parses the times itself: its message alone, exit 1.
+      if (!(e instanceof InvalidArgumentError)) throw e;
+      process.stderr.write(`${e.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    let line: (e: EventMessage) => string = eventLine;
+    if (f.format) {
+      const { compileTemplate } = await import('../gotemplate/template.js');
+      // docker's events use the template as it is (no \t unescaping, no table).
+      const tmpl = compileTemplate(f.format === 'json' ? '{{json .}}' : f.format, { unescape: false });
+      line = (e) => `${tmpl(eventTemplateData(e))}\n`;
+    }
+    for await (const e of events) out(line(e));
+  });
+}
+
+/** The event as the docker CLI's template sees it (Go's field names; `json` prints the API's shape). */
+function eventTemplateData(e: EventMessage) {
+  return {
+    Status: e.status ?? '',
+    ID: e.id ?? '',
+    From: e.from ?? '',
+    Type: e.Type,
+    Action: e.Action,
+    Actor: e.Actor,
+    Scope: e.scope,
+    Time: e.time,
+    TimeNano: e.timeNano,
+    toJSON: () => e,
+  };
+}
+
+/** docker's default line: local time with nanoseconds, type, action, actor, then (k=v, ...) sorted by key. */
+function eventLine(e: EventMessage): string {
+  const micros = Math.round(e.timeNano / 1000);
+  const d = new Date(Math.floor(micros / 1000));
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  const off = -d.getTimezoneOffset();
+  const zone = off === 0 ? 'Z' : `${off < 0 ? '-' : '+'}${p(Math.floor(Math.abs(off) / 60))}:${p(Math.abs(off) % 60)}`;
+  const time = `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(micros % 1_000_000, 6)}000${zone}`;
+  const attrs = Object.keys(e.Actor.Attributes).sort().map((k) => `${k}=${e.Actor.Attributes[k]}`);
+  return `${time} ${e.Type} ${e.Action} ${e.Actor.ID}${attrs.length ? ` (${attrs.join(', ')})` : ''}\n`;
 }

@@ -22,6 +22,7 @@ import { LogWriter } from './logs.js';
 import type { Container } from './store.js';
 import type { ContainerNetSpec, EndpointConfig, Networks } from '../network/index.js';
 import { removeTree } from '../util/fs.js';
+import type { EventLog } from '../events/log.js';
 
 /** Defined (true) by the bundler for dist/ply.cjs; undeclared in the unbundled build. */
 declare const PLY_BUNDLED: boolean | undefined;
@@ -59,6 +60,7 @@ export class ContainerManager {
   private readonly containers: Stores['containers'];
   private readonly volumes: Stores['volumes'];
   readonly networks: Networks;
+  private readonly events: EventLog;
 
   constructor(readonly stores: Stores) {
     this.root = stores.root;
@@ -67,6 +69,34 @@ export class ContainerManager {
     this.containers = stores.containers;
     this.volumes = stores.volumes;
     this.networks = stores.networks;
+    this.events = stores.events;
+  }
+
+  /**
+   * Logs a container event as dockerd does: the actor is the container, its attributes `extra`, then its labels,
+   * its image (as the user named it) and its name.
+   */
+  event(c: Container, action: string, extra: Record<string, string> = {}): void {
+    this.events.emit('container', action, c.id, { ...extra, ...c.spec.labels, image: c.imageRef, name: c.name });
+  }
+
+  /** network connect/disconnect events for each network a container is on (docker logs them for host and none too). */
+  private networkEvents(c: Container, action: 'connect' | 'disconnect'): void {
+    if (c.spec.network.startsWith('container:')) return;
+    for (const name of Object.keys(c.spec.networks ?? { [c.spec.network]: {} })) {
+      const net = this.networks.store.find(name);
+      if (net) this.events.emit('network', action, net.id, { container: c.id, name: net.name, type: net.driver });
+    }
+  }
+
+  /** volume mount/unmount events for the named and anonymous volumes of a container. */
+  private volumeEvents(c: Container, action: 'mount' | 'unmount'): void {
+    for (const m of c.spec.mounts) {
+      if (m.type !== 'volume' || !m.source) continue;
+      const attrs: Record<string, string> = { container: c.id, driver: 'local' };
+      if (action === 'mount') Object.assign(attrs, { destination: m.target, propagation: '', 'read/write': String(!m.readonly) });
+      this.events.emit('volume', action, m.source, attrs);
+    }
   }
 
   runtime(c: Container): Runtime {
@@ -101,6 +131,7 @@ export class ContainerManager {
       this.containers.delete(c.id);
       throw e;
     }
+    this.event(c, 'create');
     return c;
   }
 
@@ -168,7 +199,10 @@ export class ContainerManager {
     if (networks[net.name] !== undefined) throw new ConflictError(`endpoint with name ${c.name} already exists in network ${net.name}`);
     if (cfg.ip && !net.ipamUser) throw new ConflictError('user specified IP address is supported only when connecting to networks with user configured subnets');
     const clean: EndpointConfig = { ...(cfg.aliases?.length ? { aliases: cfg.aliases } : {}), ...(cfg.ip ? { ip: cfg.ip } : {}) };
-    if (this.isRunning(c)) this.networks.connectRunning(this.netSpec(c), c.pid, net, clean);
+    if (this.isRunning(c)) {
+      this.networks.connectRunning(this.netSpec(c), c.pid, net, clean);
+      this.events.emit('network', 'connect', net.id, { container: c.id, name: net.name, type: net.driver });
+    }
     networks[net.name] = clean;
     this.containers.update(c.id, { spec: { ...s, networks } });
   }
@@ -181,7 +215,10 @@ export class ContainerManager {
     const networks = { ...(s.networks ?? { [s.network]: {} }) };
     if (net.driver === 'host' && s.network === 'host') throw new ConflictError('container cannot be disconnected from host network or connected to host network');
     if (networks[net.name] === undefined && s.network !== net.name) throw new ConflictError(`container ${c.id} is not connected to network ${net.name}`);
-    if (this.isRunning(c)) this.networks.disconnectRunning(c.id, net);
+    if (this.isRunning(c)) {
+      this.networks.disconnectRunning(c.id, net);
+      this.events.emit('network', 'disconnect', net.id, { container: c.id, name: net.name, type: net.driver });
+    }
     delete networks[net.name];
     // A container left without networks keeps docker's shape: NetworkMode stays, it starts with none of them.
     const rest = Object.keys(networks);
@@ -298,6 +335,8 @@ export class ContainerManager {
         annotations: { 'org.opencontainers.image.ref.name': c.imageRef },
       });
       writeBundle(dir, spec);
+      this.networkEvents(c, 'connect');
+      this.volumeEvents(c, 'mount');
       return { bundle: dir, rootfs, spec, netFd: net.fd };
     } catch (e) {
       if (net?.fd !== undefined) fs.closeSync(net.fd);
@@ -342,6 +381,7 @@ export class ContainerManager {
     const runtimeLog = path.join(dir, 'runtime.log');
     fs.rmSync(pidFile, { force: true });
     fs.writeFileSync(runtimeLog, '');
+    if (mode === 'attached') this.event(c, 'attach');
     let prepared: Awaited<ReturnType<ContainerManager['prepare']>>;
     try {
       prepared = await this.prepare(c, extra);
@@ -411,6 +451,7 @@ export class ContainerManager {
     if (startedPid > 0) {
       started = true;
       this.containers.update(c.id, { state: 'running', pid: startedPid, startedAt: Date.now(), exitCode: 0, error: '', finishedAt: 0 });
+      this.event(c, 'start');
       release(true);
       onStarted?.();
     }
@@ -428,14 +469,21 @@ export class ContainerManager {
     // `runc run` removes its own state when it exits; only a killed runtime leaves some (refresh cleans that).
     const now = this.containers.get(c.id);
     if (now) {
+      const finishedAt = Date.now();
       this.containers.update(c.id, {
         state: started ? 'exited' : 'created',
         pid: 0,
         monitorPid: 0,
         exitCode: code,
         error,
-        finishedAt: started ? Date.now() : 0,
+        finishedAt: started ? finishedAt : 0,
       });
+      if (started) {
+        const startedAt = this.containers.get(c.id)?.startedAt ?? finishedAt;
+        this.event(now, 'die', { exitCode: String(code), execDuration: String(Math.floor((finishedAt - startedAt) / 1000)) });
+      }
+      this.networkEvents(now, 'disconnect');
+      this.volumeEvents(now, 'unmount');
     }
     if (!started) {
       const err = new StartError(`failed to start container ${c.id.slice(0, 12)}: ${error}`, code);
@@ -495,7 +543,10 @@ export class ContainerManager {
 
   kill(c: Container, signal: string): void {
     if (!this.isRunning(c)) throw new ConflictError(`cannot kill container: ${c.name}: container ${c.id} is not running`);
-    this.runtime(c).kill(c.id, parseSignal(signal));
+    const sig = parseSignal(signal);
+    // Logged before it is sent: the container's `die` must come after its `kill`.
+    this.event(c, 'kill', { signal: String(sig) });
+    this.runtime(c).kill(c.id, sig);
   }
 
   /** Waits until the container is no longer running; false on timeout. */
@@ -515,20 +566,26 @@ export class ContainerManager {
     if (!this.isRunning(c)) return;
     const rt = this.runtime(c);
     const t = timeoutSec ?? c.spec.stopTimeout ?? 10;
+    const sig = parseSignal(signal ?? c.spec.stopSignal);
     try {
-      rt.kill(c.id, parseSignal(signal ?? c.spec.stopSignal));
+      this.event(c, 'kill', { signal: String(sig) });
+      rt.kill(c.id, sig);
       if (c.state === 'paused') rt.resume(c.id);
     } catch {
       // already gone
     }
-    if (t >= 0 && (await this.waitStopped(c.id, t * 1000))) return;
-    try {
-      rt.kill(c.id, 'SIGKILL', true);
-      if (c.state === 'paused') rt.resume(c.id);
-    } catch {
-      // already gone
+    // A negative timeout waits for ever (docker's rule); otherwise SIGKILL follows.
+    if (!(await this.waitStopped(c.id, t < 0 ? Infinity : t * 1000))) {
+      try {
+        this.event(c, 'kill', { signal: '9' });
+        rt.kill(c.id, 'SIGKILL', true);
+        if (c.state === 'paused') rt.resume(c.id);
+      } catch {
+        // already gone
+      }
+      if (!(await this.waitStopped(c.id, 10_000))) throw new PlyError(`container ${c.name} did not stop`);
     }
-    if (!(await this.waitStopped(c.id, 10_000))) throw new PlyError(`container ${c.name} did not stop`);
+    this.event(this.containers.get(c.id) ?? c, 'stop');
   }
 
   async remove(c: Container, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
@@ -550,6 +607,7 @@ export class ContainerManager {
     this.runtime(c).delete(c.id);
     this.networks.detach(c.id);
     this.containers.delete(c.id);
+    this.event(c, 'destroy');
     if (volumes) {
       for (const v of c.spec.anonymousVolumes) this.volumes.remove(v);
     }
@@ -558,7 +616,7 @@ export class ContainerManager {
   /** Runs a command in a running container; returns its exit code. */
   async exec(
     c: Container,
-    o: { cmd: string[]; tty?: boolean; interactive?: boolean; env?: string[]; user?: string; workdir?: string; detach?: boolean; privileged?: boolean; io?: ExecIO },
+    o: { cmd: string[]; tty?: boolean; interactive?: boolean; env?: string[]; user?: string; workdir?: string; detach?: boolean; privileged?: boolean; io?: ExecIO; execId?: string },
   ): Promise<number> {
     if (!this.isRunning(c)) throw new ConflictError(`container ${c.id} is not running`);
     if (c.state === 'paused') throw new ConflictError(`container ${c.id} is paused, unpause the container before exec`);
@@ -587,6 +645,7 @@ export class ContainerManager {
       else stdio = [o.interactive || o.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'];
       const sig = runtimeSignals(!o.detach && stdio[0] === 'inherit' && !!process.stdin.isTTY);
       const child = this.runtime(c).exec(c.id, processFile, stdio, { tty: !!o.tty, logFile, detach: o.detach, ownSession: !o.detach && !io && sig.ownSession });
+      if (o.execId) this.event(c, `exec_start: ${o.cmd.join(' ')}`, { execID: o.execId });
       const unproxy = o.detach || io ? () => undefined : proxySignals(child, sig.proxy);
       const copied: Promise<void>[] = [];
       if (io) {
@@ -602,6 +661,7 @@ export class ContainerManager {
         child.on('error', () => resolve(126));
       }).finally(unproxy);
       await Promise.all(copied);
+      if (o.execId && !o.detach) this.event(c, 'exec_die', { execID: o.execId, exitCode: String(code) });
       const err = runtimeError(logFile);
       if (err && code !== 0) throw new StartError(`OCI runtime exec failed: ${err}`, startFailureCode(err) === 125 ? 126 : startFailureCode(err));
       return code;

@@ -156,6 +156,19 @@ const MIGRATIONS: string[] = [
     PRIMARY KEY (digest, registry, repository)
   ) WITHOUT ROWID;
   `,
+  `
+  -- docker's events (events/log.ts): appended by whichever ply process did the work, followed by rowid; kept for
+  -- a bounded time. AUTOINCREMENT: a pruned row's id is never reused, so a follower's position stays valid.
+  CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time_nano INTEGER NOT NULL,         -- Unix nanoseconds
+    type TEXT NOT NULL,                 -- container | image | volume | network | ...
+    action TEXT NOT NULL,               -- create, start, die, exec_create: CMD, health_status: healthy, ...
+    actor TEXT NOT NULL,                -- the actor's ID
+    attributes TEXT NOT NULL DEFAULT '{}' -- JSON, keys sorted
+  );
+  CREATE INDEX events_time ON events(time_nano);
+  `,
 ];
 
 export function openDb(file: string): DB {

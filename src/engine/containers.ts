@@ -148,9 +148,11 @@ export class ContainerService {
   async restart(ref: string, opts: { timeout?: number; signal?: string } = {}): Promise<void> {
     const c = this.manager.get(ref);
     await this.manager.stop(c, opts.timeout, opts.signal);
+    // A restart asked for by the user starts counting again, as docker's does (RestartCount counts policy restarts).
+    this.stores.containers.update(c.id, { restartCount: 0 });
     const fresh = this.manager.get(c.id);
-    this.stores.containers.update(c.id, { restartCount: fresh.restartCount + 1 });
-    await this.manager.startDetached(this.manager.get(c.id));
+    await this.manager.startDetached(fresh);
+    this.manager.event(fresh, 'restart');
   }
 
   /** Freezes every process of the container (the freezer cgroup). */
@@ -170,10 +172,13 @@ export class ContainerService {
     if (pause) rt.pause(c.id);
     else rt.resume(c.id);
     this.stores.containers.update(c.id, { state: pause ? 'paused' : 'running' });
+    this.manager.event(c, pause ? 'pause' : 'unpause');
   }
 
   rename(ref: string, name: string): void {
-    this.stores.containers.rename(this.manager.get(ref).id, name.replace(/^\//, ''));
+    const c = this.manager.get(ref);
+    this.stores.containers.rename(c.id, name.replace(/^\//, ''));
+    this.manager.event({ ...c, name: name.replace(/^\//, '') }, 'rename', { oldName: `/${c.name}` });
   }
 
   async remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
@@ -494,7 +499,10 @@ export class ContainerService {
     const { commitContainer } = await import('../container/commit.js');
     const { tagName } = await import('../reference/reference.js');
     if (opts.reference) tagName(opts.reference);
-    return commitContainer(this.manager, this.manager.get(ref), opts);
+    const c = this.manager.get(ref);
+    const rec = await commitContainer(this.manager, c, opts);
+    this.manager.event(c, 'commit', { comment: opts.message ?? '' });
+    return rec;
   }
 
   /** The container's filesystem, flattened, as a tar: to a stream, or synchronously to a file descriptor. */
@@ -563,6 +571,7 @@ export class ContainerService {
     if (opts.cmd.length === 0) throw new InvalidArgumentError('exec requires at least 1 argument');
     const id = randomBytes(32).toString('hex');
     this.execs.set(id, { id, containerId: c.id, opts, running: false, exitCode: null });
+    this.manager.event(c, `exec_create: ${opts.cmd.join(' ')}`, { execID: id });
     return { Id: id };
   }
 
@@ -588,6 +597,7 @@ export class ContainerService {
         privileged: o.privileged,
         detach: opts.detach,
         io: opts.io,
+        execId: e.id,
       });
       e.exitCode = opts.detach ? null : code;
       return code;

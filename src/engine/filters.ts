@@ -7,10 +7,11 @@ export type FilterInput = string[] | Record<string, string[] | Record<string, bo
 export class Filters {
   private constructor(private readonly values: Map<string, string[]>) {}
 
-  static parse(input: FilterInput | undefined, accepted: readonly string[]): Filters {
+  /** `accepted`: the keys the list knows (others are errors), or 'any'. */
+  static parse(input: FilterInput | undefined, accepted: readonly string[] | 'any'): Filters {
     const values = new Map<string, string[]>();
     const add = (k: string, v: string) => {
-      if (!accepted.includes(k)) throw new InvalidArgumentError(`invalid filter '${k}'`);
+      if (accepted !== 'any' && !accepted.includes(k)) throw new InvalidArgumentError(`invalid filter '${k}'`);
       values.set(k, [...(values.get(k) ?? []), v]);
     };
     if (Array.isArray(input)) {

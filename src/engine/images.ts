@@ -11,7 +11,7 @@ import { ImageStore, type ImageRecord } from '../image/store.js';
 import { creationTime, writeImage } from '../image/write.js';
 import { hostPlatform, parsePlatform } from '../oci/platform.js';
 import type { Digest, ImageConfig, Platform } from '../oci/types.js';
-import { formatReference, parseNormalized, parseReference, repositoryName, tagName, familiarString, type Reference } from '../reference/reference.js';
+import { formatReference, parseNormalized, parseReference, repositoryName, tagName, familiarName, familiarString, type Reference } from '../reference/reference.js';
 import type { Stores } from '../stores.js';
 import type { LoadProgress } from '../transport/archive-load.js';
 import { parseArchiveFormat, type LayerCompression } from '../transport/types.js';
@@ -98,6 +98,17 @@ export class ImageService {
     return this.stores.images;
   }
 
+  /** Logs an image event as dockerd does: the image's labels, then `name`, as attributes. */
+  private event(action: string, actorId: string, name: string, rec?: ImageRecord): void {
+    let labels: Record<string, string> = {};
+    try {
+      if (rec) labels = this.store.config(rec).config?.Labels ?? {};
+    } catch {
+      // a config that cannot be read has no labels to report
+    }
+    this.stores.events.emit('image', action, actorId, { ...labels, name });
+  }
+
   /** An image by name, ID (or prefix) or repo@digest; NotFoundError when there is none. */
   get(ref: string): ImageRecord {
     return this.store.resolve(ref);
@@ -134,6 +145,8 @@ export class ImageService {
       };
       const rec = await writeImage(this.store, lease, { config, layers: [layer] });
       if (name) this.store.setName(name, rec.digest);
+      if (name) this.event('tag', rec.id, display(name), rec);
+      this.event('import', rec.id, name ? display(name) : rec.id, rec);
       return rec;
     });
   }
@@ -150,6 +163,7 @@ export class ImageService {
     const { pullImage } = await import('../transport/distribution.js');
     const res = await pullImage(this.store, ref, { platform: opts.platform, tlsVerify: opts.tlsVerify, parallel: opts.parallel, onProgress: messages.onEvent });
     const shown = familiarString({ ...r, digest: r.tag ? undefined : r.digest });
+    this.event('pull', familiarString(r), familiarName(r), res.image);
     emit({ status: `Digest: ${res.digest}` });
     emit({ status: res.updated || messages.fetched() > 0 ? `Status: Downloaded newer image for ${shown}` : `Status: Image is up to date for ${shown}` });
     return { ...res, name: formatReference(r) };
@@ -185,13 +199,15 @@ export class ImageService {
     emit({ status: `The push refers to repository [${repositoryName(r)}]` });
     const messages = progressMessages('push', emit);
     const { pushImage } = await import('../transport/distribution.js');
-    return pushImage(this.store, ref, {
+    const res = await pushImage(this.store, ref, {
       tlsVerify: opts.tlsVerify,
       parallel: opts.parallel,
       compressionFormat: opts.compressionFormat,
       compressionLevel: opts.compressionLevel,
       onProgress: messages.onEvent,
     });
+    this.event('push', familiarString(r), familiarName(r), this.store.lookup(ref));
+    return res;
   }
 
   /** The local names `push --all-tags` pushes: every tag of the repository, sorted. */
@@ -208,6 +224,7 @@ export class ImageService {
     const name = tagName(target);
     const rec = this.store.resolve(source);
     this.store.setName(name, rec.digest);
+    this.event('tag', rec.id, display(name), rec);
   }
 
   /** docker rmi: untag; delete an image when its last name goes (refusing ambiguous deletes unless forced). */
@@ -236,10 +253,14 @@ export class ImageService {
         `conflict: unable to ${what} (must force) - container ${users[0]!.id.slice(0, 12)} is using its referenced image ${rec.id.slice(7, 19)}`,
       );
     }
-    for (const n of untag) images.removeName(n);
+    for (const n of untag) {
+      images.removeName(n);
+      this.event('untag', rec.id, display(n), rec);
+    }
     const untagged: ImageDeleteItem[] = untag.map((n) => ({ Untagged: display(n) }));
     // An image a container still uses stays (dangling) until the container goes, as docker keeps it.
     if (!lastName || users.length > 0) return untagged;
+    this.event('delete', rec.id, rec.id, rec);
     const { images: deletedImages, blobs } = images.deleteImages(this.sameIdImages(rec));
     this.stores.snapshots.prune(images.usedChainIds());
     return [...untagged, ...[...deletedImages, ...blobs.filter((b) => b !== rec.id)].map((d) => ({ Deleted: d }))];
@@ -270,7 +291,9 @@ export class ImageService {
       for (const name of n) {
         images.removeName(name);
         untagged.push({ Untagged: display(name) });
+        this.event('untag', img.id, display(name), img);
       }
+      this.event('delete', img.id, img.id, img);
       candidates.push(img.digest);
     }
     const { images: deleted, blobs } = images.deleteImages(candidates);
@@ -430,13 +453,19 @@ export class ImageService {
     const { resolveSave, saveImages } = await import('../transport/archive.js');
     const format = parseArchiveFormat(opts.format);
     const items = resolveSave(this.store, refs);
-    return { writeTo: (out) => saveImages(this.store, items, out, { format }) };
+    return {
+      writeTo: async (out) => {
+        await saveImages(this.store, items, out, { format });
+        for (const rec of new Map(items.map((i) => [i.image.id, i.image])).values()) this.event('save', rec.id, rec.id, rec);
+      },
+    };
   }
 
   /** docker load: a docker-archive or OCI layout, as a tar stream or an unpacked layout directory. */
   async load(input: Readable | AsyncIterable<Buffer> | { directory: string }, opts: { onProgress?: (e: LoadProgress) => void } = {}): Promise<LoadResult> {
     const { loadArchive, loadDirectory } = await import('../transport/archive-load.js');
     const r = 'directory' in input ? await loadDirectory(this.store, input.directory, opts) : await loadArchive(this.store, input, opts);
+    for (const i of r.images) this.event('load', i.id, i.names[0] ? display(i.names[0]) : i.id, this.store.lookup(i.id));
     return {
       images: r.images.map((i) => ({ Id: i.id, RepoTags: i.names.map(display) })),
       renamed: r.renamed.map((x) => ({ name: display(x.name), oldId: x.oldId })),

@@ -10,6 +10,8 @@ import type { BuildService } from './build.js';
 import type { VolumeService } from './volumes.js';
 import type { DiskUsage, ImageDeleteItem, SystemInfo, VersionInfo } from './types.js';
 import { versionInfo } from './version.js';
+import { streamEvents, type EventsOptions } from './events.js';
+import type { EventMessage } from '../events/log.js';
 
 export type { Problem };
 
@@ -109,6 +111,15 @@ export class SystemService {
       },
       buildCache: { total: cacheImages.size, active: 0, size: sum(cacheLayers), reclaimable: sum(cacheLayers) },
     };
+  }
+
+  /**
+   * docker events: what happened (containers, images, volumes, networks) between `since` and `until`, then live
+   * until `until` passes or `signal` aborts; any ply process's events. Bad times or filters throw here, before
+   * the first event.
+   */
+  events(opts: EventsOptions = {}): AsyncIterable<EventMessage> {
+    return streamEvents(this.stores.events, opts);
   }
 
   /** ply system check: verifies blobs, images, unpacked layers, containers, mounts, ingests; `repair` removes what is broken. */

@@ -5,6 +5,7 @@ import type { NetworkSettings } from '../network/index.js';
 import type { ContainerConfig } from '../oci/types.js';
 
 export type { NetworkInspect, NetworkSettings } from '../network/index.js';
+export type { EventMessage, EventType } from '../events/log.js';
 
 /** A docker JSON progress message (pull, push, load): what dockerd streams and the docker CLI draws. */
 export interface ProgressMessage {

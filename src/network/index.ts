@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { DB } from '../db/db.js';
+import type { EventLog } from '../events/log.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
 import { BridgeDriver, driverFor, linkExists, type NetworkDriver } from './driver.js';
 import { DnsServer } from './dns.js';
@@ -141,6 +142,8 @@ export class Networks {
   constructor(
     readonly root: string,
     db: DB,
+    /** Where network create/destroy events go. */
+    private readonly events?: EventLog,
   ) {
     this.store = new NetworkStore(db);
     this.dnsServer = new DnsServer(root);
@@ -209,6 +212,7 @@ export class Networks {
       this.store.delete(rec.id);
       throw e;
     }
+    this.events?.emit('network', 'create', rec.id, { name: rec.name, type: 'bridge' });
     return this.store.get(rec.id)!;
   }
 
@@ -218,6 +222,7 @@ export class Networks {
     if (PREDEFINED.includes(net.name)) throw new PlyError(`${net.name} is a pre-defined network and cannot be removed`);
     this.store.delete(net.id);
     this.bringDown(net);
+    this.events?.emit('network', 'destroy', net.id, { name: net.name, type: net.driver });
     return net;
   }
 

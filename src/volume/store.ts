@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { writeTx, type DB } from '../db/db.js';
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import { removeTree } from '../util/fs.js';
+import type { EventLog } from '../events/log.js';
 
 export interface Volume {
   name: string;
@@ -33,6 +34,8 @@ export class VolumeStore {
   constructor(
     root: string,
     private readonly db: DB,
+    /** Where volume create/destroy events go (docker logs them with the local driver). */
+    private readonly events?: EventLog,
   ) {
     this.dir = path.join(root, 'volumes');
   }
@@ -46,9 +49,10 @@ export class VolumeStore {
   ensure(name: string | undefined, opts: { anonymous?: boolean; labels?: Record<string, string> } = {}): Volume {
     const n = name ?? randomBytes(32).toString('hex');
     if (!VOLUME_NAME_RE.test(n)) throw new InvalidArgumentError(`invalid volume name: ${n}`);
-    this.db
+    const added = this.db
       .prepare('INSERT OR IGNORE INTO volumes (name, created, anonymous, labels) VALUES (?, ?, ?, ?)')
       .run(n, Date.now(), opts.anonymous ? 1 : 0, JSON.stringify(opts.labels ?? {}));
+    if (added.changes > 0) this.events?.emit('volume', 'create', n, { driver: 'local' });
     return this.get(n)!;
   }
 
@@ -69,8 +73,9 @@ export class VolumeStore {
 
   /** Deletes the record, then the data (a crash in between leaves data that `ensure` + first use reuse). */
   remove(name: string): void {
-    writeTx(this.db, () => this.db.prepare('DELETE FROM volumes WHERE name = ?').run(name));
+    const gone = writeTx(this.db, () => this.db.prepare('DELETE FROM volumes WHERE name = ?').run(name));
     removeTree(path.join(this.dir, name));
+    if (gone.changes > 0) this.events?.emit('volume', 'destroy', name, { driver: 'local' });
   }
 
   /** Drops the record of an anonymous volume that was never used (its data was never made). */

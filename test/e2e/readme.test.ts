@@ -31,6 +31,7 @@ test('the README shell examples run in order and succeed', () => {
   assert.match(r.stdout, /Login Succeeded/);
   assert.match(r.stdout, /hello from a build/);
   assert.equal((r.stdout.match(/^hello from web$/gm) ?? []).length, 2, 'the published port and the name on the user network');
+  assert.match(r.stdout, /^container create\ncontainer attach\ncontainer start\ncontainer die\ncontainer destroy$/m);
 });
 
 test('the README library example runs', () => {
