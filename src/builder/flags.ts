@@ -92,3 +92,52 @@ export function parseSshFlag(value: string, env: NodeJS.ProcessEnv = process.env
   if (!st.isSocket()) throw new InvalidArgumentError(`--ssh ${id}: ${socket} is not an agent socket (ply forwards agents; key files are not supported)`);
   return { id, socket };
 }
+
+/** One `-o/--output` as buildx reads it; `dest` '-' is standard output. `names`: type=image|docker|oci `name=`. */
+export interface OutputSpec {
+  type: 'image' | 'local' | 'tar' | 'docker' | 'oci';
+  dest?: string;
+  names?: string[];
+}
+
+/** Attributes buildkit's exporters take that change nothing here. */
+const IGNORED_OUTPUT_ATTRS = new Set(['compression', 'compression-level', 'force-compression', 'oci-mediatypes', 'annotation', 'platform-split']);
+
+/**
+ * `-o type=local,dest=DIR`, `type=tar,dest=FILE|-`, `type=oci|docker,dest=FILE[,name=REF]`, `type=image|docker`
+ * (into the store, `name=` tags it); the docker CLI's shorthands: `-o -` (a tar on stdout) and `-o DIR`.
+ */
+export function parseOutputFlag(value: string): OutputSpec {
+  if (value === '-') return { type: 'tar', dest: '-' };
+  if (!value.includes('=')) return { type: 'local', dest: value };
+  let type: string | undefined;
+  let dest: string | undefined;
+  const names: string[] = [];
+  for (const [k, v] of fieldsOf('output', value)) {
+    if (v === undefined) throw new InvalidArgumentError(`invalid value ${k}`);
+    if (k === 'type') type = v;
+    else if (k === 'dest') dest = v;
+    else if (k === 'name' || k === 'names') names.push(...v.split(',').filter(Boolean));
+    else if (k === 'push' && /^(1|t|true)$/i.test(v)) throw new InvalidArgumentError(`output push=true is not supported by ply build: build, then ply push`);
+    else if (k === 'push' || k.startsWith('annotation') || IGNORED_OUTPUT_ATTRS.has(k)) continue;
+    else throw new InvalidArgumentError(`unknown output attribute "${k}" for ${type ?? 'the'} exporter`);
+  }
+  if (!type) throw new InvalidArgumentError('type is required for output');
+  switch (type) {
+    case 'local':
+    case 'tar':
+      if (!dest) throw new InvalidArgumentError(`dest is required for ${type} exporter`);
+      return { type, dest };
+    case 'oci':
+      if (!dest) throw new InvalidArgumentError('dest is required for oci exporter');
+      return { type, dest, ...(names.length ? { names } : {}) };
+    case 'docker':
+      return dest ? { type, dest, ...(names.length ? { names } : {}) } : { type: 'image', ...(names.length ? { names } : {}) };
+    case 'image':
+      return { type: 'image', ...(names.length ? { names } : {}) };
+    case 'registry':
+      throw new InvalidArgumentError('output type=registry is not supported by ply build: build, then ply push');
+    default:
+      throw new InvalidArgumentError(`unsupported output type "${type}": use local, tar, oci, docker or image`);
+  }
+}

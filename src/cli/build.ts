@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { Command, Option } from 'commander';
 import type { BuildRequest } from '../engine.js';
+import type { BuildOutput } from '../engine/build.js';
 import { InvalidArgumentError } from '../errors.js';
 import { out, withEngine } from './engine.js';
 import { collect } from './options.js';
@@ -24,6 +25,8 @@ interface BuildFlags {
   ssh: string[];
   addHost: string[];
   ulimit: string[];
+  output: string[];
+  load?: boolean;
 }
 
 export function registerBuildCommands(program: Command): void {
@@ -46,6 +49,8 @@ export function registerBuildCommands(program: Command): void {
       .option('--ssh <stringArray>', 'SSH agent socket to expose to the build (format: "default|<id>[=<socket>]")', collect, [])
       .option('--add-host <list>', 'Add a custom host-to-IP mapping ("host:ip")', collect, [])
       .option('--ulimit <ulimit>', 'Ulimit options', collect, [])
+      .option('-o, --output <stringArray>', 'Output destination (format: "type=local,dest=path"; type=tar|oci|docker,dest=FILE|-; "-" or a directory)', collect, [])
+      .option('--load', 'Shorthand for "--output=type=docker" (into the store; the default without --output)')
       .option('-q, --quiet', 'Suppress the build output and print image ID on success')
       .option('--iidfile <string>', 'Write the image ID to the file')
       .addOption(new Option('--progress <string>', 'Set type of progress output').choices(['auto', 'plain', 'tty']).default('auto'))
@@ -104,9 +109,27 @@ async function buildAction(context: string, f: BuildFlags): Promise<void> {
     ssh[s.id] = s.socket;
   }
   const ulimits = f.ulimit.map(flags.parseUlimit);
+  const outputs: BuildOutput[] = [];
+  const tags = [...f.tag];
+  for (const spec of [...f.output.map(flags.parseOutputFlag), ...(f.load ? [{ type: 'image' as const }] : [])]) {
+    if (spec.type === 'image') {
+      tags.push(...(spec.names ?? []));
+      if (!outputs.some((o) => o.type === 'image')) outputs.push({ type: 'image' });
+    } else if (spec.dest === '-') {
+      if (process.stdout.isTTY) throw new InvalidArgumentError(`dest file is required for ${spec.type} exporter. refusing to write to console`);
+      if (outputs.some((o) => o.type !== 'image' && o.dest === process.stdout)) throw new InvalidArgumentError('only one output can write to stdout');
+      outputs.push({ ...spec, type: spec.type, dest: process.stdout } as BuildOutput);
+    } else {
+      outputs.push(spec as BuildOutput);
+    }
+  }
+  // With the result on stdout, the progress goes to stderr (as docker's).
+  const toStdout = outputs.some((o) => o.type !== 'image' && o.dest === process.stdout);
+  const progressOut = toStdout ? process.stderr : process.stdout;
   await withEngine(async (engine) => {
     const req: Omit<BuildRequest, 'logger'> = {
-      tags: f.tag,
+      tags,
+      outputs,
       buildArgs,
       target: f.target,
       noCache: !f.cache,
@@ -130,16 +153,17 @@ async function buildAction(context: string, f: BuildFlags): Promise<void> {
       else req.dockerfile = f.file;
     }
     const { BuildError, ClassicLogger, QuietLogger, TtyLogger } = await import('../engine/build.js');
-    const logger = f.quiet ? new QuietLogger() : f.progress === 'tty' ? new TtyLogger(process.stdout) : new ClassicLogger(process.stdout);
+    const logger = f.quiet ? new QuietLogger() : f.progress === 'tty' ? new TtyLogger(progressOut as NodeJS.WriteStream) : new ClassicLogger(progressOut);
     try {
       const result = await engine.builder.build({ ...req, logger });
       const id = result.image.id;
       if (f.iidfile) fs.writeFileSync(f.iidfile, id);
+      const say = toStdout ? (line: string) => process.stderr.write(line) : out;
       if (f.quiet) {
-        out(`${id}\n`);
+        say(`${id}\n`);
       } else {
-        out(`Successfully built ${id.slice(7, 19)}\n`);
-        for (const t of result.tags) out(`Successfully tagged ${t}\n`);
+        say(`Successfully built ${id.slice(7, 19)}\n`);
+        for (const t of result.tags) say(`Successfully tagged ${t}\n`);
       }
     } catch (e) {
       if (!(e instanceof BuildError)) throw e;

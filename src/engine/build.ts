@@ -7,16 +7,17 @@ import type { Readable } from 'node:stream';
 import type { BuildResult } from '../builder/builder.js';
 import type { BuildLogger } from '../builder/output.js';
 import type { Ulimit } from '../container/store.js';
+import type { BuildOutput } from '../builder/exporters.js';
 import { InvalidArgumentError } from '../errors.js';
 import { ImageStore } from '../image/store.js';
 import { tagName } from '../reference/reference.js';
 import type { Stores } from '../stores.js';
 import type { BuildCachePruneResponse } from './types.js';
 
-export type { BuildLogger, BuildResult, Ulimit };
+export type { BuildLogger, BuildResult, BuildOutput, Ulimit };
 export { BuildError } from '../builder/errors.js';
 export { ClassicLogger, QuietLogger, TtyLogger } from '../builder/output.js';
-export { parseSecretFlag, readSecret, parseSshFlag, type SecretSpec } from '../builder/flags.js';
+export { parseSecretFlag, readSecret, parseSshFlag, parseOutputFlag, type SecretSpec, type OutputSpec } from '../builder/flags.js';
 export { parseUlimit } from '../container/create.js';
 import { checkAddHosts } from '../container/create.js';
 
@@ -45,6 +46,11 @@ export interface BuildRequest {
   extraHosts?: string[];
   /** docker's Ulimits for RUN steps (capped at the caller's hard limits). */
   ulimits?: Ulimit[];
+  /**
+   * Where the result goes (buildx's --output; default: into the store under `tags`). Without an `image` output
+   * nothing is tagged; archives name the image with `names`, else with `tags`.
+   */
+  outputs?: BuildOutput[];
   logger: BuildLogger;
   /** Warnings (unused build args, …). */
   warn?: (line: string) => void;
@@ -60,6 +66,11 @@ export class BuildService {
     if (network?.startsWith('container:')) throw new InvalidArgumentError(`network mode "${req.network}" not supported by ply build`);
     const tags = (req.tags ?? []).map(tagName);
     checkAddHosts(req.extraHosts ?? []);
+    const outputs = req.outputs?.length ? req.outputs : [{ type: 'image' as const }];
+    const load = outputs.some((o) => o.type === 'image');
+    for (const o of outputs) {
+      if (o.type !== 'image' && typeof o.dest === 'string' && o.dest === '') throw new InvalidArgumentError(`dest is required for ${o.type} exporter`);
+    }
     let tmp: string | undefined;
     try {
       let contextDir: string;
@@ -99,7 +110,7 @@ export class BuildService {
         contextDir,
         dockerfile,
         dockerfilePath,
-        tags,
+        tags: load ? tags : [],
         buildArgs: req.buildArgs,
         target: req.target,
         noCache: req.noCache,
@@ -113,6 +124,12 @@ export class BuildService {
         logger: req.logger,
         warn: req.warn,
       });
+      if (outputs.some((o) => o.type !== 'image')) {
+        const { exportBuild } = await import('../builder/exporters.js');
+        for (const o of outputs) {
+          await exportBuild(this.stores, result.image, o.type === 'docker' || o.type === 'oci' ? { ...o, names: o.names ? o.names.map(tagName) : tags } : o);
+        }
+      }
       return { ...result, tags: result.tags.map((t) => ImageStore.display(t)) };
     } finally {
       if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
