@@ -39,6 +39,11 @@ export function openat2(dirfd: number, path: string, flags: number, mode: number
 /** flock(2); false when LOCK_NB was given and another open file holds a conflicting lock. */
 export function flock(fd: number, operation: number): boolean;
 
+/** A pseudo-terminal pair (close-on-exec descriptors) of `rows` × `cols` (0 × 0: left as the kernel makes it). */
+export function openpty(rows: number, cols: number): { master: number; slave: number };
+/** TIOCSWINSZ: the terminal's size (on a master, the pair's; the slave's foreground process group gets SIGWINCH). */
+export function ptyResize(fd: number, rows: number, cols: number): void;
+
 export const MS_RDONLY: number;
 export const MS_NOSUID: number;
 export const MS_NODEV: number;

@@ -22,6 +22,8 @@
  *   ifaceConfigure(netns|null, ifname, cidr|null, gateway|null, routeMtu)   lo up, address, up, default route
  *   linkDelete(netns|null, name) -> boolean       false when there was no such link
  *   dnsProbe(netns, server, name, timeoutMs) -> boolean   an A query from inside netns answered in time
+ *   openpty(rows, cols) -> {master, slave}        a pseudo-terminal pair (close-on-exec), with that size
+ *   ptyResize(fd, rows, cols)                     TIOCSWINSZ on a terminal (the master resizes the pair)
  *
  * Failures throw an Error whose message is "<syscall> <path>: <strerror>" and whose `code` is the
  * errno name ('EEXIST', 'ENOENT', ...), like Node's own fs errors; `errno`, `syscall` and `path` are set too.
@@ -54,6 +56,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <linux/openat2.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 
 #ifndef ENODATA
 #define ENODATA ENOATTR
@@ -710,6 +714,56 @@ static napi_value js_flock(napi_env env, napi_callback_info info) {
 }
 
 /* ---------------------------------------------------------------------------------------------- */
+/* Pseudo-terminals: a container's TTY held by its monitor (the master side), resized on request. */
+
+static int set_winsize(int fd, int64_t rows, int64_t cols) {
+  struct winsize ws;
+  memset(&ws, 0, sizeof ws);
+  ws.ws_row = (unsigned short)rows;
+  ws.ws_col = (unsigned short)cols;
+  return ioctl(fd, TIOCSWINSZ, &ws);
+}
+
+static napi_value js_openpty(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 2)) return NULL;
+  int64_t rows, cols;
+  if (!get_int64(env, a.argv[0], "rows", &rows) || !get_int64(env, a.argv[1], "cols", &cols)) return NULL;
+  if (rows < 0 || rows > 65535 || cols < 0 || cols > 65535) return throw_type(env, "rows and cols must be 0 to 65535");
+  int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) return throw_errno(env, errno, "posix_openpt", NULL);
+  char name[128];
+  int slave = -1;
+  if (grantpt(master) != 0 || unlockpt(master) != 0 || ptsname_r(master, name, sizeof name) != 0) goto fail;
+  slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0) goto fail;
+  if ((rows > 0 || cols > 0) && set_winsize(master, rows, cols) != 0) goto fail;
+  napi_value ret, v;
+  napi_create_object(env, &ret);
+  napi_create_int32(env, master, &v);
+  napi_set_named_property(env, ret, "master", v);
+  napi_create_int32(env, slave, &v);
+  napi_set_named_property(env, ret, "slave", v);
+  return ret;
+fail:;
+  int err = errno;
+  if (slave >= 0) close(slave);
+  close(master);
+  return throw_errno(env, err, "openpty", NULL);
+}
+
+static napi_value js_pty_resize(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 3)) return NULL;
+  int fd;
+  int64_t rows, cols;
+  if (!get_fd(env, a.argv[0], &fd) || !get_int64(env, a.argv[1], "rows", &rows) || !get_int64(env, a.argv[2], "cols", &cols)) return NULL;
+  if (rows < 0 || rows > 65535 || cols < 0 || cols > 65535) return throw_type(env, "rows and cols must be 0 to 65535");
+  if (set_winsize(fd, rows, cols) != 0) return throw_errno(env, errno, "ioctl TIOCSWINSZ", NULL);
+  return undefined(env);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
 /* Module */
 
 
@@ -848,6 +902,7 @@ static napi_value init(napi_env env, napi_value exports) {
            set_fn(env, exports, "netnsCreate", js_netns_create) && set_fn(env, exports, "bridgeCreate", js_bridge_create) &&
            set_fn(env, exports, "vethCreate", js_veth_create) && set_fn(env, exports, "ifaceConfigure", js_iface_configure) &&
            set_fn(env, exports, "linkDelete", js_link_delete) && set_fn(env, exports, "dnsProbe", js_dns_probe) &&
+           set_fn(env, exports, "openpty", js_openpty) && set_fn(env, exports, "ptyResize", js_pty_resize) &&
            set_const(env, exports, "MS_RDONLY", MS_RDONLY) && set_const(env, exports, "MS_NOSUID", MS_NOSUID) &&
            set_const(env, exports, "MS_NODEV", MS_NODEV) && set_const(env, exports, "MS_NOEXEC", MS_NOEXEC) &&
            set_const(env, exports, "MS_REMOUNT", MS_REMOUNT) && set_const(env, exports, "MS_BIND", MS_BIND) &&

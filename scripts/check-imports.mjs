@@ -16,10 +16,11 @@ const FACE_ALLOWED = [
   /^util\/units\.ts$/, // docker's units, shared by the engine (Status) and the faces' columns
   /^cli\//,
   /^service\//, // the service runs the CLI in warm workers: part of the command-line face
+  /^api\//, // the Engine API server, which `ply system service` runs
 ];
 
 /** The faces: they sit on top of the engine. */
-const FACES = [/^cli\//];
+const FACES = [/^cli\//, /^api\//];
 
 function walk(dir) {
   const out = [];

@@ -5,7 +5,7 @@ export { VERSION, API_VERSION, MIN_API_VERSION, versionInfo } from './engine/ver
 export type * from './engine/types.js';
 export { Filters, type FilterInput } from './engine/filters.js';
 export type { ImageService, ImportOptions, PullOptions, PullResult, PushOptions, PushResult, PullPolicy, ListImagesOptions, LoadResult, LoadProgress, PendingSave } from './engine/images.js';
-export type { ContainerService, Container, CreateOptions, ListContainersOptions, LogsOptions, CommitOptions, ExecCreateOptions } from './engine/containers.js';
+export type { ContainerService, Container, CreateOptions, ListContainersOptions, LogsOptions, CommitOptions, ExecCreateOptions, AttachSession } from './engine/containers.js';
 export { parseTime } from './engine/containers.js';
 export type { BuildService, BuildRequest, BuildResult, BuildLogger } from './engine/build.js';
 export type { VolumeService } from './engine/volumes.js';
@@ -15,4 +15,5 @@ export type { EventsOptions } from './engine/events.js';
 export { defaultRoot, openStores, type Stores } from './stores.js';
 export type { ImageRecord } from './image/store.js';
 export type { ExecIO } from './container/manager.js';
+export { checkLogin, login, logout, savedLogin, type Credentials } from './engine/auth.js';
 export * from './errors.js';

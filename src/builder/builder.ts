@@ -807,7 +807,7 @@ class Builder {
     }
     if (code !== 0) {
       manager.removeStopped(containers.get(c.id) ?? c, true);
-      throw new BuildError(`The command '${args.join(' ')}' returned a non-zero code: ${code}`, tail.slice(-TAIL_LINES));
+      throw new BuildError(`The command '${args.join(' ')}' returned a non-zero code: ${code}`, tail.slice(-TAIL_LINES), 1, code);
     }
     const layer = await this.commitUpper(c.id);
     manager.removeStopped(containers.get(c.id) ?? c, true);

@@ -9,6 +9,8 @@ export class BuildError extends PlyError {
     /** The last lines a failing RUN printed. */
     readonly tail: string[] = [],
     exitCode = 1,
+    /** A failed RUN's own exit code (docker's API reports it as the error's code). */
+    readonly runCode?: number,
   ) {
     super(message);
     this.exitCode = exitCode;

@@ -113,10 +113,16 @@ export function registerSystemCommands(program: Command): void {
 
   system
     .command('service')
-    .description('Keep warm ply processes waiting, so that commands start without Node start-up (until stopped)')
+    .description('Serve the Docker Engine API and keep warm ply processes waiting, so that commands start without Node start-up (until stopped)')
     .option('--workers <n>', 'Warm processes kept waiting', '2')
     .option('-t, --time <seconds>', 'Seconds without a command before the service exits (0: never)', '0')
-    .action(async (opts: { workers: string; time: string }) => {
+    .option('-H, --host <address>', 'Where to serve the Docker Engine API: unix:///path or tcp://127.0.0.1:PORT, repeatable (default unix://$PLY_ROOT/docker.sock)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--no-api', 'Do not serve the Docker Engine API')
+    .option('--tlsverify', 'Serve the API over TLS and require client certificates (needed for a non-loopback TCP address)')
+    .option('--tlscacert <file>', 'CA certificates that client certificates must be signed by')
+    .option('--tlscert <file>', "The server's TLS certificate")
+    .option('--tlskey <file>', "The server's TLS key")
+    .action(async (opts: { workers: string; time: string; host?: string[]; api: boolean; tlsverify?: boolean; tlscacert?: string; tlscert?: string; tlskey?: string }) => {
       const { runService } = await import('../service/server.js');
       const { defaultRoot } = await import('../engine.js');
       const { InvalidArgumentError } = await import('../errors.js');
@@ -126,7 +132,30 @@ export function registerSystemCommands(program: Command): void {
       // Workers run the same launcher as this command (bin/ply.cjs).
       const launcher = path.resolve(process.argv[1] ?? '');
       if (!launcher.endsWith('.cjs')) throw new InvalidArgumentError('ply system service must be started through bin/ply');
-      await runService({ root: defaultRoot(), workers: Number(opts.workers), idleSeconds: idle, launcher });
+      const root = defaultRoot();
+      const hosts = opts.host ?? [`unix://${path.join(root, 'docker.sock')}`];
+      let tls: { ca: string; cert: string; key: string } | undefined;
+      if (opts.tlsverify) {
+        if (!opts.tlscacert || !opts.tlscert || !opts.tlskey) throw new InvalidArgumentError('--tlsverify needs --tlscacert, --tlscert and --tlskey');
+        tls = { ca: opts.tlscacert, cert: opts.tlscert, key: opts.tlskey };
+      }
+      const api = await import('../api/server.js');
+      if (opts.api) api.checkHosts(hosts, tls);
+      const alongside = async () => {
+        const { Engine } = await import('../engine.js');
+        const engine = Engine.open({ root });
+        try {
+          const server = await api.startApiServer({ engine, hosts, tls, log: (l) => process.stderr.write(`${l}\n`) });
+          return async () => {
+            await server.close();
+            engine.close();
+          };
+        } catch (e) {
+          engine.close();
+          throw e;
+        }
+      };
+      await runService({ root, workers: Number(opts.workers), idleSeconds: idle, launcher, alongside: opts.api ? alongside : undefined });
     });
 
   system

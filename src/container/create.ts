@@ -19,10 +19,12 @@ export interface CreateOptions {
   envFiles?: string[];
   workdir?: string;
   user?: string;
-  entrypoint?: string;
+  /** --entrypoint (one word; '' resets it), or the API's list. */
+  entrypoint?: string | string[];
   hostname?: string;
   volumes?: string[];
-  mounts?: string[];
+  /** --mount values, or their fields as the API gives them (type, source, target, readonly, tmpfs-size, …). */
+  mounts?: (string | Record<string, string>)[];
   tmpfs?: string[];
   readOnly?: boolean;
   network?: string;
@@ -33,6 +35,8 @@ export interface CreateOptions {
   /** -p specs and -P */
   publish?: string[];
   publishAll?: boolean;
+  /** --expose: ports the container listens on, PORT[/PROTO] or a range. */
+  expose?: string[];
   dns?: string[];
   dnsSearch?: string[];
   dnsOptions?: string[];
@@ -47,6 +51,10 @@ export interface CreateOptions {
   stopTimeout?: number;
   tty?: boolean;
   interactive?: boolean;
+  /** Close stdin when the first attached client closes its input (docker's StdinOnce, set by `run -i`). */
+  stdinOnce?: boolean;
+  /** The terminal's initial [rows, cols]. */
+  consoleSize?: [number, number];
   autoRemove?: boolean;
   labels?: string[];
   runtime?: string;
@@ -123,12 +131,17 @@ export function parseVolumeFlag(v: string, cwd = process.cwd()): MountSpec {
 }
 
 /** `--mount type=bind|volume|tmpfs,source=…,target=…,readonly,tmpfs-size=…,tmpfs-mode=…` */
-export function parseMountFlag(m: string, cwd = process.cwd()): MountSpec {
+export function parseMountFlag(m: string | Record<string, string>, cwd = process.cwd()): MountSpec {
   const fields = new Map<string, string>();
-  for (const part of m.split(',')) {
-    const i = part.indexOf('=');
-    const k = (i < 0 ? part : part.slice(0, i)).trim().toLowerCase();
-    fields.set(k, i < 0 ? 'true' : part.slice(i + 1));
+  if (typeof m === 'string') {
+    for (const part of m.split(',')) {
+      const i = part.indexOf('=');
+      const k = (i < 0 ? part : part.slice(0, i)).trim().toLowerCase();
+      fields.set(k, i < 0 ? 'true' : part.slice(i + 1));
+    }
+  } else {
+    for (const [k, v] of Object.entries(m)) fields.set(k, v);
+    m = Object.entries(m).map(([k, v]) => `${k}=${v}`).join(',');
   }
   const type = fields.get('type') ?? 'volume';
   if (!['bind', 'volume', 'tmpfs'].includes(type)) throw new InvalidArgumentError(`invalid mount type: ${type}`);
@@ -183,6 +196,19 @@ export function parseUlimit(v: string): Ulimit {
 
 const ULIMIT_NAMES = new Set(['core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack']);
 
+/** `--expose 80`, `80/udp`, `8000-8002/tcp`: the ExposedPorts keys. */
+export function parseExpose(e: string): string[] {
+  const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/.exec(e);
+  if (!m) throw new InvalidArgumentError(`invalid range format for --expose: ${e}`);
+  const from = Number(m[1]);
+  const to = m[2] !== undefined ? Number(m[2]) : from;
+  if (from < 1 || to > 65535 || to < from) throw new InvalidArgumentError(`invalid range format for --expose: ${e}`);
+  if (to - from > 65535) throw new InvalidArgumentError(`invalid range format for --expose: ${e}`);
+  const out: string[] = [];
+  for (let p = from; p <= to; p++) out.push(`${p}/${m[3] ?? 'tcp'}`);
+  return out;
+}
+
 /** `--tmpfs /path[:opts]` */
 export function parseTmpfsFlag(t: string): MountSpec {
   const i = t.indexOf(':');
@@ -236,8 +262,9 @@ function networkSettings(o: CreateOptions, network: string, cfg: NonNullable<Ima
     ...(o.ip ? { ip: o.ip } : {}),
     ...(o.macAddress ? { mac: o.macAddress.toLowerCase() } : {}),
   };
-  // Exposed ports: the image's and every published one (docker adds -p ports to ExposedPorts).
+  // Exposed ports: the image's, --expose's and every published one (docker adds -p ports to ExposedPorts).
   const exposed: Record<string, Record<string, never>> = { ...(cfg.ExposedPorts ?? {}) };
+  for (const e of o.expose ?? []) for (const k of parseExpose(e)) exposed[k] = {};
   for (const k of Object.keys(portBindings)) exposed[k] = {};
   return {
     network,
@@ -257,7 +284,8 @@ export function buildContainerSpec(o: CreateOptions, image: ImageConfig, id: str
   let entrypoint: string[] | null = cfg.Entrypoint ?? null;
   let cmd: string[] | null = cfg.Cmd ?? null;
   if (o.entrypoint !== undefined) {
-    entrypoint = o.entrypoint === '' ? null : [o.entrypoint];
+    const ep = Array.isArray(o.entrypoint) ? o.entrypoint : [o.entrypoint];
+    entrypoint = ep.length === 0 || (ep.length === 1 && ep[0] === '') ? null : ep;
     cmd = null; // docker: an entrypoint set on the command line drops the image's CMD
   }
   if (o.command && o.command.length > 0) cmd = o.command;
@@ -304,6 +332,8 @@ export function buildContainerSpec(o: CreateOptions, image: ImageConfig, id: str
     ...net,
     tty: o.tty ?? false,
     openStdin: o.interactive ?? false,
+    ...(o.stdinOnce ? { stdinOnce: true } : {}),
+    ...(o.consoleSize && o.consoleSize[0] > 0 && o.consoleSize[1] > 0 ? { consoleSize: o.consoleSize } : {}),
     network,
     mounts,
     readonlyRootfs: o.readOnly ?? false,

@@ -4,9 +4,10 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import tty from 'node:tty';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { ConflictError, InvalidArgumentError, NotFoundError, PlyError, UnsupportedError } from '../errors.js';
+import { ConflictError, InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
 import type { Readable, Writable } from 'node:stream';
 import { parseSignal, proxySignals, runtimeSignals } from '../runtime/signals.js';
 import { buildSpec, writeBundle, type MountSpec, type RuntimeSpec } from '../runtime/spec.js';
@@ -19,6 +20,8 @@ import { pidAlive } from '../content/store.js';
 import { resolveInRoot } from '../util/rootpath.js';
 import { buildContainerSpec, type CreateOptions } from './create.js';
 import { LogWriter } from './logs.js';
+import { FRAME_STDERR, FRAME_STDOUT, type AttachServer } from './attach.js';
+import { openpty, ptyResize } from '../native/index.js';
 import type { Container } from './store.js';
 import type { ContainerNetSpec, EndpointConfig, Networks } from '../network/index.js';
 import { removeTree } from '../util/fs.js';
@@ -44,11 +47,16 @@ export interface RuntimeExtras {
   env?: string[];
 }
 
-/** Streams for an exec's stdio instead of this process's (no TTY then): what an API connection carries. */
+/** Streams for an exec's stdio instead of this process's: what an API connection carries. */
 export interface ExecIO {
   stdin?: Readable;
   stdout: Writable;
+  /** With a TTY, the terminal's output all goes to stdout. */
   stderr: Writable;
+  /** With a TTY: its initial [rows, cols]. */
+  consoleSize?: [number, number];
+  /** With a TTY: called with the function that resizes it while the exec runs. */
+  onResize?: (resize: (rows: number, cols: number) => void) => void;
 }
 
 const TINI_PATHS = ['/usr/bin/tini-static', '/usr/bin/docker-init', '/usr/libexec/podman/catatonit'];
@@ -190,7 +198,10 @@ export class ContainerManager {
   connect(ref: string, network: string, cfg: EndpointConfig): void {
     const c = this.get(ref);
     const net = this.networks.resolve(network);
-    const s = c.spec;
+    // Disconnected from every network (its mode became none; compose does this to a new container before it
+    // connects it again with its aliases): the network it joins becomes its mode, as docker keeps NetworkMode.
+    const left = c.spec.network === 'none' && c.spec.networks !== undefined && Object.keys(c.spec.networks).length === 0;
+    const s = left && net.driver === 'bridge' ? { ...c.spec, network: net.name } : c.spec;
     if (net.driver !== 'bridge' || s.network === 'host' || s.network === 'none' || s.network.startsWith('container:')) {
       if (s.network.startsWith('container:')) throw new ConflictError('container sharing network namespace with another container or host cannot be connected to any other network');
       throw new ConflictError('container cannot be disconnected from host network or connected to host network');
@@ -374,17 +385,60 @@ export class ContainerManager {
   /**
    * Runs the container's process under the runtime and waits for it: the attached CLI and the detached
    * monitor both come here. `onStarted` is called once the process runs (or with the reason it could not).
+   * The monitor also serves the container's attach socket (`attach`): output to attached clients, their stdin
+   * and terminal sizes in; with `holdFor`, the process starts only once that many clients connected (an API
+   * client that attached before the start must see its first byte of output).
    */
-  async supervise(c: Container, mode: AttachMode, onStarted?: (err?: StartError) => void, extra?: RuntimeExtras): Promise<number> {
+  async supervise(
+    c: Container,
+    mode: AttachMode,
+    onStarted?: (err?: StartError) => void,
+    extra?: RuntimeExtras,
+    opts: { attach?: boolean; holdFor?: number; onAttachReady?: () => void } = {},
+  ): Promise<number> {
     const dir = this.containers.pathOf(c.id);
     const pidFile = path.join(dir, 'pid');
     const runtimeLog = path.join(dir, 'runtime.log');
     fs.rmSync(pidFile, { force: true });
     fs.writeFileSync(runtimeLog, '');
+    const s = c.spec;
+    // What the attach socket's clients reach once the process runs.
+    const io: { stdin?: (d: Buffer) => void; closeStdin?: () => void; resize?: (rows: number, cols: number) => void } = {};
+    let attach: AttachServer | undefined;
+    if (opts.attach && mode === 'detached') {
+      const { AttachServer } = await import('./attach.js');
+      attach = await AttachServer.listen(dir, {
+        stdin: (d) => io.stdin?.(d),
+        stdinClosed: () => {
+          if (s.stdinOnce) io.closeStdin?.();
+        },
+        resize: (rows, cols) => io.resize?.(rows, cols),
+      });
+      opts.onAttachReady?.();
+    }
+    try {
+      return await this.superviseRun(c, mode, onStarted, extra, attach, io, opts.holdFor ?? 0);
+    } finally {
+      attach?.close();
+    }
+  }
+
+  private async superviseRun(
+    c: Container,
+    mode: AttachMode,
+    onStarted: ((err?: StartError) => void) | undefined,
+    extra: RuntimeExtras | undefined,
+    attach: AttachServer | undefined,
+    io: { stdin?: (d: Buffer) => void; closeStdin?: () => void; resize?: (rows: number, cols: number) => void },
+    holdFor: number,
+  ): Promise<number> {
+    const dir = this.containers.pathOf(c.id);
+    const pidFile = path.join(dir, 'pid');
+    const runtimeLog = path.join(dir, 'runtime.log');
     if (mode === 'attached') this.event(c, 'attach');
     let prepared: Awaited<ReturnType<ContainerManager['prepare']>>;
     try {
-      prepared = await this.prepare(c, extra);
+      [prepared] = await Promise.all([this.prepare(c, extra), holdFor > 0 && attach ? attach.waitForClients(holdFor, 10_000) : undefined]);
     } catch (e) {
       const err = e instanceof StartError ? e : new StartError((e as Error).message, 125);
       this.containers.update(c.id, { error: err.message, exitCode: err.exitCode });
@@ -397,13 +451,18 @@ export class ContainerManager {
           // reported by the error below; `container prune` removes it
         }
       }
+      attach?.finish(err.exitCode);
       throw err;
     }
     const rt = this.runtime(c);
     const s = c.spec;
     const ttyAttached = s.tty && mode === 'attached';
+    // Detached with a TTY: the monitor holds a pseudo-terminal whose slave is the runtime's stdio (runc then
+    // proxies it to the container's own console and follows its size on SIGWINCH).
+    const pty = s.tty && mode === 'detached' ? openpty(s.consoleSize?.[0] ?? 24, s.consoleSize?.[1] ?? 80) : undefined;
     let stdio: StdioOptions;
     if (ttyAttached) stdio = ['inherit', 'inherit', 'inherit'];
+    else if (pty) stdio = [pty.slave, pty.slave, pty.slave];
     else if (mode === 'attached') stdio = [s.openStdin ? 'inherit' : 'ignore', 'pipe', 'pipe'];
     else stdio = [s.openStdin ? 'pipe' : 'ignore', 'pipe', 'pipe'];
     // Attached, signals sent to ply reach the container (docker's sig-proxy); see runtimeSignals.
@@ -411,8 +470,7 @@ export class ContainerManager {
     const child = rt.run(c.id, prepared.bundle, stdio, {
       pidFile,
       logFile: runtimeLog,
-      ttyWrapper: s.tty && mode === 'detached',
-      ownSession: mode === 'attached' && sig.ownSession,
+      ownSession: (mode === 'attached' && sig.ownSession) || !!pty,
     });
     const unproxy = mode === 'attached' ? proxySignals(child, sig.proxy) : () => undefined;
     this.containers.update(c.id, { monitorPid: process.pid });
@@ -425,15 +483,55 @@ export class ContainerManager {
       if (held) held.push([to, d]);
       else to.write(d);
     };
-    if (log) {
+    const outputDone: Promise<void>[] = [];
+    let term: tty.ReadStream | undefined;
+    if (pty) {
+      fs.closeSync(pty.slave);
+      // The stream owns the master from here (destroying it closes the descriptor).
+      term = new tty.ReadStream(pty.master);
+      term.on('data', (d: Buffer) => {
+        log?.write('stdout', d);
+        attach?.output(FRAME_STDOUT, d);
+      });
+      // EIO once every holder of the slave is gone: the end of output.
+      const t0 = term;
+      outputDone.push(new Promise((r) => {
+        t0.once('close', () => r());
+        t0.once('error', () => r());
+      }));
+      const t = term;
+      io.stdin = (d) => {
+        if (!t.destroyed) t.write(d);
+      };
+      io.resize = (rows, cols) => {
+        if (t.destroyed) return;
+        try {
+          ptyResize(pty.master, rows, cols);
+          child.kill('SIGWINCH');
+        } catch {
+          // the terminal is gone
+        }
+      };
+    } else if (log) {
       child.stdout?.on('data', (d: Buffer) => {
         log.write('stdout', d);
+        attach?.output(FRAME_STDOUT, d);
         forward(process.stdout, d);
       });
       child.stderr?.on('data', (d: Buffer) => {
         log.write(s.tty ? 'stdout' : 'stderr', d);
+        attach?.output(s.tty ? FRAME_STDOUT : FRAME_STDERR, d);
         forward(process.stderr, d);
       });
+      if (child.stdout && !child.stdout.readableEnded) outputDone.push(new Promise((r) => child.stdout!.once('close', () => r())));
+      if (child.stdin && mode === 'detached') {
+        const stdin = child.stdin;
+        stdin.on('error', () => undefined);
+        io.stdin = (d) => {
+          if (!stdin.destroyed && !stdin.writableEnded) stdin.write(d);
+        };
+        io.closeStdin = () => stdin.end();
+      }
     }
     const release = (show: boolean) => {
       const h = held;
@@ -456,7 +554,10 @@ export class ContainerManager {
       onStarted?.();
     }
     let code = await exited;
-    await new Promise<void>((r) => (child.stdout && !child.stdout.readableEnded ? child.stdout.once('close', () => r()) : r()));
+    // The output still in the pipes (or the terminal) comes before the end; a daemon in the container that kept
+    // a descriptor open is not waited for long.
+    await Promise.race([Promise.all(outputDone), new Promise((r) => setTimeout(r, 2000).unref())]);
+    term?.destroy();
     release(started);
     log?.close();
     let error = '';
@@ -489,24 +590,38 @@ export class ContainerManager {
       const err = new StartError(`failed to start container ${c.id.slice(0, 12)}: ${error}`, code);
       onStarted?.(err);
       if (s.autoRemove && now) this.removeStopped(c, true);
+      attach?.finish(code);
       throw err;
     }
     if (s.autoRemove && now) this.removeStopped(c, true);
+    // Attached clients hear the end last: a `wait` for removal returns once the record is gone.
+    attach?.finish(code);
     return code;
   }
 
-  /** Starts the container under a detached monitor process that outlives this one. */
-  async startDetached(c: Container): Promise<void> {
+  /**
+   * Starts the container under a detached monitor process that outlives this one. With `holdFor`, the monitor
+   * waits for that many attach clients before it starts the process; `onAttachReady` runs once they can connect.
+   */
+  async startDetached(c: Container, opts: { holdFor?: number; onAttachReady?: () => void } = {}): Promise<void> {
     // Next to this code: dist/container/monitor.js, or dist/monitor.cjs when running from the bundle.
     const monitor = path.join(path.dirname(fileURLToPath(import.meta.url)), typeof PLY_BUNDLED !== 'undefined' ? 'monitor.cjs' : 'monitor.js');
-    const child = spawn(process.execPath, [monitor, this.root, c.id], {
+    const args = [monitor, this.root, c.id, ...(opts.holdFor ? [String(opts.holdFor)] : [])];
+    const child = spawn(process.execPath, args, {
       detached: true,
       stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
     });
     const status = await new Promise<string>((resolve) => {
       let buf = '';
       const pipe = child.stdio[3] as NodeJS.ReadableStream;
-      pipe.on('data', (d: Buffer) => (buf += d.toString()));
+      pipe.on('data', (d: Buffer) => {
+        buf += d.toString();
+        // 'attach' comes first when the monitor listens for attach clients; the final line follows.
+        while (buf.startsWith('attach\n')) {
+          buf = buf.slice('attach\n'.length);
+          opts.onAttachReady?.();
+        }
+      });
       pipe.on('end', () => resolve(buf));
       pipe.on('error', () => resolve(buf));
       child.on('exit', () => setTimeout(() => resolve(buf), 50));
@@ -621,7 +736,6 @@ export class ContainerManager {
     if (!this.isRunning(c)) throw new ConflictError(`container ${c.id} is not running`);
     if (c.state === 'paused') throw new ConflictError(`container ${c.id} is paused, unpause the container before exec`);
     if (o.cmd.length === 0) throw new InvalidArgumentError('exec requires at least 1 argument');
-    if (o.io && o.tty) throw new UnsupportedError('exec with a TTY over streams is not supported yet');
     const dir = this.containers.pathOf(c.id);
     const bundle = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as RuntimeSpec;
     const proc = structuredClone(bundle.process!);
@@ -639,16 +753,43 @@ export class ContainerManager {
     const logFile = `${processFile}.log`;
     try {
       const io = o.detach ? undefined : o.io;
+      // A TTY over streams: a pseudo-terminal of ours is runc's stdio (runc proxies it to the process's own).
+      const pty = io && o.tty ? openpty(io.consoleSize?.[0] ?? 24, io.consoleSize?.[1] ?? 80) : undefined;
       let stdio: StdioOptions;
       if (o.detach) stdio = ['ignore', 'ignore', 'ignore'];
+      else if (pty) stdio = [pty.slave, pty.slave, pty.slave];
       else if (io) stdio = [io.stdin && o.interactive ? 'pipe' : 'ignore', 'pipe', 'pipe'];
       else stdio = [o.interactive || o.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'];
       const sig = runtimeSignals(!o.detach && stdio[0] === 'inherit' && !!process.stdin.isTTY);
-      const child = this.runtime(c).exec(c.id, processFile, stdio, { tty: !!o.tty, logFile, detach: o.detach, ownSession: !o.detach && !io && sig.ownSession });
+      const child = this.runtime(c).exec(c.id, processFile, stdio, { tty: !!o.tty, logFile, detach: o.detach, ownSession: (!o.detach && !io && sig.ownSession) || !!pty });
       if (o.execId) this.event(c, `exec_start: ${o.cmd.join(' ')}`, { execID: o.execId });
       const unproxy = o.detach || io ? () => undefined : proxySignals(child, sig.proxy);
       const copied: Promise<void>[] = [];
-      if (io) {
+      if (pty && io) {
+        fs.closeSync(pty.slave);
+        const term = new tty.ReadStream(pty.master);
+        term.pipe(io.stdout, { end: false });
+        copied.push(new Promise((r) => {
+          term.once('close', () => r());
+          term.once('error', () => r());
+        }));
+        if (io.stdin && o.interactive) {
+          io.stdin.on('data', (d: Buffer) => {
+            if (!term.destroyed) term.write(d);
+          });
+        }
+        io.onResize?.((rows, cols) => {
+          if (term.destroyed) return;
+          try {
+            ptyResize(pty.master, rows, cols);
+            child.kill('SIGWINCH');
+          } catch {
+            // the terminal is gone
+          }
+        });
+        // The stream owns the master; a process left holding the terminal is not waited for long.
+        void exitedOnce(child).then(() => setTimeout(() => term.destroy(), 2000).unref());
+      } else if (io) {
         if (io.stdin && child.stdin) io.stdin.pipe(child.stdin).on('error', () => undefined);
         for (const [from, to] of [[child.stdout, io.stdout], [child.stderr, io.stderr]] as const) {
           if (!from) continue;
@@ -670,6 +811,13 @@ export class ContainerManager {
       await fsp.rm(logFile, { force: true });
     }
   }
+}
+
+function exitedOnce(child: import('node:child_process').ChildProcess): Promise<void> {
+  return new Promise((r) => {
+    if (child.exitCode !== null || child.signalCode !== null) r();
+    else child.once('exit', () => r());
+  });
 }
 
 function readOr(file: string, fallback: string): string {

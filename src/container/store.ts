@@ -21,6 +21,10 @@ export interface ContainerSpec {
   hostname: string;
   tty: boolean;
   openStdin: boolean;
+  /** Close the container's stdin when the first attached client that sent input closes it (docker's StdinOnce). */
+  stdinOnce?: boolean;
+  /** The terminal's initial [rows, cols] (docker's ConsoleSize). */
+  consoleSize?: [number, number];
   /** docker's NetworkMode: bridge (the default network), host, none, container:<id>, or a network's name. */
   network: string;
   /** Networks joined besides the mode's and their settings (aliases, --ip, --mac-address), by name. */

@@ -4,9 +4,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Readable, Writable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { CreateOptions } from '../container/create.js';
+import { connectAttach, type AttachConnection } from '../container/attach.js';
 import { ContainerManager, type ExecIO } from '../container/manager.js';
 import type { Container } from '../container/store.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
@@ -54,6 +55,8 @@ export interface LogsOptions {
   until?: string | number;
   stdout?: boolean;
   stderr?: boolean;
+  /** Ends a follow (the client went away). */
+  signal?: AbortSignal;
 }
 
 export interface CommitOptions {
@@ -77,9 +80,35 @@ export interface ExecCreateOptions {
   user?: string;
   workdir?: string;
   privileged?: boolean;
+  /** The terminal's initial [rows, cols] (with `tty`, over streams). */
+  consoleSize?: [number, number];
+  /** Which output streams a client attached (docker's AttachStdout/AttachStderr; default both). */
+  attachStdout?: boolean;
+  attachStderr?: boolean;
 }
 
 const CONTAINER_FILTERS = ['status', 'name', 'id', 'label', 'ancestor', 'exited'] as const;
+
+/** A live attachment to a container (docker attach): output as it comes, stdin and terminal size going in. */
+export interface AttachSession {
+  /** The container has a TTY (its output is one raw stream, reported as stdout). */
+  tty: boolean;
+  /** Resolves once the session reaches the running container (false: it never will, e.g. its start failed). */
+  connected: Promise<boolean>;
+  /** Output chunks; ends when the container stops (or the session closes). */
+  output: AsyncIterable<{ stream: 'stdout' | 'stderr'; data: Buffer }>;
+  /** Input for the container's stdin (once connected). */
+  stdin(data: Buffer): void;
+  /** The end of this client's input: the container's stdin closes if it was created with StdinOnce. */
+  closeStdin(): void;
+  resize(rows: number, cols: number): void;
+  close(): void;
+}
+
+/** A session (attach or wait) made before a start, connected when this engine starts the container. */
+interface PendingAttach {
+  connected(conn: AttachConnection | undefined): void;
+}
 
 interface ExecInstance {
   id: string;
@@ -87,6 +116,8 @@ interface ExecInstance {
   opts: ExecCreateOptions;
   running: boolean;
   exitCode: number | null;
+  /** While it runs with a TTY over streams: sets the terminal's size. */
+  resize?: (rows: number, cols: number) => void;
 }
 
 /** Go's os.FileMode type bits, as docker's path stat header carries them. */
@@ -98,6 +129,7 @@ const running = (c: Container) => c.state === 'running' || c.state === 'paused';
 export class ContainerService {
   private readonly manager: ContainerManager;
   private readonly execs = new Map<string, ExecInstance>();
+  private readonly pending = new Map<string, PendingAttach[]>();
 
   constructor(private readonly stores: Stores) {
     this.manager = new ContainerManager(stores);
@@ -121,11 +153,39 @@ export class ContainerService {
     return { Id: c.id, Warnings: warnings };
   }
 
-  /** Starts the container under a detached monitor; false when it was running already (docker: 304). */
+  /**
+   * Starts the container under a detached monitor; false when it was running already (docker: 304). Attach
+   * sessions and waits made on it before the start (through this engine) are connected before its first byte.
+   */
   async start(ref: string): Promise<boolean> {
     const c = this.manager.get(ref);
     if (running(c)) return false;
-    await this.manager.startDetached(c);
+    const pending = this.pending.get(c.id) ?? [];
+    this.pending.delete(c.id);
+    const dir = this.stores.containers.pathOf(c.id);
+    const connected = pending.map((p) => ({ p, done: false }));
+    try {
+      await this.manager.startDetached(c, {
+        holdFor: pending.length,
+        onAttachReady: () => {
+          for (const x of connected) {
+            connectAttach(dir).then(
+              (conn) => {
+                x.done = true;
+                x.p.connected(conn);
+              },
+              () => {
+                x.done = true;
+                x.p.connected(undefined);
+              },
+            );
+          }
+        },
+      });
+    } finally {
+      // A monitor that failed before listening leaves its sessions with nothing to follow.
+      for (const x of connected) if (!x.done) x.p.connected(undefined);
+    }
     return true;
   }
 
@@ -203,27 +263,88 @@ export class ContainerService {
 
   /**
    * Waits for a condition and returns the exit code: 'not-running' (now, if it is not running), 'next-exit'
-   * (the end of the next run, even if it has not started yet), 'removed' (the record gone).
+   * (the end of the next run, even if it has not started yet), 'removed' (the record gone). A running
+   * container's end comes from its monitor's attach socket; without one (a container run attached by a CLI),
+   * the record is polled.
    */
   async wait(ref: string, opts: { condition?: WaitCondition; signal?: AbortSignal } = {}): Promise<WaitResponse> {
     const condition = opts.condition ?? 'not-running';
-    let last = this.manager.get(ref);
-    const since = Date.now();
-    const done = (c: Container | undefined): boolean => {
-      if (!c) return true;
-      if (condition === 'removed') return false;
-      // next-exit: a run that ends after the wait began (the one going on, or the next one).
-      if (condition === 'next-exit') return !running(c) && c.finishedAt >= since;
-      return !running(c);
-    };
+    const first = this.manager.get(ref);
+    const result = (c: Container, code?: number): WaitResponse => ({ StatusCode: code ?? c.exitCode, ...(c.error ? { Error: { Message: c.error } } : {}) });
+    if (condition === 'not-running' && !running(first)) return result(first);
+    // The end of a run: the one going on, or (next-exit; removed, for a container not started yet) the next one.
+    let conn: AttachConnection | undefined;
+    if (running(first)) conn = await connectAttach(this.stores.containers.pathOf(first.id)).catch(() => undefined);
+    else if (condition === 'next-exit' || first.state === 'created') conn = await this.nextRun(first, opts.signal);
+    let code: number | undefined;
+    if (conn) {
+      const abort = () => conn.close();
+      opts.signal?.addEventListener('abort', abort);
+      try {
+        for await (const _ of conn.output) void _; // output is not wanted here
+        code = await conn.exit;
+      } finally {
+        opts.signal?.removeEventListener('abort', abort);
+        conn.close();
+      }
+    }
+    let last = first;
     for (;;) {
       opts.signal?.throwIfAborted();
-      const rec = this.stores.containers.get(last.id);
+      const rec = this.stores.containers.get(first.id);
       const c = rec && this.manager.refresh(rec);
-      if (done(c)) return { StatusCode: (c ?? last).exitCode, ...((c ?? last).error ? { Error: { Message: (c ?? last).error } } : {}) };
-      if (c) last = c;
+      if (!c) return result(last, code);
+      last = c;
+      if (condition !== 'removed') {
+        if (code !== undefined) return result(c, code);
+        // Without the monitor's word, a run counts once it ended after the wait began.
+        if (!running(c) && (condition === 'not-running' || c.finishedAt > first.finishedAt)) return result(c);
+      }
       await new Promise((r) => setTimeout(r, 15));
     }
+  }
+
+  /**
+   * The attach connection of a container's next run: registered for a start through this engine, or (started
+   * elsewhere) taken once it runs; undefined if it could not be had.
+   */
+  private async nextRun(c: Container, signal?: AbortSignal): Promise<AttachConnection | undefined> {
+    const entry: PendingAttach = { connected: () => undefined };
+    const mine = () => (this.pending.get(c.id) ?? []).includes(entry);
+    const drop = () => {
+      const l = (this.pending.get(c.id) ?? []).filter((x) => x !== entry);
+      if (l.length) this.pending.set(c.id, l);
+      else this.pending.delete(c.id);
+    };
+    const viaStart = new Promise<AttachConnection | undefined>((resolve) => {
+      entry.connected = resolve;
+      this.pending.set(c.id, [...(this.pending.get(c.id) ?? []), entry]);
+      signal?.addEventListener('abort', () => {
+        drop();
+        resolve(undefined);
+      });
+    });
+    // Started by another process (the CLI): follow the record until it runs, then connect.
+    let stop = false;
+    const elsewhere = (async () => {
+      while (!stop) {
+        await new Promise((r) => setTimeout(r, 50));
+        if (stop || !mine()) return new Promise<undefined>(() => undefined); // this engine's start took it
+        const rec = this.stores.containers.get(c.id);
+        if (!rec || (!running(rec) && rec.finishedAt !== c.finishedAt)) {
+          drop();
+          return undefined;
+        }
+        if (running(rec) && rec.startedAt !== c.startedAt) {
+          drop();
+          return connectAttach(this.stores.containers.pathOf(c.id)).catch(() => undefined);
+        }
+      }
+      return undefined;
+    })();
+    const conn = await Promise.race([viaStart, elsewhere]);
+    stop = true;
+    return conn;
   }
 
   /** docker ps: newest first; running ones only unless `all` (or a status/exited filter, or a limit). */
@@ -239,10 +360,8 @@ export class ContainerService {
         filters.match('id', (v) => c.id.startsWith(v)) &&
         filters.match('exited', (v) => c.state === 'exited' && c.exitCode === Number(v)) &&
         filters.match('ancestor', (v) => c.imageRef === v || this.stores.images.lookup(v)?.digest === c.image) &&
-        filters.match('label', (v) => {
-          const j = v.indexOf('=');
-          return j < 0 ? v in c.spec.labels : c.spec.labels[v.slice(0, j)] === v.slice(j + 1);
-        }),
+        // Every label filter must hold (docker ANDs them; compose lists a project's one-off containers apart).
+        labelsMatch(filters, c.spec.labels),
     );
     if (opts.limit !== undefined && opts.limit >= 0) list = list.slice(0, opts.limit);
     const names = this.stores.images.names();
@@ -350,6 +469,21 @@ export class ContainerService {
         Init: s.init || null,
         Runtime: s.runtime,
         Tmpfs: Object.fromEntries(s.mounts.filter((m) => m.type === 'tmpfs').map((m) => [m.target, (m.options ?? []).join(',')])),
+        // What ply always does, in docker's words (compose reads the log driver to know logs can be read back).
+        LogConfig: { Type: 'json-file', Config: {} },
+        RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
+        VolumeDriver: '',
+        VolumesFrom: null,
+        ConsoleSize: s.consoleSize ?? [0, 0],
+        IpcMode: 'private',
+        PidMode: '',
+        UTSMode: '',
+        UsernsMode: '',
+        CgroupnsMode: 'host',
+        ShmSize: 67108864,
+        Links: null,
+        OomScoreAdj: 0,
+        SecurityOpt: null,
       },
       GraphDriver: { Data: snapshotter.graphData(dir), Name: snapshotter.name },
       ...(opts.size ? { SizeRw: this.manager.writableLayerSize(c), SizeRootFs: this.manager.writableLayerSize(c) + (rec?.size ?? 0) } : {}),
@@ -415,13 +549,13 @@ export class ContainerService {
     if (c.spec.tty && c.monitorPid === 0 && c.state === 'exited' && !fs.existsSync(file)) return (async function* () {})();
     const stderr = opts.stderr !== false;
     const stdout = opts.stdout !== false;
-    return this.readLog(c, { from: 0, tail, since, until, follow: !!opts.follow, stream: (s) => (s === 'stderr' ? stderr : stdout) });
+    return this.readLog(c, { from: 0, tail, since, until, follow: !!opts.follow, signal: opts.signal, stream: (s) => (s === 'stderr' ? stderr : stdout) });
   }
 
   /** Entries of the container's log from byte `from` (the last `tail` of them), and with `follow` until it stops. */
   private async readLog(
     c: Container,
-    o: { from: number; tail?: number; since?: number; until?: number; follow: boolean; stream: (s: string) => boolean },
+    o: { from: number; tail?: number; since?: number; until?: number; follow: boolean; signal?: AbortSignal; stream: (s: string) => boolean },
   ): Promise<AsyncIterable<LogEntry>> {
     const { readLog } = await import('../container/logs.js');
     const file = this.manager.logPath(c);
@@ -441,7 +575,7 @@ export class ContainerService {
       };
       yield* select(entries);
       if (!o.follow) return;
-      for (;;) {
+      while (!o.signal?.aborted) {
         const cur = containers.get(c.id);
         const alive = cur ? running(manager.refresh(cur)) : false;
         const next = readLog(file, offset);
@@ -457,21 +591,68 @@ export class ContainerService {
   }
 
   /**
-   * The output of a container from now on (with `logs`, from its start) until it stops, read from its log:
-   * docker attach without stdin. A container not started yet is waited for.
+   * docker attach: the container's output (with `logs`, what it wrote before; with `stream`, what it writes until
+   * it stops) and, through the session, its stdin and terminal size. A container not started yet is attached
+   * before its first byte when this engine starts it.
    */
-  async attach(ref: string, opts: { logs?: boolean } = {}): Promise<AsyncIterable<LogEntry>> {
+  async attach(ref: string, opts: { logs?: boolean; stream?: boolean; signal?: AbortSignal } = {}): Promise<AttachSession> {
     const c = this.manager.get(ref);
-    const containers = this.stores.containers;
-    const from = opts.logs ? 0 : (fs.statSync(this.manager.logPath(c), { throwIfNoEntry: false })?.size ?? 0);
+    const stream = opts.stream ?? true;
+    if (stream && !running(c) && c.state !== 'created') throw new ConflictError('You cannot attach to a stopped container, start it first');
+    const past = opts.logs ? await this.readLog(c, { from: 0, follow: false, stream: () => true }) : undefined;
+    // Registered now (before the caller answers its client), connected when the container runs.
+    const pending: Promise<AttachConnection | undefined> = !stream
+      ? Promise.resolve(undefined)
+      : running(c)
+        ? connectAttach(this.stores.containers.pathOf(c.id)).catch(() => undefined)
+        : this.nextRun(c, opts.signal);
+    let conn: AttachConnection | undefined;
+    let closed = false;
+    const connected = pending.then((x) => {
+      conn = x;
+      if (closed) x?.close();
+      return x !== undefined;
+    });
     const self = this;
-    return (async function* () {
-      // Attached before the start (docker run through the API attaches first): wait for it to begin.
-      for (let cur = containers.get(c.id); cur && cur.state === 'created' && cur.error === ''; cur = containers.get(c.id)) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      yield* await self.readLog(c, { from, follow: true, stream: () => true });
-    })();
+    return {
+      tty: c.spec.tty,
+      connected,
+      output: (async function* () {
+        if (past) for await (const e of past) yield { stream: e.stream, data: Buffer.from(e.log) };
+        if (!(await connected)) {
+          // A container run attached by a CLI has no attach socket: its log is followed instead (output only).
+          const now = stream ? self.stores.containers.get(c.id) : undefined;
+          if (!now || !running(now) || closed) return;
+          const from = fs.statSync(self.manager.logPath(c), { throwIfNoEntry: false })?.size ?? 0;
+          for await (const e of await self.readLog(now, { from, follow: true, stream: () => true })) {
+            if (closed) return;
+            yield { stream: e.stream, data: Buffer.from(e.log) };
+          }
+          return;
+        }
+        for await (const f of conn!.output) yield { stream: f.kind === 2 ? 'stderr' : 'stdout', data: f.data } as const;
+      })(),
+      stdin: (d) => conn?.stdin(d),
+      closeStdin: () => conn?.closeStdin(),
+      resize: (rows, cols) => conn?.resize(rows, cols),
+      close: () => {
+        closed = true;
+        conn?.close();
+      },
+    };
+  }
+
+  /** Sets the container's terminal size (docker's resize); a container without a TTY ignores it. */
+  async resize(ref: string, rows: number, cols: number): Promise<void> {
+    const c = this.manager.get(ref);
+    if (!running(c)) throw new ConflictError(`Container ${c.id} is not running`);
+    if (!c.spec.tty) return;
+    const conn = await connectAttach(this.stores.containers.pathOf(c.id)).catch(() => undefined);
+    if (!conn) return;
+    conn.resize(rows, cols);
+    // The frame is written before the connection ends (a half-close keeps the bytes in order).
+    await new Promise((r) => setTimeout(r, 5));
+    conn.close();
   }
 
   /** The container's processes (`ps` columns; default `-ef`). */
@@ -520,7 +701,8 @@ export class ContainerService {
   /** `HEAD /containers/{id}/archive`: what is at `path` in the container (symlinks in parents resolved inside it). */
   async archiveStat(ref: string, p: string): Promise<PathStat> {
     const { withRootfs } = await import('../container/commit.js');
-    return withRootfs(this.manager, this.manager.get(ref), async (rootfs) => statIn(rootfs, p));
+    const c = this.manager.get(ref);
+    return withRootfs(this.manager, c, async (rootfs) => statIn(rootfs, p, c.name));
   }
 
   /**
@@ -533,7 +715,7 @@ export class ContainerService {
     const { TarWriter } = await import('../tar/index.js');
     const c = this.manager.get(ref);
     return withRootfs(this.manager, c, async (rootfs) => {
-      const stat = statIn(rootfs, p);
+      const stat = statIn(rootfs, p, c.name);
       const parent = resolveInRoot(rootfs, path.posix.dirname(path.posix.join('/', p)));
       const base = path.posix.basename(path.posix.join('/', p));
       const writer = new TarWriter();
@@ -596,14 +778,29 @@ export class ContainerService {
         workdir: o.workdir,
         privileged: o.privileged,
         detach: opts.detach,
-        io: opts.io,
+        io: opts.io && {
+          ...opts.io,
+          ...(o.attachStdout === false ? { stdout: discard() } : {}),
+          ...(o.attachStderr === false ? { stderr: discard() } : {}),
+          consoleSize: opts.io.consoleSize ?? o.consoleSize,
+          onResize: (fn) => (e.resize = fn),
+        },
         execId: e.id,
       });
       e.exitCode = opts.detach ? null : code;
       return code;
     } finally {
       e.running = false;
+      e.resize = undefined;
     }
+  }
+
+  /** Sets a running exec's terminal size (docker's exec resize); one without a TTY ignores it. */
+  execResize(id: string, rows: number, cols: number): void {
+    const e = this.execs.get(id);
+    if (!e) throw new NotFoundError(`No such exec instance: ${id}`);
+    if (!e.running) throw new ConflictError(`exec ${id} is not running`);
+    e.resize?.(rows, cols);
   }
 
   /** `GET /exec/{id}/json`. */
@@ -618,8 +815,8 @@ export class ContainerService {
       ExitCode: e.exitCode,
       Pid: 0,
       OpenStdin: !!e.opts.interactive,
-      OpenStdout: true,
-      OpenStderr: true,
+      OpenStdout: e.opts.attachStdout !== false,
+      OpenStderr: e.opts.attachStderr !== false,
       CanRemove: false,
       DetachKeys: '',
       ProcessConfig: { privileged: !!e.opts.privileged, user: e.opts.user ?? '', tty: !!e.opts.tty, entrypoint, arguments: args },
@@ -635,6 +832,11 @@ export class ContainerService {
   all(): Container[] {
     return this.stores.containers.list().map((c) => this.manager.refresh(c));
   }
+}
+
+/** A stream that drops what it is given (an output the exec's client did not attach). */
+function discard(): Writable {
+  return new Writable({ write: (_c, _e, cb) => cb() });
 }
 
 /** dockerd's Status column. */
@@ -667,13 +869,13 @@ export function parseTime(s: string, what = 'until'): number {
 }
 
 /** What `p` is inside `rootfs` (the last component not followed), as docker's path stat. */
-function statIn(rootfs: string, p: string): PathStat {
+function statIn(rootfs: string, p: string, container: string): PathStat {
   const abs = path.posix.join('/', p);
   const parent = resolveInRoot(rootfs, path.posix.dirname(abs));
   const base = path.posix.basename(abs);
   const full = base === '' ? rootfs : path.join(parent, base);
   const st = fs.lstatSync(full, { throwIfNoEntry: false });
-  if (!st) throw new NotFoundError(`Could not find the file ${p} in container`);
+  if (!st) throw new NotFoundError(`Could not find the file ${p} in container ${container}`);
   let mode = st.mode & 0o7777;
   if (st.isDirectory()) mode += GO_MODE_DIR;
   if (st.isSymbolicLink()) mode += GO_MODE_SYMLINK;

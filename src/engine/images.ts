@@ -2,6 +2,7 @@
 // Results are docker's API shapes; long work reports docker's progress messages. The transports and the archive
 // code load on first use, so listing and inspecting never load them.
 import type { Readable, Writable } from 'node:stream';
+import type { Credentials } from '../auth/config.js';
 import { randomBytes } from 'node:crypto';
 import { BuildCache } from '../builder/cache.js';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
@@ -40,6 +41,8 @@ export interface PullOptions {
   tlsVerify?: boolean;
   parallel?: number;
   onProgress?: (m: ProgressMessage) => void;
+  /** Credentials for the registry (an API client's X-Registry-Auth); null: anonymous; undefined: the stored login. */
+  credentials?: Credentials | null;
 }
 
 export interface PullResult extends TransportPullResult {
@@ -58,6 +61,8 @@ export interface PushOptions {
   tlsVerify?: boolean;
   parallel?: number;
   onProgress?: (m: ProgressMessage) => void;
+  /** Credentials for the registry (an API client's X-Registry-Auth); null: anonymous; undefined: the stored login. */
+  credentials?: Credentials | null;
 }
 
 /** When to pull an image a container or a build needs: docker's `--pull` policies. */
@@ -161,7 +166,7 @@ export class ImageService {
     emit({ id: r.digest ?? r.tag, status: `Pulling from ${r.path}` });
     const messages = progressMessages('pull', emit);
     const { pullImage } = await import('../transport/distribution.js');
-    const res = await pullImage(this.store, ref, { platform: opts.platform, tlsVerify: opts.tlsVerify, parallel: opts.parallel, onProgress: messages.onEvent });
+    const res = await pullImage(this.store, ref, { platform: opts.platform, tlsVerify: opts.tlsVerify, parallel: opts.parallel, onProgress: messages.onEvent, credentials: opts.credentials });
     const shown = familiarString({ ...r, digest: r.tag ? undefined : r.digest });
     this.event('pull', familiarString(r), familiarName(r), res.image);
     emit({ status: `Digest: ${res.digest}` });
@@ -205,6 +210,7 @@ export class ImageService {
       compressionFormat: opts.compressionFormat,
       compressionLevel: opts.compressionLevel,
       onProgress: messages.onEvent,
+      credentials: opts.credentials,
     });
     this.event('push', familiarString(r), familiarName(r), this.store.lookup(ref));
     return res;

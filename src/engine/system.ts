@@ -1,5 +1,9 @@
 // The engine's system verbs: version, info, disk usage, check (and repair) of the store, prune of everything unused.
+import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import type { Problem } from '../system/check.js';
 import type { Leftovers } from '../system/leftovers.js';
 import type { Stores } from '../stores.js';
@@ -23,6 +27,19 @@ export interface SystemPruneResponse {
   SpaceReclaimed: number;
 }
 
+/** The distribution's name as docker info shows it (os-release's PRETTY_NAME), else the kernel's. */
+function osName(): string {
+  try {
+    const m = /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(fs.readFileSync('/etc/os-release', 'utf8'));
+    if (m?.[1]) return m[1];
+  } catch {
+    // no os-release
+  }
+  return os.type();
+}
+
+const runtimeVersions = new Map<string, { version: string; commit: string } | undefined>();
+
 export class SystemService {
   constructor(
     private readonly stores: Stores,
@@ -31,6 +48,32 @@ export class SystemService {
 
   version(): VersionInfo {
     return versionInfo();
+  }
+
+  /**
+   * A stable identifier of this engine (docker info's ID): made once per store and kept in it, so every face and
+   * every restart reports the same one.
+   */
+  id(): string {
+    const file = path.join(this.stores.root, 'engine-id');
+    try {
+      return fs.readFileSync(file, 'utf8').trim();
+    } catch {
+      const id = randomUUID();
+      fs.writeFileSync(`${file}.tmp`, `${id}\n`, { mode: 0o600 });
+      fs.renameSync(`${file}.tmp`, file);
+      return fs.readFileSync(file, 'utf8').trim();
+    }
+  }
+
+  /** The OCI runtime's own version (`runc --version`), asked once per process; undefined when it is missing. */
+  runtimeVersion(name = 'runc'): { version: string; commit: string } | undefined {
+    if (runtimeVersions.has(name)) return runtimeVersions.get(name);
+    const r = spawnSync(name, ['--version'], { encoding: 'utf8' });
+    const out = r.status === 0 ? r.stdout : '';
+    const v = out ? { version: /version\s+(\S+)/.exec(out)?.[1] ?? '', commit: /commit:\s*(\S+)/.exec(out)?.[1] ?? '' } : undefined;
+    runtimeVersions.set(name, v);
+    return v;
   }
 
   /** The storage driver new containers get: overlayfs, or vfs where overlayfs cannot be mounted. */
@@ -54,7 +97,7 @@ export class SystemService {
       DockerRootDir: this.stores.root,
       DefaultRuntime: 'runc',
       KernelVersion: os.release(),
-      OperatingSystem: os.type(),
+      OperatingSystem: osName(),
       OSType: 'linux',
       Architecture: v.Arch,
       NCPU: os.cpus().length,

@@ -26,8 +26,8 @@ export class VolumeService {
     return this.info(this.stores.volumes.resolve(name));
   }
 
-  /** docker volume ls, with the name, label and dangling filters. */
-  list(opts: { filters?: FilterInput } = {}): { Volumes: VolumeInfo[]; Warnings: string[] } {
+  /** docker volume ls, with the name, label and dangling filters; `usage` adds each one's size and users (system df). */
+  list(opts: { filters?: FilterInput; usage?: boolean } = {}): { Volumes: VolumeInfo[]; Warnings: string[] } {
     const filters = Filters.parse(opts.filters, ['name', 'label', 'dangling', 'driver']);
     const dangling = filters.bool('dangling');
     const used = this.usedVolumes();
@@ -37,6 +37,11 @@ export class VolumeService {
       .filter((v) => dangling === undefined || dangling !== used.has(v.name))
       .filter(() => filters.match('driver', (d) => d === 'local'))
       .map((v) => this.info(v));
+    if (opts.usage) {
+      const counts = new Map<string, number>();
+      for (const c of this.stores.containers.list()) for (const m of c.spec.mounts) if (m.type === 'volume') counts.set(m.source!, (counts.get(m.source!) ?? 0) + 1);
+      for (const v of Volumes) v.UsageData = { Size: dirSize(v.Mountpoint), RefCount: counts.get(v.Name) ?? 0 };
+    }
     return { Volumes, Warnings: [] };
   }
 

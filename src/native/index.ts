@@ -133,6 +133,16 @@ export function dnsProbe(netns: string, server: string, name: string, timeoutMs:
   return load().dnsProbe(netns, server, name, timeoutMs);
 }
 
+/** A pseudo-terminal pair (close-on-exec descriptors) of `rows` × `cols` (0 × 0: the kernel's default). */
+export function openpty(rows: number, cols: number): { master: number; slave: number } {
+  return load().openpty(rows, cols);
+}
+
+/** Sets a terminal's size (on a master: the pair's, and the slave's foreground process group gets SIGWINCH). */
+export function ptyResize(fd: number, rows: number, cols: number): void {
+  load().ptyResize(fd, rows, cols);
+}
+
 /** True if `err` is an error from a system call that failed with errno `code` (e.g. 'ENODATA'). */
 export function hasErrno(err: unknown, ...codes: string[]): boolean {
   return typeof err === 'object' && err !== null && codes.includes((err as { code?: unknown }).code as string);

@@ -29,14 +29,11 @@ export class Runtime {
   }
 
   /**
-   * `runc run` in the foreground: the returned child's exit status is the container's. A TTY container with no
-   * terminal of ours (detached) runs under script(1), whose pseudo-terminal runc then drives.
+   * `runc run` in the foreground: the returned child's exit status is the container's. A TTY container needs a
+   * terminal as stdio (the user's, or a pseudo-terminal its monitor holds): runc proxies it to the container's.
    */
-  run(id: string, bundle: string, stdio: StdioOptions, opts: { pidFile: string; logFile: string; ttyWrapper?: boolean; ownSession?: boolean }): ChildProcess {
+  run(id: string, bundle: string, stdio: StdioOptions, opts: { pidFile: string; logFile: string; ownSession?: boolean }): ChildProcess {
     const argv = [this.name, ...this.base(opts.logFile), 'run', '--bundle', bundle, '--pid-file', opts.pidFile, id];
-    if (opts.ttyWrapper) {
-      return spawn('script', ['-q', '-e', '-f', '-c', argv.map(shellQuote).join(' '), '/dev/null'], { stdio });
-    }
     return spawn(argv[0]!, argv.slice(1), { stdio, detached: !!opts.ownSession });
   }
 
@@ -107,10 +104,6 @@ export class Runtime {
     const r = spawnSync(this.name, [...this.base(), cmd, id], { encoding: 'utf8' });
     if (r.status !== 0) throw new PlyError(`${cmd} of ${id} failed: ${lastLine(r.stderr)}`);
   }
-}
-
-function shellQuote(s: string): string {
-  return /^[A-Za-z0-9_./:=-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 function lastLine(s: string): string {

@@ -24,6 +24,8 @@ export interface ServiceOptions {
   /** The JS launcher a worker runs (bin/ply.cjs). */
   launcher: string;
   log?: (line: string) => void;
+  /** More servers run beside the workers (the Engine API), started once the socket is ours; returns their stop. */
+  alongside?: () => Promise<() => Promise<void>>;
 }
 
 export function socketPath(root: string): string {
@@ -146,6 +148,15 @@ export async function runService(o: ServiceOptions): Promise<void> {
     done();
   };
 
+  let stopAlongside: (() => Promise<void>) | undefined;
+  if (o.alongside) {
+    try {
+      stopAlongside = await o.alongside();
+    } catch (e) {
+      stop('error');
+      throw e;
+    }
+  }
   for (let i = 0; i < want; i++) startWorker();
   resetIdle();
   const onSignal = (): void => stop('signal');
@@ -165,6 +176,7 @@ export async function runService(o: ServiceOptions): Promise<void> {
   log(`ply service: listening on ${sock} with ${want} warm worker${want === 1 ? '' : 's'}`);
   try {
     await finished;
+    await stopAlongside?.();
   } finally {
     clearInterval(keepAlive);
     process.off('SIGINT', onSignal);

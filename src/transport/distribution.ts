@@ -1,5 +1,6 @@
 // Pull and push between the local image store and registries: both are one copy (registry → store, store →
 // registry) through the copy pipeline. The engine's verbs and the builder's FROM call these.
+import type { Credentials } from '../auth/config.js';
 import { InvalidArgumentError, InvalidReferenceError } from '../errors.js';
 import { COMPRESSION_LEVELS } from '../layer/compression.js';
 import type { ImageRecord, ImageStore } from '../image/store.js';
@@ -18,6 +19,8 @@ export interface PullOptions {
   tlsVerify?: boolean;
   parallel?: number;
   onProgress?: (e: ProgressEvent) => void;
+  /** Credentials to use (an Engine API client's X-Registry-Auth); null: none; undefined: the stored login. */
+  credentials?: Credentials | null;
 }
 
 export interface PullResult {
@@ -40,6 +43,8 @@ export interface PushOptions {
   tlsVerify?: boolean;
   parallel?: number;
   onProgress?: (e: ProgressEvent) => void;
+  /** Credentials to use (an Engine API client's X-Registry-Auth); null: none; undefined: the stored login. */
+  credentials?: Credentials | null;
 }
 
 export interface PushResult {
@@ -58,7 +63,7 @@ export async function pullImage(images: ImageStore, ref: string, opts: PullOptio
   const before = name ? images.lookup(name)?.digest : undefined;
   const dst = new StoreDestination(images, { names: name ? [name] : [] });
   try {
-    const res = await copyImage(registrySource(r, { tlsVerify: opts.tlsVerify }), r.digest ?? r.tag!, dst, r.tag, {
+    const res = await copyImage(registrySource(r, { tlsVerify: opts.tlsVerify, credentials: opts.credentials }), r.digest ?? r.tag!, dst, r.tag, {
       platform: opts.platform ? parsePlatform(opts.platform) : undefined,
       onProgress: opts.onProgress,
       parallel: opts.parallel,
@@ -87,7 +92,7 @@ export async function pushImage(images: ImageStore, ref: string, opts: PushOptio
     }
     return undefined;
   };
-  const dst = registryDestination(r, { tlsVerify: opts.tlsVerify, compression });
+  const dst = registryDestination(r, { tlsVerify: opts.tlsVerify, credentials: opts.credentials, compression });
   const res = await copyImage(storeSource(images), rec.digest, dst, r.tag, {
     onProgress: opts.onProgress,
     parallel: opts.parallel,

@@ -74,12 +74,16 @@ test('containers: create, start, wait, logs (tail, streams), list filters, inspe
 test('containers: logs follow until the container stops; wait next-exit; attach before start', async () => {
   const { Id } = await engine.containers.create({ image: 'bb:v1', command: ['sh', '-c', 'for i in 1 2 3; do echo line $i; sleep 0.2; done'] });
   const waited = engine.containers.wait(Id, { condition: 'next-exit' });
-  const attached = engine.containers.attach(Id).then(collect);
-  await new Promise((r) => setTimeout(r, 100));
+  const session = await engine.containers.attach(Id);
+  const attached = (async () => {
+    let text = '';
+    for await (const c of session.output) text += `${c.stream}:${c.data.toString()}`;
+    return text;
+  })();
   await engine.containers.start(Id);
   const followed = await collect(await engine.containers.logs(Id, { follow: true }));
   assert.deepEqual(followed.map((e) => e.log), ['line 1\n', 'line 2\n', 'line 3\n']);
-  assert.deepEqual((await attached).map((e) => e.log), ['line 1\n', 'line 2\n', 'line 3\n']);
+  assert.equal(await attached, 'stdout:line 1\nstdout:line 2\nstdout:line 3\n', 'attached before the start: nothing missed');
   assert.equal((await waited).StatusCode, 0);
   await engine.containers.remove(Id);
 });

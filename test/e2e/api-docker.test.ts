@@ -1,0 +1,200 @@
+// End-to-end: the docker CLI (v28) drives ply through the Docker Engine API of `ply system service`: version
+// negotiation, docker's errors and exit codes, run (-d, -i, -t, --rm, -p, -v, -e, --name, --network), exec, logs,
+// ps, inspect, cp, stop, kill, rm, wait, images, pull, push, tag, rmi, save, load, build, volumes, networks; and
+// what one face makes, the other shows (one store).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { plyOk, tempDir } from '../helpers.js';
+import { docker, dockerAsync, dockerOk, request, startPlyApi, type PlyApi } from '../api-peer.js';
+import { freePort, startDistribution } from '../registry-peer.js';
+
+let api: PlyApi;
+before(async () => {
+  api = await startPlyApi();
+});
+after(async () => {
+  await api?.stop();
+});
+
+test('version negotiation, docker error shapes and status codes', async () => {
+  assert.equal(dockerOk(api, ['version', '--format', '{{.Server.APIVersion}} {{.Server.MinAPIVersion}} {{.Client.APIVersion}}']), '1.43 1.24 1.43\n');
+  const ping = await request(api, 'GET', '/_ping');
+  assert.equal(ping.body, 'OK');
+  assert.equal(ping.headers['api-version'], '1.43');
+  assert.equal(ping.headers.ostype, 'linux');
+  assert.equal((await request(api, 'HEAD', '/_ping')).status, 200);
+  assert.equal((await request(api, 'GET', '/v1.41/version')).status, 200, 'versioned paths');
+  const old = await request(api, 'GET', '/v1.12/version');
+  assert.equal(old.status, 400);
+  assert.match(JSON.parse(old.body).message, /client version 1\.12 is too old\. Minimum supported API version is 1\.24/);
+  assert.match(JSON.parse((await request(api, 'GET', '/v1.99/info')).body).message, /is too new\. Maximum supported API version is 1\.43/);
+  assert.deepEqual(JSON.parse((await request(api, 'GET', '/v1.43/no/such/route')).body), { message: 'page not found' });
+  const missing = await request(api, 'GET', '/containers/nope/json');
+  assert.equal(missing.status, 404);
+  assert.deepEqual(JSON.parse(missing.body), { message: 'No such container: nope' });
+  const limits = await request(api, 'POST', '/containers/create', JSON.stringify({ Image: 'bb', Cmd: ['true'], HostConfig: { SecurityOpt: ['seccomp=unconfined'] } }));
+  assert.equal(limits.status, 400, 'a field ply does not implement is refused, not ignored');
+  assert.match(JSON.parse(limits.body).message, /SecurityOpt/);
+  assert.equal((await request(api, 'POST', '/containers/create', '{"Image": ')).status, 400);
+  const rm = docker(api, ['rm', 'nope']);
+  assert.equal(rm.code, 1);
+  assert.equal(rm.stderr, 'Error response from daemon: No such container: nope\n');
+  assert.equal(dockerOk(api, ['info', '--format', '{{.Images}} {{.DockerRootDir}} {{.OSType}}']), `1 ${api.root} linux\n`);
+  const st = fs.statSync(api.sock);
+  assert.equal(st.mode & 0o777, 0o660, 'the socket is root\'s and its group\'s only');
+});
+
+test('run: output, exit codes, -e, -v, -i, --rm, --name; ply sees what docker made and the reverse', async () => {
+  const r = docker(api, ['run', '--rm', '--network', 'none', 'bb', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
+  assert.deepEqual([r.code, r.stdout, r.stderr], [3, 'out\n', 'err\n']);
+  const notFound = docker(api, ['run', '--rm', '--network', 'none', 'bb', 'no-such-command']);
+  assert.equal(notFound.code, 127);
+  assert.match(notFound.stderr, /executable file not found/);
+  assert.equal(dockerOk(api, ['run', '--rm', '-i', '--network', 'none', 'bb', 'sh', '-c', 'cat; echo done'], { input: 'piped in\n' }), 'piped in\ndone\n');
+  const host = tempDir('ply-api-bind-');
+  fs.writeFileSync(path.join(host, 'f'), 'from the host\n');
+  assert.equal(
+    dockerOk(api, ['run', '--name', 'named', '--network', 'none', '-e', 'A=one', '-v', 'apivol:/data', '-v', `${host}:/h:ro`, 'bb', 'sh', '-c', 'echo $A > /data/a; cat /h/f; touch /h/x 2>/dev/null || echo read-only']),
+    'from the host\nread-only\n',
+  );
+  assert.match(plyOk(api.root, ['ps', '-a', '--format', '{{.Names}} {{.Status}}']), /^named Exited \(0\)/m);
+  assert.equal(plyOk(api.root, ['run', '--rm', '--network', 'none', '-v', 'apivol:/data', 'bb', 'cat', '/data/a']), 'one\n', 'the volume docker filled, as ply mounts it');
+  plyOk(api.root, ['rm', 'named']);
+  assert.equal(dockerOk(api, ['ps', '-a', '-q']), '');
+  plyOk(api.root, ['create', '--name', 'from-ply', '--network', 'none', 'bb', 'echo', 'made by ply']);
+  assert.equal(dockerOk(api, ['start', '-a', 'from-ply']), 'made by ply\n');
+  dockerOk(api, ['rm', 'from-ply']);
+  dockerOk(api, ['volume', 'rm', 'apivol']);
+  assert.equal(dockerOk(api, ['volume', 'ls', '-q']), '');
+});
+
+test('run -t and exec -it get a terminal of the client\'s size', async () => {
+  const run = spawnSync('script', ['-qec', `stty cols 97 rows 29; docker run --rm -it --network none bb sh -c 'tty; stty size'`, '/dev/null'], { env: { ...process.env, ...api.env }, encoding: 'utf8', input: '', timeout: 60_000 });
+  assert.match(run.stdout, /\/dev\/pts\/\d+\r\n29 97\r\n/);
+  dockerOk(api, ['run', '-d', '-t', '--name', 'tty', '--network', 'none', 'bb', 'sleep', '60']);
+  try {
+    const ex = spawnSync('script', ['-qec', `stty cols 81 rows 19; docker exec -it tty sh -c 'stty size; exit 7'`, '/dev/null'], { env: { ...process.env, ...api.env }, encoding: 'utf8', input: '', timeout: 60_000 });
+    assert.match(ex.stdout, /19 81\r\n/);
+    assert.equal(ex.status, 7, `script -e passes the exit code: ${ex.stdout}`);
+  } finally {
+    dockerOk(api, ['rm', '-f', 'tty']);
+  }
+});
+
+test('detached: logs -f, exec, ps, inspect, top, cp, pause, stop, kill, wait, rm', async () => {
+  const id = dockerOk(api, ['run', '-d', '--name', 'bg', '--network', 'none', '-e', 'X=1', 'bb', 'sh', '-c', 'echo started; trap "echo bye; exit 5" TERM; while true; do sleep 0.1; done']).trim();
+  assert.match(id, /^[0-9a-f]{64}$/);
+  try {
+    assert.match(dockerOk(api, ['ps', '--format', '{{.Names}} {{.Image}} {{.Status}}']), /^bg bb Up /);
+    assert.match(dockerOk(api, ['inspect', '-f', '{{.State.Running}} {{.Config.Env}} {{.HostConfig.LogConfig.Type}}', 'bg']), /^true \[.*\bX=1\b.*\] json-file\n$/);
+    const ex = docker(api, ['exec', 'bg', 'sh', '-c', 'echo in exec $X; echo to stderr >&2; exit 4']);
+    assert.deepEqual([ex.code, ex.stdout, ex.stderr], [4, 'in exec 1\n', 'to stderr\n']);
+    assert.equal(dockerOk(api, ['exec', '-i', 'bg', 'cat'], { input: 'through exec\n' }), 'through exec\n');
+    assert.match(dockerOk(api, ['top', 'bg']), /sleep|sh -c/);
+    const src = path.join(tempDir('ply-api-cp-'), 'in.txt');
+    fs.writeFileSync(src, 'copied in\n');
+    dockerOk(api, ['cp', src, 'bg:/tmp/']);
+    assert.equal(dockerOk(api, ['exec', 'bg', 'cat', '/tmp/in.txt']), 'copied in\n');
+    const dst = path.join(tempDir('ply-api-cp-'), 'motd');
+    dockerOk(api, ['cp', 'bg:/etc/motd', dst]);
+    assert.equal(fs.readFileSync(dst, 'utf8'), 'hello from the base image\n');
+    assert.match(docker(api, ['cp', 'bg:/no/such', dst]).stderr, /Could not find the file \/no\/such in container bg/);
+    assert.match(dockerOk(api, ['diff', 'bg']), /A \/tmp\/in\.txt/);
+    dockerOk(api, ['pause', 'bg']);
+    assert.match(dockerOk(api, ['ps', '--format', '{{.Status}}']), /\(Paused\)/);
+    dockerOk(api, ['unpause', 'bg']);
+    const waited = dockerAsync(api, ['wait', 'bg']);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(dockerOk(api, ['stop', 'bg']), 'bg\n');
+    assert.equal((await waited).stdout, '5\n');
+    assert.equal(dockerOk(api, ['logs', 'bg']), 'started\nbye\n');
+    assert.equal(dockerOk(api, ['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', 'bg']), 'exited 5\n');
+    assert.equal(docker(api, ['kill', 'bg']).code, 1, 'kill of a stopped container fails');
+  } finally {
+    dockerOk(api, ['rm', '-f', 'bg']);
+  }
+  // logs -f follows a running container to its end; kill sends the signal; wait gives its exit code.
+  dockerOk(api, ['run', '-d', '--name', 'ticker', '--network', 'none', 'bb', 'sh', '-c', 'for i in 1 2 3; do echo tick $i; sleep 0.2; done']);
+  assert.equal(dockerOk(api, ['logs', '-f', 'ticker']), 'tick 1\ntick 2\ntick 3\n');
+  assert.equal(dockerOk(api, ['wait', 'ticker']), '0\n');
+  dockerOk(api, ['run', '-d', '--name', 'victim', '--network', 'none', 'bb', 'sleep', '60']);
+  dockerOk(api, ['kill', 'victim']);
+  assert.equal(dockerOk(api, ['wait', 'victim']), '137\n');
+  assert.equal(dockerOk(api, ['rm', 'ticker', 'victim']), 'ticker\nvictim\n');
+});
+
+test('images: tag, inspect, history, rmi, save and load, build with the classic builder', async () => {
+  dockerOk(api, ['tag', 'bb', 'example/bb:v1']);
+  assert.match(plyOk(api.root, ['images', '--format', '{{.Repository}}:{{.Tag}}']), /example\/bb:v1/, 'ply sees the tag docker made');
+  assert.match(dockerOk(api, ['images', '--format', '{{.Repository}}:{{.Tag}}']), /^bb:latest$/m);
+  assert.deepEqual(JSON.parse(dockerOk(api, ['inspect', '-f', '{{json .RepoTags}}', 'example/bb:v1'])).sort(), ['bb:latest', 'example/bb:v1']);
+  assert.match(dockerOk(api, ['history', 'bb']), /Imported from/);
+  const dir = tempDir('ply-api-save-');
+  dockerOk(api, ['save', '-o', path.join(dir, 'bb.tar'), 'example/bb:v1']);
+  assert.equal(dockerOk(api, ['rmi', 'example/bb:v1']), 'Untagged: example/bb:v1\n');
+  assert.equal(dockerOk(api, ['load', '-i', path.join(dir, 'bb.tar')]), 'Loaded image: example/bb:v1\n');
+  dockerOk(api, ['rmi', 'example/bb:v1']);
+  const ctx = tempDir('ply-api-ctx-');
+  fs.writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM bb AS base\nARG WHO=nobody\nCOPY msg /msg\nRUN echo "$WHO: $(cat /msg)" > /out\nFROM base AS final\nRUN exit 9\n');
+  fs.writeFileSync(path.join(ctx, 'msg'), 'hi\n');
+  const built = dockerOk(api, ['build', '-t', 'built:api', '--target', 'base', '--build-arg', 'WHO=docker', '--label', 'made=api', ctx]);
+  assert.match(built, /Step 1\/4 : FROM bb AS base/);
+  assert.match(built, /Successfully tagged built:api/);
+  assert.equal(plyOk(api.root, ['run', '--rm', '--network', 'none', 'built:api', 'cat', '/out']), 'docker: hi\n');
+  assert.equal(dockerOk(api, ['inspect', '-f', '{{.Config.Labels.made}}', 'built:api']), 'api\n');
+  const failed = docker(api, ['build', ctx]);
+  assert.equal(failed.code, 9, 'a failed RUN\'s code is the build\'s, as docker\'s');
+  assert.match(failed.stderr, /The command '\/bin\/sh -c exit 9' returned a non-zero code: 9/);
+  dockerOk(api, ['rmi', 'built:api']);
+});
+
+test('pull and push through a registry (X-Registry-Auth), then run what was pulled', async () => {
+  const reg = await startDistribution({ user: 'alice', password: 'secret' });
+  try {
+    const name = `${reg.domain}/api/bb:v1`;
+    dockerOk(api, ['tag', 'bb', name]);
+    const refused = docker(api, ['push', name]);
+    assert.notEqual(refused.code, 0, 'no login: the registry refuses');
+    assert.match(dockerOk(api, ['login', '-u', 'alice', '--password-stdin', reg.domain], { input: 'secret\n' }), /Login Succeeded/);
+    const pushed = dockerOk(api, ['push', name]);
+    assert.match(pushed, /v1: digest: sha256:[0-9a-f]{64} size: \d+/);
+    dockerOk(api, ['rmi', name]);
+    assert.match(dockerOk(api, ['pull', name]), /Status: Downloaded newer image for/);
+    assert.equal(dockerOk(api, ['run', '--rm', '--network', 'none', name, 'cat', '/etc/motd']), 'hello from the base image\n');
+    const missing = docker(api, ['pull', `${reg.domain}/api/nothing:v1`]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /Error response from daemon: .*not found/);
+    dockerOk(api, ['rmi', name]);
+  } finally {
+    await reg.stop();
+  }
+});
+
+test('networks and published ports: containers reach each other by name; -p reaches the host', async () => {
+  dockerOk(api, ['network', 'create', 'apinet']);
+  assert.match(dockerOk(api, ['network', 'ls', '--format', '{{.Name}}']), /^apinet$/m);
+  const port = await freePort();
+  dockerOk(api, ['run', '-d', '--name', 'web', '--network', 'apinet', '-p', `127.0.0.1:${port}:8080`, 'bb', 'sh', '-c', 'mkdir /www; echo served > /www/index.html; httpd -f -p 8080 -h /www']);
+  try {
+    const got = dockerOk(api, ['run', '--rm', '--network', 'apinet', 'bb', 'sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- http://web:8080/ && break; sleep 0.3; done']);
+    assert.equal(got, 'served\n');
+    assert.equal(dockerOk(api, ['port', 'web']), `8080/tcp -> 127.0.0.1:${port}\n`);
+    const body = await new Promise<string>((resolve, reject) => {
+      http.get(`http://127.0.0.1:${port}/`, (res) => {
+        let b = '';
+        res.on('data', (c: Buffer) => (b += c));
+        res.on('end', () => resolve(b));
+      }).on('error', reject);
+    });
+    assert.equal(body, 'served\n');
+    assert.match(dockerOk(api, ['network', 'inspect', '-f', '{{range .Containers}}{{.Name}}{{end}}', 'apinet']), /web/);
+  } finally {
+    dockerOk(api, ['rm', '-f', 'web']);
+  }
+  dockerOk(api, ['network', 'rm', 'apinet']);
+  assert.doesNotMatch(plyOk(api.root, ['network', 'ls']), /apinet/);
+});
