@@ -13,6 +13,7 @@ export function systemRoutes(): Route[] {
     route('GET', '/version', version),
     route('GET', '/info', info),
     route('GET', '/system/df', diskUsage),
+    route('GET', '/events', events),
   ];
 }
 
@@ -126,4 +127,17 @@ async function diskUsage(r: Request, engine: Engine): Promise<void> {
     Volumes: want('volume') ? engine.volumes.list({ usage: true }).Volumes : null,
     BuildCache: want('build-cache') ? [] : null,
   });
+}
+
+/** docker events: the engine's event log (every ply process's), as JSON objects, live until `until` or the client leaves. */
+async function events(r: Request, engine: Engine): Promise<void> {
+  const signal = r.closedSignal();
+  // Bad times or filters are refused here, as JSON errors, before the stream starts.
+  const it = engine.system.events({ since: r.q('since') || undefined, until: r.q('until') || undefined, filters: r.filters(), signal });
+  const out = r.stream(200, 'application/json');
+  for await (const ev of it) {
+    if (signal.aborted) break;
+    if (!out.write(`${JSON.stringify(ev)}\n`)) await new Promise((res) => out.once('drain', res).once('close', res));
+  }
+  out.end();
 }

@@ -4,7 +4,7 @@
 // what one face makes, the other shows (one store).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -197,4 +197,22 @@ test('networks and published ports: containers reach each other by name; -p reac
   }
   dockerOk(api, ['network', 'rm', 'apinet']);
   assert.doesNotMatch(plyOk(api.root, ['network', 'ls']), /apinet/);
+});
+
+test('events: a live `docker events` sees what docker and ply do; --since/--until replays them', async () => {
+  const since = Math.floor(Date.now() / 1000) - 1;
+  const live = spawn('docker', ['events', '--filter', 'container=evt', '--format', '{{.Type}} {{.Action}} {{.Actor.Attributes.name}}'], { env: { ...process.env, ...api.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let seen = '';
+  live.stdout!.on('data', (d: Buffer) => (seen += d));
+  try {
+    await new Promise((r) => setTimeout(r, 300));
+    dockerOk(api, ['run', '--name', 'evt', '--network', 'none', 'bb', 'true']);
+    plyOk(api.root, ['rm', 'evt']);
+    for (let i = 0; i < 100 && !/destroy/.test(seen); i++) await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    live.kill();
+  }
+  assert.match(seen, /^container create evt\n(.*\n)*container start evt\n(.*\n)*container die evt\n(.*\n)*container destroy evt\n/);
+  const replay = dockerOk(api, ['events', '--since', String(since), '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', 'event=destroy', '--format', '{{.Actor.Attributes.name}}']);
+  assert.match(replay, /^evt$/m);
 });
