@@ -4,7 +4,7 @@
 
 import path from 'node:path';
 import { chainIds } from '../digest/digest.js';
-import type { LayerRecord } from '../image/store.js';
+import type { LayerRecord } from '../layer/types.js';
 import type { Snapshotter } from '../snapshot/index.js';
 import type { Stores } from '../stores.js';
 

@@ -1,10 +1,10 @@
-// The image store: image records (manifest + config + layers), names → manifests, leases and blob GC.
-import { randomBytes } from 'node:crypto';
+// The image store: image records (manifest + config + layers), names → manifests, and blob GC (leases: content/lease.ts).
+import { Leases, type Lease } from '../content/lease.js';
 import type { ContentStore } from '../content/store.js';
-import { pidAlive } from '../content/store.js';
 import { writeTx, type DB } from '../db/db.js';
 import { chainIds } from '../digest/digest.js';
 import { ConflictError, NotFoundError } from '../errors.js';
+import type { LayerRecord } from '../layer/types.js';
 import type { Digest, ImageConfig, Manifest } from '../oci/types.js';
 import { familiarString, parseNormalized, parseReference, formatReference, repositoryName } from '../reference/reference.js';
 
@@ -18,13 +18,6 @@ export interface ImageRecord {
   added: number;
 }
 
-export interface LayerRecord {
-  digest: Digest;
-  diffId: Digest;
-  mediaType: string;
-  size: number;
-  unpackedSize: number;
-}
 
 export interface NewImage {
   manifestDigest: Digest;
@@ -57,33 +50,20 @@ function toRecord(r: ImageRow): ImageRecord {
   };
 }
 
-/** A lease keeps blobs alive while an operation writes them and before an image references them. */
-export class Lease {
-  constructor(
-    private readonly db: DB,
-    readonly id: string,
-  ) {}
-  /** Call before writing or reusing a blob, so a concurrent GC keeps it. */
-  add(digest: Digest): void {
-    this.db.prepare('INSERT OR IGNORE INTO lease_blobs (lease, blob) VALUES (?, ?)').run(this.id, digest);
-  }
-  release(): void {
-    this.db.prepare('DELETE FROM leases WHERE id = ?').run(this.id);
-  }
-}
-
-const LEASE_MAX_AGE_MS = 24 * 3600_000;
-
+/** Image records (manifest + config + layers), names → manifests, and blob GC; the images, names, image_blobs,
+ * layers and repo_digests tables are this module's. */
 export class ImageStore {
+  private readonly leases: Leases;
+
   constructor(
     readonly db: DB,
     readonly content: ContentStore,
-  ) {}
+  ) {
+    this.leases = new Leases(db);
+  }
 
   lease(): Lease {
-    const id = randomBytes(8).toString('hex');
-    this.db.prepare('INSERT INTO leases (id, pid, created) VALUES (?, ?, ?)').run(id, process.pid, Date.now());
-    return new Lease(this.db, id);
+    return this.leases.create();
   }
 
   async withLease<T>(fn: (lease: Lease) => Promise<T>): Promise<T> {
@@ -116,6 +96,24 @@ export class ImageStore {
     this.db
       .prepare('INSERT OR IGNORE INTO layers (digest, diff_id, media_type, size, unpacked_size) VALUES (?, ?, ?, ?, ?)')
       .run(l.digest, l.diffId, l.mediaType, l.size, l.unpackedSize);
+  }
+
+  /** What is recorded of a stored layer blob (its diffID and sizes), if anything. */
+  layerRecord(digest: Digest): LayerRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM layers WHERE digest = ?').get(digest) as
+      | { digest: string; diff_id: string; media_type: string; size: number; unpacked_size: number }
+      | undefined;
+    return r && { digest: r.digest as Digest, diffId: r.diff_id as Digest, mediaType: r.media_type, size: r.size, unpackedSize: r.unpacked_size };
+  }
+
+  /** Every blob some image record holds (GC roots, with the leases'). */
+  referencedBlobs(): Set<Digest> {
+    return new Set((this.db.prepare('SELECT DISTINCT blob FROM image_blobs').all() as { blob: Digest }[]).map((r) => r.blob));
+  }
+
+  /** The manifest digest a full name points at, if any. */
+  nameTarget(name: string): string | undefined {
+    return (this.db.prepare('SELECT digest FROM names WHERE name = ?').get(name) as { digest: string } | undefined)?.digest;
   }
 
   get(digest: string): ImageRecord | undefined {
@@ -244,12 +242,10 @@ export class ImageStore {
   }
 
   layers(rec: ImageRecord): LayerRecord[] {
-    const m = this.manifest(rec);
-    const get = this.db.prepare('SELECT * FROM layers WHERE digest = ?');
-    return m.layers.map((d) => {
-      const r = get.get(d.digest) as { digest: string; diff_id: string; media_type: string; size: number; unpacked_size: number } | undefined;
+    return this.manifest(rec).layers.map((d) => {
+      const r = this.layerRecord(d.digest);
       if (!r) throw new NotFoundError(`layer ${d.digest} of image ${rec.id} is not recorded`);
-      return { digest: d.digest, diffId: r.diff_id as Digest, mediaType: r.media_type, size: r.size, unpackedSize: r.unpacked_size };
+      return { ...r, digest: d.digest };
     });
   }
 
@@ -320,16 +316,8 @@ export class ImageStore {
   }
 
   private collectGarbageLocked(): Digest[] {
-    const leases = this.db.prepare('SELECT id, pid, created FROM leases').all() as { id: string; pid: number; created: number }[];
-    for (const l of leases) {
-      if ((l.pid !== process.pid && !pidAlive(l.pid)) || Date.now() - l.created > LEASE_MAX_AGE_MS) {
-        this.db.prepare('DELETE FROM leases WHERE id = ?').run(l.id);
-      }
-    }
-    const held = new Set<string>();
-    for (const r of this.db.prepare('SELECT blob FROM image_blobs UNION SELECT blob FROM lease_blobs').all() as { blob: string }[]) {
-      held.add(r.blob);
-    }
+    this.leases.expire();
+    const held = new Set<string>([...this.referencedBlobs(), ...this.leases.heldBlobs()]);
     const deleted: Digest[] = [];
     for (const d of this.content.list()) {
       if (held.has(d)) continue;

@@ -1,7 +1,9 @@
 // Writing an image: config + manifest as exact bytes into the content store, then one image record.
 import type { ContentStore } from '../content/store.js';
 import { MediaType, type Descriptor, type ImageConfig, type Manifest } from '../oci/types.js';
-import type { ImageRecord, ImageStore, LayerRecord, Lease } from './store.js';
+import type { ImageRecord, ImageStore } from './store.js';
+import type { LayerRecord } from '../layer/types.js';
+import type { Lease } from '../content/lease.js';
 
 export interface WriteImageInput {
   config: ImageConfig;

@@ -3,7 +3,8 @@
 // both come here.
 import { randomBytes } from 'node:crypto';
 import type { ContentStore } from '../content/store.js';
-import type { LayerRecord, Lease } from '../image/store.js';
+import type { LayerRecord } from '../layer/types.js';
+import type { Lease } from '../content/lease.js';
 import { ingestLayer } from '../layer/ingest.js';
 import { TarWriter } from '../tar/index.js';
 import type { Snapshotter } from './snapshotter.js';

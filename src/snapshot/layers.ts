@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { pidAlive, type ContentStore } from '../content/store.js';
 import { writeTx, type DB } from '../db/db.js';
 import { chainIds } from '../digest/digest.js';
-import type { LayerRecord } from '../image/store.js';
+import type { LayerRecord } from '../layer/types.js';
 import { applyLayer } from '../layer/apply.js';
 import { decompressed } from '../layer/compression.js';
 import type { Digest } from '../oci/types.js';
@@ -87,6 +87,16 @@ export class LayerSnapshots {
       await fsp.rm(tmp, { recursive: true, force: true });
       throw e;
     }
+  }
+
+  /** The records of unpacked layers: each ChainID and its parent's. */
+  records(): { chain_id: Digest; parent: string | null }[] {
+    return this.db.prepare('SELECT chain_id, parent FROM snapshots').all() as { chain_id: Digest; parent: string | null }[];
+  }
+
+  /** Drops the record of an unpacked layer whose directory is gone (it is unpacked again on next use). */
+  forget(chainId: Digest): void {
+    this.db.prepare('DELETE FROM snapshots WHERE chain_id = ?').run(chainId);
   }
 
   /** Removes unpacked layers no image uses any more. */

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { chainIds } from '../digest/digest.js';
 import { PlyError } from '../errors.js';
-import type { LayerRecord } from '../image/store.js';
+import type { LayerRecord } from '../layer/types.js';
 import { unmodelledOverlayState, writeUpperDiff } from '../layer/diff.js';
 import * as native from '../native/index.js';
 import type { TarWriter } from '../tar/index.js';

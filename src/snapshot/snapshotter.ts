@@ -16,7 +16,7 @@
 //   await commitLayer(s, key, parent, …);    // snapshot/commit.ts: the changes as one new image layer
 //   s.usage(key);                            // bytes of the writable layer
 //   s.remove(key);                           // unmounted; the caller deletes the directory with its record
-import type { LayerRecord } from '../image/store.js';
+import type { LayerRecord } from '../layer/types.js';
 import type { TarWriter } from '../tar/index.js';
 
 /** What a container's writable layer sits on: its image's layers (bottom first) and its init layer's directory. */

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { ContentStore } from '../content/store.js';
 import { InvalidArgumentError } from '../errors.js';
-import type { LayerRecord } from '../image/store.js';
+import type { LayerRecord } from '../layer/types.js';
 import { applyLayer } from '../layer/apply.js';
 import { vfsChanges, vfsLayerSize, writeVfsLayer, writeVfsManifest } from '../layer/changes-vfs.js';
 import { decompressed } from '../layer/compression.js';

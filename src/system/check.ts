@@ -39,7 +39,7 @@ async function hashFile(file: string, algorithm: 'sha256' | 'sha512'): Promise<D
 export async function checkStore(stores: Stores, opts: { repair?: boolean } = {}): Promise<Problem[]> {
   const problems: Problem[] = [];
   const report = (p: Problem) => problems.push(p);
-  const { content, images, db, snapshots, containers } = stores;
+  const { content, images, snapshots, containers } = stores;
   const manager = new ContainerManager(stores);
 
   // Blobs: each must hash to its name.
@@ -48,7 +48,7 @@ export async function checkStore(stores: Stores, opts: { repair?: boolean } = {}
     const actual = await hashFile(content.path(d), splitDigest(d).algorithm);
     if (actual !== d) corrupt.add(d);
   }
-  const referenced = new Set((db.prepare('SELECT DISTINCT blob FROM image_blobs').all() as { blob: string }[]).map((r) => r.blob));
+  const referenced: Set<string> = images.referencedBlobs();
   for (const d of corrupt) {
     const held = referenced.has(d);
     let repaired = false;
@@ -72,7 +72,7 @@ export async function checkStore(stores: Stores, opts: { repair?: boolean } = {}
     if (!content.has(img.id)) missing.push(`config ${img.id}`);
     for (const l of manifest?.layers ?? []) {
       if (!content.has(l.digest)) missing.push(`layer ${l.digest}`);
-      else if (!db.prepare('SELECT 1 FROM layers WHERE digest = ?').get(l.digest)) missing.push(`layer record for ${l.digest}`);
+      else if (!images.layerRecord(l.digest)) missing.push(`layer record for ${l.digest}`);
     }
     for (const m of missing) report({ kind: 'image', subject: img.id, message: `missing ${m}` });
     for (const d of [img.digest, img.id, ...(manifest?.layers ?? []).map((l) => l.digest)]) {
@@ -88,12 +88,12 @@ export async function checkStore(stores: Stores, opts: { repair?: boolean } = {}
   }
 
   // Snapshots: every record has its directory; every directory has a record; parents chain.
-  const snapRows = db.prepare('SELECT chain_id, parent FROM snapshots').all() as { chain_id: Digest; parent: string | null }[];
+  const snapRows = snapshots.layers.records();
   const known = new Set(snapRows.map((r) => r.chain_id));
   for (const r of snapRows) {
     const dir = snapshots.layers.pathFor(r.chain_id);
     if (!fs.existsSync(dir)) {
-      if (opts.repair) db.prepare('DELETE FROM snapshots WHERE chain_id = ?').run(r.chain_id);
+      if (opts.repair) snapshots.layers.forget(r.chain_id);
       report({ kind: 'snapshot', subject: r.chain_id, message: 'unpacked layer directory is missing (it is unpacked again on next use)', repaired: opts.repair });
     }
     if (r.parent && !known.has(r.parent as Digest)) report({ kind: 'snapshot', subject: r.chain_id, message: `parent ${r.parent} is not unpacked` });

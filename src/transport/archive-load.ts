@@ -9,7 +9,9 @@ import type { Readable } from 'node:stream';
 import { writeTx } from '../db/db.js';
 import { digestOf, isDigest } from '../digest/digest.js';
 import { DigestMismatchError, InvalidArchiveError, InvalidReferenceError, NotFoundError, UnsupportedError } from '../errors.js';
-import type { ImageStore, LayerRecord, Lease } from '../image/store.js';
+import type { ImageStore } from '../image/store.js';
+import type { LayerRecord } from '../layer/types.js';
+import type { Lease } from '../content/lease.js';
 import { hostPlatform } from '../oci/platform.js';
 import { decompressed } from '../layer/compression.js';
 import { MediaType, isIndexMediaType, isLayerMediaType, isManifestMediaType, type Descriptor, type Digest, type ImageConfig, type Index, type Manifest } from '../oci/types.js';
@@ -58,10 +60,7 @@ export function cleanArchivePath(name: string): string | undefined {
 }
 
 function layerRecordOf(images: ImageStore, digest: Digest): LayerRecord | undefined {
-  const row = images.db.prepare('SELECT * FROM layers WHERE digest = ?').get(digest) as
-    | { digest: string; diff_id: string; media_type: string; size: number; unpacked_size: number }
-    | undefined;
-  return row && { digest: row.digest as Digest, diffId: row.diff_id as Digest, mediaType: row.media_type, size: row.size, unpackedSize: row.unpacked_size };
+  return images.layerRecord(digest);
 }
 
 /** The files of an archive (a tar already read, or a directory read on demand), each ingested once. */
@@ -382,8 +381,8 @@ async function record(images: ImageStore, planner: Planner): Promise<LoadResult>
   writeTx(images.db, () => {
     for (const img of loaded) {
       for (const n of img.names) {
-        const old = images.db.prepare('SELECT digest FROM names WHERE name = ?').get(n) as { digest: string } | undefined;
-        const oldRec = old && old.digest !== img.digest ? images.get(old.digest) : undefined;
+        const old = images.nameTarget(n);
+        const oldRec = old && old !== img.digest ? images.get(old) : undefined;
         if (oldRec && oldRec.id !== img.id) renamed.push({ name: n, oldId: oldRec.id });
         images.setName(n, img.digest);
       }

@@ -3,7 +3,9 @@
 import { digestOf } from '../digest/digest.js';
 import { DigestMismatchError, InvalidArchiveError, NotFoundError } from '../errors.js';
 import { IngestLockedError, type IngestWriter } from '../content/store.js';
-import type { ImageStore, LayerRecord, Lease } from '../image/store.js';
+import type { ImageStore } from '../image/store.js';
+import type { LayerRecord } from '../layer/types.js';
+import type { Lease } from '../content/lease.js';
 import { compressed, parseRecipe } from '../layer/compression.js';
 import { ingestLayer } from '../layer/ingest.js';
 import { DbBlobInfoCache } from './blobinfo.js';
@@ -59,10 +61,7 @@ export class StoreDestination implements ImageDestination {
   }
 
   private layerRecord(digest: Digest): LayerRecord | undefined {
-    const row = this.images.db.prepare('SELECT * FROM layers WHERE digest = ?').get(digest) as
-      | { digest: string; diff_id: string; media_type: string; size: number; unpacked_size: number }
-      | undefined;
-    return row && { digest: row.digest as Digest, diffId: row.diff_id as Digest, mediaType: row.media_type, size: row.size, unpackedSize: row.unpacked_size };
+    return this.images.layerRecord(digest);
   }
 
   /** Layer records already computed (load hashes and decompresses each layer as the archive streams). */

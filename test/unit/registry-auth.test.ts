@@ -66,6 +66,19 @@ describe('bcrypt', () => {
     assert.equal(bcryptVerify(long.slice(1), h), false);
   });
 
+  it('$2a$, $2b$ and $2y$ name the same hash: each verifies here and with htpasswd -v', () => {
+    const dir = tempDir('ply-bcrypt-');
+    const y = htpasswdLine('u', 'pw 2', 5).split(':')[1]!;
+    for (const prefix of ['$2a$', '$2b$', '$2y$']) {
+      const hash = `${prefix}${y.slice(4)}`;
+      assert.equal(bcryptVerify('pw 2', hash), true, prefix);
+      assert.equal(bcryptVerify('pw 3', hash), false, prefix);
+      const file = path.join(dir, `htpasswd-${prefix.slice(1, 3)}`);
+      fs.writeFileSync(file, `u:${hash}\n`);
+      execFileSync('htpasswd', ['-vb', file, 'u', 'pw 2'], { stdio: 'ignore' });
+    }
+  });
+
   it('refuses what is not a bcrypt hash', () => {
     assert.equal(bcryptVerify('x', '{SHA}C+7Hteo/D9vJXQ3UfzxbwnXaijM='), false);
     assert.equal(bcryptVerify('x', '$apr1$abc$def'), false);
