@@ -88,3 +88,39 @@ ${auth}`,
     },
   };
 }
+
+export interface PlyRegistry {
+  domain: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * `ply registry serve` in a process of its own on a free loopback port (a registry inside the test process would
+ * stall while the test runs ply synchronously).
+ */
+export async function startPlyRegistry(): Promise<PlyRegistry> {
+  const { PLY } = await import('./helpers.js');
+  const port = await freePort();
+  const domain = `127.0.0.1:${port}`;
+  const proc = spawn(PLY, ['registry', 'serve', '--addr', domain, '--root', tempDir('ply-registry-')], { stdio: 'ignore', env: { ...process.env, PLY_ROOT: tempDir() } });
+  procs.push(proc);
+  for (let i = 0; ; i++) {
+    const up = await new Promise<boolean>((resolve) => {
+      http.get(`http://${domain}/v2/`, (res) => resolve((res.resume(), res.statusCode === 200))).on('error', () => resolve(false));
+    });
+    if (up) break;
+    if (proc.exitCode !== null || i > 300) throw new Error(`ply registry serve did not start on ${domain}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    domain,
+    port,
+    async stop() {
+      if (proc.exitCode !== null) return;
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await exited;
+    },
+  };
+}

@@ -21,6 +21,7 @@ import type { Ulimit } from '../container/store.js';
 import { parseRunMount, type RunMount } from '../dockerfile/mounts.js';
 import type { CacheMounts } from './cachemounts.js';
 import type { ResolvedMounts } from './runmounts.js';
+import type { CacheExportSpec, CacheLocation, CacheRecord, ImportedCache, RemoteStep } from './remote-cache.js';
 import { BuildError } from './errors.js';
 import { PlyError } from '../errors.js';
 import { applyConfig } from '../dockerfile/config.js';
@@ -66,6 +67,10 @@ export interface BuildOptions {
   addHosts?: string[];
   /** `--ulimit` for RUN steps. */
   ulimits?: Ulimit[];
+  /** `--cache-from`: caches whose steps this build may reuse. */
+  cacheFrom?: CacheLocation[];
+  /** `--cache-to`: where this build's steps are exported. */
+  cacheTo?: CacheExportSpec[];
   logger: BuildLogger;
   /** Warnings (unused build args, …). */
   warn?: (line: string) => void;
@@ -84,9 +89,12 @@ const PROXY_ARGS = new Set(['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_pr
 const TAIL_LINES = 10;
 
 interface State {
+  /** The step's image; while `remote` is set, only its IDs are real (nothing of it is in the store yet). */
   image: ImageRecord;
   config: ImageConfig;
   layers?: LayerRecord[];
+  /** A step found in an imported cache whose layers are not pulled yet (local() pulls them). */
+  remote?: RemoteStep;
   /** ARGs declared in this stage, in order, with their values (undefined: declared without one). */
   args: Map<string, string | undefined>;
 }
@@ -160,6 +168,11 @@ class Builder {
   };
   private executed = 0;
   private readonly hits: string[] = [];
+  /** Imported caches (--cache-from), in the order given. */
+  private imported: ImportedCache[] = [];
+  /** Every step's key and result, in build order, for --cache-to. */
+  private readonly records: { key: string; stage: number; state: State }[] = [];
+  private bases: string[] = [];
 
   private containerManager: ContainerManager | undefined;
 
@@ -263,6 +276,15 @@ class Builder {
     const order = stages.filter((s) => needed.has(s.index));
     this.total = order.reduce((n, s) => n + 1 + s.commands.length, 0);
     this.lease = this.images.lease();
+    this.bases = bases;
+    if (!this.opts.noCache && this.opts.cacheFrom?.length) {
+      const { ImportedCache, describeCacheLocation } = await import('./remote-cache.js');
+      for (const loc of this.opts.cacheFrom) {
+        this.log.info(`importing cache manifest from ${describeCacheLocation(loc)}`);
+        const c = await ImportedCache.open(loc, (line) => this.opts.warn?.(line));
+        if (c) this.imported.push(c);
+      }
+    }
 
     for (const stage of order) {
       this.currentStage = stage.index;
@@ -271,6 +293,7 @@ class Builder {
       this.stageResults.set(stage.index, state);
     }
     let final = this.stageResults.get(target.index)!;
+    await this.local(final);
     const labels = this.opts.labels ?? {};
     if (Object.keys(labels).length > 0) {
       // --label: merged into the final config, no history entry, the step's time kept: deterministic.
@@ -287,7 +310,53 @@ class Builder {
       this.stores.events.emit('image', 'tag', final.image.id, { ...(this.images.config(final.image).config?.Labels ?? {}), name: ImageStore.display(t) });
     }
     this.cache.touch(this.hits);
+    await this.keepImportedSteps();
+    for (const spec of this.opts.cacheTo ?? []) await this.exportCache(spec, target);
     return { image: final.image, tags, executed: this.executed };
+  }
+
+  /** A step's image into the store, when it came from an imported cache (its missing layers pulled now). */
+  private async local(state: State): Promise<void> {
+    const step = state.remote;
+    if (!step) return;
+    const rec = await step.materialize(this.images);
+    state.image = rec;
+    state.layers = undefined;
+    state.remote = undefined;
+    this.cache.put(step.key, rec.digest);
+  }
+
+  /** Imported steps whose layers are all here now (below one that was pulled): recorded in the local cache too. */
+  private async keepImportedSteps(): Promise<void> {
+    const { parseManifestBlob } = await import('../transport/copy.js');
+    for (const r of this.records) {
+      const step = r.state.remote;
+      if (!step) continue;
+      const doc = parseManifestBlob(step.manifest);
+      if ('layers' in doc && doc.layers.every((l) => this.images.content.has(l.digest))) await this.local(r.state);
+    }
+  }
+
+  private async exportCache(spec: CacheExportSpec, target: Stage): Promise<void> {
+    const { exportCache, describeCacheLocation } = await import('./remote-cache.js');
+    // min: the steps of the result's stage and the stages it is FROM; max: every step built.
+    const chain = new Set<number>();
+    for (let s: Stage | undefined = target; s && !chain.has(s.index); s = this.stageByName(this.bases[s.index]!, s.index)) chain.add(s.index);
+    const records: CacheRecord[] = this.records
+      .filter((r) => spec.mode === 'max' || chain.has(r.stage))
+      .map((r) => ({
+        key: r.key,
+        createdBy: r.state.config.history?.[r.state.config.history.length - 1]?.created_by ?? '',
+        ...(r.state.remote ? { remote: r.state.remote } : { local: r.state.image }),
+      }));
+    const where = describeCacheLocation(spec.location);
+    try {
+      const res = await exportCache(this.images, spec, records);
+      this.log.info(`exported cache to ${where}: ${res.steps} steps (${res.digest})`);
+    } catch (e) {
+      if (spec.ignoreError) this.opts.warn?.(`WARNING: failed to export cache to ${where}: ${(e as Error).message}`);
+      else throw new BuildError(`failed to export cache to ${where}: ${(e as Error).message}`);
+    }
   }
 
   async cleanup(): Promise<void> {
@@ -352,12 +421,14 @@ class Builder {
   }
 
   private layersOf(state: State): LayerRecord[] {
+    if (state.remote) throw new Error('internal: layers of a step not pulled from its cache');
     state.layers ??= this.images.layers(state.image);
     return state.layers;
   }
 
   /** The stage's filesystem, read-only (null when it has no layers). */
   private async rootfs(state: State): Promise<string | null> {
+    await this.local(state);
     const layers = this.layersOf(state);
     if (layers.length === 0) return null;
     return (await this.rootfsViews()).get(layers);
@@ -397,7 +468,7 @@ class Builder {
     } else if (ref) {
       const done = this.stageResults.get(ref.index);
       if (!done) throw new BuildError(`stage ${ref.name} was not built`);
-      state = { image: done.image, config: structuredClone(done.config), layers: done.layers, args: new Map() };
+      state = { image: done.image, config: structuredClone(done.config), layers: done.layers, args: new Map(), ...(done.remote ? { remote: done.remote } : {}) };
     } else {
       state = this.stateOf(await this.baseImage(base, platform), new Map());
     }
@@ -479,9 +550,28 @@ class Builder {
         this.hits.push(key);
         this.log.cached();
         this.log.done(rec.id);
-        return this.stateOf(rec, args);
+        return this.recorded(key, this.stateOf(rec, args));
+      }
+      for (const c of this.imported) {
+        if (!c.has(key)) continue;
+        const step = await c.lookup(key);
+        if (!step) continue;
+        this.log.cached();
+        this.log.done(step.configDigest);
+        const image: ImageRecord = {
+          digest: step.manifest.digest,
+          id: step.configDigest,
+          mediaType: step.manifest.mediaType,
+          size: step.manifest.bytes.length,
+          created: step.config.created ?? null,
+          parent: null,
+          added: 0,
+        };
+        return this.recorded(key, { image, config: step.config, args, remote: step });
       }
     }
+    // The step runs on its parent's filesystem: a parent from an imported cache is pulled now.
+    await this.local(state);
     const r = await execute();
     this.executed++;
     const created = creationTime();
@@ -508,7 +598,12 @@ class Builder {
     const rec = await writeImage(this.images, this.lease!, { config, layers, parent: state.image.id });
     this.cache.put(key, rec.digest);
     this.log.done(rec.id);
-    return { image: rec, config, layers, args };
+    return this.recorded(key, { image: rec, config, layers, args });
+  }
+
+  private recorded(key: string, state: State): State {
+    this.records.push({ key, stage: this.currentStage, state });
+    return state;
   }
 
   private async dispatch(state: State, cmd: ParsedCommand): Promise<State> {

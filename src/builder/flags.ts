@@ -141,3 +141,49 @@ export function parseOutputFlag(value: string): OutputSpec {
       throw new InvalidArgumentError(`unsupported output type "${type}": use local, tar, oci, docker or image`);
   }
 }
+
+export interface CacheFlag {
+  location: { type: 'registry'; ref: string } | { type: 'local'; dir: string; tag?: string };
+  mode: 'min' | 'max';
+  ignoreError: boolean;
+}
+
+const IGNORED_CACHE_ATTRS = new Set(['compression', 'compression-level', 'force-compression', 'oci-mediatypes', 'image-manifest', 'digest']);
+
+/**
+ * `--cache-from` / `--cache-to` as buildx reads them: `type=registry,ref=NAME[:TAG]`, `type=local,src=DIR` (from)
+ * or `dest=DIR` (to) with `tag=`, `mode=min|max` and `ignore-error=true` (to); a bare NAME is a registry ref.
+ */
+export function parseCacheFlag(value: string, direction: 'from' | 'to'): CacheFlag {
+  const flag = `cache-${direction}`;
+  if (!value.includes('=')) return { location: { type: 'registry', ref: value }, mode: 'min', ignoreError: false };
+  const f = new Map<string, string>();
+  for (const [k, v] of fieldsOf(flag, value)) {
+    if (v === undefined) throw new InvalidArgumentError(`invalid value ${k} for --${flag}`);
+    f.set(k, v);
+  }
+  const type = f.get('type') ?? 'registry';
+  const mode = f.get('mode') ?? 'min';
+  if (mode !== 'min' && mode !== 'max') throw new InvalidArgumentError(`invalid cache mode "${mode}": use min or max`);
+  const ignoreError = /^(1|t|true)$/i.test(f.get('ignore-error') ?? '');
+  for (const k of f.keys()) {
+    if (!['type', 'ref', 'src', 'dest', 'tag', 'mode', 'ignore-error'].includes(k) && !IGNORED_CACHE_ATTRS.has(k)) {
+      throw new InvalidArgumentError(`unknown --${flag} attribute "${k}" for cache type ${type}`);
+    }
+  }
+  switch (type) {
+    case 'registry': {
+      const ref = f.get('ref');
+      if (!ref) throw new InvalidArgumentError(`--${flag} type=registry: ref is required`);
+      return { location: { type, ref }, mode, ignoreError };
+    }
+    case 'local': {
+      const dir = f.get(direction === 'from' ? 'src' : 'dest');
+      if (!dir) throw new InvalidArgumentError(`--${flag} type=local: ${direction === 'from' ? 'src' : 'dest'} is required`);
+      const tag = f.get('tag');
+      return { location: { type, dir, ...(tag ? { tag } : {}) }, mode, ignoreError };
+    }
+    default:
+      throw new InvalidArgumentError(`unsupported cache type "${type}": ply keeps build caches in a registry (type=registry) or a directory (type=local)`);
+  }
+}

@@ -27,6 +27,8 @@ interface BuildFlags {
   ulimit: string[];
   output: string[];
   load?: boolean;
+  cacheFrom: string[];
+  cacheTo: string[];
 }
 
 export function registerBuildCommands(program: Command): void {
@@ -51,6 +53,8 @@ export function registerBuildCommands(program: Command): void {
       .option('--ulimit <ulimit>', 'Ulimit options', collect, [])
       .option('-o, --output <stringArray>', 'Output destination (format: "type=local,dest=path"; type=tar|oci|docker,dest=FILE|-; "-" or a directory)', collect, [])
       .option('--load', 'Shorthand for "--output=type=docker" (into the store; the default without --output)')
+      .option('--cache-from <stringArray>', 'External cache sources (e.g., "user/app:cache", "type=local,src=path/to/dir")', collect, [])
+      .option('--cache-to <stringArray>', 'Cache export destinations (e.g., "user/app:cache", "type=local,dest=path/to/dir[,mode=max]")', collect, [])
       .option('-q, --quiet', 'Suppress the build output and print image ID on success')
       .option('--iidfile <string>', 'Write the image ID to the file')
       .addOption(new Option('--progress <string>', 'Set type of progress output').choices(['auto', 'plain', 'tty']).default('auto'))
@@ -109,6 +113,11 @@ async function buildAction(context: string, f: BuildFlags): Promise<void> {
     ssh[s.id] = s.socket;
   }
   const ulimits = f.ulimit.map(flags.parseUlimit);
+  const cacheFrom = f.cacheFrom.map((v) => flags.parseCacheFlag(v, 'from').location);
+  const cacheTo = f.cacheTo.map((v) => {
+    const c = flags.parseCacheFlag(v, 'to');
+    return { location: c.location, mode: c.mode, ignoreError: c.ignoreError };
+  });
   const outputs: BuildOutput[] = [];
   const tags = [...f.tag];
   for (const spec of [...f.output.map(flags.parseOutputFlag), ...(f.load ? [{ type: 'image' as const }] : [])]) {
@@ -140,6 +149,8 @@ async function buildAction(context: string, f: BuildFlags): Promise<void> {
       ssh,
       extraHosts: f.addHost,
       ulimits,
+      cacheFrom,
+      cacheTo,
       warn: (line) => process.stderr.write(`${line}\n`),
     };
     if (context === '-') {

@@ -8,16 +8,17 @@ import type { BuildResult } from '../builder/builder.js';
 import type { BuildLogger } from '../builder/output.js';
 import type { Ulimit } from '../container/store.js';
 import type { BuildOutput } from '../builder/exporters.js';
+import type { CacheExportSpec, CacheLocation } from '../builder/remote-cache.js';
 import { InvalidArgumentError } from '../errors.js';
 import { ImageStore } from '../image/store.js';
 import { tagName } from '../reference/reference.js';
 import type { Stores } from '../stores.js';
 import type { BuildCachePruneResponse } from './types.js';
 
-export type { BuildLogger, BuildResult, BuildOutput, Ulimit };
+export type { BuildLogger, BuildResult, BuildOutput, CacheExportSpec, CacheLocation, Ulimit };
 export { BuildError } from '../builder/errors.js';
 export { ClassicLogger, QuietLogger, TtyLogger } from '../builder/output.js';
-export { parseSecretFlag, readSecret, parseSshFlag, parseOutputFlag, type SecretSpec, type OutputSpec } from '../builder/flags.js';
+export { parseSecretFlag, readSecret, parseSshFlag, parseOutputFlag, parseCacheFlag, type SecretSpec, type OutputSpec, type CacheFlag } from '../builder/flags.js';
 export { parseUlimit } from '../container/create.js';
 import { checkAddHosts } from '../container/create.js';
 
@@ -51,6 +52,10 @@ export interface BuildRequest {
    * nothing is tagged; archives name the image with `names`, else with `tags`.
    */
   outputs?: BuildOutput[];
+  /** Caches to reuse steps from (buildx's --cache-from): registry repositories or OCI layout directories. */
+  cacheFrom?: CacheLocation[];
+  /** Where to export this build's steps (buildx's --cache-to). */
+  cacheTo?: CacheExportSpec[];
   logger: BuildLogger;
   /** Warnings (unused build args, …). */
   warn?: (line: string) => void;
@@ -121,6 +126,8 @@ export class BuildService {
         ssh: req.ssh,
         addHosts: req.extraHosts,
         ulimits: req.ulimits,
+        cacheFrom: req.cacheFrom,
+        cacheTo: req.cacheTo,
         logger: req.logger,
         warn: req.warn,
       });
