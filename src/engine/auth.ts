@@ -7,7 +7,7 @@ export type { Credentials };
 /** The key docker's config.json files the logins of `server` under (docker.io when none). */
 export async function loginKey(server?: string): Promise<string> {
   const { registryKey } = await import('../auth/config.js');
-  const { serverDomain } = await import('../transport/http.js');
+  const { serverDomain } = await import('../transport/registries-config.js');
   return registryKey(server ? serverDomain(server) : 'docker.io');
 }
 
@@ -19,8 +19,11 @@ export async function savedLogin(server?: string): Promise<Credentials | undefin
 
 /** Checks credentials against the registry (its token flow included); throws when it refuses them. */
 export async function checkLogin(server: string | undefined, creds: Credentials, opts: { tlsVerify?: boolean } = {}): Promise<{ identityToken?: string }> {
-  const http = await import('../transport/http.js');
-  return http.checkLogin(server ? http.serverDomain(server) : 'docker.io', creds, { tlsVerify: opts.tlsVerify });
+  const [{ checkLogin }, { serverDomain }] = await Promise.all([
+    import('../transport/registry-client.js'),
+    import('../transport/registries-config.js'),
+  ]);
+  return checkLogin(server ? serverDomain(server) : 'docker.io', creds, { tlsVerify: opts.tlsVerify });
 }
 
 /** docker login: checks the credentials, then stores them (with the identity token the registry gave). */

@@ -12,14 +12,10 @@ import { DigestMismatchError, InvalidArgumentError, UnsupportedError } from '../
 import { MediaType, type Descriptor, type Digest } from '../oci/types.js';
 import { familiarName, familiarString, type Reference } from '../reference/reference.js';
 import { blocks } from '../util/stream.js';
-import {
-  isRetriable,
-  RegistryClient,
-  RegistryError,
-  repositoryScope,
-  type RegistryClientOptions,
-  type RegistryResponse,
-} from './http.js';
+import { repositoryScope } from './registry-auth.js';
+import { RegistryClient, type RegistryClientOptions } from './registry-client.js';
+import { isRetriable, RegistryError } from './registry-errors.js';
+import type { RegistryResponse } from './registry-response.js';
 import type {
   BlobLocation,
   BlobReadOptions,
@@ -539,4 +535,5 @@ export async function listTags(ref: Reference, opts: RegistryTransportOptions & 
   return tags;
 }
 
-export { RegistryClient, RegistryError } from './http.js';
+export { RegistryClient } from './registry-client.js';
+export { RegistryError } from './registry-errors.js';

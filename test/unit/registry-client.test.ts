@@ -15,16 +15,10 @@ import { digestOf } from '../../src/digest/digest.js';
 import { DigestMismatchError, UnsupportedError } from '../../src/errors.js';
 import { MediaType, type Descriptor, type Digest } from '../../src/oci/types.js';
 import { parseReference, type Reference } from '../../src/reference/reference.js';
-import {
-  checkLogin,
-  isInsecureRegistry,
-  isLoopbackRegistry,
-  parseWwwAuthenticate,
-  RegistryClient,
-  RegistryError,
-  registryErrorFrom,
-  serverDomain,
-} from '../../src/transport/http.js';
+import { isInsecureRegistry, isLoopbackRegistry, serverDomain } from '../../src/transport/registries-config.js';
+import { parseWwwAuthenticate } from '../../src/transport/registry-auth.js';
+import { checkLogin, RegistryClient } from '../../src/transport/registry-client.js';
+import { RegistryError, registryErrorFrom } from '../../src/transport/registry-errors.js';
 import { listTags, registryDestination, registrySource } from '../../src/transport/registry.js';
 import type { ManifestBlob } from '../../src/transport/types.js';
 import { tempDir } from '../helpers.js';
@@ -718,7 +712,7 @@ describe('TLS', () => {
 
 describe('start-up', () => {
   it('a plain HTTP registry never loads node:https and TLS (they load on the first HTTPS request)', () => {
-    const http = new URL('../../src/transport/http.ts', import.meta.url).href;
+    const http = new URL('../../src/transport/registry-client.ts', import.meta.url).href;
     const script = `
       import { createServer } from 'node:http';
       const { RegistryClient } = await import(${JSON.stringify(http)});
