@@ -32,6 +32,10 @@ test('the README shell examples run in order and succeed', () => {
   assert.match(r.stdout, /hello from a build/);
   assert.equal((r.stdout.match(/^hello from web$/gm) ?? []).length, 2, 'the published port and the name on the user network');
   assert.match(r.stdout, /^container create\ncontainer attach\ncontainer start\ncontainer die\ncontainer destroy$/m);
+  assert.match(r.stdout, /^hello through the docker CLI$/m);
+  assert.match(r.stdout, /^exec works$/m);
+  assert.match(r.stdout, /^api-demo Up /m, 'ply lists the container docker started');
+  assert.equal((r.stdout.match(/^hello from compose$/gm) ?? []).length, 2, 'the client reached web by name; the published port answers');
 });
 
 test('the README library example runs', () => {
