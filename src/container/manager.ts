@@ -333,6 +333,7 @@ export class ContainerManager {
         cwd: s.workingDir,
         user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
         tty: s.tty,
+        ...(s.consoleSize ? { consoleSize: s.consoleSize } : {}),
         hostname,
         network: net.mode,
         netnsPath: net.netnsPath,
@@ -741,6 +742,10 @@ export class ContainerManager {
     const proc = structuredClone(bundle.process!);
     proc.args = o.cmd;
     proc.terminal = !!o.tty && !o.detach;
+    // The client's terminal size from the first byte on (docker's ConsoleSize); resizes follow through the pty.
+    delete proc.consoleSize;
+    const size = proc.terminal ? o.io?.consoleSize : undefined;
+    if (size && size[0] > 0 && size[1] > 0) proc.consoleSize = { height: size[0], width: size[1] };
     if (o.workdir) proc.cwd = o.workdir;
     if (o.user) {
       const u = resolveUser(path.join(dir, 'merged'), o.user);

@@ -46,6 +46,8 @@ export interface RuntimeSpecCapabilities {
 
 export interface RuntimeSpecProcess {
   terminal?: boolean;
+  /** The terminal's size before the process runs (runc sets it on the console it makes). */
+  consoleSize?: { height: number; width: number };
   user: { uid: number; gid: number; umask?: number; additionalGids?: number[] };
   args: string[];
   env?: string[];
@@ -131,6 +133,8 @@ export interface SpecOptions {
   cwd: string;
   user: { uid: number; gid: number; additionalGids: number[] };
   tty: boolean;
+  /** With a TTY: its initial [rows, cols], set before the process runs (a resize after the start would race it). */
+  consoleSize?: [number, number];
   hostname: string;
   /** host: the host's network namespace; none: a new one (only lo), or the one at `netnsPath`. */
   network: 'host' | 'none';
@@ -692,6 +696,7 @@ export function buildSpec(o: SpecOptions): RuntimeSpec {
     mounts,
     linux,
   };
+  if (o.tty && o.consoleSize && o.consoleSize[0] > 0 && o.consoleSize[1] > 0) spec.process.consoleSize = { height: o.consoleSize[0], width: o.consoleSize[1] };
   if (o.annotations && Object.keys(o.annotations).length > 0) spec.annotations = { ...o.annotations };
   return spec;
 }
