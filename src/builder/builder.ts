@@ -116,9 +116,12 @@ function expandHeredoc(data: string, env: Record<string, string>): string {
   return data.replace(/\\\$|\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*/g, (m) => (m === '\\$' ? '$' : expandVariables(m, env)));
 }
 
-function sourceDateEpoch(): number | undefined {
-  const v = process.env.SOURCE_DATE_EPOCH;
-  return v && /^\d+$/.test(v) ? Number(v) : undefined;
+/** SOURCE_DATE_EPOCH from --build-arg, else from the environment: whole seconds, or a BuildError. */
+function sourceDateEpoch(buildArgs: Record<string, string>): number | undefined {
+  const v = buildArgs.SOURCE_DATE_EPOCH ?? process.env.SOURCE_DATE_EPOCH;
+  if (v === undefined || v === '') return undefined;
+  if (!/^[0-9]{1,15}$/.test(v)) throw new BuildError(`invalid SOURCE_DATE_EPOCH '${v}': expected whole seconds since the epoch`);
+  return Number(v);
 }
 
 
@@ -175,6 +178,11 @@ class Builder {
   private bases: string[] = [];
 
   private containerManager: ContainerManager | undefined;
+  /**
+   * SOURCE_DATE_EPOCH: every `created` of the config and history is this time, file times above it in new layers
+   * are clamped to it, and it is part of every step key (a step cached without it has other times).
+   */
+  private sde: number | undefined;
 
   constructor(
     private readonly stores: Stores,
@@ -207,11 +215,8 @@ class Builder {
   async run(): Promise<BuildResult> {
     process.on('SIGINT', this.onSignal);
     process.on('SIGTERM', this.onSignal);
-    const sde = this.buildArgs.SOURCE_DATE_EPOCH;
-    if (sde !== undefined) {
-      process.env.SOURCE_DATE_EPOCH = sde;
-      this.consumed.add('SOURCE_DATE_EPOCH');
-    }
+    this.sde = sourceDateEpoch(this.buildArgs);
+    if (this.buildArgs.SOURCE_DATE_EPOCH !== undefined) this.consumed.add('SOURCE_DATE_EPOCH');
     // Global ARGs: in scope for FROM lines only.
     const auto = this.automaticArgs();
     const metaEnv: Record<string, string> = Object.fromEntries(auto);
@@ -542,7 +547,8 @@ class Builder {
   }
 
   /** Reuses the cached result of `key`, or runs `execute` and records its image under `key`. */
-  private async cached(state: State, key: string, execute: () => Promise<StepResult>, args = state.args): Promise<State> {
+  private async cached(state: State, stepKeyWithoutTime: string, execute: () => Promise<StepResult>, args = state.args): Promise<State> {
+    const key = this.sde === undefined ? stepKeyWithoutTime : stepKey([stepKeyWithoutTime, `SOURCE_DATE_EPOCH=${this.sde}`]);
     if (!this.opts.noCache) {
       const hit = this.cache.get(key);
       const rec = hit ? this.images.get(hit) : undefined;
@@ -574,7 +580,7 @@ class Builder {
     await this.local(state);
     const r = await execute();
     this.executed++;
-    const created = creationTime();
+    const created = creationTime(this.sde);
     const base = state.config;
     const history: HistoryEntry = {
       created,
@@ -916,7 +922,12 @@ class Builder {
   private async commitUpper(id: string): Promise<LayerRecord | undefined> {
     const { commitLayer } = await import('../snapshot/commit.js');
     const key = this.stores.containers.pathOf(id);
-    return commitLayer(this.stores.snapshots.of(key), key, this.images.content, this.lease!, { quiescent: true, skipEmpty: true, name: 'build' });
+    return commitLayer(this.stores.snapshots.of(key), key, this.images.content, this.lease!, {
+      quiescent: true,
+      skipEmpty: true,
+      name: 'build',
+      ...(this.sde !== undefined ? { clamp: this.sde } : {}),
+    });
   }
 
   private async ingest(produce: (writer: import('../tar/index.js').TarWriter) => Promise<void>): Promise<LayerRecord> {
@@ -1035,7 +1046,7 @@ class Builder {
 
   private async writeCopyLayer(req: Omit<CopyRequest, 'now' | 'clamp'>): Promise<LayerRecord> {
     const { CopyWriter } = await import('./copy.js');
-    const sde = sourceDateEpoch();
+    const sde = this.sde;
     const writer = new CopyWriter({ ...req, now: sde ?? Math.floor(Date.now() / 1000), ...(sde !== undefined ? { clamp: sde } : {}) });
     writer.plan();
     return this.ingest((w) => writer.write(w));

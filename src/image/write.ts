@@ -34,9 +34,13 @@ export async function writeImage(images: ImageStore, lease: Lease, input: WriteI
   });
 }
 
-/** When the image says it was made: SOURCE_DATE_EPOCH (reproducible builds) or now. */
-export function creationTime(): string {
-  const sde = process.env.SOURCE_DATE_EPOCH;
-  if (sde && /^\d+$/.test(sde)) return new Date(Number(sde) * 1000).toISOString().replace('.000Z', 'Z');
+/**
+ * When the image says it was made: `epoch` (a build's SOURCE_DATE_EPOCH), else the process's SOURCE_DATE_EPOCH
+ * (reproducible commits and imports), else now.
+ */
+export function creationTime(epoch?: number): string {
+  const env = process.env.SOURCE_DATE_EPOCH;
+  const sde = epoch ?? (env && /^\d+$/.test(env) ? Number(env) : undefined);
+  if (sde !== undefined) return new Date(sde * 1000).toISOString().replace('.000Z', 'Z');
   return new Date().toISOString();
 }

@@ -215,7 +215,7 @@ export async function writeVfsLayer(
   tree: string,
   manifestFile: string,
   writer: TarWriter,
-  opts: { quiescent?: boolean; changes?: VfsChange[] } = {},
+  opts: { quiescent?: boolean; changes?: VfsChange[]; clamp?: number } = {},
 ): Promise<number> {
   const changes = opts.changes ?? vfsChanges(tree, manifestFile);
   const wanted = new Set<string>();
@@ -232,7 +232,7 @@ export async function writeVfsLayer(
     list.push(c.rel.slice(dir === '' ? 0 : dir.length + 1));
     whiteouts.set(dir, list);
   }
-  const clamp = sourceDateEpoch();
+  const clamp = opts.clamp ?? sourceDateEpoch();
   const clamped = (t: number) => (clamp !== undefined && t > clamp ? clamp : t);
   const emit = async (dir: string) => {
     const names = whiteouts.get(dir);

@@ -53,11 +53,11 @@ interface WalkOptions {
  * Walks `upperDir` (an overlayfs upper layer) in sorted order and writes a layer tar: overlay whiteouts (char dev
  * 0/0) become `.wh.NAME` empty files, directories with trusted.overlay.opaque=y get a `.wh..wh..opq` entry after
  * their own entry, hardlinks within the tree stay hardlinks, xattrs are kept (except trusted.overlay.*), owners,
- * modes and mtimes (whole seconds; clamped to SOURCE_DATE_EPOCH when it is set) too; devices and fifos are kept.
+ * modes and mtimes (whole seconds; clamped to `clamp`, else to SOURCE_DATE_EPOCH when it is set) too; devices and fifos are kept.
  * Does not finish the writer.
  */
-export async function writeUpperDiff(upperDir: string, writer: TreeOutput): Promise<void> {
-  await new TreeWalker(upperDir, writer, { overlay: true, clamp: sourceDateEpoch() }).run();
+export async function writeUpperDiff(upperDir: string, writer: TreeOutput, clamp?: number): Promise<void> {
+  await new TreeWalker(upperDir, writer, { overlay: true, clamp: clamp ?? sourceDateEpoch() }).run();
 }
 
 /**

@@ -11,19 +11,20 @@ import type { Snapshotter } from './snapshotter.js';
 
 /**
  * The layer of `key`'s changes, held by `lease`; undefined when `skipEmpty` and nothing changed (a RUN that
- * wrote nothing adds no layer). `quiescent`: nothing writes into the snapshot meanwhile.
+ * wrote nothing adds no layer). `quiescent`: nothing writes into the snapshot meanwhile; `clamp`: mtimes above it
+ * (a build's SOURCE_DATE_EPOCH) written as it.
  */
 export async function commitLayer(
   s: Snapshotter,
   key: string,
   content: ContentStore,
   lease: Lease,
-  opts: { quiescent: boolean; skipEmpty?: boolean; name?: string },
+  opts: { quiescent: boolean; skipEmpty?: boolean; name?: string; clamp?: number },
 ): Promise<LayerRecord | undefined> {
   if (opts.skipEmpty && !s.hasChanges(key)) return undefined;
   const writer = new TarWriter();
   const produce = (async () => {
-    await s.diff(key, writer, { quiescent: opts.quiescent });
+    await s.diff(key, writer, { quiescent: opts.quiescent, ...(opts.clamp !== undefined ? { clamp: opts.clamp } : {}) });
     await writer.finish();
   })();
   produce.catch((e: unknown) => writer.destroy(e as Error));

@@ -87,8 +87,8 @@ export class OverlaySnapshotter implements Snapshotter {
     return fs.existsSync(upper) && fs.readdirSync(upper).length > 0;
   }
 
-  async diff(key: string, writer: TarWriter): Promise<void> {
-    await writeUpperDiff(path.join(key, 'upper'), writer);
+  async diff(key: string, writer: TarWriter, opts?: { clamp?: number }): Promise<void> {
+    await writeUpperDiff(path.join(key, 'upper'), writer, opts?.clamp);
   }
 
   usage(key: string): number {

@@ -47,7 +47,7 @@ export interface Snapshotter {
   /** Whether the writable layer holds anything (cheaper than `changes`). */
   hasChanges(key: string): boolean;
   /** Writes the writable layer's changes as a layer tar (whiteouts for deletions); does not finish the writer. */
-  diff(key: string, writer: TarWriter, opts: { quiescent: boolean }): Promise<void>;
+  diff(key: string, writer: TarWriter, opts: { quiescent: boolean; clamp?: number }): Promise<void>;
   /** Bytes of the files in the writable layer (`ps -s`, `system df`). */
   usage(key: string): number;
   /**

@@ -126,10 +126,10 @@ export class VfsSnapshotter implements Snapshotter {
     return this.changes(key).length > 0;
   }
 
-  async diff(key: string, writer: TarWriter, opts: { quiescent: boolean }): Promise<void> {
+  async diff(key: string, writer: TarWriter, opts: { quiescent: boolean; clamp?: number }): Promise<void> {
     if (!vfsRootfs(key)) return;
     const v = vfsLayout(key);
-    await writeVfsLayer(v.tree, v.manifest, writer, { quiescent: opts.quiescent });
+    await writeVfsLayer(v.tree, v.manifest, writer, { quiescent: opts.quiescent, ...(opts.clamp !== undefined ? { clamp: opts.clamp } : {}) });
   }
 
   usage(key: string): number {

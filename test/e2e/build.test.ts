@@ -328,6 +328,34 @@ test('SOURCE_DATE_EPOCH: the same Dockerfile and context give the same image ID 
   assert.equal(inspect(a.trim(), one).Created, '2023-11-14T22:13:20Z');
 });
 
+test('SOURCE_DATE_EPOCH as --build-arg: clamps the config, history and new files; a store that built without it first gets the same ID', () => {
+  const dir = context({
+    Dockerfile: 'FROM busybox\nCOPY src.txt /app/\nRUN echo built > /app/out.txt && mkdir /app/d\nENV X=1\n',
+    'src.txt': 'source\n',
+  });
+  const importEnv = { SOURCE_DATE_EPOCH: '1700000000' };
+  const [one, other] = [tempDir(), tempDir()];
+  for (const store of [one, other]) plyOk(store, ['import', busyboxTar(), 'busybox:latest'], { env: importEnv });
+  const arg = ['--build-arg', 'SOURCE_DATE_EPOCH=1600000000'];
+  // `other` has the steps cached from a build without the epoch: they must not be reused (their times are now).
+  buildOk(dir, ['-q', '--network', 'none'], { store: other });
+  const a = buildOk(dir, ['-q', '--network', 'none', ...arg], { store: one }).trim();
+  const b = buildOk(dir, ['-q', '--network', 'none', ...arg], { store: other }).trim();
+  assert.equal(a, b);
+  const img = inspect(a, one);
+  assert.equal(img.Created, '2020-09-13T12:26:40Z');
+  // Files the build wrote (RUN, COPY) carry the epoch; the base image's files keep theirs.
+  const times = plyOk(one, ['run', '--rm', '--network', 'none', a, 'stat', '-c', '%Y %n', '/app/out.txt', '/app/d', '/app/src.txt', '/app']);
+  assert.deepEqual(times.trim().split('\n'), ['1600000000 /app/out.txt', '1600000000 /app/d', '1600000000 /app/src.txt', '1600000000 /app']);
+  const history = JSON.parse(plyOk(one, ['image', 'history', '--no-trunc', '--format', '{{json .}}', a]).trim().split('\n')[0]!);
+  assert.match(JSON.stringify(history), /2020-09-13/);
+  // The environment's value gives the same image as the --build-arg one; a bad value is one line, exit 1.
+  assert.equal(buildOk(dir, ['-q', '--network', 'none'], { store: one, env: { SOURCE_DATE_EPOCH: '1600000000' } }).trim(), a);
+  const bad = build(dir, ['--build-arg', 'SOURCE_DATE_EPOCH=yesterday'], { store: one });
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /^invalid SOURCE_DATE_EPOCH 'yesterday': expected whole seconds since the epoch$/m);
+});
+
 test('the build cache survives image prune consistently and builder prune empties it', () => {
   const dir = context({ Dockerfile: 'FROM busybox\nRUN echo pruned > /p\nLABEL stage=one\n' });
   buildOk(dir); // untagged: its last step is a dangling image
