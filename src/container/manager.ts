@@ -639,6 +639,12 @@ export class ContainerManager {
   refresh(c: Container): Container {
     if (c.state !== 'running' && c.state !== 'paused') return c;
     if (c.monitorPid > 0 && pidAlive(c.monitorPid)) return c;
+    // `c` may have been read before the monitor recorded the exit and went away: only the current record says
+    // whether the supervisor died without recording one (else a real exit code would become 255).
+    const cur = this.containers.get(c.id);
+    if (!cur || (cur.state !== 'running' && cur.state !== 'paused')) return cur ?? c;
+    if (cur.monitorPid !== c.monitorPid && cur.monitorPid > 0 && pidAlive(cur.monitorPid)) return cur;
+    c = cur;
     const st = this.runtime(c).state(c.id);
     if (st && (st.status === 'running' || st.status === 'paused')) return c;
     const dir = this.containers.pathOf(c.id);
