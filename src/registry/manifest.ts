@@ -2,7 +2,7 @@
 // fields the referrers API reports. The bytes themselves are stored untouched.
 import { isDigest } from '../digest/digest.js';
 import { MediaType } from '../oci/types.js';
-import { RegistryError } from './errors.js';
+import { RegistryError } from '../oci/distribution-errors.js';
 
 export interface ParsedManifest {
   mediaType: string;
@@ -24,7 +24,7 @@ export function baseMediaType(contentType: string | undefined): string {
 }
 
 function invalid(message: string, detail?: unknown): RegistryError {
-  return new RegistryError('MANIFEST_INVALID', message, detail);
+  return new RegistryError('MANIFEST_INVALID', message, { detail });
 }
 
 interface Descriptor {
@@ -39,7 +39,7 @@ function descriptor(v: unknown, where: string): Descriptor {
   const d = v as Record<string, unknown>;
   if (typeof d.mediaType !== 'string' || d.mediaType === '') throw invalid(`${where} has no mediaType`);
   if (typeof d.digest !== 'string' || !isDigest(d.digest)) {
-    throw invalid(`${where} has an invalid or unsupported digest`, { digest: d.digest });
+    throw invalid(`${where} has an invalid or unsupported digest`, { detail: { digest: d.digest } });
   }
   if (typeof d.size !== 'number' || !Number.isSafeInteger(d.size) || d.size < 0) throw invalid(`${where} has an invalid size`);
   if (d.urls !== undefined && (!Array.isArray(d.urls) || d.urls.some((u) => typeof u !== 'string'))) {

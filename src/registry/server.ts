@@ -10,9 +10,9 @@ import { pipeline } from 'node:stream/promises';
 import { IngestLockedError, type IngestWriter } from '../content/store.js';
 import { Digester, isDigest, splitDigest } from '../digest/digest.js';
 import { DigestMismatchError } from '../errors.js';
+import { RegistryError } from '../oci/distribution-errors.js';
 import { MediaType, type Digest } from '../oci/types.js';
 import { Authenticator, formatScope, grants, parseScope, type Access } from './auth.js';
-import { RegistryError } from './errors.js';
 import { parseManifest } from './manifest.js';
 import { isRepositoryName, isTag, matchRoute, type Route } from './names.js';
 import { manifestBlobUnknown, RegistryStorage } from './storage.js';
@@ -175,7 +175,7 @@ class Registry {
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
     const url = new URL(req.url ?? '/', 'http://registry.invalid');
     const route = matchRoute(url.pathname);
-    if (!route) throw new RegistryError('UNSUPPORTED', `no such endpoint: ${url.pathname}`, undefined, 404);
+    if (!route) throw new RegistryError('UNSUPPORTED', `no such endpoint: ${url.pathname}`, { status: 404 });
     const method = req.method ?? 'GET';
     if (route.kind === 'token') return this.token(req, res, url);
     if (route.kind === 'base') {
@@ -188,7 +188,7 @@ class Registry {
       await this.authorize(req, { type: 'registry', name: 'catalog', actions: ['*'] });
       return this.catalog(res, url);
     }
-    if (!isRepositoryName(route.name)) throw new RegistryError('NAME_INVALID', `invalid repository name "${route.name}"`, { name: route.name });
+    if (!isRepositoryName(route.name)) throw new RegistryError('NAME_INVALID', `invalid repository name "${route.name}"`, { detail: { name: route.name } });
     const write = method === 'POST' || method === 'PUT' || method === 'PATCH' || method === 'DELETE';
     if (write && this.opts.readOnly) throw new RegistryError('UNSUPPORTED', 'the registry is in read-only mode');
     const need: Access = {
@@ -229,7 +229,7 @@ class Registry {
     if (need) bearer += `,scope="${formatScope(need)}"`;
     if (error) bearer += `,error="${error}"`;
     const detail = need ? [{ Type: need.type, Name: need.name, Action: need.actions.join(',') }] : undefined;
-    return new RegistryError('UNAUTHORIZED', error === 'insufficient_scope' ? 'insufficient scope' : 'authentication required', detail).withHeaders({
+    return new RegistryError('UNAUTHORIZED', error === 'insufficient_scope' ? 'insufficient scope' : 'authentication required', { detail }).withHeaders({
       'WWW-Authenticate': [bearer, 'Basic realm="ply-registry"'],
     });
   }
@@ -242,7 +242,7 @@ class Registry {
     if (basic) {
       if (await this.auth.checkPassword(basic.user, basic.password)) return { can: () => true, client: `user ${basic.user}` };
       const e = this.challenge(req, need);
-      throw new RegistryError('UNAUTHORIZED', 'invalid username or password', e.detail).withHeaders(e.headers);
+      throw new RegistryError('UNAUTHORIZED', 'invalid username or password', { detail: e.detail }).withHeaders(e.headers);
     }
     const token = Authenticator.bearerToken(header);
     if (token !== undefined) {
@@ -257,7 +257,7 @@ class Registry {
   private async token(req: Req, res: Res, url: URL): Promise<void> {
     const method = req.method ?? 'GET';
     allowMethods(method, ['GET', 'POST']);
-    if (!this.auth) throw new RegistryError('UNSUPPORTED', 'this registry does not use authentication', undefined, 404);
+    if (!this.auth) throw new RegistryError('UNSUPPORTED', 'this registry does not use authentication', { status: 404 });
     let user: string | undefined;
     let password: string | undefined;
     let scopes = url.searchParams.getAll('scope');
@@ -299,7 +299,7 @@ class Registry {
 
   private tagsList(res: Res, name: string, url: URL): void {
     const repo = this.storage.repoId(name);
-    if (repo === undefined) throw new RegistryError('NAME_UNKNOWN', `repository ${name} not known to registry`, { name });
+    if (repo === undefined) throw new RegistryError('NAME_UNKNOWN', `repository ${name} not known to registry`, { detail: { name } });
     const { n, last } = paging(url);
     const { tags, more } = this.storage.listTags(repo, n, last);
     const headers: Record<string, string> = { 'Content-Type': 'application/json' };
@@ -324,23 +324,23 @@ class Registry {
 
   private resolve(name: string, reference: string): { repo: number; digest: string } {
     const repo = this.storage.repoId(name);
-    if (repo === undefined) throw new RegistryError('NAME_UNKNOWN', `repository ${name} not known to registry`, { name });
+    if (repo === undefined) throw new RegistryError('NAME_UNKNOWN', `repository ${name} not known to registry`, { detail: { name } });
     if (isDigest(reference)) return { repo, digest: reference };
     if (reference.includes(':')) throw new RegistryError('DIGEST_INVALID', `invalid digest "${reference}"`);
     const digest = isTag(reference) ? this.storage.resolveTag(repo, reference) : undefined;
-    if (!digest) throw new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: ${name}:${reference}`, { tag: reference });
+    if (!digest) throw new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: ${name}:${reference}`, { detail: { tag: reference } });
     return { repo, digest };
   }
 
   private async getManifest(res: Res, name: string, reference: string, head: boolean): Promise<void> {
     const { repo, digest } = this.resolve(name, reference);
     const row = this.storage.manifest(repo, digest);
-    if (!row) throw new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: ${name}@${digest}`, { digest });
+    if (!row) throw new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: ${name}@${digest}`, { detail: { digest } });
     let body: Buffer;
     try {
       body = await fsp.readFile(this.storage.store.path(digest as Digest));
     } catch {
-      throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} has no data`, { digest });
+      throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} has no data`, { detail: { digest } });
     }
     const headers: Record<string, string> = {
       'Content-Type': row.media_type,
@@ -356,17 +356,17 @@ class Registry {
     let algorithm: 'sha256' | 'sha512' = 'sha256';
     if (isDigest(reference)) algorithm = splitDigest(reference).algorithm;
     else if (reference.includes(':')) throw new RegistryError('DIGEST_INVALID', `invalid digest "${reference}"`);
-    else if (!isTag(reference)) throw new RegistryError('MANIFEST_INVALID', `invalid tag "${reference}"`, { tag: reference });
+    else if (!isTag(reference)) throw new RegistryError('MANIFEST_INVALID', `invalid tag "${reference}"`, { detail: { tag: reference } });
     else tags.unshift(reference);
-    for (const t of tags) if (!isTag(t)) throw new RegistryError('MANIFEST_INVALID', `invalid tag "${t}"`, { tag: t });
+    for (const t of tags) if (!isTag(t)) throw new RegistryError('MANIFEST_INVALID', `invalid tag "${t}"`, { detail: { tag: t } });
     const body = await readBody(req, MANIFEST_LIMIT, () =>
-      new RegistryError('MANIFEST_INVALID', `manifest larger than ${MANIFEST_LIMIT} bytes`, { limit: MANIFEST_LIMIT }),
+      new RegistryError('MANIFEST_INVALID', `manifest larger than ${MANIFEST_LIMIT} bytes`, { detail: { limit: MANIFEST_LIMIT } }),
     );
     const d = new Digester(algorithm);
     d.update(body);
     const digest = d.digest();
     if (isDigest(reference) && reference !== digest) {
-      throw new RegistryError('DIGEST_INVALID', `manifest digest ${digest} does not match ${reference}`, { expected: reference, actual: digest });
+      throw new RegistryError('DIGEST_INVALID', `manifest digest ${digest} does not match ${reference}`, { detail: { expected: reference, actual: digest } });
     }
     const parsed = parseManifest(body, req.headers['content-type']);
     // Check before writing (the transaction checks again), so a refused manifest leaves no blob behind.
@@ -395,13 +395,13 @@ class Registry {
   private deleteManifest(res: Res, name: string, reference: string): void {
     if (!this.opts.delete) throw new RegistryError('UNSUPPORTED', 'deletes are disabled (start the registry with --delete)');
     const repo = this.storage.repoId(name);
-    if (repo === undefined) throw new RegistryError('NAME_UNKNOWN', `repository ${name} not known to registry`, { name });
+    if (repo === undefined) throw new RegistryError('NAME_UNKNOWN', `repository ${name} not known to registry`, { detail: { name } });
     if (isDigest(reference)) {
-      if (!this.storage.deleteManifest(repo, reference)) throw new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: ${name}@${reference}`, { digest: reference });
+      if (!this.storage.deleteManifest(repo, reference)) throw new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: ${name}@${reference}`, { detail: { digest: reference } });
     } else {
       if (reference.includes(':')) throw new RegistryError('DIGEST_INVALID', `invalid digest "${reference}"`);
       if (!isTag(reference) || !this.storage.deleteTag(repo, reference)) {
-        throw new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: ${name}:${reference}`, { tag: reference });
+        throw new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: ${name}:${reference}`, { detail: { tag: reference } });
       }
     }
     send(res, 202, { 'Content-Length': '0' });
@@ -412,18 +412,18 @@ class Registry {
   private blobRepo(name: string, digest: string): { repo: number; digest: Digest } {
     if (!isDigest(digest)) throw new RegistryError('DIGEST_INVALID', `invalid digest "${digest}"`);
     const repo = this.storage.repoId(name);
-    if (repo === undefined) throw new RegistryError('NAME_UNKNOWN', `repository ${name} not known to registry`, { name });
+    if (repo === undefined) throw new RegistryError('NAME_UNKNOWN', `repository ${name} not known to registry`, { detail: { name } });
     return { repo, digest };
   }
 
   private async getBlob(req: Req, res: Res, name: string, digestText: string, head: boolean): Promise<void> {
     const { repo, digest } = this.blobRepo(name, digestText);
-    if (this.storage.blobSize(repo, digest) === undefined) throw new RegistryError('BLOB_UNKNOWN', `blob unknown: ${digest}`, { digest });
+    if (this.storage.blobSize(repo, digest) === undefined) throw new RegistryError('BLOB_UNKNOWN', `blob unknown: ${digest}`, { detail: { digest } });
     let fh: fsp.FileHandle;
     try {
       fh = await fsp.open(this.storage.store.path(digest), 'r');
     } catch {
-      throw new RegistryError('BLOB_UNKNOWN', `blob unknown: ${digest}`, { digest });
+      throw new RegistryError('BLOB_UNKNOWN', `blob unknown: ${digest}`, { detail: { digest } });
     }
     try {
       const size = (await fh.stat()).size;
@@ -464,7 +464,7 @@ class Registry {
   private deleteBlob(res: Res, name: string, digestText: string): void {
     const { repo, digest } = this.blobRepo(name, digestText);
     if (!this.opts.delete) throw new RegistryError('UNSUPPORTED', 'deletes are disabled (start the registry with --delete)');
-    if (!this.storage.unlinkBlob(repo, digest)) throw new RegistryError('BLOB_UNKNOWN', `blob unknown: ${digest}`, { digest });
+    if (!this.storage.unlinkBlob(repo, digest)) throw new RegistryError('BLOB_UNKNOWN', `blob unknown: ${digest}`, { detail: { digest } });
     send(res, 202, { 'Content-Length': '0' });
   }
 
@@ -480,7 +480,7 @@ class Registry {
     const session = this.storage.upload(uuid);
     const repo = this.storage.repoId(name);
     if (!session || repo === undefined || session.repo !== repo) {
-      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${uuid} unknown to registry`, { uuid });
+      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${uuid} unknown to registry`, { detail: { uuid } });
     }
     if (method === 'GET') return this.uploadStatus(res, name, uuid, 204);
     if (method === 'DELETE') {
@@ -549,7 +549,7 @@ class Registry {
     const oldest = open[0]!;
     if (Date.now() - oldest.updated >= UPLOAD_TAKEOVER_MS && open.length === max && (await this.uploads.remove(oldest.uuid))) return;
     throw new RegistryError('TOOMANYREQUESTS', `too many uploads in progress for this client (at most ${max}): finish or cancel some first`, {
-      limit: max,
+      detail: { limit: max },
     }).withHeaders({ 'Retry-After': '60' });
   }
 
@@ -575,7 +575,7 @@ class Registry {
     const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
     const offset = this.uploads.offset(uuid);
     const fail = (message: string) =>
-      new RegistryError('BLOB_UPLOAD_INVALID', message, { offset }, 416).withHeaders(this.uploadHeaders(name, uuid));
+      new RegistryError('BLOB_UPLOAD_INVALID', message, { detail: { offset }, status: 416 }).withHeaders(this.uploadHeaders(name, uuid));
     if (!m) throw fail(`invalid Content-Range "${header}"`);
     const start = Number(m[1]);
     const end = Number(m[2]);
@@ -665,7 +665,7 @@ function paging(url: URL): { n: number | undefined; last: string | undefined } {
   const nText = url.searchParams.get('n');
   let n: number | undefined;
   if (nText !== null && nText !== '') {
-    if (!/^\d+$/.test(nText)) throw new RegistryError('UNSUPPORTED', `invalid page size n=${nText}`, undefined, 400);
+    if (!/^\d+$/.test(nText)) throw new RegistryError('UNSUPPORTED', `invalid page size n=${nText}`, { status: 400 });
     n = Number(nText);
   }
   const last = url.searchParams.get('last') ?? undefined;
@@ -692,7 +692,7 @@ export function parseRange(header: string | undefined, size: number): { start: n
 const DRAIN_LIMIT = 64 << 20;
 
 async function readBody(req: Req, limit: number, tooLarge?: () => RegistryError): Promise<Buffer> {
-  const refuse = () => tooLarge?.() ?? new RegistryError('SIZE_INVALID', `body larger than ${limit} bytes`, undefined, 413);
+  const refuse = () => tooLarge?.() ?? new RegistryError('SIZE_INVALID', `body larger than ${limit} bytes`, { status: 413 });
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > limit + DRAIN_LIMIT) throw refuse();
   const chunks: Buffer[] = [];
@@ -715,15 +715,15 @@ function send(res: Res, status: number, headers: Record<string, string | string[
 function sendError(res: Res, e: RegistryError, head: boolean): void {
   const body = e.body();
   const headers: Record<string, string | string[]> = { ...e.headers, 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) };
-  res.writeHead(e.status, headers);
+  res.writeHead(e.status ?? 500, headers);
   res.end(head ? undefined : body);
 }
 
 /** Maps anything thrown while handling a request to a registry error. */
 function toRegistryError(e: unknown): RegistryError {
   if (e instanceof RegistryError) return e;
-  if (e instanceof DigestMismatchError) return new RegistryError('DIGEST_INVALID', e.message, { expected: e.expected, actual: e.actual });
-  if (e instanceof IngestLockedError) return new RegistryError('BLOB_UPLOAD_INVALID', 'the upload is in use by another registry process', undefined, 409);
+  if (e instanceof DigestMismatchError) return new RegistryError('DIGEST_INVALID', e.message, { detail: { expected: e.expected, actual: e.actual } });
+  if (e instanceof IngestLockedError) return new RegistryError('BLOB_UPLOAD_INVALID', 'the upload is in use by another registry process', { status: 409 });
   return new RegistryError('UNKNOWN', (e as Error)?.message ?? String(e));
 }
 
@@ -763,7 +763,7 @@ export async function startRegistry(opts: RegistryOptions): Promise<RegistryServ
       .handle(req, res)
       .catch((e: unknown) => {
         const err = toRegistryError(e);
-        if (err.status >= 500 && !res.headersSent) log?.(`error: ${req.method} ${req.url}: ${(e as Error)?.stack ?? String(e)}`);
+        if ((err.status ?? 500) >= 500 && !res.headersSent) log?.(`error: ${req.method} ${req.url}: ${(e as Error)?.stack ?? String(e)}`);
         if (res.headersSent || res.destroyed) {
           res.destroy();
           return;

@@ -6,7 +6,7 @@ import type Database from 'better-sqlite3';
 import { ContentStore } from '../content/store.js';
 import type { Digest } from '../oci/types.js';
 import { openRegistryDb, writeTx, type RegistryDB } from './db.js';
-import { RegistryError } from './errors.js';
+import { RegistryError } from '../oci/distribution-errors.js';
 import { ensurePrivateRoot } from '../util/fs.js';
 import type { ParsedManifest } from './manifest.js';
 
@@ -266,5 +266,5 @@ function page(stmt: Database.Statement, args: unknown[], n: number | undefined, 
 
 export function manifestBlobUnknown(missing: Array<{ digest: string; kind: string }>): RegistryError {
   const what = missing.length === 1 ? `${missing[0]!.kind} ${missing[0]!.digest}` : `${missing.length} blobs or manifests`;
-  return new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references ${what} unknown to the repository`, missing);
+  return new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references ${what} unknown to the repository`, { detail: missing });
 }

@@ -4,7 +4,7 @@
 // identity token), cached per scope set, refreshed when they expire (`expires_in`, default 60 s) or when the
 // registry answers 401 to them.
 import { getCredentials, type Credentials } from '../auth/config.js';
-import { RegistryError } from './registry-errors.js';
+import { RegistryError } from '../oci/distribution-errors.js';
 import { responseError, type RegistryResponse } from './registry-response.js';
 
 export interface Challenge {
@@ -208,8 +208,8 @@ export class RegistryAuth {
     }
     if (res.status !== 200) {
       const err = await responseError(res);
-      if (res.status === 401 && hasPassword && err.detail === 'unauthorized: authentication required') {
-        throw new RegistryError('UNAUTHORIZED', 'unauthorized: incorrect username or password', 401);
+      if (res.status === 401 && hasPassword && err.reason === 'unauthorized: authentication required') {
+        throw new RegistryError('UNAUTHORIZED', 'unauthorized: incorrect username or password', { status: 401 });
       }
       throw err;
     }

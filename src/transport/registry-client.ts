@@ -17,7 +17,8 @@ import type { Credentials } from '../auth/config.js';
 import { PlyError } from '../errors.js';
 import { isInsecureRegistry, isLoopbackRegistry, registryEndpoint, serverDomain } from './registries-config.js';
 import { parseWwwAuthenticate, RegistryAuth } from './registry-auth.js';
-import { goMethod, isRetriable, isRetriableStatus, networkError, RegistryError } from './registry-errors.js';
+import { isRetriableStatus, RegistryError } from '../oci/distribution-errors.js';
+import { goMethod, isRetriable, networkError } from './registry-errors.js';
 import { RegistryResponse, responseError } from './registry-response.js';
 
 export interface RegistryClientOptions {

@@ -1,42 +1,7 @@
-// A registry client's errors: what a registry answered (its distribution error body, else the status) and what
-// went wrong on the way (connection, TLS), each one RegistryError with one line worded as docker words it.
-import { PlyError } from '../errors.js';
-
-const NETWORK_RETRIABLE = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'EAI_AGAIN', 'ESOCKETTIMEDOUT']);
-const STATUS_RETRIABLE = new Set([500, 502, 503, 504]);
-
-/** True for the statuses a replayable request is retried on: 500, 502, 503, 504. */
-export function isRetriableStatus(status: number): boolean {
-  return STATUS_RETRIABLE.has(status);
-}
-
-/** A registry said no (or could not be reached). `code` is the distribution error code, e.g. 'MANIFEST_UNKNOWN'. */
-export class RegistryError extends PlyError {
-  override exitCode = 1;
-  /** The registry's own words ('manifest unknown: manifest unknown'), without any context prefix. */
-  readonly detail: string;
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly status?: number,
-    options?: { cause?: unknown; detail?: string },
-  ) {
-    super(message, options);
-    this.detail = options?.detail ?? message;
-  }
-
-  /** True for failures worth retrying: 5xx and connection resets/timeouts. */
-  get retriable(): boolean {
-    if (this.status !== undefined) return STATUS_RETRIABLE.has(this.status);
-    const c = (this.cause as NodeJS.ErrnoException | undefined)?.code;
-    return c !== undefined && NETWORK_RETRIABLE.has(c);
-  }
-
-  /** The same error with `prefix: ` in front of its message (code, status and detail kept). */
-  withContext(prefix: string): RegistryError {
-    return new RegistryError(this.code, `${prefix}: ${this.detail}`, this.status, { cause: this.cause, detail: this.detail });
-  }
-}
+// How the registry client words failures: what a registry answered (its distribution error body, else the status)
+// and what went wrong on the way (connection, TLS), each one RegistryError (oci/distribution-errors.ts, the type
+// the registry server throws too) with one line worded as docker words it.
+import { errorEntries, isRetriableNetworkCode, RegistryError } from '../oci/distribution-errors.js';
 
 const DEFAULT_MESSAGES: Record<number, [string, string]> = {
   401: ['UNAUTHORIZED', 'authentication required'],
@@ -65,34 +30,32 @@ export function registryErrorFrom(
   if (text.trim() !== '') {
     try {
       const parsed = JSON.parse(text) as { errors?: unknown; details?: unknown; error?: unknown };
-      if (Array.isArray(parsed.errors) && parsed.errors.length > 0) {
-        const errs = parsed.errors.filter((e): e is { code?: unknown; message?: unknown } => !!e && typeof e === 'object');
-        const parts = errs.map((e) => {
-          const code = typeof e.code === 'string' && e.code !== '' ? e.code : 'UNKNOWN';
-          const msg = typeof e.message === 'string' ? e.message.replace(/\s*\n\s*/g, ' ').trim() : '';
-          return msg === '' ? codeWords(code) : `${codeWords(code)}: ${msg}`;
+      const entries = errorEntries(parsed);
+      if (entries) {
+        const parts = entries.map((e) => {
+          const msg = e.message.replace(/\s*\n\s*/g, ' ').trim();
+          return msg === '' ? codeWords(e.code) : `${codeWords(e.code)}: ${msg}`;
         });
-        const first = errs[0];
-        const code = first && typeof first.code === 'string' && first.code !== '' ? first.code.toUpperCase() : 'UNKNOWN';
-        return new RegistryError(code, parts.join('; '), status);
+        const code = entries[0] ? entries[0].code.toUpperCase() : 'UNKNOWN';
+        return new RegistryError(code, parts.join('; '), { status, detail: entries[0]?.detail });
       }
       // Token servers: {"details": "incorrect username or password"} (Docker Hub), {"error": "..."} (OAuth2).
       const d = typeof parsed.details === 'string' ? parsed.details : typeof parsed.error === 'string' ? parsed.error : undefined;
       if (d && DEFAULT_MESSAGES[status]) {
         const [code] = DEFAULT_MESSAGES[status]!;
-        return new RegistryError(code, `${codeWords(code)}: ${d}`, status);
+        return new RegistryError(code, `${codeWords(code)}: ${d}`, { status });
       }
     } catch {
       /* not JSON: fall through to the status */
     }
   }
-  if (status === 404 && notFound) return new RegistryError(notFound, `${codeWords(notFound)}: ${codeWords(notFound)}`, status);
+  if (status === 404 && notFound) return new RegistryError(notFound, `${codeWords(notFound)}: ${codeWords(notFound)}`, { status });
   const known = DEFAULT_MESSAGES[status];
-  if (known) return new RegistryError(known[0], `${codeWords(known[0])}: ${known[1]}`, status);
+  if (known) return new RegistryError(known[0], `${codeWords(known[0])}: ${known[1]}`, { status });
   return new RegistryError(
     'UNKNOWN',
     `received unexpected HTTP status: ${status}${statusText ? ' ' + statusText : ''}`,
-    status,
+    { status },
   );
 }
 
@@ -121,7 +84,7 @@ export function networkError(e: unknown, method: string, url: URL): RegistryErro
   const where = `${goMethod(method)} "${url.href}"`;
   if (code in TLS_VERIFY_CODES) {
     const reason = TLS_VERIFY_CODES[code] || `x509: ${err.reason ?? err.message}`;
-    return new RegistryError('TLS', `${where}: tls: failed to verify certificate: ${reason}`, undefined, { cause: e });
+    return new RegistryError('TLS', `${where}: tls: failed to verify certificate: ${reason}`, { cause: e });
   }
   const hostPort = url.port ? url.host : `${url.hostname}:${url.protocol === 'https:' ? 443 : 80}`;
   let what: string;
@@ -136,7 +99,7 @@ export function networkError(e: unknown, method: string, url: URL): RegistryErro
   else if (code === 'ECONNRESET') what = `read tcp ${hostPort}: connection reset by peer`;
   else if (err?.name === 'AbortError') what = 'context canceled';
   else what = err?.message ?? String(e);
-  return new RegistryError(code === '' ? 'NETWORK' : code === 'EPROTO' ? 'TLS' : 'NETWORK', `${where}: ${what}`, undefined, {
+  return new RegistryError(code === '' ? 'NETWORK' : code === 'EPROTO' ? 'TLS' : 'NETWORK', `${where}: ${what}`, {
     cause: e,
   });
 }
@@ -144,6 +107,5 @@ export function networkError(e: unknown, method: string, url: URL): RegistryErro
 /** True when `e` is worth retrying (5xx, connection reset or timeout). */
 export function isRetriable(e: unknown): boolean {
   if (e instanceof RegistryError) return e.retriable;
-  const code = (e as NodeJS.ErrnoException)?.code;
-  return code !== undefined && NETWORK_RETRIABLE.has(code);
+  return isRetriableNetworkCode((e as NodeJS.ErrnoException)?.code);
 }

@@ -1,6 +1,7 @@
 // A registry's answer whose body has not been read yet, and reading an error answer into a RegistryError.
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import { RegistryError, registryErrorFrom } from './registry-errors.js';
+import { RegistryError } from '../oci/distribution-errors.js';
+import { registryErrorFrom } from './registry-errors.js';
 
 /** A response whose body has not been read yet: read it (`buffer`, `json`, iterate `body`) or `discard` it. */
 export class RegistryResponse {
@@ -34,7 +35,7 @@ export class RegistryResponse {
     try {
       return JSON.parse(text) as T;
     } catch {
-      throw new RegistryError('INVALID_RESPONSE', `invalid JSON from ${this.url.host}: ${text.slice(0, 80).replace(/\s+/g, ' ')}`, this.status);
+      throw new RegistryError('INVALID_RESPONSE', `invalid JSON from ${this.url.host}: ${text.slice(0, 80).replace(/\s+/g, ' ')}`, { status: this.status });
     }
   }
   /** Drops the body (lets the connection be reused). */

@@ -14,7 +14,8 @@ import { familiarName, familiarString, type Reference } from '../reference/refer
 import { blocks } from '../util/stream.js';
 import { repositoryScope } from './registry-auth.js';
 import { RegistryClient, type RegistryClientOptions } from './registry-client.js';
-import { isRetriable, RegistryError } from './registry-errors.js';
+import { RegistryError } from '../oci/distribution-errors.js';
+import { isRetriable } from './registry-errors.js';
 import type { RegistryResponse } from './registry-response.js';
 import type {
   BlobLocation,
@@ -366,7 +367,7 @@ class RegistryDestination implements ImageDestination {
     const loc = res.location();
     if (loc) return loc;
     if (previous) return previous;
-    throw new RegistryError('BLOB_UPLOAD_INVALID', `${this.ref.domain} answered an upload without a Location`, res.status);
+    throw new RegistryError('BLOB_UPLOAD_INVALID', `${this.ref.domain} answered an upload without a Location`, { status: res.status });
   }
 
   /** Sends the data in PATCHes of `size` bytes with Content-Range; resumes a chunk from the registry's offset after a failure. */
@@ -536,4 +537,4 @@ export async function listTags(ref: Reference, opts: RegistryTransportOptions & 
 }
 
 export { RegistryClient } from './registry-client.js';
-export { RegistryError } from './registry-errors.js';
+export { RegistryError } from '../oci/distribution-errors.js';

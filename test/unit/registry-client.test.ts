@@ -18,7 +18,8 @@ import { parseReference, type Reference } from '../../src/reference/reference.js
 import { isInsecureRegistry, isLoopbackRegistry, serverDomain } from '../../src/transport/registries-config.js';
 import { parseWwwAuthenticate } from '../../src/transport/registry-auth.js';
 import { checkLogin, RegistryClient } from '../../src/transport/registry-client.js';
-import { RegistryError, registryErrorFrom } from '../../src/transport/registry-errors.js';
+import { RegistryError } from '../../src/oci/distribution-errors.js';
+import { registryErrorFrom } from '../../src/transport/registry-errors.js';
 import { listTags, registryDestination, registrySource } from '../../src/transport/registry.js';
 import type { ManifestBlob } from '../../src/transport/types.js';
 import { tempDir } from '../helpers.js';
@@ -145,6 +146,18 @@ describe('http helpers', () => {
     const two = registryErrorFrom(400, '', '{"errors":[{"code":"DIGEST_INVALID","message":"a"},{"code":"SIZE_INVALID","message":"b"}]}');
     assert.equal(two.message, 'digest invalid: a; size invalid: b');
     assert.equal(two.exitCode, 1);
+  });
+
+  it('reads back the errors the registry server answers with as the same type: code, status and detail', () => {
+    const sent = new RegistryError('BLOB_UPLOAD_INVALID', 'range does not start at 5', { detail: { offset: 5 }, status: 416 });
+    const got = registryErrorFrom(sent.status!, '', sent.body());
+    assert.ok(got instanceof RegistryError);
+    assert.deepEqual([got.code, got.status, got.detail], ['BLOB_UPLOAD_INVALID', 416, { offset: 5 }]);
+    assert.equal(got.message, 'blob upload invalid: range does not start at 5');
+    const unknown = new RegistryError('MANIFEST_UNKNOWN');
+    assert.equal(unknown.status, 404, 'the code says the status when the server gives none');
+    assert.equal(registryErrorFrom(unknown.status!, '', unknown.body()).message, 'manifest unknown: manifest unknown to registry');
+    assert.equal(new RegistryError('constructor', 'x').status, undefined, 'a code from the network is only looked up as a code');
   });
 
   it('knows loopback and insecure registries', () => {
