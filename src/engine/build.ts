@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { BuildResult } from '../builder/builder.js';
-import type { BuildLogger } from '../builder/output.js';
+import { QuietLogger, type BuildLogger } from '../builder/output.js';
 import type { Ulimit } from '../container/store.js';
 import type { BuildOutput } from '../builder/exporters.js';
 import type { CacheExportSpec, CacheLocation } from '../builder/remote-cache.js';
@@ -56,7 +56,8 @@ export interface BuildRequest {
   cacheFrom?: CacheLocation[];
   /** Where to export this build's steps (buildx's --cache-to). */
   cacheTo?: CacheExportSpec[];
-  logger: BuildLogger;
+  /** Where the steps' progress goes (docker's classic output, the tty view; default: nowhere). */
+  logger?: BuildLogger;
   /** Warnings (unused build args, …). */
   warn?: (line: string) => void;
 }
@@ -128,7 +129,7 @@ export class BuildService {
         ulimits: req.ulimits,
         cacheFrom: req.cacheFrom,
         cacheTo: req.cacheTo,
-        logger: req.logger,
+        logger: req.logger ?? new QuietLogger(),
         warn: req.warn,
       });
       if (outputs.some((o) => o.type !== 'image')) {

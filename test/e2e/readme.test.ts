@@ -38,7 +38,7 @@ test('the README shell examples run in order and succeed', () => {
   assert.equal((r.stdout.match(/^hello from compose$/gm) ?? []).length, 2, 'the client reached web by name; the published port answers');
 });
 
-test('the README library example runs', () => {
+test('the README library example runs: import, tag, build and run through the engine', () => {
   const [ts] = blocks('ts');
   assert.ok(ts);
   const work = tempDir();
@@ -51,6 +51,9 @@ test('the README library example runs', () => {
     const r = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), file], { cwd: work, env: { ...process.env, PLY_ROOT: path.join(work, 'store') }, encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout.replace(/\s+/g, ' '), /^sha256:[0-9a-f]{64} \[ 'docker\.io\/library\/from-library:latest', 'docker\.io\/library\/from-library:v1' \]/);
+    // Built and run through the engine: the image the build tagged, its CMD's output read back from the logs.
+    assert.match(r.stdout, /^built \[ 'from-library:built' \] sha256:[0-9a-f]{64}$/m);
+    assert.match(r.stdout, /^built by the engine\nexit code 0$/m);
   } finally {
     fs.rmSync(file, { force: true });
   }
