@@ -31,6 +31,8 @@ export function unixAccept(fd: number, timeoutMs: number): { fd: number; uid: nu
 export function recvFds(fd: number, maxBytes: number, timeoutMs: number): { data: Buffer; fds: number[] } | null;
 /** dup2(2). */
 export function dup2(from: number, to: number): void;
+/** Close-on-exec on every descriptor >= fd (close_range(2) with CLOSE_RANGE_CLOEXEC). */
+export function cloexecFrom(fd: number): void;
 /** setrlimit(2) of this process; -1 = unlimited. */
 export function setrlimit(resource: number, soft: number, hard: number): void;
 

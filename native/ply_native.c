@@ -13,6 +13,7 @@
  *   unixAccept(fd, timeoutMs) -> {fd, uid, pid} | null   null when nothing arrived in time (or another won it)
  *   recvFds(fd, maxBytes, timeoutMs) -> {data, fds} | null   recvmsg with SCM_RIGHTS (close-on-exec); empty = EOF
  *   dup2(from, to)
+ *   cloexecFrom(fd)                              close-on-exec on every descriptor >= fd (close_range(2))
  *   setrlimit(resource, soft, hard)               -1 = unlimited
  *   openat2(dirfd, path, flags, mode, resolve) -> fd   openat2(2) (RESOLVE_IN_ROOT etc.); close-on-exec
  *   flock(fd, operation) -> boolean              false when LOCK_NB was asked and another holds the lock
@@ -58,6 +59,10 @@
 #include <linux/openat2.h>
 #include <sys/ioctl.h>
 #include <termios.h>
+#include <dirent.h>
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
 
 #ifndef ENODATA
 #define ENODATA ENOATTR
@@ -663,6 +668,30 @@ static napi_value js_dup2(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* Marks every descriptor from `fd` up close-on-exec, so a daemon this process starts (aardvark-dns, a container's
+ * monitor and its runtime) holds none of what this process inherited (a caller's pipes keep it waiting otherwise).
+ * close_range(2) where the kernel has it (5.11), /proc/self/fd otherwise. */
+static napi_value js_cloexec_from(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 1)) return NULL;
+  int from;
+  if (!get_fd(env, a.argv[0], &from)) return NULL;
+  if (syscall(SYS_close_range, (unsigned)from, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return undefined(env);
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) return throw_errno(env, errno, "opendir", "/proc/self/fd");
+  int self = dirfd(d);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    int fd = atoi(e->d_name);
+    if (fd < from || fd == self) continue;
+    int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0 && !(flags & FD_CLOEXEC)) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+  }
+  closedir(d);
+  return undefined(env);
+}
+
 /* openat2(2): resolves `path` under `dirfd` with the RESOLVE_* rules (RESOLVE_IN_ROOT: as if dirfd were the
  * root, so no symlink or ".." leaves it). glibc 2.36 has no wrapper: the raw system call. */
 static napi_value js_openat2(napi_env env, napi_callback_info info) {
@@ -897,7 +926,7 @@ static napi_value init(napi_env env, napi_value exports) {
            set_fn(env, exports, "lremovexattr", js_lremovexattr) && set_fn(env, exports, "mount", js_mount) &&
            set_fn(env, exports, "umount2", js_umount2) && set_fn(env, exports, "unixListen", js_unix_listen) &&
            set_fn(env, exports, "unixAccept", js_unix_accept) && set_fn(env, exports, "recvFds", js_recv_fds) &&
-           set_fn(env, exports, "dup2", js_dup2) && set_fn(env, exports, "setrlimit", js_setrlimit) &&
+           set_fn(env, exports, "dup2", js_dup2) && set_fn(env, exports, "cloexecFrom", js_cloexec_from) && set_fn(env, exports, "setrlimit", js_setrlimit) &&
            set_fn(env, exports, "openat2", js_openat2) && set_fn(env, exports, "flock", js_flock) &&
            set_fn(env, exports, "netnsCreate", js_netns_create) && set_fn(env, exports, "bridgeCreate", js_bridge_create) &&
            set_fn(env, exports, "vethCreate", js_veth_create) && set_fn(env, exports, "ifaceConfigure", js_iface_configure) &&

@@ -158,10 +158,10 @@ export function registerNetworkCommands(program: Command): void {
     .option('-f, --force', 'Do not prompt for confirmation')
     .option('--filter <filter>', 'Provide filter values (e.g. "until=<timestamp>")', collect, [])
     .action(
-      daemonErrors(async (f: { force?: boolean }) => {
+      daemonErrors(async (f: { force?: boolean; filter: string[] }) => {
       if (!f.force && !(await (await import('./prompt.js')).confirm('WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] '))) return;
       await withEngine((engine) => {
-        const removed = engine.networks.prune().NetworksDeleted;
+        const removed = engine.networks.prune({ filters: f.filter }).NetworksDeleted;
         if (removed.length) out(`Deleted Networks:\n${removed.join('\n')}\n\n`);
       });
     }),

@@ -160,7 +160,7 @@ export function registerSystemCommands(program: Command): void {
 
   system
     .command('prune')
-    .description('Remove unused data: stopped containers, dangling images, build cache, leftovers of interrupted work')
+    .description('Remove unused data: stopped containers, unused networks, dangling images, build cache, leftovers of interrupted work')
     .option('-a, --all', 'Remove all unused images, not just dangling ones')
     .option('--volumes', 'Prune anonymous volumes')
     .option('-f, --force', 'Do not prompt for confirmation')
@@ -168,6 +168,7 @@ export function registerSystemCommands(program: Command): void {
       const warning = [
         'WARNING! This will remove:',
         '  - all stopped containers',
+        '  - all networks not used by at least one container',
         ...(opts.volumes ? ['  - all anonymous volumes not used by at least one container'] : []),
         opts.all ? '  - all images without at least one container associated to them' : '  - all dangling images',
         opts.all ? '  - all build cache' : '  - unused build cache',
@@ -177,6 +178,7 @@ export function registerSystemCommands(program: Command): void {
       await withEngine(async (engine) => {
         const r = await engine.system.prune({ all: opts.all, volumes: opts.volumes });
         if (r.ContainersDeleted.length > 0) out(`Deleted Containers:\n${r.ContainersDeleted.join('\n')}\n\n`);
+        if (r.NetworksDeleted.length > 0) out(`Deleted Networks:\n${r.NetworksDeleted.join('\n')}\n\n`);
         if (r.VolumesDeleted.length > 0) out(`Deleted Volumes:\n${r.VolumesDeleted.join('\n')}\n\n`);
         if (r.ImagesDeleted.length > 0) {
           out('Deleted Images:\n');

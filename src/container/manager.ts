@@ -26,6 +26,7 @@ import type { Container } from './store.js';
 import type { ContainerNetSpec, EndpointConfig, Networks } from '../network/index.js';
 import { removeTree } from '../util/fs.js';
 import type { EventLog } from '../events/log.js';
+import { cloexecFrom } from '../native/index.js';
 
 /** Defined (true) by the bundler for dist/ply.cjs; undeclared in the unbundled build. */
 declare const PLY_BUNDLED: boolean | undefined;
@@ -607,6 +608,9 @@ export class ContainerManager {
   async startDetached(c: Container, opts: { holdFor?: number; onAttachReady?: () => void } = {}): Promise<void> {
     // Next to this code: dist/container/monitor.js, or dist/monitor.cjs when running from the bundle.
     const monitor = path.join(path.dirname(fileURLToPath(import.meta.url)), typeof PLY_BUNDLED !== 'undefined' ? 'monitor.cjs' : 'monitor.js');
+    // The monitor (and the runtime, the DNS server it may start) outlive this process: none of them may hold a
+    // descriptor this process inherited (a caller's pipe would never see its end).
+    cloexecFrom(3);
     const args = [monitor, this.root, c.id, ...(opts.holdFor ? [String(opts.holdFor)] : [])];
     const child = spawn(process.execPath, args, {
       detached: true,

@@ -169,6 +169,10 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX events_time ON events(time_nano);
   `,
+  `
+  -- A running container's --dns servers: on user networks the upstreams of aardvark-dns for its other queries.
+  ALTER TABLE sandboxes ADD COLUMN dns TEXT NOT NULL DEFAULT '[]';
+  `,
 ];
 
 export function openDb(file: string): DB {

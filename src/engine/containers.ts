@@ -237,8 +237,11 @@ export class ContainerService {
 
   rename(ref: string, name: string): void {
     const c = this.manager.get(ref);
-    this.stores.containers.rename(c.id, name.replace(/^\//, ''));
-    this.manager.event({ ...c, name: name.replace(/^\//, '') }, 'rename', { oldName: `/${c.name}` });
+    const to = name.replace(/^\//, '');
+    this.stores.containers.rename(c.id, to);
+    // On user networks the new name resolves at once and the old one no more (docker's embedded DNS does the same).
+    this.stores.networks.renameContainer(c.id, to);
+    this.manager.event({ ...c, name: to }, 'rename', { oldName: `/${c.name}` });
   }
 
   async remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {

@@ -54,11 +54,14 @@ export class Filters {
 
 /** docker's label filter: `key` (present) or `key=value`, every one required. */
 export function labelsMatch(filters: Filters, labels: Record<string, string> | null | undefined): boolean {
+  return filters.get('label').every((f) => labelMatches(f, labels));
+}
+
+/** One label filter value, `key` (present) or `key=value`. */
+export function labelMatches(f: string, labels: Record<string, string> | null | undefined): boolean {
   const l = labels ?? {};
-  return filters.get('label').every((f) => {
-    const j = f.indexOf('=');
-    return j < 0 ? f in l : l[f.slice(0, j)] === f.slice(j + 1);
-  });
+  const j = f.indexOf('=');
+  return j < 0 ? f in l : l[f.slice(0, j)] === f.slice(j + 1);
 }
 
 /** Go's path.Match as docker's reference filter uses it ('*' does not cross '/'). */

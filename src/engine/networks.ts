@@ -1,8 +1,9 @@
 // The engine's network verbs (docker network ls/inspect/create/rm/prune; connect, disconnect and port are
 // container verbs), in docker's shapes. The network module underneath owns bridges, addresses, DNS and rules.
-import type { CreateNetworkOptions, NetworkInspect } from '../network/index.js';
+import type { CreateNetworkOptions, NetworkInspect, NetworkRecord } from '../network/index.js';
 import type { Stores } from '../stores.js';
-import { Filters, type FilterInput } from './filters.js';
+import { Filters, labelMatches, labelsMatch, type FilterInput } from './filters.js';
+import { parseTime } from './containers.js';
 
 export type { CreateNetworkOptions, NetworkInspect };
 
@@ -14,7 +15,7 @@ export class NetworkService {
   /** docker network ls (by name), with the driver, id, label, name, scope, type and dangling filters. */
   list(opts: { filters?: FilterInput } = {}): NetworkInspect[] {
     const filters = Filters.parse(opts.filters, ['driver', 'id', 'label', 'name', 'scope', 'type', 'dangling']);
-    const used = this.used();
+    const dangling = filters.bool('dangling');
     const nets = this.stores.networks;
     return nets
       .list()
@@ -25,11 +26,8 @@ export class NetworkService {
           filters.match('name', (v) => n.name.includes(v)) &&
           filters.match('scope', (v) => v === 'local') &&
           filters.match('type', (v) => (v === 'builtin') === BUILTIN.includes(n.name)) &&
-          filters.match('dangling', (v) => (v === 'true' || v === '1') === (!BUILTIN.includes(n.name) && !used.has(n.name) && !used.has(n.id))) &&
-          filters.match('label', (v) => {
-            const j = v.indexOf('=');
-            return j < 0 ? v in n.labels : n.labels[v.slice(0, j)] === v.slice(j + 1);
-          }),
+          (dangling === undefined || dangling === this.dangling(n)) &&
+          labelsMatch(filters, n.labels),
       )
       .sort((a, b) => a.name.localeCompare(b.name))
       .map((n) => nets.inspect(n));
@@ -54,23 +52,27 @@ export class NetworkService {
     this.stores.networks.remove(ref);
   }
 
-  /** Removes every network no container is configured for; returns their names. */
-  prune(): { NetworksDeleted: string[] } {
+  /**
+   * docker's network prune: removes every network no running container is attached to (a created or stopped
+   * container configured for it does not keep it: starting that container fails afterwards, as with docker),
+   * with the `until`, `label` and `label!` filters; returns their names.
+   */
+  prune(opts: { filters?: FilterInput } = {}): { NetworksDeleted: string[] } {
+    const filters = Filters.parse(opts.filters, ['until', 'label', 'label!']);
+    const until = filters.get('until').map((v) => parseTime(v));
+    const unlabel = filters.get('label!');
     const deleted: string[] = [];
-    for (const n of this.stores.networks.unused(this.used())) {
+    for (const n of this.stores.networks.list()) {
+      if (!this.dangling(n) || !labelsMatch(filters, n.labels) || until.some((t) => n.created > t)) continue;
+      if (unlabel.length && unlabel.every((f) => labelMatches(f, n.labels))) continue;
       this.stores.networks.remove(n.id);
       deleted.push(n.name);
     }
     return { NetworksDeleted: deleted };
   }
 
-  /** Names and IDs of the networks some container (running or not) is configured for. */
-  private used(): Set<string> {
-    const used = new Set<string>();
-    for (const c of this.stores.containers.list()) {
-      used.add(c.spec.network);
-      for (const n of Object.keys(c.spec.networks ?? {})) used.add(n);
-    }
-    return used;
+  /** docker's dangling network: not predefined, and no container attached (running: only those have endpoints). */
+  private dangling(n: NetworkRecord): boolean {
+    return !BUILTIN.includes(n.name) && this.stores.networks.store.endpointsOf(n.id).length === 0;
   }
 }

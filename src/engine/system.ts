@@ -12,6 +12,7 @@ import type { ContainerService } from './containers.js';
 import type { ImageService } from './images.js';
 import type { BuildService } from './build.js';
 import type { VolumeService } from './volumes.js';
+import type { NetworkService } from './networks.js';
 import type { DiskUsage, ImageDeleteItem, SystemInfo, VersionInfo } from './types.js';
 import { versionInfo } from './version.js';
 import { streamEvents, type EventsOptions } from './events.js';
@@ -21,6 +22,7 @@ export type { Problem };
 
 export interface SystemPruneResponse {
   ContainersDeleted: string[];
+  NetworksDeleted: string[];
   ImagesDeleted: ImageDeleteItem[];
   VolumesDeleted: string[];
   CachesDeleted: string[];
@@ -43,7 +45,7 @@ const runtimeVersions = new Map<string, { version: string; commit: string } | un
 export class SystemService {
   constructor(
     private readonly stores: Stores,
-    private readonly verbs: { images: ImageService; containers: ContainerService; volumes: VolumeService; builder: BuildService },
+    private readonly verbs: { images: ImageService; containers: ContainerService; volumes: VolumeService; networks: NetworkService; builder: BuildService },
   ) {}
 
   version(): VersionInfo {
@@ -171,16 +173,21 @@ export class SystemService {
     return checkStore(this.stores, opts);
   }
 
-  /** docker system prune: stopped containers, unused images (dangling, or all), build cache, and with `volumes` unused anonymous volumes. */
+  /**
+   * docker system prune: stopped containers, networks no running container is attached to, unused images
+   * (dangling, or all), build cache, and with `volumes` unused anonymous volumes.
+   */
   async prune(opts: { all?: boolean; volumes?: boolean } = {}): Promise<SystemPruneResponse> {
     // Leftovers of interrupted work first: a killed build's containers no longer keep their images.
     const left = await this.reclaimLeftovers();
     const c = this.verbs.containers.prune();
+    const n = this.verbs.networks.prune();
     const v = opts.volumes ? this.verbs.volumes.prune() : { VolumesDeleted: [], SpaceReclaimed: 0 };
     const i = this.verbs.images.prune({ all: opts.all });
     const b = await this.verbs.builder.prune({ all: opts.all });
     return {
       ContainersDeleted: c.ContainersDeleted,
+      NetworksDeleted: n.NetworksDeleted,
       ImagesDeleted: i.ImagesDeleted,
       VolumesDeleted: v.VolumesDeleted,
       CachesDeleted: b.CachesDeleted,

@@ -85,6 +85,14 @@ export function dup2(from: number, to: number): void {
   load().dup2(from, to);
 }
 
+/**
+ * Close-on-exec on every descriptor >= fd: a daemon started afterwards (aardvark-dns, a container's monitor and
+ * runtime) then holds nothing this process inherited from its caller.
+ */
+export function cloexecFrom(fd: number): void {
+  load().cloexecFrom(fd);
+}
+
 /** setrlimit(2) of this process; -1 = unlimited. */
 export function setrlimit(resource: number, soft: number, hard: number): void {
   load().setrlimit(resource, soft, hard);

@@ -7,8 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { openSqlite, writeTx, type DB } from '../db/db.js';
 import * as native from '../native/index.js';
+import { isServerOf } from './dns.js';
 import { dropTable } from './firewall.js';
-import { defaultPools, mask, overlaps, parseSubnet, type Subnet } from './ipv4.js';
+import { DEFAULT_POOLS, freeSubnets, mask, parsePools, parseSubnet, type AddressPool, type Subnet } from './ipv4.js';
 
 export const RUN_DIR = process.env.PLY_NET_RUN_DIR ?? '/run/ply';
 
@@ -80,12 +81,17 @@ export class HostRegistry {
   }
 
   /**
-   * The first of docker's default pools that overlaps none of `inUse`, the host's routes and other stores'
+   * The first subnet of the address pools that overlaps none of `inUse`, the host's routes and other stores'
    * bridges; undefined when all are taken.
    */
-  pickSubnet(root: string, inUse: Subnet[]): Subnet | undefined {
+  pickSubnet(root: string, inUse: Subnet[], pools = addressPools()): Subnet | undefined {
     const taken = [...inUse, ...hostRoutes(), ...this.othersSubnets(root)];
-    return defaultPools().find((p) => !taken.some((t) => overlaps(p, t)));
+    return freeSubnets(pools, taken).next().value ?? undefined;
+  }
+
+  /** Other stores holding subnets: how many, and their directories (for the message when the pools run out). */
+  otherStores(root: string): string[] {
+    return (this.d.prepare('SELECT DISTINCT s.root FROM stores s JOIN bridges b ON b.tag = s.tag WHERE s.tag != ?').all(storeTag(root)) as { root: string }[]).map((r) => r.root);
   }
 
   /**
@@ -101,7 +107,8 @@ export class HostRegistry {
         tryQuietly(() => native.linkDelete(null, b.name));
       }
       tryQuietly(() => dropTable(names.table));
-      if (s.dns_pid > 0) tryQuietly(() => process.kill(s.dns_pid, 'SIGKILL'));
+      // Only if that pid is still this store's aardvark: the number may be another process's by now.
+      if (s.dns_pid > 0 && isServerOf(s.dns_pid, path.join(s.root, 'network', 'dns'))) tryQuietly(() => process.kill(s.dns_pid, 'SIGKILL'));
       this.d.prepare('DELETE FROM bridges WHERE tag = ?').run(s.tag);
       this.d.prepare('DELETE FROM stores WHERE tag = ?').run(s.tag);
     }
@@ -114,6 +121,12 @@ function tryQuietly(fn: () => unknown): void {
   } catch {
     // already gone
   }
+}
+
+/** The pools new networks get their subnets from: $PLY_ADDRESS_POOLS (dockerd's --default-address-pool syntax) or the defaults. */
+export function addressPools(): AddressPool[] {
+  const env = process.env.PLY_ADDRESS_POOLS;
+  return env ? parsePools(env) : DEFAULT_POOLS;
 }
 
 /** The IPv4 routes of the host (other than the default route and those through `except`), as subnets. */

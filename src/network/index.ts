@@ -204,10 +204,17 @@ export class Networks {
       labels: o.labels ?? {},
       options: o.options ?? {},
     });
-    // The bridge's name follows docker's (br- and 12 hex of the ID); a subnet is chosen now if none was given.
+    // The bridge's name follows docker's (br- and 12 hex of the ID). The subnet, given or chosen now, is held
+    // machine-wide from here on, so no other store takes it before this network's bridge is up.
     this.store.setBridge(rec.id, o.options?.['com.docker.network.bridge.name'] ?? `br-${rec.id.slice(0, 12)}`);
     try {
-      if (!subnet) this.chooseSubnet(this.store.get(rec.id)!);
+      withHostLock((host) => {
+        host.reclaimDeadStores(dropTable);
+        const cur = this.store.get(rec.id)!;
+        if (!subnet) return this.chooseSubnetLocked(cur, host);
+        if (this.subnetTaken(cur, host)) throw new ConflictError('Pool overlaps with other one on this address space');
+        host.addBridge(cur.bridge!, this.root, cur.id, subnet);
+      });
     } catch (e) {
       this.store.delete(rec.id);
       throw e;
@@ -224,11 +231,6 @@ export class Networks {
     this.bringDown(net);
     this.events?.emit('network', 'destroy', net.id, { name: net.name, type: net.driver });
     return net;
-  }
-
-  /** Networks no container uses (never the predefined ones), for `network prune`. */
-  unused(inUse: Set<string>): NetworkRecord[] {
-    return this.store.list().filter((n) => !PREDEFINED.includes(n.name) && !inUse.has(n.name) && !inUse.has(n.id) && this.store.endpointsOf(n.id).length === 0);
   }
 
   inspect(ref: string | NetworkRecord): NetworkInspect {
@@ -316,6 +318,7 @@ export class Networks {
       c.id,
       c.name,
       netns,
+      c.dns,
       reqs,
       ports,
       (req, i) => ({ ifname: `eth${i}`, hostIfname: vethName(c.id, req.network.id) }),
@@ -341,9 +344,7 @@ export class Networks {
         this.updateDns(net);
         // aardvark reloads on SIGHUP in its own time and answers only containers it knows: the container starts once
         // the server answers it (its own name, asked from inside its namespace).
-        if (!native.dnsProbe(`/proc/self/fd/${fd}`, net.gateway!, c.name.toLowerCase(), 5000)) {
-          throw new PlyError(`the DNS server of network ${net.name} did not answer in 5 s`);
-        }
+        this.dnsServer.ensureAnswers(`/proc/self/fd/${fd}`, net.name, net.gateway!, c.name.toLowerCase());
       }
     } catch (e) {
       this.detach(c.id);
@@ -397,7 +398,10 @@ export class Networks {
       this.store.removeEndpoint(c.id, fresh.id);
       throw e;
     }
-    if (fresh.dns) this.updateDns(fresh);
+    if (fresh.dns) {
+      this.updateDns(fresh);
+      this.dnsServer.ensureAnswers(`/proc/${pid}/ns/net`, fresh.name, fresh.gateway!, c.name.toLowerCase());
+    }
     return ep;
   }
 
@@ -450,17 +454,18 @@ export class Networks {
     return routes.some((r) => overlaps(r, s)) || host.othersSubnets(this.root).some((r) => overlaps(r, s));
   }
 
-  private chooseSubnet(net: NetworkRecord): void {
-    withHostLock((host) => this.chooseSubnetLocked(net, host));
-  }
-
   private chooseSubnetLocked(net: NetworkRecord, host: HostRegistry): void {
     const mine = this.store
       .list()
       .filter((n) => n.id !== net.id && n.subnet)
       .map((n) => parseSubnet(n.subnet!));
     const s = host.pickSubnet(this.root, mine);
-    if (!s) throw new PlyError('could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network');
+    if (!s) {
+      const others = host.otherStores(this.root);
+      throw new PlyError(
+        `could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network: every subnet of the pools${process.env.PLY_ADDRESS_POOLS ? ` in PLY_ADDRESS_POOLS (${process.env.PLY_ADDRESS_POOLS})` : ''} overlaps a route of the host, a network of this store or one held by ${others.length} other ply store${others.length === 1 ? '' : 's'}${others.length ? ` (${others.slice(0, 3).join(', ')}${others.length > 3 ? ', ...' : ''})` : ''}; remove networks or stores no longer used, or give more pools in PLY_ADDRESS_POOLS`,
+      );
+    }
     this.store.setAddressing(net.id, formatSubnet(s), formatIp(s.base + 1));
     // Held machine-wide from now on, so another store does not pick it before this one's bridge is up.
     host.addBridge(net.bridge!, this.root, net.id, formatSubnet(s));
@@ -473,7 +478,7 @@ export class Networks {
       host.removeBridge(net.bridge!);
       this.applyFirewall();
     });
-    if (net.dns && net.gateway) this.dnsServer.update(net.name, net.gateway, []);
+    if (net.dns && net.gateway) this.dnsServer.update(net.id, net.gateway, [], net.name);
   }
 
   /** Rewrites the store's firewall table from the DB (or drops it when the store has no bridge up). */
@@ -491,11 +496,21 @@ export class Networks {
     else applyTable(this.names.table, fwNets, ports);
   }
 
+  /** Rewrites a DNS network's names (each container's name and aliases; its --dns servers as upstreams) and signals the server. */
   private updateDns(net: NetworkRecord): void {
     if (!net.gateway) return;
-    const entries = this.store.endpointsOf(net.id).map((e) => ({ container: e.container, ip: e.ip, names: [e.name, ...e.aliases], servers: [] as string[] }));
-    const pid = this.dnsServer.update(net.name, net.gateway, entries);
+    const entries = this.store.endpointsOf(net.id).map((e) => ({ container: e.container, ip: e.ip, names: [e.name, ...e.aliases], servers: this.store.sandbox(e.container)?.dns ?? [] }));
+    const pid = this.dnsServer.update(net.id, net.gateway, entries, net.name);
     if (pid) withHostLock((h) => h.setDnsPid(this.root, pid));
+  }
+
+  /** A running container's new name (rename): its endpoints and the DNS names on its networks follow, as docker's do. */
+  renameContainer(container: string, name: string): void {
+    const changed = this.store.renameEndpoints(container, name);
+    for (const id of changed) {
+      const net = this.store.get(id);
+      if (net?.dns) this.updateDns(net);
+    }
   }
 
   /** docker's NetworkSettings of a container: its ports and, while it runs, its addresses on each network. */

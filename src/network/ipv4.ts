@@ -57,10 +57,61 @@ export function macFromIp(ip: number): string {
   return ['02', '42', ...[ip >>> 24, (ip >>> 16) & 255, (ip >>> 8) & 255, ip & 255].map((b) => b.toString(16).padStart(2, '0'))].join(':');
 }
 
-/** docker's default address pools: 172.17-31.0.0/16, then 192.168.0.0/16 in /20s. */
-export function defaultPools(): Subnet[] {
-  const out: Subnet[] = [];
-  for (let b = 17; b <= 31; b++) out.push({ base: parseIp(`172.${b}.0.0`)!, prefix: 16 });
-  for (let c = 0; c < 256; c += 16) out.push({ base: parseIp(`192.168.${c}.0`)!, prefix: 20 });
+/** A range networks get their subnets from: `base` cut into subnets of prefix length `size` (docker's default-address-pools). */
+export interface AddressPool {
+  base: Subnet;
+  size: number;
+}
+
+const pool = (base: string, size: number): AddressPool => ({ base: parseSubnet(base), size });
+
+/**
+ * Where networks without --subnet get theirs: docker's default pools (172.17-31.0.0/16, then 192.168.0.0/16 in
+ * /20s: 31 networks), then, once those are all taken (many stores on one machine), podman's default subnet pools
+ * (10.89.0.0 to 10.255.255.0 in /24s).
+ */
+export const DEFAULT_POOLS: AddressPool[] = [
+  ...Array.from({ length: 15 }, (_, i) => pool(`172.${17 + i}.0.0/16`, 16)),
+  pool('192.168.0.0/16', 20),
+  pool('10.89.0.0/16', 24),
+  pool('10.90.0.0/15', 24),
+  pool('10.92.0.0/14', 24),
+  pool('10.96.0.0/11', 24),
+  pool('10.128.0.0/9', 24),
+];
+
+/**
+ * Pools as dockerd's --default-address-pool takes them, several separated by spaces or semicolons:
+ * "base=10.10.0.0/16,size=24 base=10.20.0.0/16,size=24".
+ */
+export function parsePools(text: string): AddressPool[] {
+  const out: AddressPool[] = [];
+  for (const spec of text.split(/[\s;]+/).filter(Boolean)) {
+    const kv = Object.fromEntries(spec.split(',').map((f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)]));
+    const size = Number(kv.size);
+    if (!kv.base || !/^\d+$/.test(kv.size ?? '')) throw new InvalidArgumentError(`invalid address pool "${spec}": expected base=a.b.c.d/len,size=N`);
+    const base = parseSubnet(kv.base);
+    if (size < base.prefix || size > 30) throw new InvalidArgumentError(`invalid address pool "${spec}": size must be between ${base.prefix} and 30`);
+    out.push({ base, size });
+  }
+  if (out.length === 0) throw new InvalidArgumentError('no address pools given');
   return out;
+}
+
+/** The subnets of the pools, in order, that overlap none of `taken`. */
+export function* freeSubnets(pools: AddressPool[], taken: Subnet[]): Generator<Subnet> {
+  for (const p of pools) {
+    const step = 2 ** (32 - p.size);
+    const end = lastAddress(p.base);
+    for (let base = p.base.base; base <= end; base += step) {
+      const s = { base, prefix: p.size };
+      const clash = taken.find((t) => overlaps(s, t));
+      // Skip past a taken range larger than one subnet at once (a /16 route over /24 pools).
+      if (clash) {
+        if (clash.prefix < p.size) base = lastAddress(clash) + 1 - step;
+        continue;
+      }
+      yield s;
+    }
+  }
 }

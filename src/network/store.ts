@@ -50,6 +50,8 @@ export interface Sandbox {
   container: string;
   netns: string;
   ports: PortMapping[];
+  /** The container's --dns servers: on DNS networks, the upstreams of its other queries. */
+  dns: string[];
   created: number;
 }
 
@@ -199,9 +201,9 @@ export class NetworkStore {
 
   sandbox(container: string): Sandbox | undefined {
     const r = this.db.prepare('SELECT * FROM sandboxes WHERE container = ?').get(container) as
-      | { container: string; netns: string; ports: string; created: number }
+      | { container: string; netns: string; ports: string; dns: string; created: number }
       | undefined;
-    return r && { container: r.container, netns: r.netns, ports: JSON.parse(r.ports) as PortMapping[], created: r.created };
+    return r && { container: r.container, netns: r.netns, ports: JSON.parse(r.ports) as PortMapping[], dns: JSON.parse(r.dns) as string[], created: r.created };
   }
 
   sandboxes(): Sandbox[] {
@@ -217,6 +219,7 @@ export class NetworkStore {
     container: string,
     name: string,
     netns: string,
+    dns: string[],
     requests: EndpointRequest[],
     ports: PortRequest[],
     names: (req: EndpointRequest, index: number) => { ifname: string; hostIfname: string },
@@ -239,7 +242,7 @@ export class NetworkStore {
         mappings.push(m);
       }
       const now = Date.now();
-      this.db.prepare('INSERT INTO sandboxes (container, netns, ports, created) VALUES (?, ?, ?, ?)').run(container, netns, JSON.stringify(mappings), now);
+      this.db.prepare('INSERT INTO sandboxes (container, netns, ports, dns, created) VALUES (?, ?, ?, ?, ?)').run(container, netns, JSON.stringify(mappings), JSON.stringify(dns), now);
       const insert = this.db.prepare(
         'INSERT INTO endpoints (container, network, ip, mac, ifname, host_ifname, id, name, aliases) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       );
@@ -286,6 +289,15 @@ export class NetworkStore {
         .prepare('INSERT INTO endpoints (container, network, ip, mac, ifname, host_ifname, id, name, aliases) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
         .run(e.container, e.network, e.ip, e.mac, e.ifname, e.hostIfname, e.id, e.name, JSON.stringify(e.aliases));
       return e;
+    });
+  }
+
+  /** A container's new name on its endpoints; returns the networks whose names changed. */
+  renameEndpoints(container: string, name: string): string[] {
+    return writeTx(this.db, () => {
+      const nets = (this.db.prepare('SELECT network FROM endpoints WHERE container = ? AND name != ?').all(container, name) as { network: string }[]).map((r) => r.network);
+      this.db.prepare('UPDATE endpoints SET name = ? WHERE container = ?').run(name, container);
+      return nets;
     });
   }
 
