@@ -240,7 +240,7 @@ export class ContainerService {
     const to = name.replace(/^\//, '');
     this.stores.containers.rename(c.id, to);
     // On user networks the new name resolves at once and the old one no more (docker's embedded DNS does the same).
-    this.stores.networks.renameContainer(c.id, to);
+    this.stores.networks.renameContainer(c.id, to, this.manager.isRunning(c) ? c.pid : undefined);
     this.manager.event({ ...c, name: to }, 'rename', { oldName: `/${c.name}` });
   }
 

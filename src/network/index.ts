@@ -504,12 +504,17 @@ export class Networks {
     if (pid) withHostLock((h) => h.setDnsPid(this.root, pid));
   }
 
-  /** A running container's new name (rename): its endpoints and the DNS names on its networks follow, as docker's do. */
-  renameContainer(container: string, name: string): void {
+  /**
+   * A running container's new name (rename; `pid`: its first process): its endpoints and the DNS names on its
+   * networks follow, as docker's do, and rename returns once the server answers the new name.
+   */
+  renameContainer(container: string, name: string, pid?: number): void {
     const changed = this.store.renameEndpoints(container, name);
     for (const id of changed) {
       const net = this.store.get(id);
-      if (net?.dns) this.updateDns(net);
+      if (!net?.dns || !net.gateway) continue;
+      this.updateDns(net);
+      if (pid) this.dnsServer.ensureAnswers(`/proc/${pid}/ns/net`, net.name, net.gateway, name.toLowerCase());
     }
   }
 

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { BridgeDriver, NoopDriver, linkExists, type NetworkDriver } from '../../src/network/driver.js';
-import { macFromIp, overlaps, parseIp, parseSubnet, formatSubnet } from '../../src/network/ipv4.js';
+import { DEFAULT_POOLS, freeSubnets, macFromIp, overlaps, parseIp, parsePools, parseSubnet, formatSubnet } from '../../src/network/ipv4.js';
 import { parsePublish, portRequests } from '../../src/network/ports.js';
 import * as native from '../../src/native/index.js';
 import type { Endpoint, NetworkRecord } from '../../src/network/store.js';
@@ -105,6 +105,36 @@ test('IPv4: subnets, overlap, docker\'s MAC from the address', () => {
   assert.ok(overlaps(parseSubnet('10.0.0.0/8'), parseSubnet('10.1.2.0/24')));
   assert.ok(!overlaps(parseSubnet('172.17.0.0/16'), parseSubnet('172.18.0.0/16')));
   assert.equal(macFromIp(parseIp('172.17.0.2')!), '02:42:ac:11:00:02');
+});
+
+test('address pools: docker\'s defaults first, then podman\'s 10.89.0.0/16 on when all of those are taken; --default-address-pool syntax', () => {
+  const take = (n: number, taken = [] as ReturnType<typeof parseSubnet>[]) => {
+    const out: string[] = [];
+    for (const s of freeSubnets(DEFAULT_POOLS, taken)) {
+      out.push(formatSubnet(s));
+      if (out.length === n) break;
+    }
+    return out;
+  };
+  assert.deepEqual(take(3), ['172.17.0.0/16', '172.18.0.0/16', '172.19.0.0/16']);
+  // Every default taken (15 /16s of 172.16.0.0/12 and the 16 /20s of 192.168.0.0/16): the fallback, skipping
+  // what is taken there too, including a route wider than one subnet.
+  const all = [parseSubnet('172.16.0.0/12'), parseSubnet('192.168.0.0/16')];
+  assert.deepEqual(take(2, all), ['10.89.0.0/24', '10.89.1.0/24']);
+  assert.deepEqual(take(2, [...all, parseSubnet('10.89.0.0/24')]), ['10.89.1.0/24', '10.89.2.0/24']);
+  assert.deepEqual(take(1, [...all, parseSubnet('10.89.0.0/16')]), ['10.90.0.0/24']);
+  assert.deepEqual(take(1, [...all, parseSubnet('10.64.0.0/10')]), ['10.128.0.0/24']);
+  // 192.168.16.0/20 in use: the next /20 of the defaults.
+  assert.deepEqual(take(1, [parseSubnet('172.16.0.0/12'), parseSubnet('192.168.0.0/20')]), ['192.168.16.0/20']);
+  // Within 10.89.0.0 .. 10.255.255.0 only: nothing of 10.0.0.0/8 below.
+  assert.equal(take(100_000, all).length, 256 * (256 - 89));
+  // dockerd's --default-address-pool syntax, several separated by spaces or ';'.
+  const pools = parsePools('base=10.10.0.0/16,size=24 base=10.20.0.0/23,size=24');
+  assert.deepEqual([...freeSubnets(pools, [parseSubnet('10.10.0.0/17')])].slice(0, 1).map(formatSubnet), ['10.10.128.0/24']);
+  assert.deepEqual([...freeSubnets(pools, [parseSubnet('10.10.0.0/16')])].map(formatSubnet), ['10.20.0.0/24', '10.20.1.0/24']);
+  assert.throws(() => parsePools('base=10.10.0.0/16,size=8'), /size must be between 16 and 30/);
+  assert.throws(() => parsePools('base=10.10.0.0/16'), /invalid address pool/);
+  assert.throws(() => parsePools(' '), /no address pools given/);
 });
 
 test('-p as docker parses it: IP:HOST:CTR, HOST:CTR, CTR, /udp, ranges; errors', () => {
