@@ -71,7 +71,13 @@ export class DnsServer {
     const pid = this.pid();
     if (pid) {
       // Without its handler yet, SIGHUP would end it, and its first read of the files is still ahead.
-      if (catchesSighup(pid)) process.kill(pid, 'SIGHUP');
+      if (catchesSighup(pid)) {
+        try {
+          process.kill(pid, 'SIGHUP');
+        } catch {
+          // it exited meanwhile (ensureAnswers starts another)
+        }
+      }
       return pid;
     }
     return entries.length ? this.start() : 0;
@@ -113,9 +119,18 @@ export class DnsServer {
    */
   ensureAnswers(netns: string, network: string, gateway: string, name: string): number {
     const deadline = Date.now() + DNS_READY_MS;
-    for (;;) {
+    for (let tries = 0; ; tries++) {
       let pid = this.pid();
       if (!pid) pid = this.start();
+      // Signalled again: a server that read the files just before the last write (or before its handler was in
+      // place, when update() left it alone) reloads now; a reload of unchanged files changes nothing.
+      else if (tries > 0 && catchesSighup(pid)) {
+        try {
+          process.kill(pid, 'SIGHUP');
+        } catch {
+          // gone meanwhile: the next round starts a new one
+        }
+      }
       if (native.dnsProbe(netns, gateway, name, 250)) return pid;
       if (Date.now() >= deadline) {
         throw new PlyError(`the DNS server of network ${network} (aardvark-dns${pid ? `, pid ${pid}` : ' not running'}) did not answer on ${gateway}:53 in ${DNS_READY_MS / 1000} s`);
