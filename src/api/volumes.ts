@@ -92,9 +92,7 @@ async function networkCreate(r: Request, e: Engine): Promise<void> {
 }
 
 async function networkPrune(r: Request, e: Engine): Promise<void> {
-  const filters = r.filters();
-  if (filters && Object.keys(filters).length) throw badRequest('ply does not support network prune filters yet');
-  const res = e.networks.prune();
+  const res = e.networks.prune({ filters: r.filters() });
   r.json200({ NetworksDeleted: res.NetworksDeleted.length ? res.NetworksDeleted : null });
 }
 

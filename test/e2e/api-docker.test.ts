@@ -180,7 +180,7 @@ test('networks and published ports: containers reach each other by name; -p reac
   const port = await freePort();
   dockerOk(api, ['run', '-d', '--name', 'web', '--network', 'apinet', '-p', `127.0.0.1:${port}:8080`, 'bb', 'sh', '-c', 'mkdir /www; echo served > /www/index.html; httpd -f -p 8080 -h /www']);
   try {
-    const got = dockerOk(api, ['run', '--rm', '--network', 'apinet', 'bb', 'sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- http://web:8080/ && break; sleep 0.3; done']);
+    const got = dockerOk(api, ['run', '--rm', '--network', 'apinet', 'bb', 'sh', '-c', 'for i in $(seq 100); do wget -qO- http://web:8080/ && break; sleep 0.3; done']);
     assert.equal(got, 'served\n');
     assert.equal(dockerOk(api, ['port', 'web']), `8080/tcp -> 127.0.0.1:${port}\n`);
     const body = await new Promise<string>((resolve, reject) => {
@@ -197,6 +197,12 @@ test('networks and published ports: containers reach each other by name; -p reac
   }
   dockerOk(api, ['network', 'rm', 'apinet']);
   assert.doesNotMatch(plyOk(api.root, ['network', 'ls']), /apinet/);
+  // network prune with filters, as docker's.
+  dockerOk(api, ['network', 'create', '--label', 'sweep=yes', 'apiswept']);
+  dockerOk(api, ['network', 'create', 'apikept']);
+  assert.equal(dockerOk(api, ['network', 'prune', '-f', '--filter', 'label=sweep=yes']), 'Deleted Networks:\napiswept\n\n');
+  assert.match(docker(api, ['network', 'prune', '-f', '--filter', 'nope=1']).stderr, /invalid filter 'nope'/i);
+  dockerOk(api, ['network', 'rm', 'apikept']);
 });
 
 test('events: a live `docker events` sees what docker and ply do; --since/--until replays them', async () => {
