@@ -70,9 +70,15 @@ volumes:
     assert.match(ps, /plyapi_web_1 .* Up .*127\.0\.0\.1:\d+->8080\/tcp/);
     assert.match(ps, /plyapi_client_1 .* Up/);
     assert.match(plyOk(api.root, ['ps', '--format', '{{.Names}}']), /plyapi_client_1/, 'ply lists what compose started');
-    assert.equal(await get(`http://127.0.0.1:${port}/`), 'hello-from-web\n');
+    // httpd may still be starting: retried for up to 30 s (the machine is shared and often loaded).
+    let body = '';
+    for (let i = 0; i < 120 && body === ''; i++) {
+      body = await get(`http://127.0.0.1:${port}/`).catch(() => '');
+      if (body === '') await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.equal(body, 'hello-from-web\n');
     let logs = '';
-    for (let i = 0; i < 40 && !/hello-from-web/.test(logs); i++) {
+    for (let i = 0; i < 120 && !/hello-from-web/.test(logs); i++) {
       await new Promise((r) => setTimeout(r, 250));
       logs = composeOk(dir, ['logs', '--no-color', 'client']);
     }

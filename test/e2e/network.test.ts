@@ -6,7 +6,7 @@
 // every wait is for a condition, with generous bounds.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -417,6 +417,71 @@ test('address pools: networks take the next free subnet of PLY_ADDRESS_POOLS; wh
     assert.match(bad.stderr, /^Error: invalid address pool "base=10\.0\.0\.0\/16,size=8": size must be between 16 and 30\n$/);
   } finally {
     ply(root, ['network', 'rm', 'pool1', 'pool2']);
+  }
+});
+
+/** A /30 no route of the host covers, for a veth to a namespace of the test's own (candidates follow the pid). */
+function freeLinkNet(): string {
+  const routes = hostRoutesText();
+  for (let i = 0; i < 400; i++) {
+    const h = process.pid * 13 + i;
+    const prefix = `10.${232 + (h % 8)}.${(h >>> 3) % 256}`;
+    const last = ((h >>> 11) % 64) * 4;
+    if (!routes.some((r) => inSubnet(`${prefix}.${last}`, r) || inSubnet(r.split('/')[0]!, `${prefix}.${last}/30`))) return `${prefix}.${last}`;
+  }
+  throw new Error('no free /30');
+}
+
+/** The host's IPv4 routes as CIDRs (ip route), including other stores' bridges. */
+function hostRoutesText(): string[] {
+  return spawnSync('ip', ['-4', 'route', 'show', 'table', 'all'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .map((l) => l.split(' ')[0]!)
+    .filter((d) => /^\d+\.\d+\.\d+\.\d+(\/\d+)?$/.test(d))
+    .map((d) => (d.includes('/') ? d : `${d}/32`));
+}
+
+test('outbound traffic is masqueraded: a container reaches a server in another namespace as the host, from the default bridge and a user network', async () => {
+  // A namespace of this test's own behind a veth from the host (not on any ply bridge): the server there has no
+  // route to the containers' subnets, so it answers only if their traffic leaves the host as the host's address.
+  const tag = `${process.pid.toString(16)}`.slice(-6);
+  const ns = `plymasq-${tag}`;
+  const [hostIf, nsIf] = [`pmh${tag}`, `pmn${tag}`];
+  const base = freeLinkNet();
+  const pre = base.split('.').slice(0, 3).join('.');
+  const last = Number(base.split('.')[3]);
+  const [hostIp, nsIp] = [`${pre}.${last + 1}`, `${pre}.${last + 2}`];
+  const www = tempDir();
+  fs.mkdirSync(`${www}/cgi-bin`);
+  fs.writeFileSync(`${www}/cgi-bin/addr`, '#!/bin/sh\necho "Content-Type: text/plain"\necho\necho "from $REMOTE_ADDR"\n', { mode: 0o755 });
+  const ip = (...args: string[]) => {
+    const r = spawnSync('ip', args, { encoding: 'utf8' });
+    assert.equal(r.status, 0, `ip ${args.join(' ')}: ${r.stderr}`);
+  };
+  let server: ReturnType<typeof spawn> | undefined;
+  try {
+    ip('netns', 'add', ns);
+    ip('link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf, 'netns', ns);
+    ip('addr', 'add', `${hostIp}/30`, 'dev', hostIf);
+    ip('link', 'set', hostIf, 'up');
+    ip('-n', ns, 'addr', 'add', `${nsIp}/30`, 'dev', nsIf);
+    ip('-n', ns, 'link', 'set', nsIf, 'up');
+    ip('-n', ns, 'link', 'set', 'lo', 'up');
+    server = spawn('ip', ['netns', 'exec', ns, 'busybox', 'httpd', '-f', '-p', `${nsIp}:8080`, '-h', www], { stdio: 'ignore' });
+    const url = `http://${nsIp}:8080/cgi-bin/addr`;
+    await until(() => spawnSync('ip', ['netns', 'exec', ns, 'busybox', 'wget', '-qO-', url], { encoding: 'utf8' }).stdout === `from ${nsIp}\n`, 'the server in the namespace');
+    const fetch = `${retry(`wget -qO- ${url}`)}`;
+    assert.equal(plyOk(root, ['run', '--rm', 'bb', 'sh', '-c', fetch]), `from ${hostIp}\n`, 'from the default bridge');
+    createOnFreeSubnet('outbound');
+    assert.equal(plyOk(root, ['run', '--rm', '--network', 'outbound', 'bb', 'sh', '-c', fetch]), `from ${hostIp}\n`, 'from a user network');
+    // An internal network does not get out at all.
+    plyOk(root, ['network', 'create', '--internal', 'inside']);
+    assert.equal(plyOk(root, ['run', '--rm', '--network', 'inside', 'bb', 'sh', '-c', `wget -T 3 -qO- ${url} || echo unreachable`]), 'unreachable\n');
+  } finally {
+    server?.kill('SIGKILL');
+    spawnSync('ip', ['link', 'del', hostIf], { stdio: 'ignore' });
+    spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+    ply(root, ['network', 'rm', 'outbound', 'inside']);
   }
 });
 
