@@ -1,9 +1,12 @@
 // Container commands: run, create, start, stop, kill, restart, rm, ps, logs, exec, wait, diff, cp, top,
 // rename, pause, unpause, container prune, container inspect.
 import { Command, Option } from 'commander';
-import type { ContainerInspect, CreateOptions, Engine } from '../engine.js';
+import type { ContainerInspect, CreateOptions, Engine, Resources } from '../engine.js';
+import { parseGoDuration } from '../gotemplate/gofmt.js';
+import { ramInBytes } from '../util/units.js';
 import { InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
 import { withEngine, out } from './engine.js';
+import { registerStatsCommand } from './stats.js';
 import { createdSince, dockerTime, humanSize, truncateCommand } from './format.js';
 import { collect } from './options.js';
 import { portsColumn } from './network.js';
@@ -45,10 +48,94 @@ interface RunFlags {
   pull?: string;
   label: string[];
   runtime?: string;
+  memory?: string;
+  memorySwap?: string;
+  memoryReservation?: string;
+  memorySwappiness?: string;
+  cpus?: string;
+  cpuShares?: string;
+  cpuPeriod?: string;
+  cpuQuota?: string;
+  cpusetCpus?: string;
+  cpusetMems?: string;
+  pidsLimit?: string;
+  oomKillDisable?: boolean;
+  ulimit: string[];
+  shmSize?: string;
+  restart?: string;
+  healthCmd?: string;
+  healthInterval?: string;
+  healthTimeout?: string;
+  healthRetries?: string;
+  healthStartPeriod?: string;
+  healthStartInterval?: string;
+  healthcheck?: boolean;
+}
+
+/** The resource flags run, create and update share (docker's names and help). */
+function addResourceOptions(cmd: Command): Command {
+  return cmd
+    .option('-m, --memory <bytes>', 'Memory limit')
+    .option('--memory-swap <bytes>', "Swap limit equal to memory plus swap: '-1' to enable unlimited swap")
+    .option('--memory-reservation <bytes>', 'Memory soft limit')
+    .option('--cpus <decimal>', 'Number of CPUs')
+    .option('-c, --cpu-shares <int>', 'CPU shares (relative weight)')
+    .option('--cpu-period <int>', 'Limit CPU CFS (Completely Fair Scheduler) period')
+    .option('--cpu-quota <int>', 'Limit CPU CFS (Completely Fair Scheduler) quota')
+    .option('--cpuset-cpus <string>', 'CPUs in which to allow execution (0-3, 0,1)')
+    .option('--cpuset-mems <string>', 'MEMs in which to allow execution (0-3, 0,1)')
+    .option('--pids-limit <int>', 'Tune container pids limit (set -1 for unlimited)')
+    .option('--restart <string>', 'Restart policy to apply when a container exits');
+}
+
+/** docker's flag parsing: each value as the docker CLI reads it, with its error wording and exit 125. */
+function flagValue<T>(flag: string, v: string | undefined, parse: (s: string) => T): T | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return parse(v);
+  } catch (e) {
+    throw new InvalidArgumentError(`invalid argument "${v}" for "${flag}" flag: ${(e as Error).message}`);
+  }
+}
+
+const integer = (s: string): number => {
+  if (!/^-?\d+$/.test(s)) throw new Error(`strconv.ParseInt: parsing "${s}": invalid syntax`);
+  return Number(s);
+};
+
+/** A --health-* duration: Go's syntax, never negative (docker's own message for that). */
+function healthDuration(flag: string, v: string | undefined): number | undefined {
+  const d = flagValue(flag, v, parseGoDuration);
+  if (d !== undefined && d < 0) throw new InvalidArgumentError(`${flag} cannot be negative`);
+  return d;
+}
+
+/** The resource fields the flags give (docker's HostConfig names). */
+function resourceFlags(f: Pick<RunFlags, 'memory' | 'memorySwap' | 'memoryReservation' | 'memorySwappiness' | 'cpus' | 'cpuShares' | 'cpuPeriod' | 'cpuQuota' | 'cpusetCpus' | 'cpusetMems' | 'pidsLimit' | 'oomKillDisable'>): Resources {
+  const r: Resources = {
+    Memory: flagValue('-m, --memory', f.memory, ramInBytes),
+    MemorySwap: flagValue('--memory-swap', f.memorySwap, ramInBytes),
+    MemoryReservation: flagValue('--memory-reservation', f.memoryReservation, ramInBytes),
+    MemorySwappiness: flagValue('--memory-swappiness', f.memorySwappiness, integer),
+    NanoCpus: flagValue('--cpus', f.cpus, (s) => {
+      const n = Number(s);
+      if (s.trim() === '' || !Number.isFinite(n)) throw new Error(`failed to parse ${s} as a rational number`);
+      return Math.round(n * 1e9);
+    }),
+    CpuShares: flagValue('-c, --cpu-shares', f.cpuShares, integer),
+    CpuPeriod: flagValue('--cpu-period', f.cpuPeriod, integer),
+    CpuQuota: flagValue('--cpu-quota', f.cpuQuota, integer),
+    CpusetCpus: f.cpusetCpus,
+    CpusetMems: f.cpusetMems,
+    PidsLimit: flagValue('--pids-limit', f.pidsLimit, integer),
+    OomKillDisable: f.oomKillDisable,
+  };
+  for (const k of Object.keys(r) as (keyof Resources)[]) if (r[k] === undefined) delete r[k];
+  return r;
 }
 
 function addCreateOptions(cmd: Command): Command {
-  return cmd
+  return addResourceOptions(cmd)
     .argument('<image>')
     .argument('[command...]')
     .passThroughOptions()
@@ -84,10 +171,33 @@ function addCreateOptions(cmd: Command): Command {
     .option('--stop-timeout <int>', 'Timeout (in seconds) to stop a container')
     .addOption(new Option('--pull <string>', 'Pull image before running').choices(['always', 'missing', 'never']).default('missing'))
     .option('-l, --label <list>', 'Set meta data on a container', collect, [])
-    .option('--runtime <string>', 'Runtime to use for this container (runc, crun)');
+    .option('--runtime <string>', 'Runtime to use for this container (runc, crun)')
+    .option('--memory-swappiness <int>', 'Tune container memory swappiness (0 to 100)')
+    .option('--oom-kill-disable', 'Disable OOM Killer')
+    .option('--ulimit <ulimit>', 'Ulimit options', collect, [])
+    .option('--shm-size <bytes>', 'Size of /dev/shm')
+    .option('--health-cmd <string>', 'Command to run to check health')
+    .option('--health-interval <duration>', 'Time between running the check (ms|s|m|h) (default 0s)')
+    .option('--health-timeout <duration>', 'Maximum time to allow one check to run (ms|s|m|h) (default 0s)')
+    .option('--health-retries <int>', 'Consecutive failures needed to report unhealthy')
+    .option('--health-start-period <duration>', 'Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)')
+    .option('--health-start-interval <duration>', 'Time between running the check during the start period (ms|s|m|h) (default 0s)')
+    .option('--no-healthcheck', 'Disable any container-specified HEALTHCHECK');
 }
 
-function toCreateOptions(image: string, command: string[], f: RunFlags): CreateOptions {
+async function toCreateOptions(image: string, command: string[], f: RunFlags): Promise<CreateOptions> {
+  const { parseUlimit, parseRestartPolicy } = await import('../engine/containers.js');
+  if (f.healthcheck === false && [f.healthCmd, f.healthInterval, f.healthTimeout, f.healthRetries, f.healthStartPeriod, f.healthStartInterval].some((v) => v !== undefined)) {
+    throw new InvalidArgumentError('--no-healthcheck conflicts with --health-* options');
+  }
+  const healthcheck = {
+    Test: f.healthCmd !== undefined ? ['CMD-SHELL', f.healthCmd] : undefined,
+    Interval: healthDuration('--health-interval', f.healthInterval),
+    Timeout: healthDuration('--health-timeout', f.healthTimeout),
+    StartPeriod: healthDuration('--health-start-period', f.healthStartPeriod),
+    StartInterval: healthDuration('--health-start-interval', f.healthStartInterval),
+    Retries: flagValue('--health-retries', f.healthRetries, integer),
+  };
   let stopTimeout: number | undefined;
   if (f.stopTimeout !== undefined) {
     stopTimeout = Number(f.stopTimeout);
@@ -129,6 +239,12 @@ function toCreateOptions(image: string, command: string[], f: RunFlags): CreateO
     labels: f.label,
     runtime: f.runtime ?? process.env.PLY_RUNTIME,
     pull: f.pull as CreateOptions['pull'],
+    resources: resourceFlags(f),
+    ulimits: f.ulimit.map(parseUlimit),
+    shmSize: flagValue('--shm-size', f.shmSize, ramInBytes),
+    restartPolicy: f.restart !== undefined ? parseRestartPolicy(f.restart) : undefined,
+    healthcheck: Object.values(healthcheck).some((v) => v !== undefined) ? healthcheck : undefined,
+    noHealthcheck: f.healthcheck === false,
   };
 }
 
@@ -152,6 +268,8 @@ async function createContainer(engine: Engine, o: CreateOptions): Promise<string
 
 export function registerContainerCommands(program: Command): void {
   const container = program.command('container').description('Manage containers').usage('COMMAND');
+  registerStatsCommand(program);
+  registerStatsCommand(container);
 
   for (const cmd of [program.command('run'), container.command('run')]) {
     addCreateOptions(cmd)
@@ -161,7 +279,7 @@ export function registerContainerCommands(program: Command): void {
       .option('--rm', 'Automatically remove the container and its associated anonymous volumes when it exits')
       .action(async (image: string, command: string[], f: RunFlags) => {
         await withEngine(async (engine) => {
-          const id = await createContainer(engine, toCreateOptions(image, command, f));
+          const id = await createContainer(engine, await toCreateOptions(image, command, f));
           if (f.detach) {
             await engine.containers.start(id);
             out(`${id}\n`);
@@ -188,7 +306,7 @@ export function registerContainerCommands(program: Command): void {
       .option('--rm', 'Automatically remove the container when it exits')
       .action(async (image: string, command: string[], f: RunFlags) =>
         withEngine(async (engine) => {
-          out(`${await createContainer(engine, toCreateOptions(image, command, f))}\n`);
+          out(`${await createContainer(engine, await toCreateOptions(image, command, f))}\n`);
         }),
       );
   }
@@ -300,6 +418,29 @@ export function registerContainerCommands(program: Command): void {
           out(`${ref}\n`);
         }),
       );
+  }
+
+  for (const cmd of [program.command('update'), container.command('update')]) {
+    addResourceOptions(cmd)
+      .description('Update configuration of one or more containers')
+      .usage('[OPTIONS] CONTAINER [CONTAINER...]')
+      .argument('<containers...>')
+      .action(async (refs: string[], f: RunFlags) => {
+        const resources = resourceFlags(f);
+        const { parseRestartPolicy } = await import('../engine/containers.js');
+        const restartPolicy = f.restart !== undefined ? parseRestartPolicy(f.restart) : undefined;
+        if (Object.keys(resources).length === 0 && !restartPolicy) {
+          // docker's CLI refuses this itself: a plain error (exit 1), not the daemon's 125.
+          const e = new InvalidArgumentError('you must provide one or more flags when using this command');
+          e.exitCode = 1;
+          throw e;
+        }
+        await eachContainer(refs, (engine, ref) => {
+          const r = engine.containers.update(ref, { resources, restartPolicy });
+          for (const w of r.Warnings) process.stderr.write(`${w}\n`);
+          out(`${ref}\n`);
+        });
+      });
   }
 
   // pause freezes every process of the container (the freezer cgroup); unpause thaws them.

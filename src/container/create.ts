@@ -10,6 +10,9 @@ import type { ContainerSpec, Ulimit } from './store.js';
 import type { EndpointConfig } from '../network/index.js';
 import { parseIp } from '../network/ipv4.js';
 import { parsePublish } from '../network/ports.js';
+import { normalizeResources, type Resources } from '../runtime/cgroups.js';
+import { checkRestartPolicy, isNone, type RestartPolicy } from '../supervisor/restart.js';
+import { checkHealthcheck, mergeHealthcheck, type HealthConfig } from '../supervisor/health.js';
 
 export interface CreateOptions {
   image: string;
@@ -63,6 +66,15 @@ export interface CreateOptions {
   specMounts?: MountSpec[];
   /** --ulimit, parsed (parseUlimit). */
   ulimits?: Ulimit[];
+  /** docker's HostConfig resource fields (-m, --memory-swap, --cpus, --cpu-shares, --cpuset-cpus, --pids-limit, ...). */
+  resources?: Resources;
+  /** --shm-size, bytes. */
+  shmSize?: number;
+  /** --restart. */
+  restartPolicy?: RestartPolicy;
+  /** --health-* (over the image's HEALTHCHECK); `noHealthcheck` disables it. */
+  healthcheck?: HealthConfig;
+  noHealthcheck?: boolean;
 }
 
 export class NoCommandError extends PlyError {}
@@ -315,6 +327,13 @@ export function buildContainerSpec(o: CreateOptions, image: ImageConfig, id: str
       seen.add(target);
     }
   }
+  const { resources, warnings } = normalizeResources(o.resources ?? {});
+  o.warnings?.push(...warnings);
+  if (o.shmSize !== undefined && (!Number.isInteger(o.shmSize) || o.shmSize < 0)) throw new InvalidArgumentError('SHM size can not be less than 0');
+  const restartPolicy = o.restartPolicy && checkRestartPolicy(o.restartPolicy);
+  if (o.autoRemove && !isNone(restartPolicy)) throw new InvalidArgumentError('conflicting options: cannot specify both --restart and --rm');
+  const healthcheck = mergeHealthcheck(cfg.Healthcheck, o.healthcheck, o.noHealthcheck ?? false);
+  checkHealthcheck(healthcheck);
   const stopSignal = o.stopSignal ?? cfg.StopSignal ?? 'SIGTERM';
   parseSignal(stopSignal);
   const labels: Record<string, string> = { ...(cfg.Labels ?? {}) };
@@ -351,5 +370,9 @@ export function buildContainerSpec(o: CreateOptions, image: ImageConfig, id: str
     anonymousVolumes: [],
     exposedPorts: net.exposedPorts ?? cfg.ExposedPorts,
     ...(o.ulimits?.length ? { ulimits: o.ulimits } : {}),
+    ...(Object.keys(resources).length ? { resources } : {}),
+    ...(o.shmSize ? { shmSize: o.shmSize } : {}),
+    ...(restartPolicy && !isNone(restartPolicy) ? { restartPolicy } : {}),
+    ...(healthcheck ? { healthcheck } : {}),
   };
 }

@@ -22,11 +22,14 @@ import { buildContainerSpec, type CreateOptions } from './create.js';
 import { LogWriter } from './logs.js';
 import { FRAME_STDERR, FRAME_STDOUT, type AttachServer } from './attach.js';
 import { openpty, ptyResize } from '../native/index.js';
-import type { Container } from './store.js';
+import type { Container, ContainerSpec } from './store.js';
 import type { ContainerNetSpec, EndpointConfig, Networks } from '../network/index.js';
 import { removeTree } from '../util/fs.js';
 import type { EventLog } from '../events/log.js';
 import { cloexecFrom } from '../native/index.js';
+import { ContainerCgroup, normalizeResources, specResources, type Resources } from '../runtime/cgroups.js';
+import { checkRestartPolicy, isNone, RestartManager, type RestartPolicy } from '../supervisor/restart.js';
+import { HealthMonitor, probeCommand } from '../supervisor/health.js';
 
 /** Defined (true) by the bundler for dist/ply.cjs; undeclared in the unbundled build. */
 declare const PLY_BUNDLED: boolean | undefined;
@@ -59,6 +62,9 @@ export interface ExecIO {
   /** With a TTY: called with the function that resizes it while the exec runs. */
   onResize?: (resize: (rows: number, cols: number) => void) => void;
 }
+
+/** The container's cgroup below each hierarchy (runc's cgroupfs driver). */
+export const cgroupsPath = (id: string): string => `/ply/${id}`;
 
 const TINI_PATHS = ['/usr/bin/tini-static', '/usr/bin/docker-init', '/usr/libexec/podman/catatonit'];
 
@@ -344,7 +350,9 @@ export class ContainerManager {
         capAdd: s.capAdd,
         capDrop: s.capDrop,
         ...(s.ulimits?.length ? { rlimits: s.ulimits.map((u) => ({ type: u.name, soft: u.soft, hard: u.hard })) } : {}),
-        cgroupsPath: `/ply/${c.id}`,
+        cgroupsPath: cgroupsPath(c.id),
+        ...(s.resources ? { resources: specResources(s.resources) } : {}),
+        ...(s.shmSize ? { shmSize: s.shmSize } : {}),
         annotations: { 'org.opencontainers.image.ref.name': c.imageRef },
       });
       writeBundle(dir, spec);
@@ -396,7 +404,7 @@ export class ContainerManager {
     mode: AttachMode,
     onStarted?: (err?: StartError) => void,
     extra?: RuntimeExtras,
-    opts: { attach?: boolean; holdFor?: number; onAttachReady?: () => void } = {},
+    opts: { attach?: boolean; holdFor?: number; onAttachReady?: () => void; restart?: RestartManager } = {},
   ): Promise<number> {
     const dir = this.containers.pathOf(c.id);
     const pidFile = path.join(dir, 'pid');
@@ -419,7 +427,7 @@ export class ContainerManager {
       opts.onAttachReady?.();
     }
     try {
-      return await this.superviseRun(c, mode, onStarted, extra, attach, io, opts.holdFor ?? 0);
+      return await this.superviseRun(c, mode, onStarted, extra, attach, io, opts.holdFor ?? 0, opts.restart);
     } finally {
       attach?.close();
     }
@@ -433,6 +441,7 @@ export class ContainerManager {
     attach: AttachServer | undefined,
     io: { stdin?: (d: Buffer) => void; closeStdin?: () => void; resize?: (rows: number, cols: number) => void },
     holdFor: number,
+    restart?: RestartManager,
   ): Promise<number> {
     const dir = this.containers.pathOf(c.id);
     const pidFile = path.join(dir, 'pid');
@@ -469,10 +478,14 @@ export class ContainerManager {
     else stdio = [s.openStdin ? 'pipe' : 'ignore', 'pipe', 'pipe'];
     // Attached, signals sent to ply reach the container (docker's sig-proxy); see runtimeSignals.
     const sig = runtimeSignals(mode === 'attached' && stdio[0] === 'inherit' && !!process.stdin.isTTY);
+    // With a memory limit the runtime keeps the container's cgroups after it exits, so the OOM killer's count can
+    // be read (OOMKilled) before they are deleted.
+    const keep = !!s.resources?.Memory && rt.canKeep();
     const child = rt.run(c.id, prepared.bundle, stdio, {
       pidFile,
       logFile: runtimeLog,
       ownSession: (mode === 'attached' && sig.ownSession) || !!pty,
+      keep,
     });
     const unproxy = mode === 'attached' ? proxySignals(child, sig.proxy) : () => undefined;
     this.containers.update(c.id, { monitorPid: process.pid });
@@ -550,12 +563,14 @@ export class ContainerManager {
     let started = false;
     if (startedPid > 0) {
       started = true;
-      this.containers.update(c.id, { state: 'running', pid: startedPid, startedAt: Date.now(), exitCode: 0, error: '', finishedAt: 0 });
+      this.containers.update(c.id, { state: 'running', pid: startedPid, startedAt: Date.now(), exitCode: 0, error: '', finishedAt: 0, oomKilled: false });
       this.event(c, 'start');
       release(true);
       onStarted?.();
     }
+    const health = started ? this.startHealth(c) : undefined;
     let code = await exited;
+    health?.stop();
     // The output still in the pipes (or the terminal) comes before the end; a daemon in the container that kept
     // a descriptor open is not waited for long.
     await Promise.race([Promise.all(outputDone), new Promise((r) => setTimeout(r, 2000).unref())]);
@@ -567,24 +582,33 @@ export class ContainerManager {
       error = runtimeError(runtimeLog) ?? `the container exited with code ${code} before it started`;
       code = startFailureCode(error);
     }
+    let oomKilled = false;
+    if (keep) {
+      oomKilled = (new ContainerCgroup(cgroupsPath(c.id)).oomKills() ?? 0) > 0;
+      rt.delete(c.id);
+    }
     this.snapshots.of(dir).unmount(dir);
     this.networks.detach(c.id);
     // `runc run` removes its own state when it exits; only a killed runtime leaves some (refresh cleans that).
     const now = this.containers.get(c.id);
     if (now) {
       const finishedAt = Date.now();
+      // The policy decides on the record as it is now: `stop` or `kill` may have marked it, `update` changed it.
+      restart?.setPolicy(now.spec.restartPolicy);
+      const again = started && restart ? restart.shouldRestart(code, now.restartCount, now.manuallyStopped, finishedAt - now.startedAt) : undefined;
       this.containers.update(c.id, {
-        state: started ? 'exited' : 'created',
+        state: again?.restart ? 'restarting' : started ? 'exited' : 'created',
         pid: 0,
-        monitorPid: 0,
+        // A restarting container keeps its supervisor (this process, until a monitor takes over).
+        monitorPid: again?.restart ? process.pid : 0,
         exitCode: code,
         error,
         finishedAt: started ? finishedAt : 0,
+        ...(started ? { oomKilled } : {}),
+        ...(again?.restart ? { restartCount: now.restartCount + 1 } : {}),
       });
-      if (started) {
-        const startedAt = this.containers.get(c.id)?.startedAt ?? finishedAt;
-        this.event(now, 'die', { exitCode: String(code), execDuration: String(Math.floor((finishedAt - startedAt) / 1000)) });
-      }
+      if (oomKilled) this.event(now, 'oom');
+      if (started) this.event(now, 'die', { exitCode: String(code), execDuration: String(Math.floor((finishedAt - now.startedAt) / 1000)) });
       this.networkEvents(now, 'disconnect');
       this.volumeEvents(now, 'unmount');
     }
@@ -602,16 +626,45 @@ export class ContainerManager {
   }
 
   /**
+   * A start the user asked for (start, restart, run): the restart policy applies again and counts from zero, as
+   * dockerd resets its restart manager.
+   */
+  userStarted(c: Container): Container {
+    if (c.manuallyStopped || c.restartCount !== 0) this.containers.update(c.id, { manuallyStopped: false, restartCount: 0 });
+    return this.containers.get(c.id) ?? c;
+  }
+
+  /**
+   * Runs the container attached to this process (run, start -a) and returns its first exit code; when its policy
+   * restarts it, a detached monitor takes over after the back-off (docker's CLI also returns at the first exit).
+   */
+  async runAttached(c: Container): Promise<number> {
+    const restart = new RestartManager(c.spec.restartPolicy);
+    const code = await this.supervise(c, 'attached', undefined, undefined, { restart });
+    const now = this.containers.get(c.id);
+    if (now?.state === 'restarting') {
+      try {
+        await this.startDetached(now, { delayMs: restart.lastDelayMs });
+      } catch {
+        this.containers.update(c.id, { state: 'exited', monitorPid: 0 });
+      }
+    }
+    return code;
+  }
+
+  /**
    * Starts the container under a detached monitor process that outlives this one. With `holdFor`, the monitor
    * waits for that many attach clients before it starts the process; `onAttachReady` runs once they can connect.
+   * With `delayMs` the monitor first waits out a restart back-off (reporting at once), as the restart policy's
+   * supervisor.
    */
-  async startDetached(c: Container, opts: { holdFor?: number; onAttachReady?: () => void } = {}): Promise<void> {
+  async startDetached(c: Container, opts: { holdFor?: number; onAttachReady?: () => void; delayMs?: number } = {}): Promise<void> {
     // Next to this code: dist/container/monitor.js, or dist/monitor.cjs when running from the bundle.
     const monitor = path.join(path.dirname(fileURLToPath(import.meta.url)), typeof PLY_BUNDLED !== 'undefined' ? 'monitor.cjs' : 'monitor.js');
     // The monitor (and the runtime, the DNS server it may start) outlive this process: none of them may hold a
     // descriptor this process inherited (a caller's pipe would never see its end).
     cloexecFrom(3);
-    const args = [monitor, this.root, c.id, ...(opts.holdFor ? [String(opts.holdFor)] : [])];
+    const args = [monitor, this.root, c.id, String(opts.holdFor ?? 0), ...(opts.delayMs !== undefined ? [String(opts.delayMs)] : [])];
     const child = spawn(process.execPath, args, {
       detached: true,
       stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
@@ -639,8 +692,32 @@ export class ContainerManager {
     throw new StartError(`the container monitor failed to start${line ? `: ${line}` : ''}`, 125);
   }
 
+  /**
+   * Waits out a restart back-off for the monitor; false when the container is not to start after all (the user
+   * stopped, killed or removed it meanwhile: it is left exited).
+   */
+  async waitToRestart(id: string, delayMs: number): Promise<boolean> {
+    const deadline = Date.now() + delayMs;
+    for (;;) {
+      const c = this.containers.get(id);
+      if (!c || c.state !== 'restarting') return false;
+      if (c.manuallyStopped) {
+        this.containers.update(id, { state: 'exited', monitorPid: 0 });
+        return false;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) return true;
+      await new Promise((r) => setTimeout(r, Math.min(left, 50)));
+    }
+  }
+
   /** Reconciles a record whose supervisor died (kill -9, reboot) with the runtime's view. */
   refresh(c: Container): Container {
+    if (c.state === 'restarting') {
+      if (c.monitorPid > 0 && pidAlive(c.monitorPid)) return c;
+      this.containers.update(c.id, { state: 'exited', pid: 0, monitorPid: 0 });
+      return this.containers.get(c.id)!;
+    }
     if (c.state !== 'running' && c.state !== 'paused') return c;
     if (c.monitorPid > 0 && pidAlive(c.monitorPid)) return c;
     // `c` may have been read before the monitor recorded the exit and went away: only the current record says
@@ -668,8 +745,16 @@ export class ContainerManager {
   }
 
   kill(c: Container, signal: string): void {
-    if (!this.isRunning(c)) throw new ConflictError(`cannot kill container: ${c.name}: container ${c.id} is not running`);
     const sig = parseSignal(signal);
+    if (c.state === 'restarting') {
+      // Nothing runs: telling the supervisor not to start it again is enough (dockerd's rule).
+      if (sig === 9 || sig === parseSignal(c.spec.stopSignal)) this.containers.update(c.id, { manuallyStopped: true });
+      this.event(c, 'kill', { signal: String(sig) });
+      return;
+    }
+    if (!this.isRunning(c)) throw new ConflictError(`cannot kill container: ${c.name}: container ${c.id} is not running`);
+    // SIGKILL and the stop signal end the restart policy's loop, as `docker kill` does.
+    if (sig === 9 || sig === parseSignal(c.spec.stopSignal)) this.containers.update(c.id, { manuallyStopped: true });
     // Logged before it is sent: the container's `die` must come after its `kill`.
     this.event(c, 'kill', { signal: String(sig) });
     this.runtime(c).kill(c.id, sig);
@@ -689,7 +774,22 @@ export class ContainerManager {
   }
 
   async stop(c: Container, timeoutSec?: number, signal?: string): Promise<void> {
-    if (!this.isRunning(c)) return;
+    if (!this.isRunning(c) && c.state !== 'restarting') return;
+    // The restart policy's loop ends here: the supervisor sees the mark when the process exits (or before the
+    // next restart, if it is waiting for one).
+    this.containers.update(c.id, { manuallyStopped: true });
+    if (c.state === 'restarting') {
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        c = this.refresh(this.containers.get(c.id) ?? c);
+        if (c.state !== 'restarting' || Date.now() > deadline) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      if (!this.isRunning(c)) {
+        this.event(c, 'stop');
+        return;
+      }
+    }
     const rt = this.runtime(c);
     const t = timeoutSec ?? c.spec.stopTimeout ?? 10;
     const sig = parseSignal(signal ?? c.spec.stopSignal);
@@ -715,7 +815,7 @@ export class ContainerManager {
   }
 
   async remove(c: Container, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
-    if (this.isRunning(c)) {
+    if (this.isRunning(c) || c.state === 'restarting') {
       if (!opts.force) {
         throw new ConflictError(
           `cannot remove container "/${c.name}": container is ${c.state}: stop the container before removing or force remove`,
@@ -736,6 +836,119 @@ export class ContainerManager {
     this.event(c, 'destroy');
     if (volumes) {
       for (const v of c.spec.anonymousVolumes) this.volumes.remove(v);
+    }
+  }
+
+  /**
+   * docker update: new resource limits (applied at once to a running container by the runtime) and/or a new
+   * restart policy; both kept for the next start. Returns docker's warnings.
+   */
+  update(c: Container, u: { resources?: Resources; restartPolicy?: RestartPolicy }): string[] {
+    const s = c.spec;
+    let warnings: string[] = [];
+    let resources = s.resources;
+    if (u.resources && Object.values(u.resources).some((v) => v !== undefined)) {
+      const n = normalizeResources(u.resources, { update: true, current: s.resources ?? {} });
+      warnings = n.warnings;
+      resources = { ...(s.resources ?? {}) };
+      for (const [k, v] of Object.entries(n.resources) as [keyof Resources, Resources[keyof Resources]][]) {
+        if (v === undefined) continue;
+        // docker's update: zero means "leave it", except PidsLimit where 0 (or -1) lifts the limit.
+        if (k === 'PidsLimit') (resources as Record<string, unknown>)[k] = v ? v : undefined;
+        else if (v !== 0 && v !== '') (resources as Record<string, unknown>)[k] = v;
+      }
+      if (resources.NanoCpus) {
+        delete resources.CpuPeriod;
+        delete resources.CpuQuota;
+      }
+      if (u.resources.Memory && !u.resources.MemorySwap && s.resources?.MemorySwap && s.resources.MemorySwap > 0 && s.resources.MemorySwap < u.resources.Memory) {
+        resources.MemorySwap = u.resources.Memory;
+      }
+      if (this.isRunning(c)) {
+        const spec = specResources(resources);
+        // An unset limit in the update means "none": runc leaves a field it is not given as it is.
+        if (u.resources.PidsLimit !== undefined && !resources.PidsLimit) spec.pids = { limit: -1 };
+        this.runtime(c).update(c.id, spec);
+      }
+    }
+    let restartPolicy = s.restartPolicy;
+    if (u.restartPolicy) {
+      const p = checkRestartPolicy(u.restartPolicy);
+      if (s.autoRemove && !isNone(p)) throw new ConflictError('Restart policy cannot be updated because AutoRemove is enabled for the container');
+      restartPolicy = isNone(p) ? undefined : p;
+    }
+    const spec: ContainerSpec = { ...s };
+    if (resources && Object.keys(resources).length) spec.resources = resources;
+    else delete spec.resources;
+    if (restartPolicy) spec.restartPolicy = restartPolicy;
+    else delete spec.restartPolicy;
+    this.containers.update(c.id, { spec });
+    this.event(c, 'update');
+    return warnings;
+  }
+
+  /** The container's health check while it runs (none when it has no active check). */
+  private startHealth(c: Container): HealthMonitor | undefined {
+    const h = c.spec.healthcheck;
+    const cmd = probeCommand(h);
+    if (!h || !cmd) return undefined;
+    const current = () => this.containers.get(c.id) ?? c;
+    return new HealthMonitor(
+      h,
+      cmd,
+      current().startedAt || Date.now(),
+      {
+        probe: (argv, timeoutMs) => this.probe(current(), argv, timeoutMs),
+        save: (state) => this.containers.update(c.id, { health: state }),
+        changed: (status) => this.event(current(), `health_status: ${status}`),
+      },
+      c.health,
+    );
+  }
+
+  /**
+   * A health probe: `cmd` exec'd in the container as its process runs (user, env, cwd), stdout and stderr
+   * together (the first 8 KiB), killed when it outlasts `timeoutMs`.
+   */
+  async probe(c: Container, cmd: string[], timeoutMs: number): Promise<{ exitCode: number; output: string; timedOut: boolean }> {
+    const dir = this.containers.pathOf(c.id);
+    const bundle = JSON.parse(await fsp.readFile(path.join(dir, 'config.json'), 'utf8')) as RuntimeSpec;
+    const proc = structuredClone(bundle.process!);
+    proc.args = cmd;
+    proc.terminal = false;
+    const base = path.join(dir, `health-${randomBytes(6).toString('hex')}`);
+    await fsp.writeFile(`${base}.json`, JSON.stringify(proc));
+    try {
+      const child = this.runtime(c).exec(c.id, `${base}.json`, ['ignore', 'pipe', 'pipe'], { tty: false, logFile: `${base}.log`, pidFile: `${base}.pid` });
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const take = (d: Buffer) => {
+        if (size >= 8192) return;
+        chunks.push(d);
+        size += d.length;
+      };
+      child.stdout!.on('data', take);
+      child.stderr!.on('data', take);
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        // runc does not pass SIGKILL on: the probe's own process is killed.
+        try {
+          const pid = Number(fs.readFileSync(`${base}.pid`, 'utf8'));
+          if (pid > 0) process.kill(pid, 'SIGKILL');
+        } catch {
+          // not started yet, or gone
+        }
+        child.kill('SIGKILL');
+      }, timeoutMs);
+      const exitCode = await new Promise<number>((resolve) => {
+        child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? os.constants.signals[signal] : 0)));
+        child.on('error', () => resolve(126));
+      });
+      clearTimeout(timer);
+      return { exitCode, output: Buffer.concat(chunks).toString(), timedOut };
+    } finally {
+      for (const ext of ['json', 'log', 'pid']) await fsp.rm(`${base}.${ext}`, { force: true });
     }
   }
 

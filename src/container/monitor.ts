@@ -1,12 +1,16 @@
 // The per-container monitor: a detached process that runs the container under the runtime, keeps its logs,
 // serves its attach socket and records its exit code, so the container outlives the CLI or API client that
-// started it. Usage: monitor.js ROOT ID [HOLD] (fd 3: status lines; HOLD: attach clients to wait for).
+// started it. It is also the container's supervisor: it restarts the container as its restart policy says (with
+// docker's back-off) and runs its health checks while it runs (container/manager.ts supervise).
+// Usage: monitor.js ROOT ID [HOLD [DELAY_MS]] (fd 3: status lines; HOLD: attach clients to wait for before the
+// first start; DELAY_MS: the container waits for a policy restart, reported at once, started after the delay).
 import fs from 'node:fs';
 import { openStores } from '../stores.js';
+import { RestartManager } from '../supervisor/restart.js';
 import { ContainerManager, type StartError } from './manager.js';
 
 async function main(): Promise<void> {
-  const [root, id, hold] = process.argv.slice(2);
+  const [root, id, hold, delayArg] = process.argv.slice(2);
   let status: number | undefined = 3;
   const say = (line: string, last: boolean) => {
     if (status === undefined) return;
@@ -23,13 +27,38 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => undefined);
   const stores = openStores(root!);
   try {
-    const c = stores.containers.get(id!);
+    const manager = new ContainerManager(stores);
+    let c = stores.containers.get(id!);
     if (!c) throw new Error(`no such container ${id}`);
-    await new ContainerManager(stores).supervise(c, 'detached', (err?: StartError) => say(err ? `error ${err.exitCode} ${err.message}` : 'ok', true), undefined, {
-      attach: true,
-      holdFor: Number(hold ?? 0) || 0,
-      onAttachReady: () => say('attach', false),
-    });
+    const restart = new RestartManager(c.spec.restartPolicy, delayArg ? Number(delayArg) : 0);
+    if (delayArg !== undefined) {
+      // Taking over a container that waits for its restart: this process supervises it from now on.
+      stores.containers.update(c.id, { monitorPid: process.pid });
+      say('ok', true);
+      if (!(await manager.waitToRestart(c.id, Number(delayArg)))) return;
+    }
+    let holdFor = Number(hold ?? 0) || 0;
+    for (;;) {
+      c = stores.containers.get(id!);
+      if (!c) return;
+      try {
+        await manager.supervise(
+          c,
+          'detached',
+          (err?: StartError) => say(err ? `error ${err.exitCode} ${err.message}` : 'ok', true),
+          undefined,
+          { attach: true, holdFor, onAttachReady: () => say('attach', false), restart },
+        );
+      } catch (e) {
+        // A restart that could not start leaves the container stopped, as dockerd does.
+        if (status === undefined && stores.containers.get(id!)?.state === 'restarting') stores.containers.update(id!, { state: 'exited', monitorPid: 0 });
+        throw e;
+      }
+      holdFor = 0;
+      const now = stores.containers.get(id!);
+      if (now?.state !== 'restarting') return;
+      if (!(await manager.waitToRestart(id!, restart.lastDelayMs))) return;
+    }
   } catch (e) {
     say(`error 125 ${(e as Error).message}`, true);
   } finally {

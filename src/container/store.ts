@@ -7,9 +7,12 @@ import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js
 import type { MountSpec } from '../runtime/spec.js';
 import type { EndpointConfig } from '../network/index.js';
 import type { PortBindings } from '../network/ports.js';
+import type { Resources } from '../runtime/cgroups.js';
+import type { RestartPolicy } from '../supervisor/restart.js';
+import type { HealthConfig, HealthState } from '../supervisor/health.js';
 import { removeTree } from '../util/fs.js';
 
-export type ContainerState = 'created' | 'running' | 'paused' | 'exited' | 'dead' | 'removing';
+export type ContainerState = 'created' | 'running' | 'paused' | 'restarting' | 'exited' | 'dead' | 'removing';
 
 /** What `create` decided, kept so `start` can (re)build the runtime bundle. */
 export interface ContainerSpec {
@@ -54,6 +57,14 @@ export interface ContainerSpec {
   exposedPorts?: Record<string, Record<string, never>>;
   /** docker's HostConfig.Ulimits (never above the caller's hard limits when applied). */
   ulimits?: Ulimit[];
+  /** docker's HostConfig resources: memory, CPU and pids limits (runtime/cgroups.ts). */
+  resources?: Resources;
+  /** Size of /dev/shm in bytes (docker's ShmSize; 64 MiB when absent). */
+  shmSize?: number;
+  /** docker's HostConfig.RestartPolicy. */
+  restartPolicy?: RestartPolicy;
+  /** docker's Config.Healthcheck (the image's, with the --health-* flags over it). */
+  healthcheck?: HealthConfig;
 }
 
 export interface Ulimit {
@@ -77,6 +88,12 @@ export interface Container {
   startedAt: number;
   finishedAt: number;
   restartCount: number;
+  /** The kernel's OOM killer killed a process of the last run. */
+  oomKilled: boolean;
+  /** Stopped or killed by the user: restart policies leave it down (docker's HasBeenManuallyStopped). */
+  manuallyStopped: boolean;
+  /** The health check's state (docker's State.Health), when the container has a check. */
+  health?: HealthState;
 }
 
 interface Row {
@@ -94,6 +111,9 @@ interface Row {
   started_at: number;
   finished_at: number;
   restart_count: number;
+  oom_killed: number;
+  manually_stopped: number;
+  health: string | null;
 }
 
 function toContainer(r: Row): Container {
@@ -112,6 +132,9 @@ function toContainer(r: Row): Container {
     startedAt: r.started_at,
     finishedAt: r.finished_at,
     restartCount: r.restart_count,
+    oomKilled: r.oom_killed === 1,
+    manuallyStopped: r.manually_stopped === 1,
+    ...(r.health ? { health: JSON.parse(r.health) as HealthState } : {}),
   };
 }
 
@@ -193,16 +216,21 @@ export class ContainerStore {
     return (this.db.prepare('SELECT * FROM containers WHERE image = ?').all(imageDigest) as Row[]).map(toContainer);
   }
 
-  update(id: string, fields: Partial<Pick<Container, 'state' | 'pid' | 'monitorPid' | 'exitCode' | 'error' | 'startedAt' | 'finishedAt' | 'restartCount' | 'name' | 'spec'>>): void {
+  update(
+    id: string,
+    fields: Partial<Pick<Container, 'state' | 'pid' | 'monitorPid' | 'exitCode' | 'error' | 'startedAt' | 'finishedAt' | 'restartCount' | 'name' | 'spec' | 'oomKilled' | 'manuallyStopped'>> & { health?: HealthState | null },
+  ): void {
     const cols: Record<string, string> = {
       state: 'state', pid: 'pid', monitorPid: 'monitor_pid', exitCode: 'exit_code', error: 'error',
       startedAt: 'started_at', finishedAt: 'finished_at', restartCount: 'restart_count', name: 'name', spec: 'config',
+      oomKilled: 'oom_killed', manuallyStopped: 'manually_stopped', health: 'health',
     };
     const sets: string[] = [];
     const values: unknown[] = [];
     for (const [k, v] of Object.entries(fields)) {
       sets.push(`${cols[k]} = ?`);
-      values.push(k === 'spec' ? JSON.stringify(v) : v);
+      if (k === 'spec' || k === 'health') values.push(v === null || v === undefined ? null : JSON.stringify(v));
+      else values.push(typeof v === 'boolean' ? (v ? 1 : 0) : v);
     }
     if (sets.length === 0) return;
     this.db.prepare(`UPDATE containers SET ${sets.join(', ')} WHERE id = ?`).run(...values, id);

@@ -173,6 +173,14 @@ const MIGRATIONS: string[] = [
   -- A running container's --dns servers: on user networks the upstreams of aardvark-dns for its other queries.
   ALTER TABLE sandboxes ADD COLUMN dns TEXT NOT NULL DEFAULT '[]';
   `,
+  `
+  -- Supervision (supervisor/, container/manager.ts): the kernel's OOM killer struck during the last run; the user
+  -- stopped or killed the container (docker's HasBeenManuallyStopped: no policy restart, unless-stopped stays down);
+  -- the health check's state (JSON: docker's State.Health) while a check is configured.
+  ALTER TABLE containers ADD COLUMN oom_killed INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE containers ADD COLUMN manually_stopped INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE containers ADD COLUMN health TEXT;
+  `,
 ];
 
 export function openDb(file: string): DB {

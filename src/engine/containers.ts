@@ -8,13 +8,16 @@ import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { CreateOptions } from '../container/create.js';
 import { connectAttach, type AttachConnection } from '../container/attach.js';
-import { ContainerManager, type ExecIO } from '../container/manager.js';
+import { cgroupsPath, ContainerManager, type ExecIO } from '../container/manager.js';
+import { emptyStats, sampleContainer, toStats, type ContainerStats, type StatsSample } from '../container/stats.js';
 import type { Container } from '../container/store.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
 import { rfc3339Nano } from '../gotemplate/gofmt.js';
 import type { ImageRecord } from '../image/store.js';
 import { ImageStore } from '../image/store.js';
 import type { Stores } from '../stores.js';
+import type { Resources } from '../runtime/cgroups.js';
+import type { RestartPolicy } from '../supervisor/restart.js';
 import { resolveInRoot } from '../util/rootpath.js';
 import { humanDuration } from '../util/units.js';
 import { Filters, labelsMatch, type FilterInput } from './filters.js';
@@ -33,7 +36,9 @@ import type {
   WaitResponse,
 } from './types.js';
 
-export type { Container, CreateOptions };
+export type { Container, CreateOptions, Resources, RestartPolicy, ContainerStats };
+export { parseUlimit } from '../container/create.js';
+export { parseRestartPolicy } from '../supervisor/restart.js';
 
 export interface ListContainersOptions {
   /** Stopped containers too (docker ps -a). */
@@ -87,7 +92,8 @@ export interface ExecCreateOptions {
   attachStderr?: boolean;
 }
 
-const CONTAINER_FILTERS = ['status', 'name', 'id', 'label', 'ancestor', 'exited'] as const;
+const CONTAINER_FILTERS = ['status', 'name', 'id', 'label', 'ancestor', 'exited', 'health'] as const;
+const HEALTH_VALUES = ['starting', 'healthy', 'unhealthy', 'none'];
 
 /** A live attachment to a container (docker attach): output as it comes, stdin and terminal size going in. */
 export interface AttachSession {
@@ -125,6 +131,8 @@ const GO_MODE_DIR = 2 ** 31;
 const GO_MODE_SYMLINK = 2 ** 27;
 
 const running = (c: Container) => c.state === 'running' || c.state === 'paused';
+/** docker's State.Running: a container waiting to be restarted by its policy counts as running. */
+const up = (c: Container) => running(c) || c.state === 'restarting';
 
 export class ContainerService {
   private readonly manager: ContainerManager;
@@ -158,8 +166,9 @@ export class ContainerService {
    * sessions and waits made on it before the start (through this engine) are connected before its first byte.
    */
   async start(ref: string): Promise<boolean> {
-    const c = this.manager.get(ref);
-    if (running(c)) return false;
+    let c = this.manager.get(ref);
+    if (up(c)) return false;
+    c = this.manager.userStarted(c);
     const pending = this.pending.get(c.id) ?? [];
     this.pending.delete(c.id);
     const dir = this.stores.containers.pathOf(c.id);
@@ -194,7 +203,7 @@ export class ContainerService {
    * exit code; signals this process gets reach the container.
    */
   async runAttached(ref: string): Promise<number> {
-    return this.manager.supervise(this.manager.get(ref), 'attached');
+    return this.manager.runAttached(this.manager.userStarted(this.manager.get(ref)));
   }
 
   async stop(ref: string, opts: { timeout?: number; signal?: string } = {}): Promise<void> {
@@ -209,10 +218,17 @@ export class ContainerService {
     const c = this.manager.get(ref);
     await this.manager.stop(c, opts.timeout, opts.signal);
     // A restart asked for by the user starts counting again, as docker's does (RestartCount counts policy restarts).
-    this.stores.containers.update(c.id, { restartCount: 0 });
-    const fresh = this.manager.get(c.id);
+    const fresh = this.manager.userStarted(this.manager.get(c.id));
     await this.manager.startDetached(fresh);
     this.manager.event(fresh, 'restart');
+  }
+
+  /**
+   * docker update: new memory/CPU/pids limits (a running container gets them at once, through the runtime) and/or
+   * a new restart policy. Fields left out stay as they are.
+   */
+  update(ref: string, u: { resources?: Resources; restartPolicy?: RestartPolicy }): { Warnings: string[] } {
+    return { Warnings: this.manager.update(this.manager.get(ref), u) };
   }
 
   /** Freezes every process of the container (the freezer cgroup). */
@@ -255,7 +271,7 @@ export class ContainerService {
     const deleted: string[] = [];
     let reclaimed = 0;
     for (const c of this.stores.containers.list().map((x) => this.manager.refresh(x))) {
-      if (running(c)) continue;
+      if (up(c)) continue;
       if (!labelsMatch(filters, c.spec.labels) || until.some((t) => c.created >= t)) continue;
       reclaimed += this.manager.writableLayerSize(c);
       this.manager.removeStopped(c, false);
@@ -353,15 +369,19 @@ export class ContainerService {
   /** docker ps: newest first; running ones only unless `all` (or a status/exited filter, or a limit). */
   list(opts: ListContainersOptions = {}): ContainerSummary[] {
     const filters = Filters.parse(opts.filters, CONTAINER_FILTERS);
+    for (const v of filters.get('health')) {
+      if (!HEALTH_VALUES.includes(v)) throw new InvalidArgumentError(`Unrecognised filter value for health: ${v}`);
+    }
     let list = this.stores.containers.list().map((c) => this.manager.refresh(c));
     const all = opts.all || opts.limit !== undefined || filters.has('status') || filters.has('exited');
-    if (!all) list = list.filter(running);
+    if (!all) list = list.filter(up);
     list = list.filter(
       (c) =>
         filters.match('status', (v) => c.state === v) &&
         filters.match('name', (v) => c.name.includes(v.replace(/^\//, ''))) &&
         filters.match('id', (v) => c.id.startsWith(v)) &&
         filters.match('exited', (v) => c.state === 'exited' && c.exitCode === Number(v)) &&
+        filters.match('health', (v) => (c.health && c.spec.healthcheck ? c.health.Status : 'none') === v) &&
         filters.match('ancestor', (v) => c.imageRef === v || this.stores.images.lookup(v)?.digest === c.image) &&
         // Every label filter must hold (docker ANDs them; compose lists a project's one-off containers apart).
         labelsMatch(filters, c.spec.labels),
@@ -431,16 +451,17 @@ export class ContainerService {
       Args: s.args,
       State: {
         Status: c.state,
-        Running: running(c),
+        Running: up(c),
         Paused: c.state === 'paused',
-        Restarting: false,
-        OOMKilled: false,
+        Restarting: c.state === 'restarting',
+        OOMKilled: c.oomKilled,
         Dead: c.state === 'dead',
         Pid: c.pid,
         ExitCode: c.exitCode,
         Error: c.error,
         StartedAt: iso(c.startedAt),
         FinishedAt: iso(c.finishedAt),
+        ...(c.health ? { Health: c.health } : {}),
       },
       Image: rec?.id ?? c.image,
       ResolvConfPath: `${dir}/resolv.conf`,
@@ -474,7 +495,7 @@ export class ContainerService {
         Tmpfs: Object.fromEntries(s.mounts.filter((m) => m.type === 'tmpfs').map((m) => [m.target, (m.options ?? []).join(',')])),
         // What ply always does, in docker's words (compose reads the log driver to know logs can be read back).
         LogConfig: { Type: 'json-file', Config: {} },
-        RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
+        RestartPolicy: s.restartPolicy ?? { Name: 'no', MaximumRetryCount: 0 },
         VolumeDriver: '',
         VolumesFrom: null,
         ConsoleSize: s.consoleSize ?? [0, 0],
@@ -483,7 +504,9 @@ export class ContainerService {
         UTSMode: '',
         UsernsMode: '',
         CgroupnsMode: 'host',
-        ShmSize: 67108864,
+        ShmSize: s.shmSize ?? 64 * 1024 * 1024,
+        ...hostConfigResources(s.resources ?? {}),
+        Ulimits: (s.ulimits ?? []).map((u) => ({ Name: u.name, Hard: u.hard, Soft: u.soft })),
         Links: null,
         OomScoreAdj: 0,
         SecurityOpt: null,
@@ -512,6 +535,7 @@ export class ContainerService {
         Labels: s.labels,
         StopSignal: s.stopSignal,
         ...(s.stopTimeout !== undefined ? { StopTimeout: s.stopTimeout } : {}),
+        ...(s.healthcheck ? { Healthcheck: s.healthcheck } : {}),
       },
       NetworkSettings: this.stores.networks.settings(this.manager.netSpec(c)),
     };
@@ -580,7 +604,7 @@ export class ContainerService {
       if (!o.follow) return;
       while (!o.signal?.aborted) {
         const cur = containers.get(c.id);
-        const alive = cur ? running(manager.refresh(cur)) : false;
+        const alive = cur ? up(manager.refresh(cur)) : false;
         const next = readLog(file, offset);
         offset = next.offset;
         yield* select(next.entries);
@@ -656,6 +680,43 @@ export class ContainerService {
     // The frame is written before the connection ends (a half-close keeps the bytes in order).
     await new Promise((r) => setTimeout(r, 5));
     conn.close();
+  }
+
+  /**
+   * docker's stats: the container's usage from its cgroups, every second while `stream` (the first frame has no
+   * previous sample, as docker's); otherwise one frame, after a second's wait so CPU % has a previous sample
+   * (docker's one-shot skips the wait). A container that is not running gives docker's zeros.
+   */
+  async *stats(ref: string, opts: { stream?: boolean; oneShot?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<ContainerStats> {
+    const stream = opts.stream ?? true;
+    const id = this.manager.get(ref).id;
+    let prev: StatsSample | undefined;
+    const sample = (): [Container, StatsSample | undefined] | undefined => {
+      const c = this.stores.containers.get(id);
+      if (!c) return undefined;
+      const now = this.manager.refresh(c);
+      if (!running(now)) return [now, undefined];
+      return [now, sampleContainer(now, cgroupsPath(now.id), now.spec.network !== 'host')];
+    };
+    const sleep = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, ms);
+        opts.signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+      });
+    if (!stream && !opts.oneShot) {
+      prev = sample()?.[1];
+      if (prev) await sleep(1000);
+    }
+    for (;;) {
+      if (opts.signal?.aborted) return;
+      const s = sample();
+      if (!s) return;
+      const [c, cur] = s;
+      yield cur ? toStats(c, cur, prev) : emptyStats(c);
+      prev = cur;
+      if (!stream) return;
+      await sleep(1000);
+    }
   }
 
   /** The container's processes (`ps` columns; default `-ef`). */
@@ -842,16 +903,40 @@ function discard(): Writable {
   return new Writable({ write: (_c, _e, cb) => cb() });
 }
 
+/** docker's HostConfig resource fields, every one present (docker's zero values where unset). */
+function hostConfigResources(r: Resources): Required<Omit<Resources, 'PidsLimit' | 'MemorySwappiness'>> & Pick<Resources, 'PidsLimit' | 'MemorySwappiness'> & { BlkioWeight: number } {
+  return {
+    CpuShares: r.CpuShares ?? 0,
+    Memory: r.Memory ?? 0,
+    NanoCpus: r.NanoCpus ?? 0,
+    BlkioWeight: 0,
+    CpuPeriod: r.CpuPeriod ?? 0,
+    CpuQuota: r.CpuQuota ?? 0,
+    CpusetCpus: r.CpusetCpus ?? '',
+    CpusetMems: r.CpusetMems ?? '',
+    MemoryReservation: r.MemoryReservation ?? 0,
+    MemorySwap: r.MemorySwap ?? 0,
+    MemorySwappiness: r.MemorySwappiness ?? null,
+    OomKillDisable: r.OomKillDisable ?? false,
+    PidsLimit: r.PidsLimit ? r.PidsLimit : null,
+  };
+}
+
 /** dockerd's Status column. */
 function statusText(c: Container): string {
   const now = Date.now();
   switch (c.state) {
-    case 'running':
-      return `Up ${humanDuration(now - c.startedAt)}`;
+    case 'running': {
+      const h = c.spec.healthcheck && c.health?.Status;
+      const health = h ? ` (${h === 'starting' ? 'health: starting' : h})` : '';
+      return `Up ${humanDuration(now - c.startedAt)}${health}`;
+    }
     case 'paused':
       return `Up ${humanDuration(now - c.startedAt)} (Paused)`;
     case 'exited':
       return `Exited (${c.exitCode}) ${humanDuration(now - c.finishedAt)} ago`;
+    case 'restarting':
+      return `Restarting (${c.exitCode}) ${humanDuration(now - c.finishedAt)} ago`;
     case 'removing':
       return 'Removal In Progress';
     case 'dead':

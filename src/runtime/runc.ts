@@ -32,14 +32,28 @@ export class Runtime {
    * `runc run` in the foreground: the returned child's exit status is the container's. A TTY container needs a
    * terminal as stdio (the user's, or a pseudo-terminal its monitor holds): runc proxies it to the container's.
    */
-  run(id: string, bundle: string, stdio: StdioOptions, opts: { pidFile: string; logFile: string; ownSession?: boolean }): ChildProcess {
-    const argv = [this.name, ...this.base(opts.logFile), 'run', '--bundle', bundle, '--pid-file', opts.pidFile, id];
+  run(id: string, bundle: string, stdio: StdioOptions, opts: { pidFile: string; logFile: string; ownSession?: boolean; keep?: boolean }): ChildProcess {
+    const argv = [this.name, ...this.base(opts.logFile), 'run', ...(opts.keep ? ['--keep'] : []), '--bundle', bundle, '--pid-file', opts.pidFile, id];
     return spawn(argv[0]!, argv.slice(1), { stdio, detached: !!opts.ownSession });
   }
 
+  /** Whether `run --keep` exists (runc: the container's state and cgroups stay after it exits, until `delete`). */
+  canKeep(): boolean {
+    return this.name === 'runc';
+  }
+
+  /**
+   * `runc update`: new cgroup limits for a running container (the OCI spec's linux.resources, on stdin).
+   */
+  update(id: string, resources: object): void {
+    const r = spawnSync(this.name, [...this.base(), 'update', '--resources', '-', id], { input: JSON.stringify(resources), encoding: 'utf8' });
+    if (r.status !== 0) throw new PlyError(`Cannot update container ${id}: ${lastLine(r.stderr)}`);
+  }
+
   /** `runc exec` in the foreground with a process.json. */
-  exec(id: string, processFile: string, stdio: StdioOptions, opts: { tty: boolean; logFile: string; detach?: boolean; ownSession?: boolean }): ChildProcess {
+  exec(id: string, processFile: string, stdio: StdioOptions, opts: { tty: boolean; logFile: string; detach?: boolean; ownSession?: boolean; pidFile?: string }): ChildProcess {
     const args = [...this.base(opts.logFile), 'exec', '--process', processFile];
+    if (opts.pidFile) args.push('--pid-file', opts.pidFile);
     if (opts.tty && !opts.detach) args.push('--tty');
     if (opts.detach) args.push('--detach');
     return spawn(this.name, [...args, id], { stdio, detached: !!opts.ownSession });

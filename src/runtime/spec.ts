@@ -17,6 +17,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
+import type { SpecResources } from './cgroups.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // The runtime-spec data model (the subset ply writes).
@@ -86,7 +87,7 @@ export interface RuntimeSpecNamespace {
 export interface RuntimeSpecLinux {
   namespaces: RuntimeSpecNamespace[];
   devices?: RuntimeSpecDevice[];
-  resources?: { devices?: RuntimeSpecDeviceCgroup[] };
+  resources?: { devices?: RuntimeSpecDeviceCgroup[] } & SpecResources;
   cgroupsPath?: string;
   sysctl?: Record<string, string>;
   maskedPaths?: string[];
@@ -159,6 +160,8 @@ export interface SpecOptions {
   annotations?: Record<string, string>;
   /** Bytes; default 64 MiB. */
   shmSize?: number;
+  /** Memory, CPU and pids limits (runtime/cgroups.ts specResources). */
+  resources?: SpecResources;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -667,7 +670,7 @@ export function buildSpec(o: SpecOptions): RuntimeSpec {
   const linux: RuntimeSpecLinux = {
     namespaces,
     devices: privileged ? hostDevices() : [],
-    resources: { devices: privileged ? [{ allow: true, access: 'rwm' }] : defaultDeviceRules() },
+    resources: { devices: privileged ? [{ allow: true, access: 'rwm' }] : defaultDeviceRules(), ...(o.resources ?? {}) },
   };
   if (o.cgroupsPath) linux.cgroupsPath = o.cgroupsPath;
   if (Object.keys(sysctl).length > 0) linux.sysctl = sysctl;

@@ -3,17 +3,15 @@
 // an optional fraction ('1700000000.5'). The port of moby's timestamp.GetTimestamp; times come back as nanoseconds
 // since the epoch (bigint: Unix nanoseconds pass 2^53).
 import { InvalidArgumentError } from '../errors.js';
+import { parseGoDuration } from '../gotemplate/gofmt.js';
 
-const DURATION_UNITS: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, 'μs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
-
-/** Go's time.ParseDuration, in nanoseconds; undefined when `s` is not a duration. */
-export function parseGoDuration(s: string): number | undefined {
-  const m = /^([-+]?)((?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+|0)$/.exec(s);
-  if (!m) return undefined;
-  if (m[2] === '0') return 0;
-  let total = 0;
-  for (const part of m[2]!.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/g)) total += Number(part[1]) * DURATION_UNITS[part[2]!]!;
-  return m[1] === '-' ? -total : total;
+/** Go's time.ParseDuration in nanoseconds, or undefined when `s` is not a duration. */
+export function durationOrUndefined(s: string): number | undefined {
+  try {
+    return parseGoDuration(s);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Unix seconds with an optional fraction ('1700000000', '1700000000.123456789'), as docker's API takes them. */
@@ -32,7 +30,7 @@ const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(
  * Throws InvalidArgumentError with docker's message when it is none of them.
  */
 export function parseTimestamp(value: string, now: number = Date.now()): bigint {
-  const d = parseGoDuration(value);
+  const d = durationOrUndefined(value);
   if (d !== undefined && value !== '0') return BigInt(Math.round(now * 1e6 - d));
   const t = DATE_RE.exec(value);
   if (t) {

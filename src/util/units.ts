@@ -23,3 +23,17 @@ export function humanDuration(ms: number): string {
   if (hours < 24 * 365 * 2) return `${Math.trunc(hours / 24 / 30)} months`;
   return `${Math.trunc(Math.trunc(ms / 3_600_000) / 24 / 365)} years`;
 }
+
+/**
+ * go-units RAMInBytes: '16m', '1.5g', '512k', '1024', '2GiB' in binary units (k = 1024); -1 stays -1 (unlimited).
+ * Throws with go-units' message for anything else.
+ */
+export function ramInBytes(s: string): number {
+  if (s === '-1') return -1;
+  const m = /^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$/.exec(s);
+  if (!m) throw new Error(`invalid size: '${s}'`);
+  const n = Number(m[1]);
+  if (!Number.isFinite(n)) throw new Error(`invalid size: '${s}'`);
+  const exp = m[2] ? 'kmgtp'.indexOf(m[2].toLowerCase()) + 1 : 0;
+  return Math.floor(n * 1024 ** exp);
+}

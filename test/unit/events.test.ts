@@ -6,7 +6,7 @@ import { openStores } from '../../src/stores.js';
 import { EventLog, type EventMessage } from '../../src/events/log.js';
 import { eventFilter } from '../../src/engine/events.js';
 import { Filters } from '../../src/engine/filters.js';
-import { parseGoDuration, parseTimestamp } from '../../src/util/timestamp.js';
+import { durationOrUndefined, parseTimestamp } from '../../src/util/timestamp.js';
 import { tempDir } from '../helpers.js';
 
 test("timestamps: docker's durations, RFC 3339 forms and Unix seconds", () => {
@@ -32,9 +32,9 @@ test("timestamps: docker's durations, RFC 3339 forms and Unix seconds", () => {
   assert.throws(() => parseTimestamp('bogus', now), /^InvalidArgumentError: failed to parse value as time or duration: "bogus"$/);
   assert.throws(() => parseTimestamp('2020-13-01', now), /parsing time "2020-13-01": month out of range/);
   assert.throws(() => parseTimestamp('2021-02-29', now), /day out of range/);
-  assert.equal(parseGoDuration('1h2m3.5s'), 3_723_500_000_000);
-  assert.equal(parseGoDuration('-5m'), -300e9);
-  assert.equal(parseGoDuration('5'), undefined);
+  assert.equal(durationOrUndefined('1h2m3.5s'), 3_723_500_000_000);
+  assert.equal(durationOrUndefined('-5m'), -300e9);
+  assert.equal(durationOrUndefined('5'), undefined);
 });
 
 test('event log: order, positions, reading by time; another connection wakes a follower', async () => {
