@@ -3,7 +3,7 @@
 import { PassThrough, Writable } from 'node:stream';
 import type { AttachSession, Engine } from '../engine.js';
 import { ConflictError, NotFoundError } from '../engine.js';
-import { createOptions } from './create.js';
+import { createOptions, resources, restartPolicy } from './create.js';
 import { badRequest, compareVersions, frame, type Hijacked, type Request } from './http.js';
 import { route, type Route } from './router.js';
 
@@ -14,6 +14,7 @@ export function containerRoutes(): Route[] {
     route('POST', '/containers/prune', prune),
     route('GET', '/containers/{name}/json', inspect),
     route('GET', '/containers/{name}/top', top),
+    route('GET', '/containers/{name}/stats', stats),
     route('GET', '/containers/{name}/logs', logs),
     route('GET', '/containers/{name}/changes', changes),
     route('GET', '/containers/{name}/export', exportContainer),
@@ -305,9 +306,40 @@ async function rename(r: Request, e: Engine): Promise<void> {
   r.empty(204);
 }
 
+/** docker update: resources and/or the restart policy (fields ply does not apply are refused when set). */
 async function update(r: Request, e: Engine): Promise<void> {
-  e.containers.get(name(r));
-  throw badRequest('ply does not support updating a container\'s resources or restart policy yet');
+  const ref = name(r);
+  e.containers.get(ref);
+  const body = (await r.json<Record<string, unknown>>()) ?? {};
+  const seen = new Set<string>(['RestartPolicy']);
+  const res = resources(body, seen);
+  for (const [k, v] of Object.entries(body)) {
+    if (!seen.has(k) && v !== null && v !== undefined && v !== 0 && v !== '' && !(Array.isArray(v) && v.length === 0)) throw badRequest(`ply does not support updating ${k} yet`);
+  }
+  const rp = body.RestartPolicy as { Name?: string; MaximumRetryCount?: number } | null | undefined;
+  r.json200(e.containers.update(ref, { resources: res, restartPolicy: rp?.Name ? restartPolicy(rp) : undefined }));
+}
+
+/**
+ * docker stats: one JSON object per second while `stream` (default), or one (`stream=false`; `one-shot` skips
+ * the second's wait for a previous CPU sample).
+ */
+async function stats(r: Request, e: Engine): Promise<void> {
+  const ref = name(r);
+  e.containers.get(ref);
+  const stream = r.bool('stream', true);
+  const signal = r.closedSignal();
+  const frames = e.containers.stats(ref, { stream, oneShot: r.bool('one-shot'), signal });
+  if (!stream) {
+    for await (const s of frames) return r.json200(s);
+    return;
+  }
+  const out = r.stream(200, 'application/json');
+  for await (const s of frames) {
+    if (signal.aborted) break;
+    if (!out.write(`${JSON.stringify(s)}\n`)) await drained(out, signal);
+  }
+  out.end();
 }
 
 async function remove(r: Request, e: Engine): Promise<void> {

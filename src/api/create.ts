@@ -2,7 +2,7 @@
 // options: the same options `ply run` gives it, so both faces make the same container. A field ply does not
 // implement is refused when it asks for something (a non-default value), never silently dropped; fields docker's
 // clients always send with their zero values pass.
-import type { CreateOptions } from '../engine.js';
+import type { CreateOptions, HealthConfig, Resources, RestartPolicy } from '../engine.js';
 import { badRequest } from './http.js';
 
 type Json = Record<string, unknown>;
@@ -74,8 +74,11 @@ export function createOptions(body: Json, name: string | undefined): CreateOptio
   const anonymous = volumes ? Object.keys(volumes) : [];
   if (take(body, 'NetworkDisabled')) o.network = 'none';
   const mac = str(take(body, 'MacAddress'), 'MacAddress');
-  const health = take(body, 'Healthcheck') as { Test?: string[] } | null | undefined;
-  if (health && !isDefault(health) && !(health.Test?.[0] === 'NONE')) throw unsupported('Healthcheck');
+  const health = take(body, 'Healthcheck') as HealthConfig | null | undefined;
+  if (health && !isDefault(health)) {
+    if (health.Test?.[0] === 'NONE') o.noHealthcheck = true;
+    else o.healthcheck = healthFields(health);
+  }
   const domain = str(take(body, 'Domainname'), 'Domainname');
   if (domain) refuse('Domainname', domain);
   checkRest(body, handled, 'Config');
@@ -124,7 +127,12 @@ export function createOptions(body: Json, name: string | undefined): CreateOptio
   const console = hk('ConsoleSize') as number[] | null | undefined;
   if (Array.isArray(console) && console.length === 2 && console[0]! > 0 && console[1]! > 0) o.consoleSize = [console[0]!, console[1]!];
   const restart = hk('RestartPolicy') as { Name?: string; MaximumRetryCount?: number } | null | undefined;
-  if (restart?.Name && restart.Name !== 'no') throw unsupported(`RestartPolicy ${restart.Name}`);
+  if (restart?.Name) o.restartPolicy = restartPolicy(restart);
+  o.resources = resources(host, h);
+  const ulimits = hk('Ulimits') as { Name?: string; Soft?: number; Hard?: number }[] | null | undefined;
+  if (ulimits?.length) o.ulimits = ulimits.map((u) => ({ name: String(u.Name ?? ''), soft: Number(u.Soft ?? 0), hard: Number(u.Hard ?? 0) }));
+  const shm = hk('ShmSize');
+  if (typeof shm === 'number' && shm > 0) o.shmSize = shm;
   const log = hk('LogConfig') as { Type?: string; Config?: Json } | null | undefined;
   if (log && ((log.Type && log.Type !== 'json-file') || !isDefault(log.Config))) throw unsupported(`LogConfig ${log.Type || 'json-file'} with options`);
   const volumeDriver = str(hk('VolumeDriver'), 'VolumeDriver');
@@ -167,18 +175,73 @@ export function createOptions(body: Json, name: string | undefined): CreateOptio
  * docker's clients send); any other value is refused.
  */
 const ACCEPTED_VALUES: Record<string, (string | number)[]> = {
-  // Resources (supervision brings these): zero means unlimited.
-  CpuShares: [], Memory: [], CgroupParent: [], BlkioWeight: [], BlkioWeightDevice: [], BlkioDeviceReadBps: [],
-  BlkioDeviceWriteBps: [], BlkioDeviceReadIOps: [], BlkioDeviceWriteIOps: [], CpuPeriod: [], CpuQuota: [],
-  CpuRealtimePeriod: [], CpuRealtimeRuntime: [], CpusetCpus: [], CpusetMems: [], Devices: [], DeviceCgroupRules: [],
-  DeviceRequests: [], MemoryReservation: [], MemorySwap: [], MemorySwappiness: [-1], NanoCpus: [], OomKillDisable: [],
-  PidsLimit: [-1], Ulimits: [], CpuCount: [], CpuPercent: [], IOMaximumIOps: [], IOMaximumBandwidth: [], KernelMemory: [],
+  // Resources ply does not apply: zero means unlimited.
+  CgroupParent: [], BlkioWeight: [], BlkioWeightDevice: [], BlkioDeviceReadBps: [],
+  BlkioDeviceWriteBps: [], BlkioDeviceReadIOps: [], BlkioDeviceWriteIOps: [],
+  CpuRealtimePeriod: [], CpuRealtimeRuntime: [], Devices: [], DeviceCgroupRules: [],
+  DeviceRequests: [], CpuCount: [], CpuPercent: [], IOMaximumIOps: [], IOMaximumBandwidth: [], KernelMemory: [],
   KernelMemoryTCP: [],
   // Namespaces and security.
   VolumesFrom: [], Annotations: [], CgroupnsMode: ['private'], GroupAdd: [], IpcMode: ['private', 'shareable'], Cgroup: [],
   Links: [], OomScoreAdj: [], PidMode: [], SecurityOpt: [], StorageOpt: [], UTSMode: [], UsernsMode: ['private'],
-  ShmSize: [67108864], Sysctls: [], MaskedPaths: [], ReadonlyPaths: [], Capabilities: [],
+  Sysctls: [], MaskedPaths: [], ReadonlyPaths: [], Capabilities: [],
 };
+
+/** The resource fields of a HostConfig (create) or an update body, as docker names them; `seen` collects the keys. */
+export function resources(body: Json, seen?: Set<string>): Resources {
+  const out: Resources = {};
+  const num = (k: string): number | undefined => {
+    seen?.add(k);
+    const v = body[k];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw badRequest(`invalid ${k}: expected a number`);
+    return v;
+  };
+  const text = (k: string): string | undefined => {
+    seen?.add(k);
+    return str(body[k], k);
+  };
+  const set = <K extends keyof Resources>(k: K, v: Resources[K] | undefined) => {
+    if (v !== undefined) out[k] = v;
+  };
+  // Zero (and swappiness -1) are docker's "not set".
+  for (const k of ['Memory', 'MemorySwap', 'MemoryReservation', 'NanoCpus', 'CpuShares', 'CpuPeriod', 'CpuQuota'] as const) {
+    const v = num(k);
+    if (v) set(k, v);
+  }
+  const swappiness = num('MemorySwappiness');
+  if (swappiness !== undefined && swappiness !== -1) out.MemorySwappiness = swappiness;
+  set('CpusetCpus', text('CpusetCpus'));
+  set('CpusetMems', text('CpusetMems'));
+  const pids = num('PidsLimit');
+  if (pids !== undefined && pids !== 0) out.PidsLimit = pids;
+  seen?.add('OomKillDisable');
+  if (body.OomKillDisable) out.OomKillDisable = true;
+  return out;
+}
+
+/** docker's RestartPolicy object, checked as the CLI's flag is. */
+export function restartPolicy(p: { Name?: string; MaximumRetryCount?: number }): RestartPolicy {
+  const names = ['', 'no', 'always', 'unless-stopped', 'on-failure'];
+  if (!names.includes(p.Name ?? '')) throw badRequest(`invalid restart policy '${p.Name}'`);
+  return { Name: (p.Name ?? '') as RestartPolicy['Name'], MaximumRetryCount: Number(p.MaximumRetryCount ?? 0) };
+}
+
+/** Config.Healthcheck: its fields as docker sends them (durations in nanoseconds). */
+function healthFields(h: HealthConfig): HealthConfig {
+  const out: HealthConfig = {};
+  if (h.Test !== undefined && h.Test !== null) {
+    if (!Array.isArray(h.Test) || !h.Test.every((x) => typeof x === 'string')) throw badRequest('invalid Healthcheck.Test: expected a list of strings');
+    out.Test = h.Test;
+  }
+  for (const k of ['Interval', 'Timeout', 'StartPeriod', 'StartInterval', 'Retries'] as const) {
+    const v = h[k];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'number') throw badRequest(`invalid Healthcheck.${k}: expected a number`);
+    if (v) out[k] = v;
+  }
+  return out;
+}
 
 function refuse(field: string, value: unknown): never {
   throw unsupported(`${field} ${JSON.stringify(value)}`);

@@ -155,6 +155,17 @@ export function registerSystemCommands(program: Command): void {
           throw e;
         }
       };
+      {
+        // As dockerd starts: containers whose restart policy says so come back (after a reboot, a killed monitor).
+        const { Engine } = await import('../engine.js');
+        const engine = Engine.open({ root });
+        try {
+          const back = await engine.containers.startPolicyContainers();
+          if (back.length) process.stderr.write(`ply service: started ${back.length} container${back.length === 1 ? '' : 's'} by their restart policy\n`);
+        } finally {
+          engine.close();
+        }
+      }
       await runService({ root, workers: Number(opts.workers), idleSeconds: idle, launcher, alongside: opts.api ? alongside : undefined });
     });
 

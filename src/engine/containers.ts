@@ -17,7 +17,8 @@ import type { ImageRecord } from '../image/store.js';
 import { ImageStore } from '../image/store.js';
 import type { Stores } from '../stores.js';
 import type { Resources } from '../runtime/cgroups.js';
-import type { RestartPolicy } from '../supervisor/restart.js';
+import { restartsAtBoot, type RestartPolicy } from '../supervisor/restart.js';
+import type { HealthConfig } from '../supervisor/health.js';
 import { resolveInRoot } from '../util/rootpath.js';
 import { humanDuration } from '../util/units.js';
 import { Filters, labelsMatch, type FilterInput } from './filters.js';
@@ -36,7 +37,7 @@ import type {
   WaitResponse,
 } from './types.js';
 
-export type { Container, CreateOptions, Resources, RestartPolicy, ContainerStats };
+export type { Container, CreateOptions, Resources, RestartPolicy, ContainerStats, HealthConfig };
 export { parseUlimit } from '../container/create.js';
 export { parseRestartPolicy } from '../supervisor/restart.js';
 
@@ -221,6 +222,28 @@ export class ContainerService {
     const fresh = this.manager.userStarted(this.manager.get(c.id));
     await this.manager.startDetached(fresh);
     this.manager.event(fresh, 'restart');
+  }
+
+  /**
+   * What dockerd does as it starts, for the service (or the host) starting again: containers whose policy says so
+   * come back: `always`, `unless-stopped` unless the user stopped it, `on-failure` when it was running as its
+   * supervisor went away. Containers never started and those still supervised are left alone. Returns their IDs.
+   */
+  async startPolicyContainers(): Promise<string[]> {
+    const started: string[] = [];
+    for (const rec of this.stores.containers.list()) {
+      if (!rec.spec.restartPolicy || rec.startedAt === 0) continue;
+      const wasRunning = rec.state === 'running' || rec.state === 'paused' || rec.state === 'restarting';
+      const c = this.manager.refresh(rec);
+      if (up(c) || c.state === 'removing' || c.state === 'dead' || !restartsAtBoot(c.spec.restartPolicy, c.manuallyStopped, wasRunning)) continue;
+      try {
+        await this.manager.startDetached(c);
+        started.push(c.id);
+      } catch {
+        // its start failed (recorded on the container, as any start's): the others still come back
+      }
+    }
+    return started;
   }
 
   /**
