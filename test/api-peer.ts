@@ -22,9 +22,10 @@ process.on('exit', () => {
 });
 
 /** A store with busybox imported as `bb`, served by `ply system service` (its API on $root/docker.sock). */
-export async function startPlyApi(opts: { args?: string[]; image?: boolean } = {}): Promise<PlyApi> {
-  const root = tempDir();
-  if (opts.image !== false) plyOk(root, ['import', busyboxTar(), 'bb']);
+export async function startPlyApi(opts: { args?: string[]; image?: boolean; root?: string } = {}): Promise<PlyApi> {
+  // `root`: a store served before (a service started again); it is used as it is.
+  const root = opts.root ?? tempDir();
+  if (!opts.root && opts.image !== false) plyOk(root, ['import', busyboxTar(), 'bb']);
   let log = '';
   const child = spawn(PLY, ['system', 'service', '--workers', '1', ...(opts.args ?? [])], { env: { ...process.env, PLY_ROOT: root }, stdio: ['ignore', 'ignore', 'pipe'] });
   children.push(child);

@@ -1,9 +1,12 @@
 // End-to-end: supervision through bin/ply: restart policies (on-failure:N restarts exactly N times, always until
 // `stop`/`kill`, RestartCount, docker's events) and health checks (starting → healthy → unhealthy in inspect, ps
-// and events; --filter health=; the image's HEALTHCHECK; --no-healthcheck).
+// and events; --filter health=; the image's HEALTHCHECK; --no-healthcheck); the docker CLI through the Engine API
+// (limits, OOM, update, stats, restart policies, health); containers coming back when the service starts again.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { busyboxTar, ply, plyOk, tempDir } from '../helpers.js';
+import { dockerOk, docker, request, startPlyApi } from '../api-peer.js';
 
 let root: string;
 before(() => {
@@ -133,4 +136,65 @@ test("the image's HEALTHCHECK runs; a timeout counts as a failure; --no-healthch
   assert.equal(inspect('sv-img', '{{if .State.Health}}has{{else}}none{{end}}'), 'none');
   assert.match(plyOk(root, ['ps', '--format', '{{.Names}}', '--filter', 'health=none']), /^sv-img$/m);
   plyOk(root, ['rm', '-f', 'sv-img']);
+});
+
+test('the docker CLI through the Engine API: -m OOM kill, --restart, --health-*, update, stats; the service brings policy containers back', async () => {
+  const api = await startPlyApi();
+  try {
+    const oom = docker(api, ['run', '--name', 'api-oom', '--network', 'none', '-m', '16m', 'bb', 'sh', '-c', 'x=a; while :; do x=$x$x; done']);
+    assert.equal(oom.code, 137);
+    assert.equal(dockerOk(api, ['inspect', '-f', '{{.State.OOMKilled}} {{.HostConfig.Memory}}', 'api-oom']).trim(), 'true 16777216');
+    dockerOk(api, ['run', '-d', '--name', 'api-fail', '--network', 'none', '--restart', 'on-failure:2', 'bb', 'sh', '-c', 'exit 5']);
+    dockerOk(api, ['run', '-d', '--name', 'api-busy', '--network', 'none', '--cpus', '0.3', '-m', '48m', '--pids-limit', '20', '--health-cmd', 'true', '--health-interval', '300ms', 'bb', 'sh', '-c', 'while :; do :; done']);
+    const deadline = Date.now() + 20_000;
+    while (dockerOk(api, ['inspect', '-f', '{{.State.Status}} {{.RestartCount}}', 'api-fail']).trim() !== 'exited 2') {
+      assert.ok(Date.now() < deadline, 'on-failure:2 through the API');
+      await sleep(200);
+    }
+    assert.deepEqual(dockerOk(api, ['inspect', '-f', '{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}} {{.HostConfig.NanoCpus}}', 'api-busy', 'api-fail']).trim().split('\n'), ['no 0 300000000', 'on-failure 2 0']);
+    assert.equal(dockerOk(api, ['inspect', '-f', '{{.HostConfig.PidsLimit}}', 'api-busy']).trim(), '20');
+    while (!/\(healthy\)$/.test(dockerOk(api, ['ps', '--filter', 'name=api-busy', '--format', '{{.Status}}']).trim())) {
+      assert.ok(Date.now() < deadline + 10_000, 'healthy through the API');
+      await sleep(200);
+    }
+    const stats = dockerOk(api, ['stats', '--no-stream', '--format', '{{.Name}} {{.CPUPerc}} {{.MemUsage}} {{.PIDs}}', 'api-busy']).trim().split(' ');
+    assert.equal(stats[0], 'api-busy');
+    assert.ok(Number(stats[1]!.replace('%', '')) > 3, `CPU ${stats[1]}`);
+    // PIDS: the shell, and health probes that may be running.
+    assert.match(stats.slice(3).join(' '), /^\/ 48MiB [1-9]\d*$/);
+    assert.equal(dockerOk(api, ['update', '-m', '32m', '--memory-swap', '64m', '--cpus', '0.2', 'api-busy']), 'api-busy\n');
+    assert.match(dockerOk(api, ['stats', '--no-stream', '--format', '{{.MemUsage}}', 'api-busy']), / \/ 32MiB$/m);
+    assert.equal(dockerOk(api, ['inspect', '-f', '{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}', 'api-busy']).trim(), `${32 << 20} 200000000`);
+    // A streaming stats request: JSON objects, each with the one before as precpu.
+    const frames = await request(api, 'GET', '/containers/api-busy/stats?stream=false');
+    const one = JSON.parse(frames.body) as { cpu_stats: { cpu_usage: { total_usage: number } }; precpu_stats: { cpu_usage: { total_usage: number } }; memory_stats: { limit: number } };
+    assert.ok(one.cpu_stats.cpu_usage.total_usage > one.precpu_stats.cpu_usage.total_usage && one.precpu_stats.cpu_usage.total_usage > 0);
+    assert.equal(one.memory_stats.limit, 32 << 20);
+    dockerOk(api, ['rm', '-f', 'api-busy', 'api-oom', 'api-fail']);
+    // A host restart: the container and its supervisor are gone; the service, started again, brings back the
+    // `always` and `unless-stopped` containers, not one the user stopped.
+    dockerOk(api, ['run', '-d', '--name', 'api-always', '--network', 'none', '--restart', 'always', 'bb', 'sleep', '300']);
+    dockerOk(api, ['run', '-d', '--name', 'api-unless', '--network', 'none', '--restart', 'unless-stopped', 'bb', 'sleep', '300']);
+    dockerOk(api, ['run', '-d', '--name', 'api-stopped', '--network', 'none', '--restart', 'unless-stopped', 'bb', 'sleep', '300']);
+    dockerOk(api, ['stop', '-t', '0', 'api-stopped']);
+    await api.stop();
+    for (const n of ['api-always', 'api-unless']) {
+      const id = plyOk(api.root, ['inspect', '-f', '{{.Id}}', n]).trim();
+      const monitor = spawnSync('pgrep', ['-f', `monitor.cjs ${api.root} ${id}`], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+      assert.equal(monitor.length, 1);
+      process.kill(Number(monitor[0]), 'SIGKILL');
+      spawnSync('runc', ['--root', `${api.root}/runtime/runc`, 'kill', id, 'KILL']);
+    }
+    await sleep(500);
+    const again = await startPlyApi({ root: api.root });
+    try {
+      assert.match(again.log(), /started 2 containers by their restart policy/);
+      assert.deepEqual(dockerOk(again, ['ps', '--format', '{{.Names}}']).trim().split('\n').sort(), ['api-always', 'api-unless']);
+      dockerOk(again, ['rm', '-f', 'api-always', 'api-unless', 'api-stopped']);
+    } finally {
+      await again.stop();
+    }
+  } finally {
+    await api.stop();
+  }
 });
