@@ -261,13 +261,13 @@ function jsonParam(r: Request, key: string): Record<string, string> | undefined 
 
 async function build(r: Request, e: Engine): Promise<void> {
   if (r.q('version') === '2') throw badRequest('ply builds with the classic builder only: set DOCKER_BUILDKIT=0');
-  if (r.q('remote')) throw badRequest('remote build contexts are not supported by ply');
   for (const k of ['cachefrom', 'extrahosts', 'squash', 'cpusetcpus', 'cpusetmems', 'cpushares', 'cpuquota', 'cpuperiod', 'memory', 'memswap', 'shmsize', 'ulimits', 'outputs']) {
     const v = r.q(k);
     if (v && v !== '0' && v !== '[]' && v !== 'null' && v !== '{}' && v !== 'false') throw badRequest(`ply does not support the build option ${k} yet`);
   }
   const platform = r.q('platform');
   if (platform && !/^linux(\/|$)/.test(platform)) throw badRequest(`platform ${platform} is not supported`);
+  const remote = r.q('remote') || undefined;
   const quiet = r.bool('q');
   const s = jsonStream(r);
   // The classic builder's lines, each as {"stream": …}: what the docker CLI prints as they come.
@@ -280,8 +280,9 @@ async function build(r: Request, e: Engine): Promise<void> {
   const { BuildError, ClassicLogger } = await import('../engine/build.js');
   try {
     const result = await e.builder.build({
-      context: r.bodyStream(),
+      ...(remote ? { remote } : { context: r.bodyStream() }),
       dockerfile: r.q('dockerfile') || undefined,
+      ...(platform ? { platform } : {}),
       tags: r.query.getAll('t').filter(Boolean),
       buildArgs: jsonParam(r, 'buildargs'),
       target: r.q('target') || undefined,

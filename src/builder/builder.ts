@@ -15,7 +15,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { ContainerManager } from '../container/manager.js';
 import type { Ulimit } from '../container/store.js';
 import { parseRunMount, type RunMount } from '../dockerfile/mounts.js';
@@ -31,6 +31,7 @@ import type { LayerRecord } from '../layer/types.js';
 import type { Lease } from '../content/lease.js';
 import { creationTime, writeImage } from '../image/write.js';
 import { formatPlatform, hostPlatform, parsePlatform } from '../oci/platform.js';
+import { parseNormalized } from '../reference/reference.js';
 import type { ContainerConfig, HistoryEntry, ImageConfig, Platform } from '../oci/types.js';
 import { BuildCache, stepKey } from './cache.js';
 import { loadIgnoreRules, SourceTree, type ResolvedSource } from './context.js';
@@ -71,6 +72,10 @@ export interface BuildOptions {
   cacheFrom?: CacheLocation[];
   /** `--cache-to`: where this build's steps are exported. */
   cacheTo?: CacheExportSpec[];
+  /** `--platform`: the native one builds; another only when an emulator for it is registered (binfmt_misc). */
+  platform?: string;
+  /** `--explain-cache`: each step that misses the cache says why (logger.explain). */
+  explainCache?: boolean;
   logger: BuildLogger;
   /** Warnings (unused build args, …). */
   warn?: (line: string) => void;
@@ -99,6 +104,17 @@ interface State {
   args: Map<string, string | undefined>;
 }
 
+/**
+ * What a step's cache key is made of: its parent image and named parts (the instruction, the sources' checksum,
+ * the network, each mount, …). Kept with the cache entry so that a later miss can say which part changed.
+ */
+interface StepInputs {
+  key: string;
+  parent: string;
+  instruction: string;
+  parts: [name: string, value: string | undefined][];
+}
+
 interface StepResult {
   containerConfig: ContainerConfig;
   createdBy: string;
@@ -124,6 +140,59 @@ function sourceDateEpoch(buildArgs: Record<string, string>): number | undefined 
   return Number(v);
 }
 
+
+/** Instructions BuildKit shows as numbered steps (the others only change the config). */
+const VERTEX_KINDS = new Set(['RUN', 'COPY', 'ADD', 'WORKDIR']);
+
+/** A FROM name as BuildKit prints it (docker.io/library/busybox:latest). */
+function normalizedBase(name: string): string {
+  try {
+    const r = parseNormalized(name);
+    return `${r.domain}/${r.path}${r.digest ? `@${r.digest}` : `:${r.tag ?? 'latest'}`}`;
+  } catch {
+    return name;
+  }
+}
+
+/** The name --explain-cache gives a RUN mount's key part (`bind target=/src …` → `--mount bind /src`). */
+function mountPartName(part: string): string {
+  const type = /^\S+/.exec(part)?.[0] ?? 'mount';
+  const target = /target=(\S+)/.exec(part)?.[1];
+  return `--mount ${type}${target ? ` ${target}` : ''}`;
+}
+
+/** Named key parts as short digests (what the cache keeps to explain later misses; never the values). */
+function summarizeParts(parts: [string, string | undefined][]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, v] of parts) if (v !== undefined) out[name] = createHash('sha256').update(v).digest('hex').slice(0, 16);
+  return out;
+}
+
+/**
+ * The platform --platform asks for: the host's, or another one when binfmt_misc has an emulator registered for
+ * its architecture (RUN steps then run through it); anything else is a clear error.
+ */
+function targetPlatform(value: string, host: Platform): Platform {
+  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (list.length !== 1) throw new BuildError(`ply builds one platform at a time: --platform ${value} names ${list.length}`);
+  const p = parsePlatform(list[0]!);
+  if (p.architecture === host.architecture && (!p.variant || !host.variant || p.variant === host.variant)) return { ...host, ...p };
+  if (emulatorRegistered(p.architecture)) return p;
+  throw new BuildError(
+    `cannot build for ${formatPlatform(p)}: ply builds for the native platform (${formatPlatform(host)}) unless an emulator for ${p.architecture} is registered (binfmt_misc, e.g. qemu-user-static)`,
+  );
+}
+
+const QEMU_NAMES: Record<string, string> = { arm64: 'aarch64', amd64: 'x86_64', arm: 'arm', '386': 'i386', ppc64le: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+
+function emulatorRegistered(arch: string): boolean {
+  const entry = `/proc/sys/fs/binfmt_misc/qemu-${QEMU_NAMES[arch] ?? arch}`;
+  try {
+    return fs.readFileSync(entry, 'utf8').startsWith('enabled');
+  } catch {
+    return false;
+  }
+}
 
 export async function build(stores: Stores, opts: BuildOptions): Promise<BuildResult> {
   let df: Dockerfile;
@@ -153,7 +222,7 @@ class Builder {
   private readonly buildArgs: Record<string, string>;
   private readonly consumed = new Set<string>();
   private readonly stageResults = new Map<number, State>();
-  private readonly platform = hostPlatform();
+  private platform = hostPlatform();
   private metaArgs = new Map<string, string | undefined>();
   private lease: Lease | undefined;
   private context: SourceTree | undefined;
@@ -183,6 +252,9 @@ class Builder {
    * are clamped to it, and it is part of every step key (a step cached without it has other times).
    */
   private sde: number | undefined;
+  /** Images the steps of this build produced (not from a cache): --explain-cache's "the step before ran". */
+  private readonly builtHere = new Set<string>();
+  private readonly vertices = new Map<number, { name: string; total: number; fromImage: boolean }>();
 
   constructor(
     private readonly stores: Stores,
@@ -216,6 +288,7 @@ class Builder {
     process.on('SIGINT', this.onSignal);
     process.on('SIGTERM', this.onSignal);
     this.sde = sourceDateEpoch(this.buildArgs);
+    if (this.opts.platform !== undefined) this.platform = targetPlatform(this.opts.platform, this.platform);
     if (this.buildArgs.SOURCE_DATE_EPOCH !== undefined) this.consumed.add('SOURCE_DATE_EPOCH');
     // Global ARGs: in scope for FROM lines only.
     const auto = this.automaticArgs();
@@ -280,6 +353,7 @@ class Builder {
     visit(target);
     const order = stages.filter((s) => needed.has(s.index));
     this.total = order.reduce((n, s) => n + 1 + s.commands.length, 0);
+    this.planVertices(stages, order, bases);
     this.lease = this.images.lease();
     this.bases = bases;
     if (!this.opts.noCache && this.opts.cacheFrom?.length) {
@@ -294,7 +368,7 @@ class Builder {
     for (const stage of order) {
       this.currentStage = stage.index;
       let state = await this.from(stage, bases[stage.index]!, platforms[stage.index]);
-      for (const cmd of stage.commands) state = await this.step(state, cmd, true);
+      for (const [i, cmd] of stage.commands.entries()) state = await this.step(state, cmd, true, stage, i);
       this.stageResults.set(stage.index, state);
     }
     let final = this.stageResults.get(target.index)!;
@@ -464,8 +538,8 @@ class Builder {
   // FROM
 
   private async from(stage: Stage, base: string, platformArg: string | undefined): Promise<State> {
-    this.log.step(++this.stepNo, this.total, stage.from.instruction.original);
-    const platform = platformArg ? parsePlatform(platformArg) : undefined;
+    this.log.step(++this.stepNo, this.total, stage.from.instruction.original, this.vertexOf(stage, -1, `FROM ${normalizedBase(base)}`));
+    const platform = platformArg ? parsePlatform(platformArg) : this.opts.platform !== undefined ? this.platform : undefined;
     let state: State;
     const ref = base.toLowerCase() === 'scratch' ? undefined : this.stageByName(base, stage.index);
     if (base.toLowerCase() === 'scratch') {
@@ -533,9 +607,9 @@ class Builder {
   // -------------------------------------------------------------------------------------------------------
   // Steps
 
-  private async step(state: State, cmd: ParsedCommand, numbered: boolean): Promise<State> {
+  private async step(state: State, cmd: ParsedCommand, numbered: boolean, stage?: Stage, index = 0): Promise<State> {
     this.checkInterrupted();
-    if (numbered) this.log.step(++this.stepNo, this.total, cmd.instruction.original);
+    if (numbered) this.log.step(++this.stepNo, this.total, cmd.instruction.original, stage ? this.vertexOf(stage, index, cmd.instruction.original) : undefined);
     else this.log.trigger(cmd.instruction.original);
     try {
       return await this.dispatch(state, cmd);
@@ -547,8 +621,9 @@ class Builder {
   }
 
   /** Reuses the cached result of `key`, or runs `execute` and records its image under `key`. */
-  private async cached(state: State, stepKeyWithoutTime: string, execute: () => Promise<StepResult>, args = state.args): Promise<State> {
-    const key = this.sde === undefined ? stepKeyWithoutTime : stepKey([stepKeyWithoutTime, `SOURCE_DATE_EPOCH=${this.sde}`]);
+  private async cached(state: State, inputs: StepInputs, execute: () => Promise<StepResult>, args = state.args): Promise<State> {
+    const key = this.sde === undefined ? inputs.key : stepKey([inputs.key, `SOURCE_DATE_EPOCH=${this.sde}`]);
+    if (this.sde !== undefined) inputs = { ...inputs, parts: [...inputs.parts, ['SOURCE_DATE_EPOCH', String(this.sde)]] };
     if (!this.opts.noCache) {
       const hit = this.cache.get(key);
       const rec = hit ? this.images.get(hit) : undefined;
@@ -576,6 +651,7 @@ class Builder {
         return this.recorded(key, { image, config: step.config, args, remote: step });
       }
     }
+    if (this.opts.explainCache) this.log.explain(this.opts.noCache ? 'cache disabled (--no-cache)' : this.explainMiss(inputs));
     // The step runs on its parent's filesystem: a parent from an imported cache is pulled now.
     await this.local(state);
     const r = await execute();
@@ -602,9 +678,72 @@ class Builder {
     };
     const layers = [...this.layersOf(state), ...(r.layer ? [r.layer] : [])];
     const rec = await writeImage(this.images, this.lease!, { config, layers, parent: state.image.id });
-    this.cache.put(key, rec.digest);
+    this.cache.put(key, rec.digest, { parent: inputs.parent, instruction: inputs.instruction, parts: summarizeParts(inputs.parts) });
+    this.builtHere.add(rec.id);
     this.log.done(rec.id);
     return this.recorded(key, { image: rec, config, layers, args });
+  }
+
+  /**
+   * A step's key from its parent, instruction and named parts (`before`: unnamed parts hashed between the parent
+   * and the instruction, as keys always were).
+   */
+  private inputs(state: State, instruction: string, parts: [string, string | undefined][], before: string[] = []): StepInputs {
+    return { key: stepKey([state.image.id, ...before, instruction, ...parts.map(([, v]) => v)]), parent: state.image.id, instruction, parts };
+  }
+
+  /** Why a step missed the cache: what differs from the steps cached on the same parent, or why none is there. */
+  private explainMiss(inputs: StepInputs): string {
+    const short = (id: string) => id.replace(/^sha256:/, '').slice(0, 12);
+    const here = this.cache.inputsOn(inputs.parent);
+    if (here.length === 0) {
+      if (this.builtHere.has(inputs.parent)) return `the step before it ran again (its result ${short(inputs.parent)} is new)`;
+      const elsewhere = this.cache.parentsOf(inputs.instruction);
+      const base = `nothing is cached on its parent image ${short(inputs.parent)}`;
+      return elsewhere.length > 0
+        ? `${base}; this instruction is cached on another parent (${elsewhere.slice(0, 3).map(short).join(', ')}): the base image or an earlier step changed`
+        : `${base} (a new or updated base image, or a pruned cache)`;
+    }
+    const same = here.filter((e) => e.instruction === inputs.instruction);
+    if (same.length === 0) {
+      const was = [...new Set(here.map((e) => e.instruction))].slice(0, 3).map((i) => JSON.stringify(i));
+      return `no step with this instruction is cached on its parent (there: ${was.join(", ")})`;
+    }
+    // The most recently used entry with the same instruction: which named parts differ.
+    const now = summarizeParts(inputs.parts);
+    const prev = same[0]!.parts;
+    const changed = [...new Set([...Object.keys(now), ...Object.keys(prev)])].filter((k) => now[k] !== prev[k]);
+    if (changed.length === 0) return 'an identical step was cached, but its image is gone (removed or pruned)';
+    return `changed: ${changed.map((k) => (prev[k] === undefined ? `${k} (new)` : now[k] === undefined ? `${k} (gone)` : k)).join(', ')}`;
+  }
+
+  /** BuildKit's vertex numbering for the stages this build runs: `[name n/total]` per stage. */
+  private planVertices(all: Stage[], order: Stage[], bases: string[]): void {
+    for (const s of order) {
+      const base = bases[s.index]!;
+      const fromImage = base.toLowerCase() !== 'scratch' && !this.stageByName(base, s.index);
+      const total = (fromImage ? 1 : 0) + s.commands.filter((c) => VERTEX_KINDS.has(c.instruction.keyword)).length;
+      // One stage: no name; unnamed stages of a multi-stage file are stage-N (as buildkit prints them).
+      const name = all.length === 1 ? '' : (s.name ?? `stage-${s.index}`);
+      this.vertices.set(s.index, { name, total, fromImage });
+    }
+  }
+
+  /** The BuildKit label of a stage's FROM (`index` -1) or command; undefined for instructions with no vertex. */
+  private vertexOf(stage: Stage, index: number, text: string): string | undefined {
+    const v = this.vertices.get(stage.index);
+    if (!v) return undefined;
+    let n: number;
+    if (index < 0) {
+      if (!v.fromImage) return undefined;
+      n = 1;
+    } else {
+      const cmd = stage.commands[index]!;
+      if (!VERTEX_KINDS.has(cmd.instruction.keyword)) return undefined;
+      n = (v.fromImage ? 1 : 0) + stage.commands.slice(0, index + 1).filter((c) => VERTEX_KINDS.has(c.instruction.keyword)).length;
+    }
+    const width = String(v.total).length;
+    return `[${v.name ? `${v.name} ` : ''}${String(n).padStart(width)}/${v.total}] ${text}`;
   }
 
   private recorded(key: string, state: State): State {
@@ -633,19 +772,19 @@ class Builder {
         }
         const createdBy = `ARG ${parts.join(' ')}`;
         const containerConfig = state.config.config ?? {};
-        return this.cached(state, stepKey([state.image.id, createdBy]), async () => ({ containerConfig, createdBy }), args);
+        return this.cached(state, this.inputs(state, createdBy, []), async () => ({ containerConfig, createdBy }), args);
       }
       case 'CONFIG':
         return this.configStep(state, cmd);
       case 'SHELL': {
         const containerConfig: ContainerConfig = { ...(state.config.config ?? {}), Shell: cmd.shell };
         const createdBy = `SHELL [${cmd.shell.join(' ')}]`;
-        return this.cached(state, stepKey([state.image.id, createdBy]), async () => ({ containerConfig, createdBy }));
+        return this.cached(state, this.inputs(state, createdBy, []), async () => ({ containerConfig, createdBy }));
       }
       case 'MAINTAINER': {
         const createdBy = `MAINTAINER ${cmd.maintainer}`;
         const containerConfig = state.config.config ?? {};
-        return this.cached(state, stepKey([state.image.id, createdBy]), async () => ({ containerConfig, createdBy, author: cmd.maintainer }));
+        return this.cached(state, this.inputs(state, createdBy, []), async () => ({ containerConfig, createdBy, author: cmd.maintainer }));
       }
       case 'RUN':
         return this.runStep(state, cmd);
@@ -703,7 +842,7 @@ class Builder {
       default:
         createdBy = ins.original;
     }
-    const key = stepKey([state.image.id, ins.keyword, createdBy, JSON.stringify(containerConfig)]);
+    const key = this.inputs(state, createdBy, [['config', JSON.stringify(containerConfig)]], [ins.keyword]);
     if (ins.keyword === 'WORKDIR') {
       return this.cached(state, key, async () => ({ containerConfig, createdBy, layer: await this.workdirLayer(state, containerConfig) }));
     }
@@ -757,7 +896,11 @@ class Builder {
     const createdBy = `RUN ${argPairs.length > 0 ? `|${argPairs.length} ${argPairs.join(' ')} ` : ''}${args.join(' ')} # buildkit`;
     const network = cmd.network && cmd.network !== 'default' ? cmd.network : (this.opts.network ?? 'bridge');
     const mounts = await this.runMounts(state, cmd, env);
-    const key = stepKey([state.image.id, createdBy, `network=${network}`, script?.data, ...(mounts ? mounts.keyParts : [])]);
+    const key = this.inputs(state, createdBy, [
+      ['network', `network=${network}`],
+      ['heredoc script', script?.data],
+      ...(mounts ? mounts.keyParts.map((k): [string, string] => [mountPartName(k), k]) : []),
+    ]);
     return this.cached(state, key, async () => ({
       containerConfig: cfg,
       createdBy,
@@ -999,15 +1142,13 @@ class Builder {
     const downloads = await Promise.all(urls.map((u) => this.download(u, cmd.checksum)));
 
     const createdBy = `${kw} ${[...sources, ...contents.map((c) => `<<${c.path}`), dest].join(' ')} # buildkit`;
-    const key = stepKey([
-      state.image.id,
-      createdBy,
-      absDest,
-      `chown=${chown ?? ''}`,
-      `chmod=${chmodText ?? ''}`,
-      fromImage ? `from=${fromImage.image.id}` : tree!.checksum(resolved),
-      ...contents.map((c) => `${c.path}\0${c.data}`),
-      ...downloads.map((d) => `${d.url}\0${d.digest}`),
+    const key = this.inputs(state, createdBy, [
+      ['destination', absDest],
+      ['--chown', `chown=${chown ?? ''}`],
+      ['--chmod', `chmod=${chmodText ?? ''}`],
+      fromImage ? ['--from stage or image', `from=${fromImage.image.id}`] : ['the files it copies (content, modes, owners)', tree!.checksum(resolved)],
+      ...contents.map((c): [string, string] => [`heredoc ${c.path}`, `${c.path}\0${c.data}`]),
+      ...downloads.map((d): [string, string] => [`download ${d.url}`, `${d.url}\0${d.digest}`]),
     ]);
     return this.cached(state, key, async () => {
       const rootfs = await this.rootfs(state);

@@ -17,6 +17,13 @@ export function stepKey(parts: (string | undefined)[]): string {
   return h.digest('hex');
 }
 
+/** What a cache entry's key was made of: the parent image, the instruction, and digests of named parts. */
+export interface StepInputRecord {
+  parent: string;
+  instruction: string;
+  parts: Record<string, string>;
+}
+
 export class BuildCache {
   constructor(private readonly db: DB) {}
 
@@ -38,11 +45,37 @@ export class BuildCache {
     });
   }
 
-  put(key: string, image: string): void {
+  /** Records a step's result; `inputs`: what its key was made of (for --explain-cache). */
+  put(key: string, image: string, inputs?: StepInputRecord): void {
     const now = Date.now();
-    this.db
-      .prepare('INSERT INTO build_cache (key, image, created, last_used) VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET image = excluded.image, last_used = excluded.last_used')
-      .run(key, image, now, now);
+    writeTx(this.db, () => {
+      this.db
+        .prepare('INSERT INTO build_cache (key, image, created, last_used) VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET image = excluded.image, last_used = excluded.last_used')
+        .run(key, image, now, now);
+      if (inputs) {
+        this.db
+          .prepare('INSERT OR REPLACE INTO build_cache_inputs (key, parent, instruction, parts) VALUES (?, ?, ?, ?)')
+          .run(key, inputs.parent, inputs.instruction, JSON.stringify(inputs.parts));
+      }
+    });
+  }
+
+  /** The inputs of the live entries cached on `parent`, most recently used first. */
+  inputsOn(parent: string): StepInputRecord[] {
+    const rows = this.db
+      .prepare(
+        'SELECT i.parent AS parent, i.instruction AS instruction, i.parts AS parts FROM build_cache_inputs i JOIN build_cache c ON c.key = i.key JOIN images m ON m.digest = c.image WHERE i.parent = ? ORDER BY c.last_used DESC LIMIT 50',
+      )
+      .all(parent) as { parent: string; instruction: string; parts: string }[];
+    return rows.map((r) => ({ parent: r.parent, instruction: r.instruction, parts: JSON.parse(r.parts) as Record<string, string> }));
+  }
+
+  /** The parents on which a step with this instruction is cached, most recently used first. */
+  parentsOf(instruction: string): string[] {
+    const rows = this.db
+      .prepare('SELECT DISTINCT i.parent AS parent FROM build_cache_inputs i JOIN build_cache c ON c.key = i.key WHERE i.instruction = ? ORDER BY c.last_used DESC LIMIT 10')
+      .all(instruction) as { parent: string }[];
+    return rows.map((r) => r.parent);
   }
 
   /** Every image the cache refers to. */

@@ -1,10 +1,15 @@
 // What a build prints: docker's classic builder lines (`Step 3/9 : …`, ` ---> Using cache`, ` ---> Running in …`,
-// the RUN output, ` ---> <id>`), nothing (-q, which still keeps the RUN output's tail for errors), or a
-// buildkit-like view redrawn in place on a terminal (--progress tty).
+// the RUN output, ` ---> <id>`), nothing (-q, which still keeps the RUN output's tail for errors), BuildKit's
+// plain progress (--progress plain: `#5 [build 2/3] RUN …`, timed output lines, `#5 DONE 0.3s`), or a
+// BuildKit-like view redrawn in place on a terminal (--progress tty). The two BuildKit styles number steps as
+// BuildKit does (per stage, only the instructions that make a filesystem step: FROM, RUN, COPY, ADD, WORKDIR).
 
 export interface BuildLogger {
-  /** A numbered step starts (`text` is the instruction as written). */
-  step(n: number, total: number, text: string): void;
+  /**
+   * A numbered step starts (`text` is the instruction as written); `vertex`: its BuildKit label
+   * (`[build 2/3] RUN make`), undefined for an instruction BuildKit shows no step for (ENV, LABEL, …).
+   */
+  step(n: number, total: number, text: string, vertex?: string): void;
   /** An ONBUILD trigger step starts (not numbered). */
   trigger(text: string): void;
   cached(): void;
@@ -14,6 +19,8 @@ export interface BuildLogger {
   /** The step's result: an image ID. */
   done(imageId: string): void;
   info(line: string): void;
+  /** Why the current step missed the cache (--explain-cache). */
+  explain(reason: string): void;
   /** The build ended (successfully or not): stop redrawing. */
   close(ok: boolean): void;
 }
@@ -47,6 +54,9 @@ export class ClassicLogger implements BuildLogger {
   info(line: string): void {
     this.out.write(`${line}\n`);
   }
+  explain(reason: string): void {
+    this.out.write(` ---> Cache miss: ${reason}\n`);
+  }
   close(): void {}
 }
 
@@ -60,7 +70,106 @@ export class QuietLogger implements BuildLogger {
   removed(): void {}
   done(): void {}
   info(): void {}
+  explain(): void {}
   close(): void {}
+}
+
+/** The image a build wrote, for the BuildKit styles' last step (`exporting to image`). */
+export interface ExportSummary {
+  id: string;
+  names: string[];
+}
+
+/** BuildKit's --progress plain: numbered vertices, each output line with its time, DONE/CACHED/ERROR. */
+export class PlainLogger implements BuildLogger {
+  private n = 0;
+  private cur: { id: number; start: number; hidden: boolean; closed: boolean; partial: string } | undefined;
+
+  constructor(private readonly out: NodeJS.WritableStream = process.stderr) {}
+
+  private open(label: string | undefined): void {
+    this.finish();
+    if (label === undefined) {
+      this.cur = { id: 0, start: Date.now(), hidden: true, closed: true, partial: '' };
+      return;
+    }
+    const id = ++this.n;
+    this.cur = { id, start: Date.now(), hidden: false, closed: false, partial: '' };
+    this.out.write(`#${id} ${label}\n`);
+  }
+
+  private secs(): string {
+    return ((Date.now() - (this.cur?.start ?? Date.now())) / 1000).toFixed(1);
+  }
+
+  /** Ends the open vertex (DONE) unless it was closed already. */
+  private finish(): void {
+    const c = this.cur;
+    if (!c || c.closed) return;
+    if (c.partial) this.out.write(`#${c.id} ${this.stamp()} ${c.partial}\n`);
+    this.out.write(`#${c.id} DONE ${this.secs()}s\n\n`);
+    c.closed = true;
+  }
+
+  private stamp(): string {
+    return ((Date.now() - (this.cur?.start ?? Date.now())) / 1000).toFixed(3);
+  }
+
+  step(_n: number, _total: number, _text: string, vertex?: string): void {
+    this.open(vertex);
+  }
+  trigger(text: string): void {
+    this.open(`[onbuild] ${text}`);
+  }
+  cached(): void {
+    const c = this.cur;
+    if (!c || c.closed) return;
+    this.out.write(`#${c.id} CACHED\n\n`);
+    c.closed = true;
+  }
+  running(): void {}
+  output(text: string): void {
+    const c = this.cur;
+    if (!c || c.hidden) return;
+    const parts = (c.partial + text).split('\n');
+    c.partial = parts.pop()!;
+    for (const line of parts) this.out.write(`#${c.id} ${this.stamp()} ${line}\n`);
+  }
+  removed(): void {}
+  done(): void {
+    this.finish();
+  }
+  info(line: string): void {
+    const c = this.cur;
+    if (c && !c.closed) {
+      this.out.write(`#${c.id} ${line}\n`);
+      return;
+    }
+    this.open(line);
+    this.finish();
+  }
+  explain(reason: string): void {
+    const c = this.cur;
+    if (c && !c.hidden) this.out.write(`#${c.id} cache miss: ${reason}\n`);
+  }
+  close(ok: boolean): void {
+    const c = this.cur;
+    if (c && !c.closed) {
+      if (ok) this.finish();
+      else {
+        if (c.partial) this.out.write(`#${c.id} ${this.stamp()} ${c.partial}\n`);
+        this.out.write(`#${c.id} ERROR\n\n`);
+        c.closed = true;
+      }
+    }
+  }
+  /** The last vertex, as BuildKit's: the image written and its names. */
+  exported(s: ExportSummary): void {
+    this.open('exporting to image');
+    this.out.write(`#${this.n} writing image ${s.id} done\n`);
+    for (const name of s.names) this.out.write(`#${this.n} naming to ${name} done\n`);
+    this.finish();
+  }
 }
 
 interface TtyStep {
@@ -80,6 +189,8 @@ export class TtyLogger implements BuildLogger {
   private timer: NodeJS.Timeout | undefined;
   private total = 0;
   private n = 0;
+  /** The current instruction has no step of its own in the view (ENV, LABEL, …). */
+  private hidden = false;
 
   constructor(private readonly out: NodeJS.WriteStream = process.stdout) {
     this.timer = setInterval(() => this.draw(), 100);
@@ -97,22 +208,30 @@ export class TtyLogger implements BuildLogger {
     this.draw();
   }
 
-  step(n: number, total: number, text: string): void {
+  step(n: number, total: number, text: string, vertex?: string): void {
     this.n = n;
     this.total = total;
-    this.begin(`[${n}/${total}] ${text}`);
+    if (vertex === undefined) {
+      // No step of its own in BuildKit's view: the previous one ends here.
+      const cur = this.current();
+      if (cur && cur.end === undefined) cur.end = Date.now();
+      this.hidden = true;
+      return;
+    }
+    this.hidden = false;
+    this.begin(vertex);
   }
   trigger(text: string): void {
     this.begin(`[onbuild] ${text}`);
   }
   cached(): void {
     const cur = this.current();
-    if (cur) cur.cached = true;
+    if (cur && !this.hidden) cur.cached = true;
   }
   running(): void {}
   output(text: string): void {
     const cur = this.current();
-    if (!cur) return;
+    if (!cur || this.hidden) return;
     const parts = (cur.partial + text).split('\n');
     cur.partial = parts.pop()!;
     cur.lines.push(...parts);
@@ -121,10 +240,19 @@ export class TtyLogger implements BuildLogger {
   removed(): void {}
   done(): void {
     const cur = this.current();
-    if (cur) cur.end = Date.now();
+    if (cur && !this.hidden) cur.end = Date.now();
     this.draw();
   }
   info(): void {}
+  explain(reason: string): void {
+    const cur = this.current();
+    if (cur && !this.hidden) cur.lines.push(`cache miss: ${reason}`);
+  }
+  /** After the build: BuildKit's export step, printed once below the final view. */
+  exported(s: ExportSummary): void {
+    this.out.write(` => exporting to image\n => => writing image ${s.id}\n`);
+    for (const name of s.names) this.out.write(` => => naming to ${name}\n`);
+  }
   close(ok: boolean): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
@@ -136,7 +264,7 @@ export class TtyLogger implements BuildLogger {
   private draw(showAllOutput = false): void {
     const width = Math.max(40, (this.out.columns ?? 100) - 1);
     const secs = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
-    const lines: string[] = [`[+] Building ${secs(Date.now() - this.started)} (${this.steps.filter((s) => s.end !== undefined).length}/${this.total || this.n})${this.timer ? '' : ' FINISHED'}`];
+    const lines: string[] = [`[+] Building ${secs(Date.now() - this.started)} (${this.steps.filter((s) => s.end !== undefined).length}/${this.steps.length})${this.timer ? '' : ' FINISHED'}`];
     for (const s of this.steps) {
       const t = secs((s.end ?? Date.now()) - s.start);
       const label = ` => ${s.cached ? 'CACHED ' : ''}${s.label}`;

@@ -29,6 +29,8 @@ interface BuildFlags {
   load?: boolean;
   cacheFrom: string[];
   cacheTo: string[];
+  platform?: string;
+  explainCache?: boolean;
 }
 
 export function registerBuildCommands(program: Command): void {
@@ -37,7 +39,7 @@ export function registerBuildCommands(program: Command): void {
   for (const cmd of [program.command('build'), image.command('build'), builder.command('build')]) {
     cmd
       .description('Build an image from a Dockerfile')
-      .usage('[OPTIONS] PATH | -')
+      .usage('[OPTIONS] PATH | URL | -')
       .argument('<context>')
       .option('-t, --tag <name>', 'Name and optionally a tag in the "name:tag" format', collect, [])
       .option('-f, --file <string>', "Name of the Dockerfile (default: 'PATH/Dockerfile'; '-' reads it from STDIN)")
@@ -55,6 +57,8 @@ export function registerBuildCommands(program: Command): void {
       .option('--load', 'Shorthand for "--output=type=docker" (into the store; the default without --output)')
       .option('--cache-from <stringArray>', 'External cache sources (e.g., "user/app:cache", "type=local,src=path/to/dir")', collect, [])
       .option('--cache-to <stringArray>', 'Cache export destinations (e.g., "user/app:cache", "type=local,dest=path/to/dir[,mode=max]")', collect, [])
+      .option('--platform <string>', 'Set the target platform for the build (the native one; another needs a registered emulator)')
+      .option('--explain-cache', 'Say why each step that runs missed the cache')
       .option('-q, --quiet', 'Suppress the build output and print image ID on success')
       .option('--iidfile <string>', 'Write the image ID to the file')
       .addOption(new Option('--progress <string>', 'Set type of progress output').choices(['auto', 'plain', 'tty']).default('auto'))
@@ -89,22 +93,14 @@ async function readStdin(): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-function looksLikeTar(b: Buffer): boolean {
-  if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) return true; // gzip
-  if (b.length >= 3 && b.subarray(0, 3).toString('latin1') === 'BZh') return true;
-  if (b.length >= 6 && b.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return true;
-  return b.length >= 262 && b.subarray(257, 262).toString('latin1') === 'ustar';
-}
-
 async function buildAction(context: string, f: BuildFlags): Promise<void> {
   // Everything the user typed is checked before anything is read or built.
-  if (/^(https?|git|ssh):\/\//i.test(context) || /^git@/.test(context)) {
-    throw new InvalidArgumentError(`unable to prepare context: remote build contexts (${context}) are not supported by ply`);
-  }
   if (context === '-' && f.file === '-') throw new InvalidArgumentError('invalid argument: can\'t use stdin for both build context and dockerfile');
   const buildArgs = parseKeyValueFlags(f.buildArg, 'build-arg', true);
   const labels = parseKeyValueFlags(f.label, 'label', false);
   const flags = await import('../engine/build.js');
+  const remote = flags.isRemoteContext(context);
+  if (remote && f.file === '-') throw new InvalidArgumentError('invalid argument: a remote context and a Dockerfile from stdin cannot be combined');
   const secrets: Record<string, Buffer> = {};
   for (const s of f.secret.map(flags.parseSecretFlag)) secrets[s.id] = flags.readSecret(s);
   const ssh: Record<string, string> = {};
@@ -132,9 +128,10 @@ async function buildAction(context: string, f: BuildFlags): Promise<void> {
       outputs.push(spec as BuildOutput);
     }
   }
-  // With the result on stdout, the progress goes to stderr (as docker's).
+  // With the result on stdout, the progress goes to stderr (as docker's); BuildKit's styles always write there.
   const toStdout = outputs.some((o) => o.type !== 'image' && o.dest === process.stdout);
-  const progressOut = toStdout ? process.stderr : process.stdout;
+  const buildkitStyle = f.progress === 'plain' || f.progress === 'tty';
+  const progressOut = toStdout || buildkitStyle ? process.stderr : process.stdout;
   await withEngine(async (engine) => {
     const req: Omit<BuildRequest, 'logger'> = {
       tags,
@@ -151,20 +148,31 @@ async function buildAction(context: string, f: BuildFlags): Promise<void> {
       ulimits,
       cacheFrom,
       cacheTo,
+      platform: f.platform,
+      explainCache: f.explainCache,
       warn: (line) => process.stderr.write(`${line}\n`),
     };
-    if (context === '-') {
+    if (remote) {
+      req.remote = context;
+      req.dockerfile = f.file;
+    } else if (context === '-') {
       const input = await readStdin();
       // `ply build - < Dockerfile`: the Dockerfile alone, an empty context; a tar is the context (as docker decides).
-      if (looksLikeTar(input)) Object.assign(req, { context: Readable.from([input]), dockerfile: f.file });
+      if (flags.looksLikeArchive(input)) Object.assign(req, { context: Readable.from([input]), dockerfile: f.file });
       else req.dockerfileText = input.toString('utf8');
     } else {
       req.context = context;
       if (f.file === '-') req.dockerfileText = (await readStdin()).toString('utf8');
       else req.dockerfile = f.file;
     }
-    const { BuildError, ClassicLogger, QuietLogger, TtyLogger } = await import('../engine/build.js');
-    const logger = f.quiet ? new QuietLogger() : f.progress === 'tty' ? new TtyLogger(progressOut as NodeJS.WriteStream) : new ClassicLogger(progressOut);
+    const { BuildError, ClassicLogger, PlainLogger, QuietLogger, TtyLogger } = await import('../engine/build.js');
+    const logger = f.quiet
+      ? new QuietLogger()
+      : f.progress === 'tty'
+        ? new TtyLogger(progressOut as NodeJS.WriteStream)
+        : f.progress === 'plain'
+          ? new PlainLogger(progressOut)
+          : new ClassicLogger(progressOut);
     try {
       const result = await engine.builder.build({ ...req, logger });
       const id = result.image.id;
@@ -172,6 +180,8 @@ async function buildAction(context: string, f: BuildFlags): Promise<void> {
       const say = toStdout ? (line: string) => process.stderr.write(line) : out;
       if (f.quiet) {
         say(`${id}\n`);
+      } else if (logger instanceof PlainLogger || logger instanceof TtyLogger) {
+        logger.exported({ id, names: result.tags });
       } else {
         say(`Successfully built ${id.slice(7, 19)}\n`);
         for (const t of result.tags) say(`Successfully tagged ${t}\n`);

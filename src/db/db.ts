@@ -181,6 +181,18 @@ const MIGRATIONS: string[] = [
   ALTER TABLE containers ADD COLUMN manually_stopped INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE containers ADD COLUMN health TEXT;
   `,
+  `
+  -- What each build cache entry's key was made of (builder/cache.ts), so that --explain-cache can say which part
+  -- of a step changed: never values, only short digests of them.
+  CREATE TABLE build_cache_inputs (
+    key TEXT PRIMARY KEY REFERENCES build_cache(key) ON DELETE CASCADE,
+    parent TEXT NOT NULL,               -- the parent image ID the step ran on
+    instruction TEXT NOT NULL,          -- the step's history line
+    parts TEXT NOT NULL                 -- JSON: part name -> sha256 prefix of its value
+  ) WITHOUT ROWID;
+  CREATE INDEX build_cache_inputs_parent ON build_cache_inputs(parent);
+  CREATE INDEX build_cache_inputs_instruction ON build_cache_inputs(instruction);
+  `,
 ];
 
 export function openDb(file: string): DB {

@@ -17,7 +17,8 @@ import type { BuildCachePruneResponse } from './types.js';
 
 export type { BuildLogger, BuildResult, BuildOutput, CacheExportSpec, CacheLocation, Ulimit };
 export { BuildError } from '../builder/errors.js';
-export { ClassicLogger, QuietLogger, TtyLogger } from '../builder/output.js';
+export { ClassicLogger, PlainLogger, QuietLogger, TtyLogger, type ExportSummary } from '../builder/output.js';
+export { isRemoteContext, looksLikeArchive } from '../builder/remote-context.js';
 export { parseSecretFlag, readSecret, parseSshFlag, parseOutputFlag, parseCacheFlag, type SecretSpec, type OutputSpec, type CacheFlag } from '../builder/flags.js';
 export { parseUlimit } from '../container/create.js';
 import { checkAddHosts } from '../container/create.js';
@@ -25,6 +26,11 @@ import { checkAddHosts } from '../container/create.js';
 export interface BuildRequest {
   /** The context: a directory, a tar (plain or compressed; the Dockerfile inside it), or none (an empty one). */
   context?: string | Readable | AsyncIterable<Buffer>;
+  /**
+   * A URL to build from instead of `context` (docker's `remote`): a tar (plain or compressed) is the context and
+   * `dockerfile` is relative to it; any other content is the Dockerfile, with an empty context.
+   */
+  remote?: string;
   /** The Dockerfile's path: relative to a tar context; for a directory, a path (default: Dockerfile in it). */
   dockerfile?: string;
   /** The Dockerfile's text itself (`-f -`, or `build - < Dockerfile`); wins over `dockerfile`. */
@@ -56,6 +62,10 @@ export interface BuildRequest {
   cacheFrom?: CacheLocation[];
   /** Where to export this build's steps (buildx's --cache-to). */
   cacheTo?: CacheExportSpec[];
+  /** The platform to build for (docker's --platform): the native one, or one an emulator is registered for. */
+  platform?: string;
+  /** Each step that misses the cache says why (ply's --explain-cache), through the logger. */
+  explainCache?: boolean;
   /** Where the steps' progress goes (docker's classic output, the tty view; default: nowhere). */
   logger?: BuildLogger;
   /** Warnings (unused build args, …). */
@@ -78,6 +88,11 @@ export class BuildService {
       if (o.type !== 'image' && typeof o.dest === 'string' && o.dest === '') throw new InvalidArgumentError(`dest is required for ${o.type} exporter`);
     }
     let tmp: string | undefined;
+    if (req.remote !== undefined) {
+      const { fetchRemoteContext } = await import('../builder/remote-context.js');
+      const got = await fetchRemoteContext(req.remote);
+      req = got.kind === 'tar' ? { ...req, context: got.stream } : { ...req, context: undefined, dockerfileText: req.dockerfileText ?? got.text };
+    }
     try {
       let contextDir: string;
       let dockerfilePath: string | undefined;
@@ -129,6 +144,8 @@ export class BuildService {
         ulimits: req.ulimits,
         cacheFrom: req.cacheFrom,
         cacheTo: req.cacheTo,
+        platform: req.platform,
+        explainCache: req.explainCache,
         logger: req.logger ?? new QuietLogger(),
         warn: req.warn,
       });
