@@ -21,11 +21,11 @@ process.on('exit', () => {
   for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
 });
 
-export async function freePort(): Promise<number> {
+export async function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
+    s.listen(0, host, () => {
       const port = (s.address() as net.AddressInfo).port;
       s.close(() => resolve(port));
     });

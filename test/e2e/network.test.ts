@@ -10,9 +10,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import { busyboxTar, ply, plyAsync, plyOk, PLY, tempDir } from '../helpers.js';
 import { storeNames } from '../../src/network/host.js';
+import { freePort as freeTcpPort } from '../registry-peer.js';
 
 let root: string;
 let names: ReturnType<typeof storeNames>;
@@ -29,17 +29,8 @@ const bridgePorts = (bridge: string) => (fs.existsSync(`/sys/class/net/${bridge}
 const nft = (...args: string[]) => spawnSync('nft', args, { encoding: 'utf8' });
 const hostports = () => nft('list', 'chain', 'ip', names.table, 'hostports').stdout;
 
-/** A TCP port free on the host now (the kernel's choice), for -p HOST:CTR. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '0.0.0.0', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+/** A TCP port free on every address of the host now (the kernel's choice), for -p HOST:CTR. */
+const freePort = () => freeTcpPort('0.0.0.0');
 
 /**
  * `network create --subnet` with a /24 no route of the host and no other store holds: candidates follow this
