@@ -122,3 +122,19 @@ test("update changes a running container's limits at once, and keeps them for it
   assert.match(low.stderr, /Memory limit should be smaller than already set memoryswap limit/);
   plyOk(root, ['rm', '-f', 'lim-upd']);
 });
+
+test('--cpu-shares, --cpuset-cpus, --memory-reservation, --shm-size and --ulimit reach the container; inspect shows them', () => {
+  const out = plyOk(root, [
+    'run', '--name', 'lim-misc', '--network', 'none', '-c', '512', '--cpuset-cpus', '0', '-m', '64m', '--memory-reservation', '32m',
+    '--shm-size', '8m', '--ulimit', 'nofile=1024:2048', 'bb', 'sh', '-c',
+    'cat /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpuset/cpuset.cpus /sys/fs/cgroup/memory/memory.soft_limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/cpu.weight /sys/fs/cgroup/cpuset.cpus /sys/fs/cgroup/memory.low; df -k /dev/shm | tail -1; ulimit -n; ulimit -Hn',
+  ]).trim().split('\n');
+  if (out[0] === '512') assert.deepEqual(out.slice(0, 3), ['512', '0', String(32 << 20)]);
+  assert.match(out[3]!, /^shm\s+8192\s/);
+  assert.deepEqual(out.slice(4), ['1024', '2048']);
+  assert.equal(
+    plyOk(root, ['inspect', '-f', '{{.HostConfig.CpuShares}} {{.HostConfig.CpusetCpus}} {{.HostConfig.MemoryReservation}} {{.HostConfig.ShmSize}} {{json .HostConfig.Ulimits}}', 'lim-misc']).trim(),
+    `512 0 ${32 << 20} ${8 << 20} [{"Name":"nofile","Hard":2048,"Soft":1024}]`,
+  );
+  plyOk(root, ['rm', 'lim-misc']);
+});

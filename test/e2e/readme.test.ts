@@ -32,6 +32,11 @@ test('the README shell examples run in order and succeed', () => {
   assert.match(r.stdout, /hello from a build/);
   assert.equal((r.stdout.match(/^hello from web$/gm) ?? []).length, 2, 'the published port and the name on the user network');
   assert.match(r.stdout, /^container create\ncontainer attach\ncontainer start\ncontainer die\ncontainer destroy$/m);
+  assert.match(r.stdout, /^flaky: exited, restarted 2 times$/m);
+  assert.match(r.stdout, /^checked: Up .* \(healthy\)$/m);
+  assert.match(r.stdout, /^exit code 137$/m);
+  assert.match(r.stdout, /^CONTAINER ID +NAME +CPU % +MEM USAGE \/ LIMIT +MEM % +NET I\/O +BLOCK I\/O +PIDS\n[0-9a-f]{12} +capped +[\d.]+% +\S+ \/ 64MiB /m);
+  assert.match(r.stdout, /^capped now has \S+ \/ 32MiB$/m);
   assert.match(r.stdout, /^hello through the docker CLI$/m);
   assert.match(r.stdout, /^exec works$/m);
   assert.match(r.stdout, /^api-demo Up /m, 'ply lists the container docker started');
