@@ -65,15 +65,19 @@ export interface ContainerConfig {
   StopSignal?: string;
   OnBuild?: string[] | null;
   Shell?: string[];
-  Healthcheck?: {
-    Test?: string[];
-    Interval?: number;
-    Timeout?: number;
-    StartPeriod?: number;
-    StartInterval?: number;
-    Retries?: number;
-  };
+  Healthcheck?: HealthConfig;
   ArgsEscaped?: boolean;
+}
+
+/** docker's Healthcheck (an image's HEALTHCHECK, a container's --health-*); durations in nanoseconds, 0 = default. */
+export interface HealthConfig {
+  /** [] inherit, ['NONE'], ['CMD', args...], ['CMD-SHELL', command]. */
+  Test?: string[];
+  Interval?: number;
+  Timeout?: number;
+  StartPeriod?: number;
+  StartInterval?: number;
+  Retries?: number;
 }
 
 export interface HistoryEntry {

@@ -3,16 +3,9 @@
 // unhealthy after `Retries` failures in a row outside the start period), the last five results kept.
 import { InvalidArgumentError } from '../errors.js';
 
-/** docker's Config.Healthcheck; durations in nanoseconds, 0 = docker's default. */
-export interface HealthConfig {
-  /** [] inherit, ['NONE'], ['CMD', args...], ['CMD-SHELL', command]. */
-  Test?: string[];
-  Interval?: number;
-  Timeout?: number;
-  StartPeriod?: number;
-  StartInterval?: number;
-  Retries?: number;
-}
+import type { HealthConfig } from '../oci/types.js';
+
+export type { HealthConfig };
 
 /** docker's State.Health. */
 export interface HealthState {
