@@ -23,7 +23,7 @@ const HEADERS = {
 export function statsRow(container: string, s: ContainerStats | undefined, trunc: boolean): Record<string, string> {
   const pct = (v: number) => `${v.toFixed(2)}%`;
   if (!s) {
-    return { Container: container, Name: '--', ID: container, CPUPerc: '--', MemUsage: '-- / --', MemPerc: '--', NetIO: '--', BlockIO: '--', PIDs: '--' };
+    return { Container: container, Name: '--', ID: trunc ? container.slice(0, 12) : container, CPUPerc: '--', MemUsage: '-- / --', MemPerc: '--', NetIO: '--', BlockIO: '--', PIDs: '--' };
   }
   // CPU %: the container's share of the host's CPU time between the two samples, times the CPUs.
   const cpuDelta = s.cpu_stats.cpu_usage.total_usage - s.precpu_stats.cpu_usage.total_usage;
@@ -124,6 +124,7 @@ export function registerStatsCommand(parent: Command, name = 'stats'): void {
           })();
         };
         let first = true;
+        const began = Date.now();
         for (;;) {
           let list: { label: string; id: string }[];
           try {
@@ -134,6 +135,11 @@ export function registerStatsCommand(parent: Command, name = 'stats'): void {
           const ids = new Set(list.map((t) => t.id));
           for (const t of list) if (!followers.has(t.id)) follow(t.id);
           for (const [id, ac] of followers) if (!ids.has(id)) (ac.abort(), followers.delete(id));
+          // The first screen waits for every container's first frame (2 s at most), as docker's CLI does.
+          if (first && list.some((t) => !latest.has(t.id)) && Date.now() - began < 2000) {
+            await new Promise((r) => setTimeout(r, 50));
+            continue;
+          }
           const text = renderTable(format, list.map((t) => statsRow(t.label, latest.get(t.id), f.trunc)), HEADERS);
           const lines = text.split('\n');
           if (lines[lines.length - 1] === '') lines.pop();

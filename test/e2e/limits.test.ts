@@ -3,7 +3,8 @@
 // them while it runs, and `stats --no-stream` shows a busy container's CPU in docker's columns.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { busyboxTar, ply, plyOk, tempDir } from '../helpers.js';
+import { spawnSync } from 'node:child_process';
+import { PLY, busyboxTar, ply, plyOk, tempDir } from '../helpers.js';
 
 let root: string;
 before(() => {
@@ -87,6 +88,13 @@ test("stats --no-stream shows a busy container's CPU, its memory limit and PIDs 
   const missing = ply(root, ['stats', '--no-stream', 'lim-nothing']);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /No such container: lim-nothing/);
+  // Streaming: the screen redrawn in place (docker's escapes), each frame with a fresh CPU figure.
+  const live = spawnSync(PLY, ['stats', '--format', '{{.Name}} {{.CPUPerc}}', 'lim-busy'], { env: { ...process.env, PLY_ROOT: root }, timeout: 3500, encoding: 'utf8' });
+  assert.ok(live.stdout.startsWith('\x1b[2J\x1b[H'), JSON.stringify(live.stdout.slice(0, 40)));
+  const frames = live.stdout.split('\x1b[H').slice(1).map((f) => f.replace(/\x1b\[K|\x1b\[J/g, '').trim());
+  assert.ok(frames.length >= 3, `${frames.length} frames`);
+  assert.ok(frames.every((f) => /^lim-busy \d+\.\d\d%$/.test(f)), frames.join(' | '));
+  assert.ok(frames.some((f) => Number(f.split(' ')[1]!.replace('%', '')) > 5), frames.join(' | '));
   plyOk(root, ['rm', '-f', 'lim-busy']);
 });
 
