@@ -11,7 +11,7 @@
  * Hand-off (so a command never runs twice): the worker answers a complete request with READY(pid); only then
  * does the client send 'g'. If no worker answers within PLY_SERVICE_WAIT_MS (default 40), or there is no
  * service, or PLY_SERVICE=0, the client closes the connection (a worker that accepts it later sees EOF instead
- * of 'g' and drops it) and execs `node LAUNCHER ARG...` instead.
+ * of 'g' and drops it) and execs `node -- LAUNCHER ARG...` instead.
  *
  * Wire format (little-endian): request = "PLY1", u32 length, then NUL-terminated fields: cwd, umask (octal),
  * rlimits ("soft:hard" for resources 0..15 joined by ',', -1 = unlimited), argc, argv[argc], env...; replies = 8-byte records {u32 type, i32 value}: 1 = READY (worker pid),
@@ -45,14 +45,16 @@ static void forward(int sig) {
   if (worker_pid > 0) kill((pid_t)worker_pid, sig);
 }
 
-/* Runs the command without the service: node LAUNCHER ARG... */
+/* Runs the command without the service: node -- LAUNCHER ARG... ("--": Node 20 would take a command's
+ * --env-file for its own option even after the script). */
 static void run_directly(char **rest) {
   int n = 0;
   while (rest[n] != NULL) n++;
-  char **argv = calloc((size_t)n + 2, sizeof *argv);
+  char **argv = calloc((size_t)n + 3, sizeof *argv);
   if (argv == NULL) _exit(125);
   argv[0] = "node";
-  for (int i = 0; i < n; i++) argv[i + 1] = rest[i];
+  argv[1] = "--";
+  for (int i = 0; i < n; i++) argv[i + 2] = rest[i];
   execvp("node", argv);
   fprintf(stderr, "ply: cannot run node: %s\n", strerror(errno));
   _exit(127);

@@ -1,8 +1,13 @@
-// Typed errors: the engine throws these, the CLI maps each to one line on stderr and an exit code.
+// Typed errors: the engine throws these, the CLI maps each to one line on stderr and an exit code, the Engine API
+// server to an HTTP status (by class: invalid argument 400, not found 404, conflict 409).
+//
+// Exit codes follow docker's CLI: a command that fails exits 1; a flag or option value refused before anything
+// ran exits 125 (UsageError); `run` exits 125 for every failure before the container's process runs, 126/127 when
+// that process cannot be executed (StartError), and the process's own code otherwise (the CLI's run applies that).
 
 export class PlyError extends Error {
-  /** Exit code the CLI uses (docker uses 125 for its own failures, 1 for "not found"-like client errors). */
-  exitCode = 125;
+  /** Exit code the CLI uses for this error (docker's CLI: 1 when a command fails). */
+  exitCode = 1;
   constructor(message: string, options?: { cause?: unknown }) {
     // Messages often quote user input: control characters are escaped so an error is always one line.
     super(oneLine(message), options);
@@ -12,9 +17,11 @@ export class PlyError extends Error {
 
 export class InvalidReferenceError extends PlyError {}
 export class InvalidArgumentError extends PlyError {}
-export class NotFoundError extends PlyError {
-  override exitCode = 1;
+/** A flag or option value refused before anything ran: docker's CLI exits 125 for these (all commands). */
+export class UsageError extends InvalidArgumentError {
+  override exitCode = 125;
 }
+export class NotFoundError extends PlyError {}
 export class ConflictError extends PlyError {}
 export class DigestMismatchError extends PlyError {
   constructor(
@@ -27,6 +34,14 @@ export class DigestMismatchError extends PlyError {
 }
 export class InvalidArchiveError extends PlyError {}
 export class UnsupportedError extends PlyError {}
+
+/** A container's process could not be started: docker's codes (127 not found, 126 not executable, 125 otherwise). */
+export class StartError extends PlyError {
+  constructor(message: string, code: number) {
+    super(message);
+    this.exitCode = code;
+  }
+}
 
 function oneLine(s: string): string {
   // eslint-disable-next-line no-control-regex

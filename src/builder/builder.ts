@@ -1053,7 +1053,7 @@ class Builder {
     }
     if (code !== 0) {
       manager.removeStopped(containers.get(c.id) ?? c, true);
-      throw new BuildError(`The command '${args.join(' ')}' returned a non-zero code: ${code}`, tail.slice(-TAIL_LINES), 1, code);
+      throw new BuildError(`The command '${args.join(' ')}' returned a non-zero code: ${code}`, tail.slice(-TAIL_LINES), code, code);
     }
     const layer = await this.commitUpper(c.id);
     manager.removeStopped(containers.get(c.id) ?? c, true);

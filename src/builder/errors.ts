@@ -1,7 +1,7 @@
 // The builder's error: a module of its own, so faces can recognise it without loading the builder.
 import { PlyError } from '../errors.js';
 
-/** A build failure: one message (docker's words), exit code 1, nothing tagged. */
+/** A build failure: one message (docker's words), nothing tagged; exit code 1, or a failing RUN's own (as docker's). */
 export class BuildError extends PlyError {
   override exitCode = 1;
   constructor(

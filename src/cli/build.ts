@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { Command, Option } from 'commander';
 import type { BuildRequest } from '../engine.js';
 import type { BuildOutput } from '../engine/build.js';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, UsageError } from '../errors.js';
 import { out, withEngine } from './engine.js';
 import { collect } from './options.js';
 
@@ -79,7 +79,7 @@ function parseKeyValueFlags(list: string[], flag: string, fromEnv: boolean): Rec
   const outMap: Record<string, string> = {};
   for (const item of list) {
     const i = item.indexOf('=');
-    if (i === 0) throw new InvalidArgumentError(`invalid argument "${item}" for "--${flag}" flag`);
+    if (i === 0) throw new UsageError(`invalid argument "${item}" for "--${flag}" flag`);
     if (i > 0) outMap[item.slice(0, i)] = item.slice(i + 1);
     else if (!fromEnv) outMap[item] = '';
     else if (process.env[item] !== undefined) outMap[item] = process.env[item]!;

@@ -4,11 +4,11 @@ import { Command, Option } from 'commander';
 import type { ContainerInspect, CreateOptions, Engine, Resources } from '../engine.js';
 import { parseGoDuration } from '../gotemplate/gofmt.js';
 import { ramInBytes } from '../util/units.js';
-import { InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
+import { InvalidArgumentError, NotFoundError, PlyError, StartError } from '../errors.js';
 import { withEngine, out } from './engine.js';
 import { registerStatsCommand } from './stats.js';
 import { createdSince, dockerTime, humanSize, truncateCommand } from './format.js';
-import { collect } from './options.js';
+import { collect, commandGroup, intValue } from './options.js';
 import { portsColumn } from './network.js';
 import { writeAtomicallyToFd } from './output.js';
 
@@ -44,7 +44,7 @@ interface RunFlags {
   capDrop: string[];
   init?: boolean;
   stopSignal?: string;
-  stopTimeout?: string;
+  stopTimeout?: number;
   pull?: string;
   label: string[];
   runtime?: string;
@@ -168,7 +168,7 @@ function addCreateOptions(cmd: Command): Command {
     .option('--cap-drop <list>', 'Drop Linux capabilities', collect, [])
     .option('--init', 'Run an init inside the container that forwards signals and reaps processes')
     .option('--stop-signal <string>', 'Signal to stop the container')
-    .option('--stop-timeout <int>', 'Timeout (in seconds) to stop a container')
+    .option('--stop-timeout <int>', 'Timeout (in seconds) to stop a container', intValue('--stop-timeout'))
     .addOption(new Option('--pull <string>', 'Pull image before running').choices(['always', 'missing', 'never']).default('missing'))
     .option('-l, --label <list>', 'Set meta data on a container', collect, [])
     .option('--runtime <string>', 'Runtime to use for this container (runc, crun)')
@@ -198,11 +198,6 @@ async function toCreateOptions(image: string, command: string[], f: RunFlags): P
     StartInterval: healthDuration('--health-start-interval', f.healthStartInterval),
     Retries: flagValue('--health-retries', f.healthRetries, integer),
   };
-  let stopTimeout: number | undefined;
-  if (f.stopTimeout !== undefined) {
-    stopTimeout = Number(f.stopTimeout);
-    if (!Number.isInteger(stopTimeout)) throw new InvalidArgumentError(`invalid argument "${f.stopTimeout}" for "--stop-timeout" flag`);
-  }
   return {
     image,
     command,
@@ -232,7 +227,7 @@ async function toCreateOptions(image: string, command: string[], f: RunFlags): P
     capDrop: f.capDrop,
     init: f.init,
     stopSignal: f.stopSignal,
-    stopTimeout,
+    stopTimeout: f.stopTimeout,
     tty: f.tty,
     interactive: f.interactive,
     autoRemove: f.rm,
@@ -266,8 +261,21 @@ async function createContainer(engine: Engine, o: CreateOptions): Promise<string
   return created.Id;
 }
 
+/** docker's check before attaching a terminal's input: stdin must be one (exit 1, nothing created). */
+function checkTty(attachStdin: boolean | undefined, tty: boolean | undefined): void {
+  if (attachStdin && tty && !process.stdin.isTTY) throw new PlyError('the input device is not a TTY');
+}
+
+/** docker run exits 125 when anything fails before the container's process runs (126/127: it could not be executed). */
+function runFailure(e: unknown): unknown {
+  if (e instanceof StartError) return e;
+  const err = e instanceof PlyError ? e : new PlyError((e as Error)?.message ?? String(e), { cause: e });
+  err.exitCode = 125;
+  return err;
+}
+
 export function registerContainerCommands(program: Command): void {
-  const container = program.command('container').description('Manage containers').usage('COMMAND');
+  const container = commandGroup(program, 'container', 'Manage containers');
   registerStatsCommand(program);
   registerStatsCommand(container);
 
@@ -278,22 +286,28 @@ export function registerContainerCommands(program: Command): void {
       .option('-d, --detach', 'Run container in background and print container ID')
       .option('--rm', 'Automatically remove the container and its associated anonymous volumes when it exits')
       .action(async (image: string, command: string[], f: RunFlags) => {
+        checkTty(f.interactive && !f.detach, f.tty);
         await withEngine(async (engine) => {
-          const id = await createContainer(engine, await toCreateOptions(image, command, f));
-          if (f.detach) {
-            await engine.containers.start(id);
-            out(`${id}\n`);
-            return;
-          }
-          // Signals reach the container through the runtime (ply passes them on: runtimeSignals); ply stays to collect the exit.
-          const ignore = () => undefined;
-          process.on('SIGINT', ignore);
-          process.on('SIGTERM', ignore);
           try {
-            process.exitCode = await engine.containers.runAttached(id);
-          } finally {
-            process.off('SIGINT', ignore);
-            process.off('SIGTERM', ignore);
+            const id = await createContainer(engine, await toCreateOptions(image, command, f));
+            if (f.detach) {
+              // docker prints the ID once the container exists, before starting it.
+              out(`${id}\n`);
+              await engine.containers.start(id);
+              return;
+            }
+            // Signals reach the container through the runtime (ply passes them on: runtimeSignals); ply stays to collect the exit.
+            const ignore = () => undefined;
+            process.on('SIGINT', ignore);
+            process.on('SIGTERM', ignore);
+            try {
+              process.exitCode = await engine.containers.runAttached(id);
+            } finally {
+              process.off('SIGINT', ignore);
+              process.off('SIGTERM', ignore);
+            }
+          } catch (e) {
+            throw runFailure(e);
           }
         });
       });
@@ -321,44 +335,50 @@ export function registerContainerCommands(program: Command): void {
       .action(async (refs: string[], f: { attach?: boolean; interactive?: boolean }) =>
         withEngine(async (engine) => {
           if ((f.attach || f.interactive) && refs.length > 1) throw new InvalidArgumentError('you cannot start and attach multiple containers at once');
-          let failed = false;
+          if (f.attach || f.interactive) {
+            const c = engine.containers.get(refs[0]!);
+            checkTty(f.interactive && c.spec.openStdin, c.spec.tty);
+            if (engine.containers.isRunning(c)) return;
+            try {
+              process.exitCode = await engine.containers.runAttached(c.id);
+            } catch (e) {
+              // The container could not start: a failed command (1), not its process's code.
+              if (e instanceof StartError) e.exitCode = 1;
+              throw e;
+            }
+            return;
+          }
+          const failed: string[] = [];
           for (const ref of refs) {
             try {
               const c = engine.containers.get(ref);
-              if (engine.containers.isRunning(c)) {
-                if (!f.attach) out(`${ref}\n`);
-                continue;
-              }
-              if (f.attach || f.interactive) {
-                process.exitCode = await engine.containers.runAttached(c.id);
-              } else {
-                await engine.containers.start(c.id);
-                out(`${ref}\n`);
-              }
+              if (!engine.containers.isRunning(c)) await engine.containers.start(c.id);
+              out(`${ref}\n`);
             } catch (e) {
-              if (!(e instanceof PlyError) || refs.length === 1) throw e;
+              if (!(e instanceof PlyError)) throw e;
               process.stderr.write(`Error: ${e.message}\n`);
-              failed = true;
+              failed.push(ref);
             }
           }
-          if (failed) process.exitCode = 1;
+          if (failed.length) throw new PlyError(`failed to start containers: ${failed.join(', ')}`);
         }),
       );
   }
 
-  const eachContainer = async (refs: string[], fn: (engine: Engine, ref: string) => Promise<void> | void) =>
+  /** Runs `fn` for each container; a failure is reported and the others go on (exit 1; `ignoreMissing`: a missing one is reported only). */
+  const eachContainer = async (refs: string[], fn: (engine: Engine, ref: string) => Promise<void> | void, ignoreMissing = false) =>
     withEngine(async (engine) => {
-      let failed = 0;
+      let failed = false;
       for (const ref of refs) {
         try {
           await fn(engine, ref);
         } catch (e) {
           if (!(e instanceof PlyError)) throw e;
           process.stderr.write(`Error: ${e.message}\n`);
-          failed = e.exitCode;
+          if (!(ignoreMissing && e instanceof NotFoundError)) failed = true;
         }
       }
-      if (failed) process.exitCode = failed === 125 ? 1 : failed;
+      if (failed) process.exitCode = 1;
     });
 
   for (const cmd of [program.command('stop'), container.command('stop')]) {
@@ -367,10 +387,10 @@ export function registerContainerCommands(program: Command): void {
       .usage('[OPTIONS] CONTAINER [CONTAINER...]')
       .argument('<containers...>')
       .option('-s, --signal <string>', 'Signal to send to the container')
-      .option('-t, --time <int>', 'Seconds to wait before killing the container')
-      .action(async (refs: string[], f: { signal?: string; time?: string }) =>
+      .option('-t, --time <int>', 'Seconds to wait before killing the container', intValue('-t, --time'))
+      .action(async (refs: string[], f: { signal?: string; time?: number }) =>
         eachContainer(refs, async (engine, ref) => {
-          await engine.containers.stop(ref, { timeout: f.time !== undefined ? Number(f.time) : undefined, signal: f.signal });
+          await engine.containers.stop(ref, { timeout: f.time, signal: f.signal });
           out(`${ref}\n`);
         }),
       );
@@ -396,10 +416,10 @@ export function registerContainerCommands(program: Command): void {
       .usage('[OPTIONS] CONTAINER [CONTAINER...]')
       .argument('<containers...>')
       .option('-s, --signal <string>', 'Signal to send to the container')
-      .option('-t, --time <int>', 'Seconds to wait before killing the container')
-      .action(async (refs: string[], f: { signal?: string; time?: string }) =>
+      .option('-t, --time <int>', 'Seconds to wait before killing the container', intValue('-t, --time'))
+      .action(async (refs: string[], f: { signal?: string; time?: number }) =>
         eachContainer(refs, async (engine, ref) => {
-          await engine.containers.restart(ref, { timeout: f.time !== undefined ? Number(f.time) : undefined, signal: f.signal });
+          await engine.containers.restart(ref, { timeout: f.time, signal: f.signal });
           out(`${ref}\n`);
         }),
       );
@@ -413,10 +433,14 @@ export function registerContainerCommands(program: Command): void {
       .option('-f, --force', 'Force the removal of a running container (uses SIGKILL)')
       .option('-v, --volumes', 'Remove anonymous volumes associated with the container')
       .action(async (refs: string[], f: { force?: boolean; volumes?: boolean }) =>
-        eachContainer(refs, async (engine, ref) => {
-          await engine.containers.remove(ref, { force: f.force, volumes: f.volumes });
-          out(`${ref}\n`);
-        }),
+        eachContainer(
+          refs,
+          async (engine, ref) => {
+            await engine.containers.remove(ref, { force: f.force, volumes: f.volumes });
+            out(`${ref}\n`);
+          },
+          f.force,
+        ),
       );
   }
 
@@ -468,7 +492,7 @@ export function registerContainerCommands(program: Command): void {
       .option('-a, --all', 'Show all containers (default shows just running)')
       .option('-f, --filter <filter>', 'Filter output based on conditions provided', collect, [])
       .option('--format <string>', 'Format output using a custom template')
-      .option('-n, --last <int>', 'Show n last created containers (includes all states)')
+      .option('-n, --last <int>', 'Show n last created containers (includes all states)', intValue('-n, --last'))
       .option('-l, --latest', 'Show the latest created container (includes all states)')
       .option('--no-trunc', "Don't truncate output")
       .option('-q, --quiet', 'Only display container IDs')
@@ -506,6 +530,7 @@ export function registerContainerCommands(program: Command): void {
       .option('--privileged', 'Give extended privileges to the command')
       .action(async (ref: string, command: string[], f: { detach?: boolean; env: string[]; envFile: string[]; interactive?: boolean; tty?: boolean; user?: string; workdir?: string }) =>
         withEngine(async (engine) => {
+          checkTty(f.interactive && !f.detach, f.tty);
           const { Id } = engine.containers.execCreate(ref, {
             cmd: command,
             tty: f.tty,
@@ -519,6 +544,10 @@ export function registerContainerCommands(program: Command): void {
           process.on('SIGINT', ignore);
           try {
             process.exitCode = await engine.containers.execStart(Id, { detach: f.detach });
+          } catch (e) {
+            // Detached, the daemon's refusal is a failed command (1); attached, a command that cannot start is 126.
+            if (e instanceof StartError && f.detach) e.exitCode = 1;
+            throw e;
           } finally {
             process.off('SIGINT', ignore);
           }
@@ -671,10 +700,10 @@ function goQuote(s: string): string {
   return JSON.stringify(s).replace(/\\u0026/g, '&');
 }
 
-async function psAction(f: { all?: boolean; filter: string[]; format?: string; last?: string; latest?: boolean; trunc: boolean; quiet?: boolean; size?: boolean }) {
+async function psAction(f: { all?: boolean; filter: string[]; format?: string; last?: number; latest?: boolean; trunc: boolean; quiet?: boolean; size?: boolean }) {
   await withEngine(async (engine) => {
     const { renderTable } = await import('../gotemplate/template.js');
-    const limit = f.latest ? 1 : f.last !== undefined ? Number(f.last) : undefined;
+    const limit = f.latest ? 1 : f.last;
     const list = engine.containers.list({ all: f.all, filters: f.filter, limit, size: f.size });
     const rows = list.map((c) => {
       const created = new Date(c.Created * 1000);

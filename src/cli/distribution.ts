@@ -1,7 +1,7 @@
 // Registry commands: login, logout, pull, push — with docker's output.
 import { createRequire } from 'node:module';
 import type { Command } from 'commander';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, UsageError } from '../errors.js';
 import { withEngine, out } from './engine.js';
 import { ProgressLines } from './progress.js';
 
@@ -79,11 +79,11 @@ interface PushFlags {
 async function pushAction(name: string, f: PushFlags) {
   const format = f.compressionFormat?.toLowerCase();
   if (format !== undefined && format !== 'gzip' && format !== 'zstd' && format !== 'none') {
-    throw new InvalidArgumentError(`unsupported compression format "${f.compressionFormat}": use gzip, zstd or none`);
+    throw new UsageError(`unsupported compression format "${f.compressionFormat}": use gzip, zstd or none`);
   }
   const level = f.compressionLevel === undefined ? undefined : Number(f.compressionLevel);
   if (level !== undefined && (!/^-?\d+$/.test(f.compressionLevel!.trim()))) {
-    throw new InvalidArgumentError(`invalid compression level "${f.compressionLevel}"`);
+    throw new UsageError(`invalid compression level "${f.compressionLevel}"`);
   }
   await withEngine(async (engine) => {
     const refs = f.allTags ? engine.images.localTags(name) : [name];

@@ -239,7 +239,8 @@ async function removeAction(images: string[], opts: { force?: boolean }) {
       } catch (e) {
         if (!(e instanceof PlyError)) throw e;
         process.stderr.write(`Error: ${e.message}\n`);
-        failed = e.exitCode;
+        // docker: with -f, an image that is not there is reported but is no failure.
+        if (!(opts.force && e instanceof NotFoundError)) failed = e.exitCode;
       }
     }
     if (failed) process.exitCode = failed;

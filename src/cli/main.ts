@@ -41,20 +41,15 @@ export async function buildProgram(argv: string[] = []): Promise<Command> {
     .usage('[OPTIONS] COMMAND')
     .addOption(new Option('-v, --version', 'Print version information and quit'))
     .enablePositionalOptions()
-    .showSuggestionAfterError(true)
     .configureHelp({ sortSubcommands: false })
-    .argument('[command]')
-    .action(async (command: string | undefined, opts: { version?: boolean }) => {
+    .argument('[command...]')
+    .action(async (command: string[], opts: { version?: boolean }) => {
       if (opts.version) {
         const { VERSION } = await import('../engine.js');
         process.stdout.write(`ply version ${VERSION}\n`);
         return;
       }
-      if (command !== undefined) {
-        process.stderr.write(`ply: '${command}' is not a ply command.\nSee 'ply --help'\n`);
-        process.exitCode = 1;
-        return;
-      }
+      if (command.length > 0) throw new UnknownCommandError(program, command[0]!);
       program.outputHelp();
     });
   const first = argv.find((a) => !a.startsWith('-'));
@@ -66,14 +61,81 @@ export async function buildProgram(argv: string[] = []): Promise<Command> {
   return program;
 }
 
-/** Every command: unknown flags are errors with exit 125, as docker does; options may follow arguments. */
+/** `ply volume bogus`, `ply bogus`: docker's "unknown command" (exit 1). */
+class UnknownCommandError extends Error {
+  constructor(
+    readonly command: Command,
+    unknown: string,
+  ) {
+    super(`unknown command: ${commandPath(command)} ${unknown}`);
+  }
+}
+
+/** What commander's parse error belongs to (set by exitOverride). */
+type ParseError = CommanderError & { command?: Command };
+
+/**
+ * Every command: parse errors are reported by reportError in docker's words (unknown flags and bad flag values
+ * 125, wrong argument counts and unknown commands 1); a group (`ply volume`) without a subcommand prints its help
+ * and one with an unknown subcommand says so.
+ */
 function applyDockerConventions(cmd: Command): void {
-  cmd.exitOverride();
-  cmd.configureOutput({
-    writeErr: (s) => process.stderr.write(s),
-    outputError: (s, write) => write(s.replace(/^error: /, 'ply: ')),
+  cmd.exitOverride((err: ParseError) => {
+    err.command = cmd;
+    throw err;
   });
+  cmd.configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: () => undefined });
+  if (cmd.parent && cmd.commands.length > 0) {
+    cmd.allowExcessArguments(true).action(() => {
+      if (cmd.args.length > 0) throw new UnknownCommandError(cmd, cmd.args[0]!);
+      cmd.outputHelp();
+    });
+  }
   for (const sub of cmd.commands) applyDockerConventions(sub);
+}
+
+/** `ply container ls`: the command's full name. */
+function commandPath(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+/** docker's argument-count messages ("requires at least 1 argument", "accepts no arguments"…). */
+function argumentCountMessage(cmd: Command): string {
+  const args = cmd.registeredArguments;
+  const min = args.filter((a) => a.required).length;
+  const max = args.some((a) => a.variadic) ? Infinity : args.length;
+  const n = (k: number) => `${k} argument${k === 1 ? '' : 's'}`;
+  if (max === 0) return 'accepts no arguments';
+  if (min === max) return `requires ${n(min)}`;
+  if (max === Infinity) return `requires at least ${n(min)}`;
+  if (min === 0) return `requires at most ${n(max)}`;
+  return `requires at least ${min} and at most ${n(max)}`;
+}
+
+/** docker's text for a parse error: the problem, the usage line, where to get help; and its exit code. */
+function parseErrorReport(e: ParseError): { text: string; code: number } {
+  const cmd = e.command;
+  const path = cmd ? commandPath(cmd) : 'ply';
+  const usage = cmd ? `\nUsage:  ${path} ${cmd.usage()}\n` : '';
+  const flag = /'(-[^' ]*)/.exec(e.message)?.[1] ?? '';
+  switch (e.code) {
+    case 'commander.missingArgument':
+      return { text: `ply: '${path}' ${argumentCountMessage(cmd!)}\n${usage}\nSee '${path} --help' for more information\n`, code: 1 };
+    case 'commander.excessArguments':
+      return { text: `ply: '${path}' ${argumentCountMessage(cmd!)}\n${usage}\nRun '${path} --help' for more information\n`, code: 1 };
+    case 'commander.unknownOption':
+      return {
+        text: `${flag.startsWith('--') ? `unknown flag: ${flag}` : `unknown shorthand flag: '${flag.slice(1, 2)}' in ${flag}`}\n${usage}\nRun '${path} --help' for more information\n`,
+        code: 125,
+      };
+    case 'commander.optionMissingArgument':
+      return { text: `flag needs an argument: ${flag.split(/[ ,]/)[0]}\n${usage}\nRun '${path} --help' for more information\n`, code: 125 };
+    default:
+      // A flag parser's own message (options.ts) is docker's text already.
+      return { text: `${e.message.replace(/^error: /, '').replace(/^.*? is invalid\. (?=invalid argument ")/, '')}\n${usage}\nRun '${path} --help' for more information\n`, code: 125 };
+  }
 }
 
 let prebuilt: Command | undefined;
@@ -95,13 +157,20 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
-/** Prints one line for an error and returns the exit code. */
+/** Prints an error as docker's CLI does (one line, or a parse error with the usage) and returns the exit code. */
 export function reportError(e: unknown): number {
   if (e instanceof CommanderError) {
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
     if (e.code === 'commander.executeSubCommandAsync') return 0;
-    process.stderr.write(`See 'ply --help'.\n`);
-    return 125;
+    const { text, code } = parseErrorReport(e);
+    process.stderr.write(text);
+    return code;
+  }
+  if (e instanceof UnknownCommandError) {
+    const path = commandPath(e.command);
+    const usage = e.command.parent ? `\nUsage:  ${path} ${e.command.usage()}\n` : '';
+    process.stderr.write(`ply: ${e.message}\n${usage}\nRun '${path} --help' for more information\n`);
+    return 1;
   }
   if (e instanceof PlyError) {
     process.stderr.write(`Error: ${e.message}\n`);
@@ -111,7 +180,7 @@ export function reportError(e: unknown): number {
   if (err && typeof err === 'object' && err.code === 'EPIPE') return 0;
   process.stderr.write(`Error: ${err?.message ?? String(e)}\n`);
   if (process.env.PLY_DEBUG) process.stderr.write(`${err?.stack ?? ''}\n`);
-  return 125;
+  return 1;
 }
 
 /** A warm worker of `ply system service` (bin/ply.cjs with PLY_SERVICE_WORKER=FD): serves one command, then exits. */

@@ -1,6 +1,24 @@
 // Helpers for commander options shared by the command modules.
+import { Command, InvalidArgumentError as FlagValueError } from 'commander';
 
 /** Collects a repeatable option (`-c A -c B`). */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
+}
+
+/** An integer flag's parser: a bad value is refused as docker refuses it (exit 125, with the usage). */
+export function intValue(flags: string): (v: string) => number {
+  return (v: string) => {
+    if (!/^[+-]?\d+$/.test(v)) throw new FlagValueError(`invalid argument "${v}" for "${flags}" flag: strconv.ParseInt: parsing "${v}": invalid syntax`);
+    return Number(v);
+  };
+}
+
+/**
+ * A command group (`ply volume`, `ply container`): `ply GROUP` prints its help and `ply GROUP bogus` says the
+ * subcommand is unknown (main.ts gives every command with subcommands that behaviour); `program.command(name)`
+ * of a group another module made returns that one.
+ */
+export function commandGroup(program: Command, name: string, description: string): Command {
+  return program.commands.find((c) => c.name() === name) ?? program.command(name).description(description).usage('COMMAND');
 }

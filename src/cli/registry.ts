@@ -1,7 +1,7 @@
 // Registry commands: registry serve (ply's built-in OCI distribution registry), registry gc.
 import path from 'node:path';
 import type { Command } from 'commander';
-import { PlyError } from '../errors.js';
+import { PlyError, UsageError } from '../errors.js';
 import { out } from './engine.js';
 import type { RegistryOptions } from '../engine/registry.js';
 
@@ -50,20 +50,20 @@ async function registryRoot(root: string | undefined): Promise<string> {
 async function serveAction(opts: ServeOptions): Promise<void> {
   const { serveRegistry } = await import('../engine/registry.js');
   const root = await registryRoot(opts.root);
-  if (!!opts.tlsCert !== !!opts.tlsKey) throw new PlyError('--tls-cert and --tls-key go together');
+  if (!!opts.tlsCert !== !!opts.tlsKey) throw new UsageError('--tls-cert and --tls-key go together');
   const { parseGoDuration } = await import('../gotemplate/gofmt.js');
   let uploadTtlMs: number | undefined;
   if (opts.uploadTtl !== undefined) {
     try {
       uploadTtlMs = parseGoDuration(opts.uploadTtl) / 1e6;
     } catch (e) {
-      throw new PlyError(`invalid --upload-ttl: ${(e as Error).message}`);
+      throw new UsageError(`invalid --upload-ttl: ${(e as Error).message}`);
     }
-    if (!(uploadTtlMs > 0)) throw new PlyError(`invalid --upload-ttl ${opts.uploadTtl}: must be positive`);
+    if (!(uploadTtlMs > 0)) throw new UsageError(`invalid --upload-ttl ${opts.uploadTtl}: must be positive`);
   }
   const maxUploads = opts.maxUploadsPerClient === undefined ? undefined : Number(opts.maxUploadsPerClient);
   if (maxUploads !== undefined && (!Number.isInteger(maxUploads) || maxUploads < 1)) {
-    throw new PlyError(`invalid --max-uploads-per-client ${opts.maxUploadsPerClient}: expected a positive integer`);
+    throw new UsageError(`invalid --max-uploads-per-client ${opts.maxUploadsPerClient}: expected a positive integer`);
   }
   let server;
   try {

@@ -125,10 +125,10 @@ export function registerSystemCommands(program: Command): void {
     .action(async (opts: { workers: string; time: string; host?: string[]; api: boolean; tlsverify?: boolean; tlscacert?: string; tlscert?: string; tlskey?: string }) => {
       const { runService } = await import('../service/server.js');
       const { defaultRoot } = await import('../engine.js');
-      const { InvalidArgumentError } = await import('../errors.js');
+      const { InvalidArgumentError, UsageError } = await import('../errors.js');
       const idle = Number(opts.time);
-      if (!/^[0-9]+$/.test(opts.time) || !Number.isSafeInteger(idle)) throw new InvalidArgumentError(`invalid --time '${opts.time}': expected whole seconds`);
-      if (!/^[0-9]+$/.test(opts.workers)) throw new InvalidArgumentError(`invalid --workers '${opts.workers}': expected a number from 1 to 64`);
+      if (!/^[0-9]+$/.test(opts.time) || !Number.isSafeInteger(idle)) throw new UsageError(`invalid --time '${opts.time}': expected whole seconds`);
+      if (!/^[0-9]+$/.test(opts.workers)) throw new UsageError(`invalid --workers '${opts.workers}': expected a number from 1 to 64`);
       // Workers run the same launcher as this command (bin/ply.cjs).
       const launcher = path.resolve(process.argv[1] ?? '');
       if (!launcher.endsWith('.cjs')) throw new InvalidArgumentError('ply system service must be started through bin/ply');

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { InvalidArgumentError, PlyError } from '../errors.js';
+import { InvalidArgumentError, PlyError, UsageError } from '../errors.js';
 import type { ImageConfig } from '../oci/types.js';
 import { parseSignal } from '../runtime/signals.js';
 import { mergeEnv as mergeSpecEnv, type MountSpec } from '../runtime/spec.js';
@@ -85,7 +85,7 @@ export function readEnvFile(file: string): string[] {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch {
-    throw new InvalidArgumentError(`open ${file}: no such file or directory`);
+    throw new UsageError(`open ${file}: no such file or directory`);
   }
   const out: string[] = [];
   for (const raw of text.split('\n')) {
@@ -104,7 +104,7 @@ export function mergeEnv(base: string[], ...lists: string[][]): string[] {
   const overrides: string[] = [];
   for (const item of lists.flat()) {
     const i = item.indexOf('=');
-    if (i === 0) throw new InvalidArgumentError(`invalid environment variable: ${item}`);
+    if (i === 0) throw new UsageError(`invalid environment variable: ${item}`);
     if (i > 0) overrides.push(item);
     else if (process.env[item] !== undefined) overrides.push(`${item}=${process.env[item]}`);
   }
@@ -158,13 +158,13 @@ export function parseMountFlag(m: string | Record<string, string>, cwd = process
   const type = fields.get('type') ?? 'volume';
   if (!['bind', 'volume', 'tmpfs'].includes(type)) throw new InvalidArgumentError(`invalid mount type: ${type}`);
   const target = fields.get('target') ?? fields.get('destination') ?? fields.get('dst');
-  if (!target) throw new InvalidArgumentError(`invalid argument "${m}" for "--mount" flag: target is required`);
+  if (!target) throw new UsageError(`invalid argument "${m}" for "--mount" flag: target is required`);
   const source = fields.get('source') ?? fields.get('src');
   const ro = fields.get('readonly') ?? fields.get('ro');
   const readonly = ro !== undefined && ro !== 'false' && ro !== '0';
   for (const k of fields.keys()) {
     if (!['type', 'target', 'destination', 'dst', 'source', 'src', 'readonly', 'ro', 'tmpfs-size', 'tmpfs-mode', 'volume-nocopy', 'bind-propagation', 'consistency'].includes(k)) {
-      throw new InvalidArgumentError(`invalid argument "${m}" for "--mount" flag: unexpected key '${k}'`);
+      throw new UsageError(`invalid argument "${m}" for "--mount" flag: unexpected key '${k}'`);
     }
   }
   if (type === 'tmpfs') {
@@ -238,9 +238,9 @@ function checkWorkdir(w: string): string {
 export function checkAddHosts(list: string[]): void {
   for (const h of list) {
     const i = h.indexOf(':');
-    if (i <= 0 || i === h.length - 1) throw new InvalidArgumentError(`invalid argument "${h}" for "--add-host" flag: bad format for add-host: "${h}"`);
+    if (i <= 0 || i === h.length - 1) throw new UsageError(`invalid argument "${h}" for "--add-host" flag: bad format for add-host: "${h}"`);
     const ip = h.slice(i + 1);
-    if (ip !== 'host-gateway' && parseIp(ip) === undefined && !ip.includes(':')) throw new InvalidArgumentError(`invalid argument "${h}" for "--add-host" flag: invalid IP address in add-host: "${ip}"`);
+    if (ip !== 'host-gateway' && parseIp(ip) === undefined && !ip.includes(':')) throw new UsageError(`invalid argument "${h}" for "--add-host" flag: invalid IP address in add-host: "${ip}"`);
   }
 }
 
@@ -259,9 +259,9 @@ function networkSettings(o: CreateOptions, network: string, cfg: NonNullable<Ima
   if (!userNet && (o.networkAliases ?? []).length) throw new InvalidArgumentError('network-scoped alias is supported only for containers in user defined networks');
   if (!userNet && o.ip) throw new InvalidArgumentError('user specified IP address is supported on user defined networks only');
   if (o.ip && parseIp(o.ip) === undefined) throw new InvalidArgumentError(`invalid IPv4 address: ${o.ip}`);
-  if (o.macAddress && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(o.macAddress)) throw new InvalidArgumentError(`${o.macAddress} is not a valid mac address`);
+  if (o.macAddress && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(o.macAddress)) throw new UsageError(`${o.macAddress} is not a valid mac address`);
   checkAddHosts(o.addHosts ?? []);
-  for (const d of o.dns ?? []) if (parseIp(d) === undefined) throw new InvalidArgumentError(`${d} is not an ip address`);
+  for (const d of o.dns ?? []) if (parseIp(d) === undefined) throw new UsageError(`${d} is not an ip address`);
   let portBindings = parsePublish(o.publish ?? []);
   let publishAll = o.publishAll ?? false;
   if (network === 'host' && (Object.keys(portBindings).length || publishAll)) {

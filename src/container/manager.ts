@@ -7,7 +7,7 @@ import path from 'node:path';
 import tty from 'node:tty';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { ConflictError, InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
+import { ConflictError, InvalidArgumentError, NotFoundError, PlyError, StartError } from '../errors.js';
 import type { Readable, Writable } from 'node:stream';
 import { parseSignal, proxySignals, runtimeSignals } from '../runtime/signals.js';
 import { buildSpec, writeBundle, type MountSpec, type RuntimeSpec } from '../runtime/spec.js';
@@ -36,13 +36,7 @@ declare const PLY_BUNDLED: boolean | undefined;
 
 export class ContainerNotRunningError extends PlyError {}
 
-/** A failed start: docker's exit codes (127 not found, 126 not executable, 125 otherwise). */
-export class StartError extends PlyError {
-  constructor(message: string, code: number) {
-    super(message);
-    this.exitCode = code;
-  }
-}
+export { StartError };
 
 export type AttachMode = 'attached' | 'detached';
 
@@ -303,7 +297,7 @@ export class ContainerManager {
       fs.writeFileSync(etc.hostname, `${hostname}\n`);
       fs.writeFileSync(etc.hosts, net.hosts);
       fs.writeFileSync(etc.resolvConf, net.resolvConf);
-      const workdir = resolveInRoot(rootfs, s.workingDir);
+      const workdir = resolveInRoot(rootfs, s.workingDir || '/');
       if (!fs.existsSync(workdir)) fs.mkdirSync(workdir, { recursive: true, mode: 0o755 });
       const user = resolveUser(rootfs, s.user);
       const env = [...s.env];
@@ -467,12 +461,18 @@ export class ContainerManager {
     }
     const rt = this.runtime(c);
     const s = c.spec;
-    const ttyAttached = s.tty && mode === 'attached';
-    // Detached with a TTY: the monitor holds a pseudo-terminal whose slave is the runtime's stdio (runc then
-    // proxies it to the container's own console and follows its size on SIGWINCH).
-    const pty = s.tty && mode === 'detached' ? openpty(s.consoleSize?.[0] ?? 24, s.consoleSize?.[1] ?? 80) : undefined;
+    // -it on ply's own terminal: runc drives that terminal. Any other TTY container (detached, -t without -i, -t in
+    // a pipe) gets a pseudo-terminal its supervisor holds as runc's stdio, as docker gives one whatever the client
+    // has (runc proxies it to the container's own console and follows its size on SIGWINCH).
+    const ttyDirect = s.tty && mode === 'attached' && s.openStdin && !!process.stdin.isTTY;
+    const size = mode === 'attached' && process.stdout.isTTY ? [process.stdout.rows, process.stdout.columns] : s.consoleSize;
+    const pty = s.tty && !ttyDirect ? openpty(size?.[0] ?? 24, size?.[1] ?? 80) : undefined;
+    // The stream owns the master (destroying it closes the descriptor); raw, as the container's own console
+    // already turned \n into \r\n.
+    const term = pty ? new tty.ReadStream(pty.master) : undefined;
+    term?.setRawMode(true);
     let stdio: StdioOptions;
-    if (ttyAttached) stdio = ['inherit', 'inherit', 'inherit'];
+    if (ttyDirect) stdio = ['inherit', 'inherit', 'inherit'];
     else if (pty) stdio = [pty.slave, pty.slave, pty.slave];
     else if (mode === 'attached') stdio = [s.openStdin ? 'inherit' : 'ignore', 'pipe', 'pipe'];
     else stdio = [s.openStdin ? 'pipe' : 'ignore', 'pipe', 'pipe'];
@@ -489,7 +489,7 @@ export class ContainerManager {
     });
     const unproxy = mode === 'attached' ? proxySignals(child, sig.proxy) : () => undefined;
     this.containers.update(c.id, { monitorPid: process.pid });
-    const log = ttyAttached ? undefined : new LogWriter(this.logPath(c));
+    const log = ttyDirect ? undefined : new LogWriter(this.logPath(c));
     // Until the process runs, stderr may carry the runtime's own complaint, which ply reports in its own words:
     // hold output back until the start is confirmed.
     let held: [NodeJS.WriteStream, Buffer][] | undefined = [];
@@ -499,14 +499,12 @@ export class ContainerManager {
       else to.write(d);
     };
     const outputDone: Promise<void>[] = [];
-    let term: tty.ReadStream | undefined;
-    if (pty) {
+    if (pty && term) {
       fs.closeSync(pty.slave);
-      // The stream owns the master from here (destroying it closes the descriptor).
-      term = new tty.ReadStream(pty.master);
       term.on('data', (d: Buffer) => {
         log?.write('stdout', d);
         attach?.output(FRAME_STDOUT, d);
+        forward(process.stdout, d);
       });
       // EIO once every holder of the slave is gone: the end of output.
       const t0 = term;
@@ -527,6 +525,12 @@ export class ContainerManager {
           // the terminal is gone
         }
       };
+      if (mode === 'attached' && process.stdout.isTTY) {
+        const resize = io.resize;
+        const onWinch = () => resize(process.stdout.rows, process.stdout.columns);
+        process.stdout.on('resize', onWinch);
+        void exitedOnce(child).then(() => process.stdout.off('resize', onWinch));
+      }
     } else if (log) {
       child.stdout?.on('data', (d: Buffer) => {
         log.write('stdout', d);
@@ -971,7 +975,13 @@ export class ContainerManager {
     if (size && size[0] > 0 && size[1] > 0) proc.consoleSize = { height: size[0], width: size[1] };
     if (o.workdir) proc.cwd = o.workdir;
     if (o.user) {
-      const u = resolveUser(path.join(dir, 'merged'), o.user);
+      let u: ReturnType<typeof resolveUser>;
+      try {
+        u = resolveUser(path.join(dir, 'merged'), o.user);
+      } catch (e) {
+        // docker: the exec could not start (126).
+        throw e instanceof PlyError ? new StartError(e.message, 126) : e;
+      }
       proc.user = { uid: u.uid, gid: u.gid, additionalGids: u.additionalGids };
     }
     const { mergeEnv } = await import('./create.js');
@@ -979,34 +989,54 @@ export class ContainerManager {
     const processFile = path.join(dir, `exec-${randomBytes(6).toString('hex')}.json`);
     await fsp.writeFile(processFile, JSON.stringify(proc));
     const logFile = `${processFile}.log`;
+    const pidFile = `${processFile}.pid`;
     try {
       const io = o.detach ? undefined : o.io;
-      // A TTY over streams: a pseudo-terminal of ours is runc's stdio (runc proxies it to the process's own).
-      const pty = io && o.tty ? openpty(io.consoleSize?.[0] ?? 24, io.consoleSize?.[1] ?? 80) : undefined;
+      // -it on ply's own terminal: runc drives it. Any other TTY exec (over streams, in a pipe, -t without -i)
+      // gets a pseudo-terminal of ours as runc's stdio (runc proxies it to the process's own), as docker's.
+      const ttyDirect = !!o.tty && !o.detach && !io && !!o.interactive && !!process.stdin.isTTY;
+      const size: [number, number] | undefined = io ? io.consoleSize : process.stdout.isTTY ? [process.stdout.rows, process.stdout.columns] : undefined;
+      const pty = o.tty && !o.detach && !ttyDirect ? openpty(size?.[0] ?? 24, size?.[1] ?? 80) : undefined;
+      // Raw from the start: the process's own terminal already turned \n into \r\n once.
+      const term = pty ? new tty.ReadStream(pty.master) : undefined;
+      term?.setRawMode(true);
       let stdio: StdioOptions;
       if (o.detach) stdio = ['ignore', 'ignore', 'ignore'];
+      else if (ttyDirect) stdio = ['inherit', 'inherit', 'inherit'];
       else if (pty) stdio = [pty.slave, pty.slave, pty.slave];
       else if (io) stdio = [io.stdin && o.interactive ? 'pipe' : 'ignore', 'pipe', 'pipe'];
-      else stdio = [o.interactive || o.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'];
+      // stderr through ply: the runtime's own complaint is reported once, in ply's words (docker's).
+      else stdio = [o.interactive ? 'inherit' : 'ignore', 'inherit', 'pipe'];
       const sig = runtimeSignals(!o.detach && stdio[0] === 'inherit' && !!process.stdin.isTTY);
-      const child = this.runtime(c).exec(c.id, processFile, stdio, { tty: !!o.tty, logFile, detach: o.detach, ownSession: (!o.detach && !io && sig.ownSession) || !!pty });
+      const child = this.runtime(c).exec(c.id, processFile, stdio, { tty: !!o.tty, logFile, pidFile, detach: o.detach, ownSession: (!o.detach && !io && sig.ownSession) || !!pty });
       if (o.execId) this.event(c, `exec_start: ${o.cmd.join(' ')}`, { execID: o.execId });
       const unproxy = o.detach || io ? () => undefined : proxySignals(child, sig.proxy);
+      const exited = new Promise<number>((resolve) => {
+        child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? os.constants.signals[signal] : 0)));
+        child.on('error', () => resolve(126));
+      }).finally(unproxy);
+      // Output waits until the process runs: before that it can only be the runtime's error.
+      let held: [Writable, Buffer][] | undefined = [];
+      const forward = (to: Writable, d: Buffer) => (held ? held.push([to, d]) : to.write(d));
+      const release = () => {
+        const h = held ?? [];
+        held = undefined;
+        for (const [to, d] of h) to.write(d);
+      };
       const copied: Promise<void>[] = [];
-      if (pty && io) {
+      if (pty && term) {
         fs.closeSync(pty.slave);
-        const term = new tty.ReadStream(pty.master);
-        term.pipe(io.stdout, { end: false });
+        term.on('data', (d: Buffer) => forward(io?.stdout ?? process.stdout, d));
         copied.push(new Promise((r) => {
           term.once('close', () => r());
           term.once('error', () => r());
         }));
-        if (io.stdin && o.interactive) {
+        if (io?.stdin && o.interactive) {
           io.stdin.on('data', (d: Buffer) => {
             if (!term.destroyed) term.write(d);
           });
         }
-        io.onResize?.((rows, cols) => {
+        const resize = (rows: number, cols: number) => {
           if (term.destroyed) return;
           try {
             ptyResize(pty.master, rows, cols);
@@ -1014,29 +1044,39 @@ export class ContainerManager {
           } catch {
             // the terminal is gone
           }
-        });
+        };
+        if (io) io.onResize?.(resize);
+        else if (process.stdout.isTTY) {
+          const onWinch = () => resize(process.stdout.rows, process.stdout.columns);
+          process.stdout.on('resize', onWinch);
+          void exitedOnce(child).then(() => process.stdout.off('resize', onWinch));
+        }
         // The stream owns the master; a process left holding the terminal is not waited for long.
         void exitedOnce(child).then(() => setTimeout(() => term.destroy(), 2000).unref());
-      } else if (io) {
-        if (io.stdin && child.stdin) io.stdin.pipe(child.stdin).on('error', () => undefined);
-        for (const [from, to] of [[child.stdout, io.stdout], [child.stderr, io.stderr]] as const) {
+      } else {
+        if (io?.stdin && child.stdin) io.stdin.pipe(child.stdin).on('error', () => undefined);
+        for (const [from, to] of [[child.stdout, io?.stdout ?? process.stdout], [child.stderr, io?.stderr ?? process.stderr]] as const) {
           if (!from) continue;
-          from.pipe(to, { end: false });
+          from.on('data', (d: Buffer) => forward(to, d));
           copied.push(new Promise((r) => from.once('close', () => r())));
         }
       }
-      const code = await new Promise<number>((resolve) => {
-        child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? os.constants.signals[signal] : 0)));
-        child.on('error', () => resolve(126));
-      }).finally(unproxy);
+      const started = o.detach ? (await exited) === 0 : (await waitForPid(pidFile, exited)) > 0;
+      if (started) release();
+      const code = await exited;
       await Promise.all(copied);
       if (o.execId && !o.detach) this.event(c, 'exec_die', { execID: o.execId, exitCode: String(code) });
       const err = runtimeError(logFile);
-      if (err && code !== 0) throw new StartError(`OCI runtime exec failed: ${err}`, startFailureCode(err) === 125 ? 126 : startFailureCode(err));
+      const failed = err !== undefined && code !== 0 && !started;
+      if (failed) held = undefined;
+      else release();
+      // docker's exec: a command that cannot be started exits 126, whatever the reason.
+      if (failed) throw new StartError(`OCI runtime exec failed: ${err}`, 126);
       return code;
     } finally {
       await fsp.rm(processFile, { force: true });
       await fsp.rm(logFile, { force: true });
+      await fsp.rm(pidFile, { force: true });
     }
   }
 }

@@ -9,7 +9,7 @@ import { QuietLogger, type BuildLogger } from '../builder/output.js';
 import type { Ulimit } from '../container/store.js';
 import type { BuildOutput } from '../builder/exporters.js';
 import type { CacheExportSpec, CacheLocation } from '../builder/remote-cache.js';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, PlyError, UsageError } from '../errors.js';
 import { ImageStore } from '../image/store.js';
 import { tagName } from '../reference/reference.js';
 import type { Stores } from '../stores.js';
@@ -80,7 +80,15 @@ export class BuildService {
     // Everything the caller typed is checked before anything is read or built.
     const network = req.network === undefined || req.network === 'default' ? undefined : req.network;
     if (network?.startsWith('container:')) throw new InvalidArgumentError(`network mode "${req.network}" not supported by ply build`);
-    const tags = (req.tags ?? []).map(tagName);
+    const tags = (req.tags ?? []).map((t) => {
+      try {
+        return tagName(t);
+      } catch (e) {
+        // docker's CLI checks -t as a flag value (exit 125).
+        if (e instanceof PlyError) throw new UsageError(`invalid argument "${t}" for "-t, --tag" flag: ${e.message.replace(/^invalid reference format: "[^"]*"/, 'invalid reference format')}`);
+        throw e;
+      }
+    });
     checkAddHosts(req.extraHosts ?? []);
     const outputs = req.outputs?.length ? req.outputs : [{ type: 'image' as const }];
     const load = outputs.some((o) => o.type === 'image');

@@ -1,7 +1,7 @@
 // Published ports: docker's -p syntax, its PortBindings / Ports shapes, and choosing a free host port.
 import net from 'node:net';
 import dgram from 'node:dgram';
-import { ConflictError, InvalidArgumentError } from '../errors.js';
+import { ConflictError, UsageError } from '../errors.js';
 import { parseIp } from './ipv4.js';
 import type { PortMapping, PortRequest } from './store.js';
 
@@ -10,11 +10,11 @@ export type PortBindings = Record<string, { HostIp: string; HostPort: string }[]
 
 function parsePort(s: string, what: string, spec: string): [number, number] {
   const m = /^(\d+)(?:-(\d+))?$/.exec(s);
-  if (!m) throw new InvalidArgumentError(`invalid ${what}: ${s}`);
+  if (!m) throw new UsageError(`invalid ${what}: ${s}`);
   const a = Number(m[1]);
   const b = m[2] !== undefined ? Number(m[2]) : a;
   if (a > 65535 || b > 65535 || b < a || (what === 'containerPort' && a === 0)) {
-    throw new InvalidArgumentError(what === 'hostPort' ? `invalid hostPort: ${s}` : `invalid port format for ${spec}`);
+    throw new UsageError(what === 'hostPort' ? `invalid hostPort: ${s}` : `invalid port format for ${spec}`);
   }
   return [a, b];
 }
@@ -31,8 +31,8 @@ export function parsePublish(specs: string[], into: PortBindings = {}): PortBind
     if (slash >= 0) {
       proto = rest.slice(slash + 1).toLowerCase();
       rest = rest.slice(0, slash);
-      if (proto !== 'tcp' && proto !== 'udp' && proto !== 'sctp') throw new InvalidArgumentError(`invalid proto: ${proto}`);
-      if (proto === 'sctp') throw new InvalidArgumentError(`ply does not publish sctp ports: ${spec}`);
+      if (proto !== 'tcp' && proto !== 'udp' && proto !== 'sctp') throw new UsageError(`invalid proto: ${proto}`);
+      if (proto === 'sctp') throw new UsageError(`ply does not publish sctp ports: ${spec}`);
     }
     const parts = rest.split(':');
     let ip = '';
@@ -41,15 +41,15 @@ export function parsePublish(specs: string[], into: PortBindings = {}): PortBind
     if (parts.length === 1) ctr = parts[0]!;
     else if (parts.length === 2) [host, ctr] = parts as [string, string];
     else if (parts.length === 3) [ip, host, ctr] = parts as [string, string, string];
-    else throw new InvalidArgumentError(`invalid port format for ${spec}: IPv6 host addresses are not supported`);
-    if (ip !== '' && parseIp(ip) === undefined) throw new InvalidArgumentError(`invalid IP address: ${ip}`);
-    if (ctr === '') throw new InvalidArgumentError(`no port specified: ${spec}<empty>`);
+    else throw new UsageError(`invalid port format for ${spec}: IPv6 host addresses are not supported`);
+    if (ip !== '' && parseIp(ip) === undefined) throw new UsageError(`invalid IP address: ${ip}`);
+    if (ctr === '') throw new UsageError(`no port specified: ${spec}<empty>`);
     const [c0, c1] = parsePort(ctr, 'containerPort', spec);
     let h0 = 0;
     let h1 = 0;
     if (host !== '') [h0, h1] = parsePort(host, 'hostPort', spec);
     if (host !== '' && h1 - h0 !== c1 - c0 && !(h1 > h0 && c0 === c1)) {
-      throw new InvalidArgumentError(`invalid ranges specified for container and host Ports: ${ctr} and ${host}`);
+      throw new UsageError(`invalid ranges specified for container and host Ports: ${ctr} and ${host}`);
     }
     for (let i = 0; i <= c1 - c0; i++) {
       const key = `${c0 + i}/${proto}`;

@@ -102,8 +102,8 @@ function parseGroup(text: string): GroupEntry[] {
  *   'u:g'         → the group part is a group name or gid (a numeric gid without an entry is allowed);
  *                   with an explicit group no supplementary groups are added
  * Unknown names throw InvalidArgumentError `unable to find user NAME: no matching entries in passwd file`
- * (or `unable to find group G: no matching entries in group file`) — docker prints these and `docker run`
- * exits 125 (InvalidArgumentError's exit code).
+ * (or `unable to find group G: no matching entries in group file`) — docker prints these; `docker run` exits
+ * 125 and `docker exec` 126 with them (the CLI's run and exec set those codes).
  */
 export function resolveUser(rootfs: string, user: string | undefined): ResolvedUser {
   const spec = user ?? '';

@@ -1,7 +1,7 @@
 // Pull and push between the local image store and registries: both are one copy (registry → store, store →
 // registry) through the copy pipeline. The engine's verbs and the builder's FROM call these.
 import type { Credentials } from '../auth/config.js';
-import { InvalidArgumentError, InvalidReferenceError } from '../errors.js';
+import { InvalidArgumentError, InvalidReferenceError, UsageError } from '../errors.js';
 import { COMPRESSION_LEVELS } from '../layer/compression.js';
 import type { ImageRecord, ImageStore } from '../image/store.js';
 import { parsePlatform } from '../oci/platform.js';
@@ -107,14 +107,14 @@ export async function pushImage(images: ImageStore, ref: string, opts: PushOptio
 function pushCompression(opts: PushOptions): LayerCompressionRequest {
   const format = opts.compressionFormat ?? 'gzip';
   if (!['gzip', 'zstd', 'none'].includes(format)) {
-    throw new InvalidArgumentError(`unsupported compression format "${format}": use gzip, zstd or none`);
+    throw new UsageError(`unsupported compression format "${format}": use gzip, zstd or none`);
   }
   const level = opts.compressionLevel;
   if (level !== undefined) {
-    if (format === 'none') throw new InvalidArgumentError('--compression-level needs a compression format other than none');
+    if (format === 'none') throw new UsageError('--compression-level needs a compression format other than none');
     const range = COMPRESSION_LEVELS[format];
     if (!Number.isInteger(level) || level < range.min || level > range.max) {
-      throw new InvalidArgumentError(`invalid ${format} compression level ${level}: use ${range.min} to ${range.max}`);
+      throw new UsageError(`invalid ${format} compression level ${level}: use ${range.min} to ${range.max}`);
     }
   }
   return { format, level, force: opts.compressionFormat !== undefined };
