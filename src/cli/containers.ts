@@ -1,16 +1,16 @@
 // Container commands: run, create, start, stop, kill, restart, rm, ps, logs, exec, wait, diff, cp, top,
 // rename, pause, unpause, container prune, container inspect.
 import { Command, Option } from 'commander';
-import type { ContainerInspect, CreateOptions, Engine, Resources } from '../engine.js';
+import type { ContainerSummary, CreateOptions, Engine, Resources } from '../engine.js';
 import { parseGoDuration } from '../gotemplate/gofmt.js';
 import { ramInBytes } from '../util/units.js';
 import { InvalidArgumentError, NotFoundError, PlyError, StartError } from '../errors.js';
 import { withEngine, out } from './engine.js';
 import { registerStatsCommand } from './stats.js';
-import { createdSince, dockerTime, humanSize, truncateCommand } from './format.js';
+import { createdSince, dockerTime, humanSize, humanSizeWithPrecision, truncateCommand } from './format.js';
 import { collect, commandGroup, intValue } from './options.js';
 import { portsColumn } from './network.js';
-import { writeAtomicallyToFd } from './output.js';
+import { writeAtomicallyToFd, type Inspected } from './output.js';
 
 interface RunFlags {
   interactive?: boolean;
@@ -260,6 +260,9 @@ async function createContainer(engine: Engine, o: CreateOptions): Promise<string
   for (const w of created.Warnings) process.stderr.write(`${w}\n`);
   return created.Id;
 }
+
+/** docker's list sizes: 3 significant digits. */
+const listSize = (n: number) => humanSizeWithPrecision(n, 3);
 
 /** docker's check before attaching a terminal's input: stdin must be one (exit 1, nothing created). */
 function checkTty(attachStdin: boolean | undefined, tty: boolean | undefined): void {
@@ -587,7 +590,10 @@ export function registerContainerCommands(program: Command): void {
       .option('-L, --follow-link', 'Always follow symbol link in SRC_PATH')
       .option('-q, --quiet', 'Suppress progress output during copy')
       .action(async (src: string, dest: string, f: { archive?: boolean; followLink?: boolean }) =>
-        withEngine(async (engine) => engine.containers.copy(src, dest, f)),
+        withEngine(async (engine) => {
+          if (src === '-' || dest === '-') await copyStream(engine, src, dest, f);
+          else await engine.containers.copy(src, dest, f);
+        }),
       );
   }
 
@@ -678,11 +684,11 @@ export function registerContainerCommands(program: Command): void {
     .action(async (refs: string[], f: { format?: string; size?: boolean }) =>
       withEngine(async (engine) => {
         const { printInspect } = await import('./output.js');
-        const items: ContainerInspect[] = [];
+        const items: Inspected[] = [];
         let missing = 0;
         for (const r of refs) {
           try {
-            items.push(engine.containers.inspect(r, { size: f.size }));
+            items.push({ kind: 'container', value: engine.containers.inspect(r, { size: f.size }) });
           } catch (e) {
             if (!(e instanceof NotFoundError)) throw e;
             process.stderr.write(`Error: No such container: ${r}\n`);
@@ -695,49 +701,100 @@ export function registerContainerCommands(program: Command): void {
     );
 }
 
-/** Go's strconv.Quote, as docker quotes the COMMAND column. */
-function goQuote(s: string): string {
-  return JSON.stringify(s).replace(/\\u0026/g, '&');
+/** Go's os.ModeSymlink and os.ModeDir in a path stat's mode. */
+const GO_MODE_SYMLINK = 2 ** 27;
+const GO_MODE_DIR = 2 ** 31;
+
+/**
+ * `ply cp CONTAINER:PATH -` writes a tar of PATH to stdout; `ply cp - CONTAINER:DIR` extracts a tar from stdin
+ * into DIR, which must be a directory (docker's rules and messages).
+ */
+async function copyStream(engine: Engine, src: string, dest: string, f: { followLink?: boolean }): Promise<void> {
+  const split = (arg: string) => {
+    const i = arg.indexOf(':');
+    return arg === '-' || arg.startsWith('/') || arg.startsWith('.') || i <= 0 ? undefined : { ref: arg.slice(0, i), path: arg.slice(i + 1) || '/' };
+  };
+  const from = split(src);
+  const to = split(dest);
+  if (from && to) throw new InvalidArgumentError('copying between containers is not supported');
+  if (from) {
+    let p = from.path;
+    if (f.followLink) {
+      const st = await engine.containers.archiveStat(from.ref, p);
+      if (st.mode & GO_MODE_SYMLINK) p = st.linkTarget.startsWith('/') ? st.linkTarget : `${p.replace(/[^/]*\/*$/, '')}${st.linkTarget}`;
+    }
+    await engine.containers.archiveGet(from.ref, p, process.stdout);
+    return;
+  }
+  if (!to || src !== '-') throw new InvalidArgumentError('must specify at least one container source');
+  let isDir = false;
+  try {
+    isDir = ((await engine.containers.archiveStat(to.ref, to.path)).mode & GO_MODE_DIR) !== 0;
+  } catch (e) {
+    if (!(e instanceof NotFoundError) || /No such container/.test(e.message)) throw e;
+  }
+  if (!isDir) throw new InvalidArgumentError(`destination "${dest}" must be a directory`);
+  await engine.containers.archivePut(to.ref, to.path, process.stdin);
 }
+
 
 async function psAction(f: { all?: boolean; filter: string[]; format?: string; last?: number; latest?: boolean; trunc: boolean; quiet?: boolean; size?: boolean }) {
   await withEngine(async (engine) => {
-    const { renderTable } = await import('../gotemplate/template.js');
+    const { renderTable, TemplateError, goQuote } = await import('../gotemplate/template.js');
     const limit = f.latest ? 1 : f.last;
-    const list = engine.containers.list({ all: f.all, filters: f.filter, limit, size: f.size });
-    const rows = list.map((c) => {
-      const created = new Date(c.Created * 1000);
-      return {
-        ID: f.trunc ? c.Id.slice(0, 12) : c.Id,
-        Image: c.Image,
-        Command: goQuote(f.trunc ? truncateCommand(c.Command, 20) : c.Command),
-        // A getter: the local time zone's name costs ~15 ms to look up, and most formats never show it.
-        get CreatedAt() {
-          return dockerTime(created);
-        },
-        RunningFor: createdSince(created),
-        Status: c.Status,
-        State: c.State,
-        Ports: portsColumn(c.Ports),
-        Names: c.Names.map((n) => n.replace(/^\//, '')).join(','),
-        Labels: Object.entries(c.Labels).map(([k, v]) => `${k}=${v}`).join(','),
-        Mounts: c.Mounts.map((m) => (m.Type === 'volume' ? m.Name!.slice(0, f.trunc ? 15 : undefined) : m.Source || m.Destination)).join(','),
-        Networks: Object.keys(c.NetworkSettings.Networks).join(','),
-        Size: f.size ? `${humanSize(c.SizeRw ?? 0)}` : '0B',
-      };
-    });
     let format: string;
     if (f.quiet) format = '{{.ID}}';
     else if (f.format === 'json') format = '{{json .}}';
     else if (f.format && f.format !== 'table') format = f.format;
     else format = `table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}${f.size ? '\t{{.Size}}' : ''}`;
-    out(
-      renderTable(format, rows, {
-        ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', CreatedAt: 'CREATED AT', RunningFor: 'CREATED', Status: 'STATUS',
-        State: 'STATE', Ports: 'PORTS', Names: 'NAMES', Labels: 'LABELS', Mounts: 'MOUNTS', Networks: 'NETWORKS', Size: 'SIZE',
-      }),
-    );
+    // docker asks for sizes when the format shows them.
+    const size = f.size || (!f.quiet && /\.Size\b|json \./.test(format));
+    const list = engine.containers.list({ all: f.all, filters: f.filter, limit, size });
+    const rows = list.map((c) => psRow(c, f.trunc, goQuote));
+    try {
+      out(
+        renderTable(format, rows, {
+          ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', CreatedAt: 'CREATED AT', RunningFor: 'CREATED', Status: 'STATUS',
+          State: 'STATE', Ports: 'PORTS', Names: 'NAMES', Labels: 'LABELS', Mounts: 'MOUNTS', Networks: 'NETWORKS', Size: 'SIZE',
+          LocalVolumes: 'LOCAL VOLUMES', Platform: 'PLATFORM',
+        }, { strict: true, typeName: '*formatter.ContainerContext' }),
+      );
+    } catch (e) {
+      // docker's ps words its template errors so.
+      if (e instanceof TemplateError) e.message = e.message.replace(/^template parsing error: (?=template: :\d+:\d+: executing)/, 'failed to execute template: ').replace(/^template parsing error: /, 'failed to parse template: ');
+      throw e;
+    }
   });
+}
+
+/** A row of docker ps: docker's ContainerContext, its fields and its Label method. */
+function psRow(c: ContainerSummary, trunc: boolean, goQuote: (s: string) => string) {
+  const created = new Date(c.Created * 1000);
+  const shorten = (s: string, n: number) => (trunc ? truncateCommand(s, n) : s);
+  return {
+    ID: trunc ? c.Id.slice(0, 12) : c.Id,
+    Image: c.Image,
+    Command: goQuote(shorten(c.Command, 20)),
+    // A getter: the local time zone's name costs ~15 ms to look up, and most formats never show it.
+    get CreatedAt() {
+      return dockerTime(created);
+    },
+    RunningFor: createdSince(created),
+    Status: c.Status,
+    State: c.State,
+    Ports: portsColumn(c.Ports),
+    Names: c.Names.map((n) => n.replace(/^\//, '')).join(','),
+    Labels: Object.entries(c.Labels).map(([k, v]) => `${k}=${v}`).join(','),
+    Mounts: c.Mounts.map((m) => shorten(m.Name || m.Source, 15)).join(','),
+    LocalVolumes: String(c.Mounts.filter((m) => m.Driver === 'local').length),
+    Networks: Object.keys(c.NetworkSettings.Networks).sort().join(','),
+    Platform: null,
+    Size: c.SizeRootFs ? `${listSize(c.SizeRw ?? 0)} (virtual ${listSize(c.SizeRootFs)})` : listSize(c.SizeRw ?? 0),
+    /** `{{.Label "key"}}`: one label's value. */
+    Label(name: string): string {
+      return c.Labels[name] ?? '';
+    },
+  };
 }
 
 async function logsAction(ref: string, f: { follow?: boolean; tail: string; timestamps?: boolean; since?: string; until?: string }) {

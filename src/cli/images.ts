@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import type { Command } from 'commander';
-import type { ContainerInspect, ImageInspect, NetworkInspect } from '../engine.js';
+import type { Inspected } from './output.js';
 import { InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
 import { withEngine, out } from './engine.js';
 import { createdSince, dockerTime, humanSize, humanSizeWithPrecision, rfc3339Nano, shortId, truncateCommand } from './format.js';
@@ -88,24 +88,43 @@ export function registerImageCommands(program: Command): void {
     .argument('<names...>')
     .option('-f, --format <string>', 'Format output using a custom template')
     .option('-s, --size', 'Display total file sizes if the type is container')
-    .option('--type <string>', 'Return JSON for specified type (container, image, network)')
+    .option('--type <string>', 'Only inspect objects of the given type (container, image, network, volume)')
     .action(async (names: string[], opts: { format?: string; type?: string; size?: boolean }) => {
-      if (opts.type && !['image', 'container', 'network'].includes(opts.type)) throw new InvalidArgumentError(`"${opts.type}" is not a valid value for --type`);
+      const types = ['container', 'image', 'network', 'volume'] as const;
+      if (opts.type && !(types as readonly string[]).includes(opts.type)) {
+        throw new InvalidArgumentError(`unknown type: "${opts.type}": must be one of ${types.map((t) => `"${t}"`).join(', ')}`);
+      }
       await withEngine(async (engine) => {
         const { inspectEach } = await import('./output.js');
-        const find = (n: string): ContainerInspect | ImageInspect | NetworkInspect | undefined => {
-          if (opts.type === undefined || opts.type === 'container') {
+        const want = (t: (typeof types)[number]) => opts.type === undefined || opts.type === t;
+        // docker's order: a container, an image, a network, then a volume of that name.
+        const find = (n: string): Inspected | undefined => {
+          const missing = (e: unknown) => {
+            if (!(e instanceof NotFoundError)) throw e;
+            return undefined;
+          };
+          if (want('container')) {
             try {
-              return engine.containers.inspect(n, { size: opts.size });
+              return { kind: 'container', value: engine.containers.inspect(n, { size: opts.size }) };
             } catch (e) {
-              if (!(e instanceof NotFoundError)) throw e;
+              missing(e);
             }
           }
-          if (opts.type === undefined || opts.type === 'image') {
+          if (want('image')) {
             const rec = engine.images.lookup(n);
-            if (rec) return engine.images.inspectRecord(rec);
+            if (rec) return { kind: 'image', value: engine.images.inspectRecord(rec) };
           }
-          if (opts.type === undefined || opts.type === 'network') return engine.networks.find(n);
+          if (want('network')) {
+            const value = engine.networks.find(n);
+            if (value) return { kind: 'network', value };
+          }
+          if (want('volume')) {
+            try {
+              return { kind: 'volume', value: engine.volumes.inspect(n) };
+            } catch (e) {
+              missing(e);
+            }
+          }
           return undefined;
         };
         await inspectEach(names, find, opts.format, (n) => `No such object: ${n}`);
@@ -280,25 +299,16 @@ async function historyAction(ref: string, opts: { format?: string; human: boolea
 
 async function inspectAction(names: string[], opts: { format?: string }) {
   await withEngine(async (engine) => {
-    const results: ImageInspect[] = [];
-    let missing = 0;
-    for (const n of names) {
-      const rec = engine.images.lookup(n);
-      if (!rec) {
-        process.stderr.write(`Error: No such image: ${n}\n`);
-        missing++;
-        continue;
-      }
-      results.push(engine.images.inspectRecord(rec));
-    }
-    if (opts.format) {
-      const { compileTemplate } = await import('../gotemplate/template.js');
-      const t = compileTemplate(opts.format);
-      for (const r of results) out(`${t(r)}\n`);
-    } else {
-      out(`${JSON.stringify(results, null, 4)}\n`);
-    }
-    if (missing) process.exitCode = 1;
+    const { inspectEach } = await import('./output.js');
+    await inspectEach(
+      names,
+      (n) => {
+        const rec = engine.images.lookup(n);
+        return rec && { kind: 'image', value: engine.images.inspectRecord(rec) };
+      },
+      opts.format,
+      (n) => `No such image: ${n}`,
+    );
   });
 }
 

@@ -88,7 +88,15 @@ export function registerNetworkCommands(program: Command): void {
       daemonErrors(async (names: string[], f: { format?: string }) => {
       await withEngine(async (engine) => {
         const { inspectEach } = await import('./output.js');
-        await inspectEach(names, (n) => engine.networks.find(n), f.format, (n) => `network ${n} not found`);
+        await inspectEach(
+          names,
+          (n) => {
+            const value = engine.networks.find(n);
+            return value && { kind: 'network', value };
+          },
+          f.format,
+          (n) => `network ${n} not found`,
+        );
       });
     }),
     );

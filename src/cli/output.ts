@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
-import type { ContainerInspect, ImageInspect, NetworkInspect } from '../engine.js';
+import type { ContainerInspect, ImageInspect, NetworkInspect, VolumeInfo } from '../engine.js';
 import { InvalidArgumentError } from '../errors.js';
 
 /** Runs `fn` on stdout, or on a temporary file renamed to `file` once complete (never a partial archive). */
@@ -63,14 +63,94 @@ function stdoutIsFile(): boolean {
   }
 }
 
-/** inspect's output: docker's JSON (4-space indent), or one line per object through a Go template. */
-export async function printInspect(items: (ContainerInspect | ImageInspect | NetworkInspect)[], format?: string): Promise<void> {
-  if (format) {
-    const { compileTemplate } = await import('../gotemplate/template.js');
-    const t = compileTemplate(format, { unescape: false });
-    for (const r of items) process.stdout.write(`${t(r)}\n`);
-  } else {
-    process.stdout.write(`${JSON.stringify(items, null, 4)}\n`);
+export type InspectKind = 'container' | 'image' | 'network' | 'volume';
+export interface Inspected {
+  kind: InspectKind;
+  value: ContainerInspect | ImageInspect | NetworkInspect | VolumeInfo;
+}
+
+/**
+ * The objects of docker's inspect types that are Go maps (by path; '*' any key): a key missing from one of these
+ * prints <no value>, where a field missing from a struct is an error.
+ */
+const MAP_PATHS: Record<InspectKind, string[]> = {
+  container: [
+    'Config.Labels', 'Config.ExposedPorts', 'Config.Volumes', 'HostConfig.PortBindings', 'HostConfig.Tmpfs', 'HostConfig.LogConfig.Config',
+    'GraphDriver.Data', 'NetworkSettings.Ports', 'NetworkSettings.Networks', 'NetworkSettings.Networks.*.DriverOpts',
+  ],
+  image: ['Config.Labels', 'Config.ExposedPorts', 'Config.Volumes', 'ContainerConfig.Labels', 'ContainerConfig.ExposedPorts', 'ContainerConfig.Volumes', 'GraphDriver.Data'],
+  network: ['Options', 'Labels', 'Containers', 'IPAM.Options'],
+  volume: ['Labels', 'Options', 'Status'],
+};
+
+/** Fields of docker's inspect types that its JSON may leave out (omitempty): a template still finds them, zero. */
+const OPTIONAL_FIELDS: Record<InspectKind, Record<string, unknown>> = {
+  container: {
+    SizeRw: null, SizeRootFs: null, 'State.Health': null, 'Config.ExposedPorts': {}, 'Config.Healthcheck': null, 'Config.ArgsEscaped': false,
+    'Config.StopSignal': '', 'Config.StopTimeout': null, 'Config.Shell': null, 'HostConfig.Tmpfs': {}, 'HostConfig.Init': null,
+  },
+  image: {
+    Variant: '', 'Config.ExposedPorts': {}, 'Config.Healthcheck': null, 'Config.ArgsEscaped': false, 'Config.StopSignal': '', 'Config.Shell': null,
+    'ContainerConfig.ExposedPorts': {}, 'ContainerConfig.Healthcheck': null, 'ContainerConfig.StopSignal': '',
+  },
+  network: {},
+  volume: { Status: {}, UsageData: null },
+};
+
+/** What docker's CLI executes an inspect template on: its typed object (optional fields present) and which parts are maps. */
+function templateView(item: Inspected, maps: WeakSet<object>): unknown {
+  const view = structuredClone(item.value) as unknown as Record<string, unknown>;
+  for (const [p, zero] of Object.entries(OPTIONAL_FIELDS[item.kind])) {
+    const parts = p.split('.');
+    let o: unknown = view;
+    for (const k of parts.slice(0, -1)) o = o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined;
+    const last = parts[parts.length - 1]!;
+    if (o && typeof o === 'object' && !(last in o)) (o as Record<string, unknown>)[last] = structuredClone(zero);
+  }
+  const mark = (o: unknown, parts: string[]) => {
+    if (!o || typeof o !== 'object') return;
+    if (parts.length === 0) return void maps.add(o);
+    const [k, ...rest] = parts as [string, ...string[]];
+    for (const v of k === '*' ? Object.values(o) : [(o as Record<string, unknown>)[k]]) mark(v, rest);
+  };
+  for (const p of MAP_PATHS[item.kind]) mark(view, p.split('.'));
+  return view;
+}
+
+/**
+ * inspect's output: docker's JSON (4-space indent), or one line per object through a Go template executed as
+ * docker's CLI does (a malformed template exits 64; one that fails on an object reports it after the others' lines,
+ * exit 1).
+ */
+export async function printInspect(items: Inspected[], format?: string): Promise<void> {
+  if (!format) {
+    // Go's encoder escapes U+2028 and U+2029 even without HTML escaping.
+    process.stdout.write(`${JSON.stringify(items.map((i) => i.value), null, 4).replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029')}\n`);
+    return;
+  }
+  const { Template, TemplateError } = await import('../gotemplate/template.js');
+  const maps = new WeakSet<object>();
+  let tmpl: InstanceType<typeof Template>;
+  try {
+    tmpl = new Template(format, { missingKey: 'error', isMap: (o) => maps.has(o) });
+  } catch (e) {
+    if (e instanceof TemplateError) e.exitCode = 64;
+    throw e;
+  }
+  let text = '';
+  const errors: string[] = [];
+  for (const item of items) {
+    try {
+      text += `${tmpl.execute(templateView(item, maps))}\n`;
+    } catch (e) {
+      if (!(e instanceof TemplateError)) throw e;
+      errors.push(e.message);
+    }
+  }
+  process.stdout.write(text || '\n');
+  if (errors.length) {
+    process.stderr.write(`${errors.join('\n')}\n`);
+    process.exitCode = 1;
   }
 }
 
@@ -78,13 +158,13 @@ export async function printInspect(items: (ContainerInspect | ImageInspect | Net
  * docker's inspect: each name that `find` knows, as a JSON array (or through --format); one error line per name it
  * does not (`find` returns undefined), then exit 1.
  */
-export async function inspectEach<T extends ContainerInspect | ImageInspect | NetworkInspect>(
+export async function inspectEach(
   names: string[],
-  find: (name: string) => T | undefined,
+  find: (name: string) => Inspected | undefined,
   format: string | undefined,
   notFound: (name: string) => string,
 ): Promise<void> {
-  const items: T[] = [];
+  const items: Inspected[] = [];
   let missing = 0;
   for (const n of names) {
     const item = find(n);

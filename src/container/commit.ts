@@ -9,12 +9,13 @@ import type { ImageRecord } from '../image/store.js';
 import { creationTime, writeImage } from '../image/write.js';
 import { tagName } from '../reference/reference.js';
 import { writeMergedTree, writeTree, type TreeOutput } from '../layer/diff.js';
-import type { ImageConfig } from '../oci/types.js';
+import type { ContainerConfig, ImageConfig } from '../oci/types.js';
 import { commitLayer } from '../snapshot/commit.js';
 import { TarWriter } from '../tar/index.js';
 import { TarFdWriter } from '../tar/writer.js';
 import type { ContainerManager } from './manager.js';
-import type { Container } from './store.js';
+import { dockerConfig } from './config.js';
+import { configVolumes, type Container } from './store.js';
 
 export interface CommitOptions {
   author?: string;
@@ -44,7 +45,7 @@ export async function commitContainer(manager: ContainerManager, c: Container, o
   const base = images.get(c.image);
   if (!base) throw new NotFoundError(`image of container ${c.name} is gone`);
   const baseConfig = images.config(base);
-  const containerConfig = applyChanges(baseConfig.config ?? {}, o.changes ?? []);
+  const containerConfig = applyChanges(committedConfig(c, baseConfig.config ?? {}), o.changes ?? []);
   const { snapshotter, key } = manager.snapshot(c);
   const paused = o.pause !== false && c.state === 'running';
   const rt = manager.runtime(c);
@@ -75,6 +76,7 @@ export async function commitContainer(manager: ContainerManager, c: Container, o
       created,
       config: containerConfig,
       container: c.id,
+      container_config: dockerConfig(c, baseConfig.config),
       rootfs: { type: 'layers', diff_ids: [...baseConfig.rootfs.diff_ids, layer.diffId] },
       history,
     };
@@ -86,6 +88,30 @@ export async function commitContainer(manager: ContainerManager, c: Container, o
     if (name) images.setName(name, rec.digest);
     return rec;
   });
+}
+
+/**
+ * docker's commit: the new image runs as the container ran (its command, entrypoint, environment, working
+ * directory, user, ports, labels, volumes, stop signal), not as its image would; `--change` applies on top.
+ */
+function committedConfig(c: Container, image: ContainerConfig): ContainerConfig {
+  const s = c.spec;
+  const cfg: ContainerConfig = { ...image };
+  const set = <K extends keyof ContainerConfig>(k: K, v: ContainerConfig[K] | undefined) => {
+    if (v === undefined) delete cfg[k];
+    else cfg[k] = v;
+  };
+  set('User', s.user || undefined);
+  set('ExposedPorts', s.exposedPorts && Object.keys(s.exposedPorts).length ? s.exposedPorts : undefined);
+  set('Env', s.env.length ? [...s.env] : undefined);
+  set('Entrypoint', s.entrypoint ?? undefined);
+  set('Cmd', s.cmd ?? undefined);
+  set('Volumes', configVolumes(s) ?? undefined);
+  set('WorkingDir', s.workingDir && !(s.workingDir === '/' && !image.WorkingDir) ? s.workingDir : undefined);
+  set('Labels', Object.keys(s.labels).length ? { ...s.labels } : undefined);
+  if (s.healthcheck) set('Healthcheck', s.healthcheck);
+  if (s.stopSignal !== 'SIGTERM' || image.StopSignal) set('StopSignal', s.stopSignal);
+  return cfg;
 }
 
 /**

@@ -135,11 +135,15 @@ export function parseVolumeFlag(v: string, cwd = process.cwd()): MountSpec {
     readonly = modes.includes('ro');
   }
   const target = checkTarget(dst, v);
-  if (src.startsWith('/') || src.startsWith('.')) return { type: 'bind', source: path.resolve(cwd, src), target, readonly };
+  const bind = (source: string) => `${source}:${dst}${mode !== undefined ? `:${mode}` : ''}`;
+  if (src.startsWith('/') || src.startsWith('.')) {
+    const source = path.resolve(cwd, src);
+    return { type: 'bind', source, target, readonly, bind: bind(source) };
+  }
   if (!VOLUME_NAME_RE.test(src)) {
     throw new InvalidArgumentError(`create ${src}: "${src}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
   }
-  return { type: 'volume', source: src, target, readonly };
+  return { type: 'volume', source: src, target, readonly, bind: bind(src) };
 }
 
 /** `--mount type=bind|volume|tmpfs,source=…,target=…,readonly,tmpfs-size=…,tmpfs-mode=…` */
@@ -306,8 +310,8 @@ export function buildContainerSpec(o: CreateOptions, image: ImageConfig, id: str
   const network = !o.network || o.network === 'default' ? 'bridge' : o.network;
   const net = networkSettings(o, network, cfg);
   const fileEnv = (o.envFiles ?? []).flatMap(readEnvFile);
+  // Only what the image and the command line gave (docker's Config.Env); the runtime adds PATH and HOSTNAME.
   const env = mergeEnv(cfg.Env ?? [], fileEnv, o.env ?? []);
-  if (!env.some((e) => e.startsWith('PATH='))) env.unshift('PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
   const mounts: MountSpec[] = [
     ...(o.volumes ?? []).map((v) => parseVolumeFlag(v)),
     ...(o.mounts ?? []).map((m) => parseMountFlag(m)),
@@ -345,7 +349,8 @@ export function buildContainerSpec(o: CreateOptions, image: ImageConfig, id: str
     path: args[0]!,
     args: args.slice(1),
     env,
-    workingDir: o.workdir ? checkWorkdir(o.workdir) : cfg.WorkingDir || '/',
+    // '' as docker keeps it when neither gave one (the runtime starts in /).
+    workingDir: o.workdir ? checkWorkdir(o.workdir) : cfg.WorkingDir ?? '',
     user: o.user ?? cfg.User ?? '',
     hostname: o.hostname ?? (network === 'host' ? os.hostname() : id.slice(0, 12)),
     ...net,

@@ -73,6 +73,12 @@ export interface Ulimit {
   hard: number;
 }
 
+/** docker's Config.Volumes of a container: the image's VOLUMEs and `-v /path` (anonymous volumes), by target. */
+export function configVolumes(s: ContainerSpec): Record<string, Record<string, never>> | null {
+  const targets = s.mounts.filter((m) => m.type === 'volume' && m.source !== undefined && s.anonymousVolumes.includes(m.source)).map((m) => m.target);
+  return targets.length ? Object.fromEntries(targets.sort().map((t) => [t, {}])) : null;
+}
+
 export interface Container {
   id: string;
   name: string;

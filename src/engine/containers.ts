@@ -10,6 +10,7 @@ import type { CreateOptions } from '../container/create.js';
 import { connectAttach, type AttachConnection } from '../container/attach.js';
 import { cgroupsPath, ContainerManager, type ExecIO } from '../container/manager.js';
 import { emptyStats, sampleContainer, toStats, type ContainerStats, type StatsSample } from '../container/stats.js';
+import { dockerConfig } from '../container/config.js';
 import type { Container } from '../container/store.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
 import { rfc3339Nano } from '../gotemplate/gofmt.js';
@@ -418,7 +419,8 @@ export class ContainerService {
         Names: [`/${c.name}`],
         Image: c.imageRef || (imgNames[0] ? ImageStore.display(imgNames[0]) : c.image.slice(7, 19)),
         ImageID: this.stores.images.get(c.image)?.id ?? c.image,
-        Command: [c.spec.path, ...c.spec.args].join(' '),
+        // dockerd's: arguments with a space in single quotes.
+        Command: [c.spec.path, ...c.spec.args.map((a) => (a.includes(' ') ? `'${a}'` : a))].join(' '),
         Created: Math.floor(c.created / 1000),
         Ports: running(c) ? this.portList(c) : [],
         Labels: c.spec.labels,
@@ -428,7 +430,10 @@ export class ContainerService {
         NetworkSettings: { Networks: Object.fromEntries(Object.keys(c.spec.networks ?? { [c.spec.network]: {} }).map((n) => [n, {}])) },
         Mounts: this.mountPoints(c, true),
       };
-      if (opts.size) summary.SizeRw = this.manager.writableLayerSize(c);
+      if (opts.size) {
+        summary.SizeRw = this.manager.writableLayerSize(c);
+        summary.SizeRootFs = summary.SizeRw + (this.stores.images.get(c.image)?.size ?? 0);
+      }
       return summary;
     });
   }
@@ -467,6 +472,8 @@ export class ContainerService {
     const iso = (ms: number) => (ms ? rfc3339Nano(new Date(ms)) : '0001-01-01T00:00:00Z');
     const snapshotter = this.stores.snapshots.of(dir);
     const execIds = [...this.execs.values()].filter((e) => e.containerId === c.id).map((e) => e.id);
+    const binds = s.mounts.flatMap((m) => (m.bind ? [m.bind] : []));
+    const tmpfs = s.mounts.filter((m) => m.type === 'tmpfs');
     return {
       Id: c.id,
       Created: iso(c.created),
@@ -500,66 +507,68 @@ export class ContainerService {
       AppArmorProfile: '',
       ExecIDs: execIds.length ? execIds : null,
       HostConfig: {
-        Binds: s.mounts.filter((m) => m.type === 'bind').map((m) => `${m.source}:${m.target}${m.readonly ? ':ro' : ''}`),
+        // docker's Binds: the -v host paths and named volumes, as given (anonymous volumes and --mount are not).
+        Binds: binds.length ? binds : null,
+        ContainerIDFile: '',
+        // What ply always does, in docker's words (compose reads the log driver to know logs can be read back).
+        LogConfig: { Type: 'json-file', Config: {} },
         NetworkMode: s.network,
         PortBindings: s.portBindings ?? {},
-        PublishAllPorts: s.publishAll ?? false,
+        RestartPolicy: s.restartPolicy ?? { Name: 'no', MaximumRetryCount: 0 },
+        AutoRemove: s.autoRemove,
+        VolumeDriver: '',
+        VolumesFrom: null,
+        CapAdd: s.capAdd.length ? s.capAdd : null,
+        CapDrop: s.capDrop.length ? s.capDrop : null,
+        CgroupnsMode: 'host',
         Dns: s.dns ?? [],
         DnsOptions: s.dnsOptions ?? [],
         DnsSearch: s.dnsSearch ?? [],
         ExtraHosts: s.extraHosts?.length ? s.extraHosts : null,
-        AutoRemove: s.autoRemove,
-        Privileged: s.privileged,
-        ReadonlyRootfs: s.readonlyRootfs,
-        CapAdd: s.capAdd.length ? s.capAdd : null,
-        CapDrop: s.capDrop.length ? s.capDrop : null,
-        Init: s.init || null,
-        Runtime: s.runtime,
-        Tmpfs: Object.fromEntries(s.mounts.filter((m) => m.type === 'tmpfs').map((m) => [m.target, (m.options ?? []).join(',')])),
-        // What ply always does, in docker's words (compose reads the log driver to know logs can be read back).
-        LogConfig: { Type: 'json-file', Config: {} },
-        RestartPolicy: s.restartPolicy ?? { Name: 'no', MaximumRetryCount: 0 },
-        VolumeDriver: '',
-        VolumesFrom: null,
-        ConsoleSize: s.consoleSize ?? [0, 0],
+        GroupAdd: null,
         IpcMode: 'private',
-        PidMode: '',
-        UTSMode: '',
-        UsernsMode: '',
-        CgroupnsMode: 'host',
-        ShmSize: s.shmSize ?? 64 * 1024 * 1024,
-        ...hostConfigResources(s.resources ?? {}),
-        Ulimits: (s.ulimits ?? []).map((u) => ({ Name: u.name, Hard: u.hard, Soft: u.soft })),
+        Cgroup: '',
         Links: null,
         OomScoreAdj: 0,
+        PidMode: '',
+        Privileged: s.privileged,
+        PublishAllPorts: s.publishAll ?? false,
+        ReadonlyRootfs: s.readonlyRootfs,
         SecurityOpt: null,
+        ...(tmpfs.length ? { Tmpfs: Object.fromEntries(tmpfs.map((m) => [m.target, (m.options ?? []).join(',')])) } : {}),
+        UTSMode: '',
+        UsernsMode: '',
+        ShmSize: s.shmSize ?? 64 * 1024 * 1024,
+        Runtime: s.runtime,
+        ConsoleSize: s.consoleSize ?? [0, 0],
+        ...(s.init ? { Init: true } : {}),
+        Isolation: '',
+        CgroupParent: '',
+        ...hostConfigResources(s.resources ?? {}),
+        BlkioWeightDevice: [],
+        BlkioDeviceReadBps: [],
+        BlkioDeviceWriteBps: [],
+        BlkioDeviceReadIOps: [],
+        BlkioDeviceWriteIOps: [],
+        CpuRealtimePeriod: 0,
+        CpuRealtimeRuntime: 0,
+        Devices: [],
+        DeviceCgroupRules: null,
+        DeviceRequests: null,
+        KernelMemory: 0,
+        KernelMemoryTCP: 0,
+        Ulimits: (s.ulimits ?? []).map((u) => ({ Name: u.name, Hard: u.hard, Soft: u.soft })),
+        CpuCount: 0,
+        CpuPercent: 0,
+        IOMaximumIOps: 0,
+        IOMaximumBandwidth: 0,
+        MaskedPaths: s.privileged ? null : MASKED_PATHS,
+        ReadonlyPaths: s.privileged ? null : READONLY_PATHS,
       },
       GraphDriver: { Data: snapshotter.graphData(dir), Name: snapshotter.name },
       ...(opts.size ? { SizeRw: this.manager.writableLayerSize(c), SizeRootFs: this.manager.writableLayerSize(c) + (rec?.size ?? 0) } : {}),
       Mounts: this.mountPoints(c, false),
-      Config: {
-        Hostname: s.hostname,
-        Domainname: '',
-        User: s.user,
-        AttachStdin: s.openStdin,
-        AttachStdout: true,
-        AttachStderr: true,
-        ...(s.exposedPorts ? { ExposedPorts: s.exposedPorts } : {}),
-        Tty: s.tty,
-        OpenStdin: s.openStdin,
-        StdinOnce: s.openStdin,
-        Env: s.env,
-        Cmd: s.cmd,
-        Image: c.imageRef,
-        Volumes: null,
-        WorkingDir: s.workingDir,
-        Entrypoint: s.entrypoint,
-        OnBuild: null,
-        Labels: s.labels,
-        StopSignal: s.stopSignal,
-        ...(s.stopTimeout !== undefined ? { StopTimeout: s.stopTimeout } : {}),
-        ...(s.healthcheck ? { Healthcheck: s.healthcheck } : {}),
-      },
+      Config: dockerConfig(c, rec ? this.stores.images.config(rec).config : undefined),
       NetworkSettings: this.stores.networks.settings(this.manager.netSpec(c)),
     };
   }
@@ -925,6 +934,9 @@ export class ContainerService {
 function discard(): Writable {
   return new Writable({ write: (_c, _e, cb) => cb() });
 }
+/** docker's default masked and read-only paths (HostConfig.MaskedPaths, ReadonlyPaths). */
+const MASKED_PATHS = ['/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware'];
+const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
 /** docker's HostConfig resource fields, every one present (docker's zero values where unset). */
 function hostConfigResources(r: Resources): Required<Omit<Resources, 'PidsLimit' | 'MemorySwappiness'>> & Pick<Resources, 'PidsLimit' | 'MemorySwappiness'> & { BlkioWeight: number } {

@@ -12,6 +12,7 @@ import { ImageStore, type ImageRecord } from '../image/store.js';
 import { creationTime, writeImage } from '../image/write.js';
 import { hostPlatform, parsePlatform } from '../oci/platform.js';
 import type { Digest, ImageConfig, Platform } from '../oci/types.js';
+import { fullDockerConfig, imageDockerConfig } from '../container/config.js';
 import { formatReference, parseNormalized, parseReference, repositoryName, tagName, familiarName, familiarString, type Reference } from '../reference/reference.js';
 import type { Stores } from '../stores.js';
 import type { LoadProgress } from '../transport/archive-load.js';
@@ -289,9 +290,12 @@ export class ImageService {
     const candidates: string[] = [];
     const before = this.stores.content.totalSize();
     const inUse = new Set(this.stores.containers.list().map((c) => c.image));
+    const cache = this.buildCacheImages();
     for (const img of images.list()) {
       if (inUse.has(img.digest)) continue;
       const n = names.get(img.digest) ?? [];
+      // The build cache's images are not dangling images: `builder prune` empties the cache.
+      if (n.length === 0 && cache.has(img.digest)) continue;
       if (n.length > 0 && !opts.all) continue;
       if (n.length === 0 && images.hasChild(img) && !opts.all) continue;
       for (const name of n) {
@@ -330,10 +334,14 @@ export class ImageService {
     const references = filters.get('reference');
     const allNames = images.names();
     const records = images.list().sort((a, b) => createdMs(b) - createdMs(a) || b.added - a.added);
+    const cache = this.buildCacheImages();
     const out: ImageSummary[] = [];
     for (const rec of records) {
       const names = allNames.get(rec.digest) ?? [];
       const isDangling = names.length === 0;
+      // The build cache's untagged images are the cache, not images (as BuildKit's): not listed, even with -a
+      // or dangling=true, so `rmi $(ply images -qf dangling=true)` leaves the cache alone (system df counts it).
+      if (isDangling && cache.has(rec.digest)) continue;
       if (dangling !== undefined && dangling !== isDangling) continue;
       if (isDangling && !opts.all && dangling === undefined && images.hasChild(rec)) continue;
       if (before && createdMs(rec) >= createdMs(before)) continue;
@@ -392,36 +400,16 @@ export class ImageService {
       Parent: rec.parent ?? '',
       Comment: cfg.comment ?? '',
       Created: cfg.created ? rfc3339Nano(cfg.created) : '0001-01-01T00:00:00Z',
+      Container: cfg.container ?? '',
+      ContainerConfig: fullDockerConfig(cfg.container_config),
       DockerVersion: cfg.docker_version ?? '',
       Author: cfg.author ?? '',
-      Config: {
-        Hostname: '',
-        Domainname: '',
-        User: c.User ?? '',
-        AttachStdin: false,
-        AttachStdout: false,
-        AttachStderr: false,
-        ...(c.ExposedPorts ? { ExposedPorts: c.ExposedPorts } : {}),
-        Tty: false,
-        OpenStdin: false,
-        StdinOnce: false,
-        Env: c.Env ?? null,
-        Cmd: c.Cmd ?? null,
-        ...(c.Healthcheck ? { Healthcheck: c.Healthcheck } : {}),
-        ...(c.ArgsEscaped ? { ArgsEscaped: true } : {}),
-        Image: '',
-        Volumes: c.Volumes ?? null,
-        WorkingDir: c.WorkingDir ?? '',
-        Entrypoint: c.Entrypoint ?? null,
-        OnBuild: c.OnBuild ?? null,
-        Labels: c.Labels ?? null,
-        ...(c.StopSignal ? { StopSignal: c.StopSignal } : {}),
-        ...(c.Shell ? { Shell: c.Shell } : {}),
-      },
+      Config: imageDockerConfig(c),
       Architecture: cfg.architecture,
       ...(cfg.variant ? { Variant: cfg.variant } : {}),
       Os: cfg.os,
       Size: rec.size,
+      VirtualSize: rec.size,
       GraphDriver: { Data: null, Name: 'overlayfs' },
       RootFS: { Type: 'layers', Layers: cfg.rootfs.diff_ids },
       Metadata: { LastTagTime: tagTime ? rfc3339Nano(new Date(tagTime)) : '0001-01-01T00:00:00Z' },
@@ -446,8 +434,18 @@ export class ImageService {
     }));
     items.reverse();
     if (items.length === 0) items.push({ Id: '', Created: 0, CreatedBy: '', Tags: null, Size: 0, Comment: '' });
-    items[0]!.Id = rec.id;
-    items[0]!.Tags = images.namesOf(rec.digest).map(display);
+    // As docker's daemon: the rows from the top take the IDs (and tags) of the image and its parents, as far as
+    // the parent chain goes; the build cache's untagged images end it, as BuildKit records no parents.
+    const cache = this.buildCacheImages();
+    let img: ImageRecord | undefined = rec;
+    for (const item of items) {
+      if (!img) break;
+      const names = images.namesOf(img.digest);
+      if (img !== rec && names.length === 0 && cache.has(img.digest)) break;
+      item.Id = img.id;
+      item.Tags = names.map(display);
+      img = img.parent ? images.lookup(img.parent) : undefined;
+    }
     return items;
   }
 

@@ -2,7 +2,7 @@
 // formats them as docker's CLI does and the API server serialises them as dockerd does. Fields ply has no
 // meaning for keep docker's "unknown" values (-1, null, '') rather than being left out.
 import type { NetworkSettings } from '../network/index.js';
-import type { ContainerConfig } from '../oci/types.js';
+import type { ContainerConfig, DockerContainerConfig } from '../oci/types.js';
 
 export type { NetworkInspect, NetworkSettings } from '../network/index.js';
 export type { EventMessage, EventType } from '../events/log.js';
@@ -40,13 +40,17 @@ export interface ImageInspect {
   Parent: string;
   Comment: string;
   Created: string;
+  /** The container it was committed from ('' otherwise), and that container's config (docker ≤ 1.44's fields). */
+  Container: string;
+  ContainerConfig: DockerContainerConfig;
   DockerVersion: string;
   Author: string;
-  Config: Record<string, unknown>;
+  Config: DockerContainerConfig;
   Architecture: string;
   Variant?: string;
   Os: string;
   Size: number;
+  VirtualSize: number;
   GraphDriver: { Data: null; Name: string };
   RootFS: { Type: 'layers'; Layers: string[] };
   Metadata: { LastTagTime: string };
@@ -166,7 +170,7 @@ export interface ContainerInspect {
   SizeRw?: number;
   SizeRootFs?: number;
   Mounts: MountPoint[];
-  Config: Record<string, unknown>;
+  Config: DockerContainerConfig;
   NetworkSettings: NetworkSettings;
 }
 
@@ -290,4 +294,4 @@ export interface DiskUsage {
   dangling: number;
 }
 
-export type { ContainerConfig };
+export type { ContainerConfig, DockerContainerConfig };

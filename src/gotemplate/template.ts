@@ -19,7 +19,7 @@ import { argString, lex, nodeString, ParseError, Parser, PREFIX, TemplateError, 
 import { HeaderContext, formatValue, goJson, goQuote, goTypeName, isPlainObject, isTrue, mapEntries, sprintf } from './values.js';
 
 export { TemplateError };
-export { deriveHeader } from './values.js';
+export { deriveHeader, goQuote } from './values.js';
 
 // ---------------------------------------------------------------------------------------------
 // Executor (text/template/exec.go)
@@ -55,6 +55,15 @@ export interface TemplateOptions {
    * otherwise key order is kept (struct order, as `docker inspect` prints).
    */
   jsonAsMap?: boolean;
+  /**
+   * 'error': a key missing from a plain object is an execution error ("map has no entry for key"), except in the
+   * objects `isMap` says are maps, as docker's inspect executes a template (its struct, then the raw JSON with
+   * Go's missingkey=error).
+   */
+  missingKey?: 'error';
+  isMap?: (obj: object) => boolean;
+  /** Values whose `json` escapes <, > and & as \u003c… (Go's json.Marshal, which docker's list contexts use for `{{json .}}`). */
+  jsonEscapeHtml?: (v: unknown) => boolean;
 }
 
 class State {
@@ -323,6 +332,8 @@ class State {
       if (this.tmpl.opts.strict && !(receiver instanceof Map)) {
         this.errorf(`can't evaluate field ${name} in type ${this.tmpl.opts.typeName ?? 'struct'}`);
       }
+      // docker inspect: a missing field of a struct fails as Go's missingkey=error does; a map's prints <no value>.
+      if (this.tmpl.opts.missingKey === 'error' && !this.tmpl.opts.isMap?.(obj)) this.errorf(`map has no entry for key ${goQuote(name)}`);
       return undefined;
     }
     this.errorf(`can't evaluate field ${name} in type ${goTypeName(receiver)}`);
@@ -465,6 +476,11 @@ function hasMember(obj: object, name: string): boolean {
 // ---------------------------------------------------------------------------------------------
 // Public API
 
+/** Go's json.Marshal escapes <, > and & (only ever inside strings in JSON text). */
+function escapeHtmlJson(json: string): string {
+  return json.replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
+}
+
 /** docker's formatter pre-processing: the two-character sequences `\t` and `\n` become tab and newline. */
 export function unescapeFormat(format: string): string {
   return format.replace(/\\[tn]/g, (m) => (m === '\\t' ? '\t' : '\n'));
@@ -484,7 +500,11 @@ export class Template {
     const extra: Record<string, FuncDef> = {};
     for (const [k, fn] of Object.entries(opts.funcs ?? {})) extra[k] = { params: [], variadic: 'value', fn };
     this.funcs = { ...BUILTINS, ...DOCKER_FUNCS, ...extra };
-    if (opts.jsonAsMap) this.funcs['json'] = { params: ['any'], fn: (v: unknown) => jsonOrEmpty(v, true) };
+    if (opts.jsonAsMap || opts.jsonEscapeHtml) {
+      const asMap = !!opts.jsonAsMap;
+      const escape = opts.jsonEscapeHtml ?? (() => false);
+      this.funcs['json'] = { params: ['any'], fn: (v: unknown) => (escape(v) ? escapeHtmlJson(jsonOrEmpty(v, asMap)) : jsonOrEmpty(v, asMap)) };
+    }
     this.headerFuncs = { ...this.funcs, ...HEADER_FUNCS };
     try {
       const parser = new Parser(lex(source), (name) => name in this.funcs);
@@ -554,7 +574,9 @@ export function renderTable(
   const table = isTableFormat(format);
   let body = table ? format.slice('table'.length) : format;
   body = unescapeFormat(body.replace(/^ +| +$/g, ''));
-  const tmpl = new Template(body, { jsonAsMap: true, ...opts });
+  // `{{json .}}` of a row is the row marshalling itself (Go's json.Marshal: HTML escaped); of a field, the json function's encoder (not).
+  const rowSet = new Set(rows);
+  const tmpl = new Template(body, { jsonAsMap: true, jsonEscapeHtml: (v) => rowSet.has(v), ...opts });
   let out = '';
   for (const row of rows) out += tmpl.execute(row) + '\n';
   if (!table) return out;

@@ -52,6 +52,36 @@ export interface Index {
   annotations?: Record<string, string>;
 }
 
+/**
+ * Docker's whole container config, in its field order: a container's Config (inspect), and what docker's image
+ * JSON keeps as `container_config` (the config of the container an image was committed from).
+ */
+export interface DockerContainerConfig {
+  Hostname: string;
+  Domainname: string;
+  User: string;
+  AttachStdin: boolean;
+  AttachStdout: boolean;
+  AttachStderr: boolean;
+  ExposedPorts?: Record<string, Record<string, never>>;
+  Tty: boolean;
+  OpenStdin: boolean;
+  StdinOnce: boolean;
+  Env: string[] | null;
+  Cmd: string[] | null;
+  Healthcheck?: ContainerConfig['Healthcheck'];
+  ArgsEscaped?: boolean;
+  Image: string;
+  Volumes: Record<string, Record<string, never>> | null;
+  WorkingDir: string;
+  Entrypoint: string[] | null;
+  OnBuild: string[] | null;
+  Labels: Record<string, string> | null;
+  StopSignal?: string;
+  StopTimeout?: number;
+  Shell?: string[];
+}
+
 /** The runtime part of an image config (OCI "config" / Docker "Config"). Field names as Docker spells them. */
 export interface ContainerConfig {
   User?: string;
@@ -102,6 +132,7 @@ export interface ImageConfig {
   comment?: string;
   parent?: string;
   container?: string;
+  container_config?: DockerContainerConfig;
   docker_version?: string;
 }
 

@@ -120,6 +120,8 @@ export interface MountSpec {
    * 'bind' for a non-recursive bind, or nosuid/nodev/noexec.
    */
   options?: string[];
+  /** docker's HostConfig.Binds entry, for a mount `-v` gave with a host path or a volume name (SOURCE:TARGET[:MODE]). */
+  bind?: string;
 }
 
 export interface SpecOptions {
