@@ -8,6 +8,8 @@
 export class PlyError extends Error {
   /** Exit code the CLI uses for this error (docker's CLI: 1 when a command fails). */
   exitCode = 1;
+  /** What the CLI prints before the message ('' for errors docker's CLI prints bare, as a template's). */
+  cliPrefix = 'Error: ';
   constructor(message: string, options?: { cause?: unknown }) {
     // Messages often quote user input: control characters are escaped so an error is always one line.
     super(oneLine(message), options);

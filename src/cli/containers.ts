@@ -35,6 +35,7 @@ interface RunFlags {
   macAddress?: string;
   publish: string[];
   publishAll?: boolean;
+  expose: string[];
   dns: string[];
   dnsSearch: string[];
   dnsOption: string[];
@@ -159,6 +160,7 @@ function addCreateOptions(cmd: Command): Command {
     .option('--mac-address <string>', 'Container MAC address (e.g., 92:d0:c6:0a:29:33)')
     .option('-p, --publish <list>', "Publish a container's port(s) to the host", collect, [])
     .option('-P, --publish-all', 'Publish all exposed ports to random ports')
+    .option('--expose <list>', 'Expose a port or a range of ports', collect, [])
     .option('--dns <list>', 'Set custom DNS servers', collect, [])
     .option('--dns-search <list>', 'Set custom DNS search domains', collect, [])
     .option('--dns-option <list>', 'Set DNS options', collect, [])
@@ -218,6 +220,7 @@ async function toCreateOptions(image: string, command: string[], f: RunFlags): P
     macAddress: f.macAddress,
     publish: f.publish,
     publishAll: f.publishAll,
+    expose: f.expose,
     dns: f.dns,
     dnsSearch: f.dnsSearch,
     dnsOptions: f.dnsOption,

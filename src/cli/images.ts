@@ -91,8 +91,13 @@ export function registerImageCommands(program: Command): void {
     .option('--type <string>', 'Only inspect objects of the given type (container, image, network, volume)')
     .action(async (names: string[], opts: { format?: string; type?: string; size?: boolean }) => {
       const types = ['container', 'image', 'network', 'volume'] as const;
+      // docker's types; the swarm ones need a swarm manager, which ply never is.
+      const swarm = ['config', 'node', 'plugin', 'secret', 'service', 'task'];
+      if (opts.type && swarm.includes(opts.type)) {
+        throw new PlyError('This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.');
+      }
       if (opts.type && !(types as readonly string[]).includes(opts.type)) {
-        throw new InvalidArgumentError(`unknown type: "${opts.type}": must be one of ${types.map((t) => `"${t}"`).join(', ')}`);
+        throw new InvalidArgumentError(`unknown type: "${opts.type}": must be one of ${[...types, ...swarm].sort().map((t) => `"${t}"`).join(', ')}`);
       }
       await withEngine(async (engine) => {
         const { inspectEach } = await import('./output.js');

@@ -15,6 +15,7 @@ const MODULES: Record<string, () => Promise<Register>> = {
   registry: async () => (await import('./registry.js')).registerRegistryCommands,
   build: async () => (await import('./build.js')).registerBuildCommands,
   network: async () => (await import('./network.js')).registerNetworkCommands,
+  volumes: async () => (await import('./volumes.js')).registerVolumeCommands,
 };
 
 /** Which module defines a top-level command; anything else (help, the image/container groups) loads them all. */
@@ -32,6 +33,7 @@ const COMMAND_MODULE: Record<string, string> = {
   builder: 'build',
   network: 'network',
   port: 'network',
+  volume: 'volumes',
 };
 
 export async function buildProgram(argv: string[] = []): Promise<Command> {
@@ -173,7 +175,7 @@ export function reportError(e: unknown): number {
     return 1;
   }
   if (e instanceof PlyError) {
-    process.stderr.write(`Error: ${e.message}\n`);
+    process.stderr.write(`${e.cliPrefix}${e.message}\n`);
     return e.exitCode;
   }
   const err = e as NodeJS.ErrnoException;

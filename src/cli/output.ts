@@ -83,19 +83,45 @@ const MAP_PATHS: Record<InspectKind, string[]> = {
   volume: ['Labels', 'Options', 'Status'],
 };
 
+/** Slices of docker's inspect types: null in JSON, but `[]` when a template prints one (a nil slice). */
+const CONFIG_SLICES = ['Cmd', 'Entrypoint', 'Env', 'OnBuild', 'Shell'];
+const SLICE_PATHS: Record<InspectKind, string[]> = {
+  container: [
+    'Args', 'ExecIDs', ...CONFIG_SLICES.map((f) => `Config.${f}`),
+    ...['Binds', 'CapAdd', 'CapDrop', 'Dns', 'DnsOptions', 'DnsSearch', 'ExtraHosts', 'GroupAdd', 'Links', 'SecurityOpt', 'VolumesFrom', 'DeviceCgroupRules', 'DeviceRequests', 'MaskedPaths', 'ReadonlyPaths'].map((f) => `HostConfig.${f}`),
+  ],
+  image: ['RepoTags', 'RepoDigests', ...CONFIG_SLICES.flatMap((f) => [`Config.${f}`, `ContainerConfig.${f}`])],
+  network: [],
+  volume: [],
+};
+
 /** Fields of docker's inspect types that its JSON may leave out (omitempty): a template still finds them, zero. */
 const OPTIONAL_FIELDS: Record<InspectKind, Record<string, unknown>> = {
   container: {
-    SizeRw: null, SizeRootFs: null, 'State.Health': null, 'Config.ExposedPorts': {}, 'Config.Healthcheck': null, 'Config.ArgsEscaped': false,
-    'Config.StopSignal': '', 'Config.StopTimeout': null, 'Config.Shell': null, 'HostConfig.Tmpfs': {}, 'HostConfig.Init': null,
+    SizeRw: null, SizeRootFs: null, 'State.Health': null, 'Config.ExposedPorts': null, 'Config.Healthcheck': null, 'Config.ArgsEscaped': false,
+    'Config.StopSignal': '', 'Config.StopTimeout': null, 'Config.Shell': null, 'HostConfig.Tmpfs': null, 'HostConfig.Init': null,
   },
   image: {
-    Variant: '', 'Config.ExposedPorts': {}, 'Config.Healthcheck': null, 'Config.ArgsEscaped': false, 'Config.StopSignal': '', 'Config.Shell': null,
-    'ContainerConfig.ExposedPorts': {}, 'ContainerConfig.Healthcheck': null, 'ContainerConfig.StopSignal': '',
+    Variant: '', 'Config.ExposedPorts': null, 'Config.Healthcheck': null, 'Config.ArgsEscaped': false, 'Config.StopSignal': '', 'Config.Shell': null,
+    'ContainerConfig.ExposedPorts': null, 'ContainerConfig.Healthcheck': null, 'ContainerConfig.StopSignal': '',
   },
   network: {},
   volume: { Status: {}, UsageData: null },
 };
+
+/** An empty map that marshals as JSON null (Go's nil map). */
+function nilMap(): Record<string, unknown> {
+  const m = Object.create(null) as Record<string, unknown>;
+  Object.defineProperty(m, 'toJSON', { value: () => null, enumerable: false });
+  return m;
+}
+
+/** An empty slice that marshals as JSON null (Go's nil slice). */
+function nilSlice(): unknown[] {
+  const a: unknown[] = [];
+  Object.defineProperty(a, 'toJSON', { value: () => null, enumerable: false });
+  return a;
+}
 
 /** What docker's CLI executes an inspect template on: its typed object (optional fields present) and which parts are maps. */
 function templateView(item: Inspected, maps: WeakSet<object>): unknown {
@@ -105,15 +131,27 @@ function templateView(item: Inspected, maps: WeakSet<object>): unknown {
     let o: unknown = view;
     for (const k of parts.slice(0, -1)) o = o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined;
     const last = parts[parts.length - 1]!;
-    if (o && typeof o === 'object' && !(last in o)) (o as Record<string, unknown>)[last] = structuredClone(zero);
+    // Not enumerable: a template finds the field, but json and range leave it out as Go's omitempty does.
+    if (o && typeof o === 'object' && !(last in o)) Object.defineProperty(o, last, { value: structuredClone(zero), enumerable: false, writable: true, configurable: true });
   }
   const mark = (o: unknown, parts: string[]) => {
     if (!o || typeof o !== 'object') return;
-    if (parts.length === 0) return void maps.add(o);
     const [k, ...rest] = parts as [string, ...string[]];
-    for (const v of k === '*' ? Object.values(o) : [(o as Record<string, unknown>)[k]]) mark(v, rest);
+    const obj = o as Record<string, unknown>;
+    for (const key of k === '*' ? Object.keys(obj) : [k]) {
+      // A nil map of docker's struct: empty to index, len and range (map[] printed), null in json.
+      if (rest.length === 0 && obj[key] === null) obj[key] = nilMap();
+      if (rest.length === 0 && obj[key] && typeof obj[key] === 'object') maps.add(obj[key]);
+      else mark(obj[key], rest);
+    }
   };
   for (const p of MAP_PATHS[item.kind]) mark(view, p.split('.'));
+  for (const p of SLICE_PATHS[item.kind]) {
+    const parts = p.split('.');
+    const parent = parts.slice(0, -1).reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), view);
+    const last = parts[parts.length - 1]!;
+    if (parent && typeof parent === 'object' && (parent as Record<string, unknown>)[last] === null) (parent as Record<string, unknown>)[last] = nilSlice();
+  }
   return view;
 }
 

@@ -67,7 +67,8 @@ export async function commitContainer(manager: ContainerManager, c: Container, o
     const history = [...(baseConfig.history ?? [])];
     history.push({
       created,
-      created_by: [c.spec.path, ...c.spec.args].join(' '),
+      // docker's commit records the container's Cmd alone (not its entrypoint).
+      created_by: (c.spec.cmd ?? []).join(' '),
       ...(o.author ? { author: o.author } : {}),
       ...(o.message ? { comment: o.message } : {}),
     });

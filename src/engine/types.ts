@@ -240,9 +240,10 @@ export interface VolumeInfo {
   Driver: 'local';
   Mountpoint: string;
   CreatedAt: string;
-  Labels: Record<string, string>;
+  /** null when empty, as dockerd's. */
+  Labels: Record<string, string> | null;
   Scope: 'local';
-  Options: Record<string, string>;
+  Options: Record<string, string> | null;
   UsageData?: { Size: number; RefCount: number };
 }
 

@@ -1,6 +1,6 @@
 // The engine's volume verbs (docker volume create, ls, inspect, rm, prune), in docker's shapes.
 import fs from 'node:fs';
-import { ConflictError, InvalidArgumentError } from '../errors.js';
+import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import { rfc3339Nano } from '../gotemplate/gofmt.js';
 import type { Stores } from '../stores.js';
 import { dirSize } from '../util/fs.js';
@@ -13,7 +13,7 @@ export class VolumeService {
 
   /** docker volume create: a named volume (or an anonymous one without a name); an existing name is returned as it is. */
   create(opts: { name?: string; labels?: Record<string, string>; driver?: string } = {}): VolumeInfo {
-    if (opts.driver && opts.driver !== 'local') throw new InvalidArgumentError(`volume driver "${opts.driver}" is not supported (local)`);
+    if (opts.driver && opts.driver !== 'local') throw new NotFoundError(`create ${opts.name ?? ''}: error looking up volume plugin ${opts.driver}: plugin "${opts.driver}" not found`);
     if (opts.name !== undefined && !VOLUME_NAME_RE.test(opts.name)) {
       throw new InvalidArgumentError(`create ${opts.name}: "${opts.name}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
     }
@@ -84,10 +84,11 @@ export class VolumeService {
       Name: v.name,
       Driver: 'local',
       Mountpoint: this.stores.volumes.dataPath(v.name),
-      CreatedAt: rfc3339Nano(new Date(v.created)),
-      Labels: v.labels,
+      // dockerd's: RFC 3339 to the second.
+      CreatedAt: new Date(v.created).toISOString().replace(/\.\d+Z$/, 'Z'),
+      Labels: v.labels && Object.keys(v.labels).length ? v.labels : null,
       Scope: 'local',
-      Options: {},
+      Options: null,
     };
   }
 }

@@ -5,6 +5,8 @@ import { goQuote } from './values.js';
 /** A malformed template or a failure while executing one (message starts with 'template parsing error: '). */
 export class TemplateError extends PlyError {
   override exitCode = 1;
+  // docker's CLI prints a template's error as it is.
+  override cliPrefix = '';
 }
 
 export const PREFIX = 'template parsing error: ';
@@ -675,10 +677,10 @@ export class Parser {
       while (this.peek().t === 'field') idents.push(this.next().v.slice(1));
       switch (node.k) {
         case 'field':
-          node = { k: 'field', pos: node.pos, idents: [...node.idents, ...idents] };
+          node = { k: 'field', pos, idents: [...node.idents, ...idents] };
           break;
         case 'var':
-          node = { k: 'var', pos: node.pos, name: node.name, idents: [...node.idents, ...idents] };
+          node = { k: 'var', pos, name: node.name, idents: [...node.idents, ...idents] };
           break;
         case 'bool':
         case 'string':

@@ -336,7 +336,8 @@ class State {
       if (this.tmpl.opts.missingKey === 'error' && !this.tmpl.opts.isMap?.(obj)) this.errorf(`map has no entry for key ${goQuote(name)}`);
       return undefined;
     }
-    this.errorf(`can't evaluate field ${name} in type ${goTypeName(receiver)}`);
+    // docker inspect reports a failure from its raw JSON (map[string]interface{}), where every value is an interface.
+    this.errorf(`can't evaluate field ${name} in type ${this.tmpl.opts.missingKey === 'error' ? 'interface {}' : goTypeName(receiver)}`);
   }
 
   evalFunction(dot: unknown, node: Extract<ArgNode, { k: 'ident' }>, cmd: AnyNode, args: ArgNode[], final: Final): unknown {

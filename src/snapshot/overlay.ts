@@ -88,7 +88,10 @@ export class OverlaySnapshotter implements Snapshotter {
   }
 
   async diff(key: string, writer: TarWriter, opts?: { clamp?: number }): Promise<void> {
-    await writeUpperDiff(path.join(key, 'upper'), writer, opts?.clamp);
+    const upper = path.join(key, 'upper');
+    // A container never started has no upper dir yet: no changes (an empty layer, as docker commits one).
+    if (!fs.existsSync(upper)) return;
+    await writeUpperDiff(upper, writer, opts?.clamp);
   }
 
   usage(key: string): number {
