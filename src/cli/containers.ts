@@ -561,6 +561,21 @@ export function registerContainerCommands(program: Command): void {
       );
   }
 
+  for (const cmd of [program.command('attach'), container.command('attach')]) {
+    cmd
+      .description("Attach local standard input, output, and error streams to a running container")
+      .usage('[OPTIONS] CONTAINER')
+      .argument('<container>')
+      .option('--no-stdin', 'Do not attach STDIN')
+      .option('--sig-proxy', 'Proxy all received signals to the process', true)
+      .option('--detach-keys <string>', 'Override the key sequence for detaching a container')
+      .action(async (ref: string, f: { stdin: boolean }) =>
+        withEngine(async (engine) => {
+          process.exitCode = await attachAction(engine, ref, f.stdin);
+        }),
+      );
+  }
+
   for (const cmd of [program.command('wait'), container.command('wait')]) {
     cmd
       .description('Block until one or more containers stop, then print their exit codes')
@@ -768,6 +783,42 @@ async function psAction(f: { all?: boolean; filter: string[]; format?: string; l
       throw e;
     }
   });
+}
+
+/**
+ * docker attach: the container's output from now on (and stdin when it keeps one open), through its monitor;
+ * returns the container's exit code once it stops (docker's). A TTY container's terminal follows ours.
+ */
+async function attachAction(engine: Engine, ref: string, withStdin: boolean): Promise<number> {
+  const c = engine.containers.inspect(ref);
+  if (c.State.Status !== 'running' && c.State.Status !== 'paused') throw new PlyError('You cannot attach to a stopped container, start it first');
+  const attachStdin = withStdin && c.Config.OpenStdin;
+  checkTty(attachStdin, c.Config.Tty);
+  const session = await engine.containers.attach(c.Id);
+  const raw = c.Config.Tty && attachStdin && process.stdin.isTTY;
+  const resize = () => session.resize(process.stdout.rows, process.stdout.columns);
+  if (c.Config.Tty && process.stdout.isTTY) {
+    void session.connected.then(resize);
+    process.stdout.on('resize', resize);
+  }
+  const onData = (d: Buffer) => session.stdin(d);
+  const onEnd = () => session.closeStdin();
+  if (attachStdin) {
+    if (raw) process.stdin.setRawMode(true);
+    process.stdin.on('data', onData).on('end', onEnd);
+  }
+  try {
+    for await (const chunk of session.output) (chunk.stream === 'stderr' ? process.stderr : process.stdout).write(chunk.data);
+  } finally {
+    process.stdout.off('resize', resize);
+    if (attachStdin) {
+      process.stdin.off('data', onData).off('end', onEnd);
+      if (raw) process.stdin.setRawMode(false);
+      process.stdin.pause();
+    }
+    session.close();
+  }
+  return (await engine.containers.wait(c.Id)).StatusCode;
 }
 
 /** A row of docker ps: docker's ContainerContext, its fields and its Label method. */

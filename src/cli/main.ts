@@ -21,7 +21,7 @@ const MODULES: Record<string, () => Promise<Register>> = {
 /** Which module defines a top-level command; anything else (help, the image/container groups) loads them all. */
 const COMMAND_MODULE: Record<string, string> = {
   ...Object.fromEntries(
-    ['run', 'create', 'start', 'stop', 'kill', 'restart', 'rm', 'pause', 'unpause', 'update', 'stats', 'ps', 'logs', 'exec', 'wait', 'diff', 'cp', 'top', 'rename', 'commit', 'export'].map((c) => [c, 'containers']),
+    ['run', 'create', 'start', 'stop', 'kill', 'restart', 'rm', 'pause', 'unpause', 'update', 'stats', 'ps', 'logs', 'exec', 'attach', 'wait', 'diff', 'cp', 'top', 'rename', 'commit', 'export'].map((c) => [c, 'containers']),
   ),
   ...Object.fromEntries(['import', 'images', 'tag', 'rmi', 'history', 'inspect'].map((c) => [c, 'images'])),
   save: 'archive',

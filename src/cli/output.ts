@@ -215,3 +215,13 @@ export async function inspectEach(
   await printInspect(items, format);
   if (missing) process.exitCode = 1;
 }
+
+/**
+ * One object through `--format` as docker's version/info do: 'json' (or `{{json .}}`) prints it as JSON, else a Go
+ * template in which a missing field is an error naming docker's type (`typeName`).
+ */
+export async function renderTemplateOrJson(format: string, value: object, typeName: string): Promise<string> {
+  const { Template } = await import('../gotemplate/template.js');
+  const source = format === 'json' ? '{{json .}}' : format;
+  return `${new Template(source, { strict: true, typeName }).execute(value)}\n`;
+}

@@ -1,11 +1,12 @@
 // System commands: version, info, system df, system check, system prune, system service.
+import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { withEngine, out } from './engine.js';
-import { humanSize } from './format.js';
+import { bytesSize, humanSize } from './format.js';
 import { collect } from './options.js';
 import type { EventMessage } from '../engine.js';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, UsageError } from '../errors.js';
 
 export function registerSystemCommands(program: Command): void {
   program
@@ -15,20 +16,53 @@ export function registerSystemCommands(program: Command): void {
     .action(async (opts: { format?: string }) => {
       const { versionInfo } = await import('../engine/version.js');
       const v = versionInfo();
-      const info = {
-        Client: { Version: v.Version, NodeVersion: v.NodeVersion, Os: v.Os, Arch: v.Arch },
+      // docker's shape: a Client and a Server with its components (ply is both; nothing else is asked, so
+      // `ply version` stays as quick as it was).
+      const engine = {
+        Name: 'Engine',
+        Version: v.Version,
+        Details: { ApiVersion: v.ApiVersion, Arch: v.Arch, BuildTime: '', Experimental: 'false', GitCommit: '', GoVersion: v.NodeVersion, KernelVersion: v.KernelVersion, MinAPIVersion: v.MinAPIVersion, Os: v.Os },
       };
+      const info = {
+        Client: { Version: v.Version, ApiVersion: v.ApiVersion, DefaultAPIVersion: v.ApiVersion, GitCommit: '', GoVersion: v.NodeVersion, NodeVersion: v.NodeVersion, Os: v.Os, Arch: v.Arch, BuildTime: '', Context: 'default' },
+        Server: {
+          Platform: { Name: 'ply' },
+          Components: [engine],
+          Version: v.Version,
+          ApiVersion: v.ApiVersion,
+          MinAPIVersion: v.MinAPIVersion,
+          GitCommit: '',
+          GoVersion: v.NodeVersion,
+          Os: v.Os,
+          Arch: v.Arch,
+          KernelVersion: v.KernelVersion,
+          BuildTime: '',
+        },
+      };
+      // Go's field names where they differ from the JSON's (`{{.Server.APIVersion}}`), left out of `{{json .}}`.
+      for (const o of [info.Client, info.Server]) Object.defineProperty(o, 'APIVersion', { value: v.ApiVersion, enumerable: false });
       if (opts.format) {
-        const { compileTemplate } = await import('../gotemplate/template.js');
-        out(`${compileTemplate(opts.format)(info)}\n`);
+        const { renderTemplateOrJson } = await import('./output.js');
+        out(await renderTemplateOrJson(opts.format, info, '*command.versionInfo'));
         return;
       }
       out(
         [
           'Client:',
           ` Version:           ${v.Version}`,
+          ` API version:       ${v.ApiVersion}`,
           ` Node.js version:   ${v.NodeVersion}`,
           ` OS/Arch:           ${v.Os}/${v.Arch}`,
+          ' Context:           default',
+          '',
+          'Server: ply',
+          ' Engine:',
+          `  Version:          ${v.Version}`,
+          `  API version:      ${v.ApiVersion} (minimum version ${v.MinAPIVersion})`,
+          `  Node.js version:  ${v.NodeVersion}`,
+          `  OS/Arch:          ${v.Os}/${v.Arch}`,
+          `  Kernel version:   ${v.KernelVersion}`,
+          '  Experimental:     false',
           '',
         ].join('\n'),
       );
@@ -41,42 +75,60 @@ export function registerSystemCommands(program: Command): void {
       const { servedByService } = await import('../service/worker.js');
       const sock = service.socketPath(engine.root);
       const serviceRunning = await service.answers(sock);
+      // docker's Info fields (`{{.Driver}}`, `{{.DockerRootDir}}`, `{{json .}}`), and ply's own.
       const info = {
-        Containers: sys.Containers,
-        ContainersRunning: sys.ContainersRunning + sys.ContainersPaused,
-        Images: sys.Images,
-        DanglingImages: sys.DanglingImages,
+        ...sys,
+        ID: engine.system.id(),
+        LoggingDriver: 'json-file',
+        CgroupDriver: 'cgroupfs',
+        Swarm: { LocalNodeState: 'inactive' },
+        // ply's own: the store, the driver under its earlier name, the warm service.
         StoreRoot: sys.DockerRootDir,
+        StorageDriver: sys.Driver,
         ServiceSocket: serviceRunning ? sock : '',
         ServedByService: servedByService(),
-        StorageDriver: sys.Driver,
-        DefaultRuntime: sys.DefaultRuntime,
-        KernelVersion: sys.KernelVersion,
-        OperatingSystem: sys.OperatingSystem,
-        NCPU: sys.NCPU,
-        MemTotal: sys.MemTotal,
-        Name: sys.Name,
       };
       if (opts.format) {
-        const { compileTemplate } = await import('../gotemplate/template.js');
-        out(`${compileTemplate(opts.format)(info)}\n`);
+        const { renderTemplateOrJson } = await import('./output.js');
+        out(await renderTemplateOrJson(opts.format, info, '*system.Info'));
         return;
       }
+      const { VERSION } = await import('../engine/version.js');
       out(
         [
+          'Client:',
+          ` Version:    ${VERSION}`,
+          ' Context:    default',
+          ' Debug Mode: false',
+          '',
           'Server:',
-          ` Containers: ${info.Containers}`,
-          `  Running: ${info.ContainersRunning}`,
-          ` Images: ${info.Images}`,
-          ` Dangling Images: ${info.DanglingImages}`,
-          ` Storage Driver: ${info.StorageDriver}`,
-          ` Default Runtime: ${info.DefaultRuntime}`,
-          ` Kernel Version: ${info.KernelVersion}`,
-          ` Operating System: ${info.OperatingSystem}`,
-          ` CPUs: ${info.NCPU}`,
-          ` Total Memory: ${humanSize(info.MemTotal)}`,
-          ` Name: ${info.Name}`,
-          ` Ply Root Dir: ${info.StoreRoot}`,
+          ` Containers: ${sys.Containers}`,
+          `  Running: ${sys.ContainersRunning}`,
+          `  Paused: ${sys.ContainersPaused}`,
+          `  Stopped: ${sys.ContainersStopped}`,
+          ` Images: ${sys.Images}`,
+          ` Dangling Images: ${sys.DanglingImages}`,
+          ` Server Version: ${sys.ServerVersion}`,
+          ` Storage Driver: ${sys.Driver}`,
+          ' Logging Driver: json-file',
+          ' Cgroup Driver: cgroupfs',
+          ' Plugins:',
+          '  Volume: local',
+          '  Network: bridge host null',
+          ' Swarm: inactive',
+          ' Runtimes: runc crun',
+          ` Default Runtime: ${sys.DefaultRuntime}`,
+          ` Kernel Version: ${sys.KernelVersion}`,
+          ` Operating System: ${sys.OperatingSystem}`,
+          ` OSType: ${sys.OSType}`,
+          ` Architecture: ${os.machine()}`,
+          ` CPUs: ${sys.NCPU}`,
+          ` Total Memory: ${bytesSize(sys.MemTotal)}`,
+          ` Name: ${sys.Name}`,
+          ` ID: ${info.ID}`,
+          ` Docker Root Dir: ${sys.DockerRootDir}`,
+          ' Debug Mode: false',
+          ' Experimental: false',
           ` Service: ${serviceRunning ? `running (${sock})${info.ServedByService ? ', served this command' : ''}` : 'not running'}`,
           '',
         ].join('\n'),
@@ -228,7 +280,7 @@ export function registerSystemCommands(program: Command): void {
 /** docker events: one line per event (docker's layout, or --format), until --until passes or the user stops it. */
 async function eventsAction(f: { filter: string[]; format?: string; since?: string; until?: string }): Promise<void> {
   for (const v of f.filter) {
-    if (v.indexOf('=') <= 0) throw new InvalidArgumentError(`invalid argument "${v}" for "-f, --filter" flag: bad format of filter (expected name=value)`);
+    if (v.indexOf('=') <= 0) throw new UsageError(`invalid argument "${v}" for "-f, --filter" flag: bad format of filter (expected name=value)`);
   }
   await withEngine(async (engine) => {
     let events: AsyncIterable<EventMessage>;

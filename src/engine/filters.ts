@@ -1,6 +1,6 @@
 // Docker's list filters: `--filter key=value` on the command line, `filters={"key":["value"]}` (or the older
 // `{"key":{"value":true}}`) in the API. Both become one map, checked against the keys a list accepts.
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, UsageError } from '../errors.js';
 
 export type FilterInput = string[] | Record<string, string[] | Record<string, boolean>> | Map<string, string[]>;
 
@@ -17,7 +17,8 @@ export class Filters {
     if (Array.isArray(input)) {
       for (const item of input) {
         const i = item.indexOf('=');
-        if (i <= 0) throw new InvalidArgumentError('bad format of filter (expected name=value)');
+        // docker's CLI refuses it as a flag value (125).
+        if (i <= 0) throw new UsageError('bad format of filter (expected name=value)');
         add(item.slice(0, i), item.slice(i + 1));
       }
     } else if (input instanceof Map) {

@@ -202,7 +202,7 @@ test('system df counts images, containers, volumes; ps -s shows the writable lay
   assert.deepEqual(df.map((l) => l.split('|').slice(0, 3).join('|')), ['Images|1|1', 'Containers|1|0', 'Local Volumes|1|1', 'Build Cache|0|0']);
   assert.equal(df[1]!.split('|')[3], '100kB');
   assert.equal(df[2]!.split('|')[3], '5kB');
-  assert.match(plyOk(store, ['ps', '-a', '-s', '--format', '{{.Names}} {{.Size}}']), /^sized 100kB$/m);
+  assert.match(plyOk(store, ['ps', '-a', '-s', '--format', '{{.Names}} {{.Size}}']), /^sized 100kB \(virtual [\d.]+MB\)$/m);
 });
 
 test('signals sent to ply reach the container (sig-proxy), and its exit code comes back', async () => {

@@ -2,6 +2,8 @@
 // outputs and exit codes were recorded from the docker CLI 28.2.2 driving Debian's dockerd 20.10.24
 // (/work/shared/tools/docker-reference.sh), with the same busybox image; where ply words a message its own way,
 // the test says so.
+import fs from 'node:fs';
+import path from 'node:path';
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -54,7 +56,7 @@ test('exit codes: flags and arguments as docker\'s CLI (bad flags 125 with the u
   expectExit(['create', '--stop-timeout', 'abc', 'busybox'], 125, /invalid argument "abc" for "--stop-timeout" flag/);
   expectExit(['ps', '-n', 'abc'], 125, /invalid argument "abc" for "-n, --last" flag/);
   expectExit(['run', '--rm', ...NONE, '-e', '=x', 'busybox', 'true'], 125, /invalid environment variable: =x/);
-  expectExit(['create', ...NONE, '--env-file', '/nonexistent', 'busybox', 'true'], 125, /open \/nonexistent: no such file or directory/);
+  expectExit(['create', ...NONE, '--env-file', '/no-such-dir/env', 'busybox', 'true'], 125, /open \/no-such-dir\/env: no such file or directory/);
   // docker: "docker: 'docker run' requires at least 1 argument\n\nUsage:  docker run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nSee 'docker run --help' for more information", 1
   r = expectExit(['run'], 1);
   assert.equal(r.stderr, "ply: 'ply run' requires at least 1 argument\n\nUsage:  ply run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nSee 'ply run --help' for more information\n");
@@ -89,8 +91,8 @@ test('exit codes: other commands exit 1 when they fail; rm -f and rmi -f of noth
   expectExit(['logs', '--since', 'abc', 'longrun'], 1, /invalid value for "since"/);
   expectExit(['tag', 'busybox', 'BAD:x'], 1, /repository name \(library\/BAD\) must be lowercase/);
   expectExit(['tag', 'nosuch', 'x'], 1, /No such image: nosuch/);
-  expectExit(['load', '-i', '/nonexistent'], 1, /open \/nonexistent: no such file or directory/);
-  expectExit(['import', '/nonexistent'], 1, /open \/nonexistent: no such file or directory/);
+  expectExit(['load', '-i', '/no-such-dir/archive.tar'], 1, /open \/no-such-dir\/archive\.tar: no such file or directory/);
+  expectExit(['import', '/no-such-dir/rootfs.tar'], 1, /open \/no-such-dir\/rootfs\.tar: no such file or directory/);
   expectExit(['rename', 'badcmd', 'longrun'], 1, /Conflict/);
   // rmi of an image a container uses: docker's conflict, 1.
   plyOk(root, ['tag', 'busybox', 'only-name:1']);
@@ -139,4 +141,151 @@ test('-t without a terminal: the container gets one anyway (no stray bytes); -it
   assert.equal(e.status, 0, e.stderr.toString());
   assert.equal(e.stdout.toString(), '/dev/pts/0\r\nx\r\n');
   expectExit(['exec', '-it', 'longrun', 'true'], 1, /the input device is not a TTY/);
+});
+
+/** Runs ply with raw bytes in and out (tars through `cp -`). */
+function plyRaw(args: string[], input?: Buffer): { code: number; stdout: Buffer; stderr: string } {
+  const r = spawnSync(PLY, args, { env: { ...process.env, PLY_ROOT: root }, input: input ?? Buffer.alloc(0), maxBuffer: 64 << 20 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr.toString() };
+}
+
+test('cp with -: a tar to stdout, a tar from stdin (docker\'s rules for the destination)', () => {
+  plyOk(root, ['create', ...NONE, '--name', 'cpc', 'busybox', 'true']);
+  // docker: `cp cpc:/etc/passwd - | tar t` lists "passwd"; a directory comes with its own name first.
+  const one = plyRaw(['cp', 'cpc:/etc/passwd', '-']);
+  assert.equal(one.code, 0, one.stderr);
+  assert.equal(spawnSync('tar', ['-t'], { input: one.stdout }).stdout.toString(), 'passwd\n');
+  const dir = plyRaw(['cp', 'cpc:/etc', '-']);
+  assert.match(spawnSync('tar', ['-t'], { input: dir.stdout }).stdout.toString(), /^etc\/\n(etc\/.*\n)*etc\/passwd\n/);
+  // A tar from stdin lands in the directory; the file reads back through cp - as well.
+  const tmp = tempDir();
+  fs.writeFileSync(path.join(tmp, 'f1'), 'hello\n');
+  const tar = spawnSync('tar', ['-C', tmp, '-c', 'f1']).stdout;
+  const put = plyRaw(['cp', '-', 'cpc:/tmp'], tar);
+  assert.equal(put.code, 0, put.stderr);
+  const back = plyRaw(['cp', 'cpc:/tmp/f1', '-']);
+  assert.equal(spawnSync('tar', ['-xO'], { input: back.stdout }).stdout.toString(), 'hello\n');
+  // docker: 'destination "cpc:/etc/passwd" must be a directory' (also for a missing path), 1.
+  expectExit(['cp', '-', 'cpc:/etc/passwd'], 1, /destination "cpc:\/etc\/passwd" must be a directory/, '');
+  expectExit(['cp', '-', 'cpc:/nonexist'], 1, /destination "cpc:\/nonexist" must be a directory/, '');
+  expectExit(['cp', '-', '-'], 1, /must specify at least one container source/);
+  expectExit(['cp', 'cpc:/nonexist', '-'], 1, /Could not find the file \/nonexist in container cpc/);
+});
+
+test('commit keeps the container\'s config; --change applies on top', () => {
+  plyOk(root, ['create', ...NONE, '--name', 'cfgc', '-e', 'A=1', '-w', '/tmp', '-u', '1000', '--expose', '8080', '-l', 'k=v', '--entrypoint', '/bin/sh', '--stop-signal', 'SIGINT', '-v', '/anon', 'busybox', '-c', 'echo hi']);
+  plyOk(root, ['commit', 'cfgc', 'cfgimg:1']);
+  plyOk(root, ['commit', '-c', 'CMD ["x"]', '-c', 'ENV B=2', 'cfgc', 'cfgimg:2']);
+  const cfg = (ref: string) => JSON.parse(plyOk(root, ['inspect', '-f', '{{json .Config}}', ref])) as Record<string, unknown>;
+  // docker 20.10: every one of these as the container ran, not as busybox would.
+  const want = { User: '1000', ExposedPorts: { '8080/tcp': {} }, Env: ['A=1'], Entrypoint: ['/bin/sh'], Cmd: ['-c', 'echo hi'], Volumes: { '/anon': {} }, WorkingDir: '/tmp', Labels: { k: 'v' }, StopSignal: 'SIGINT' };
+  const pick = (o: Record<string, unknown>) => Object.fromEntries(Object.keys(want).map((k) => [k, o[k]]));
+  assert.deepEqual(pick(cfg('cfgimg:1')), want);
+  assert.deepEqual(pick(cfg('cfgimg:2')), { ...want, Env: ['A=1', 'B=2'], Cmd: ['x'] });
+  // The container it came from: docker's Container and ContainerConfig keys.
+  const id = plyOk(root, ['inspect', '-f', '{{.Id}}', 'cfgc']).trim();
+  assert.equal(plyOk(root, ['inspect', '-f', '{{.Container}} {{.ContainerConfig.Image}} {{json .ContainerConfig.Cmd}}', 'cfgimg:1']), `${id} busybox ["-c","echo hi"]\n`);
+  // docker's history: CreatedBy is the container's Cmd; the rows below carry the parent's ID.
+  const base = plyOk(root, ['inspect', '-f', '{{.Id}}', 'busybox']).trim().slice(7, 19);
+  assert.equal(plyOk(root, ['history', '--format', '{{.CreatedBy}}|{{.ID}}', 'cfgimg:2']).split('\n')[1], `|${base}`);
+  assert.match(plyOk(root, ['history', '--format', '{{.CreatedBy}}', 'cfgimg:2']), /^-c echo hi\n/);
+});
+
+test('Go templates fail as Go\'s: missing keys, methods with arguments, JSON escaping, times', () => {
+  // docker: "template parsing error: template: :1:2: executing \"\" at <.Nope>: map has no entry for key \"Nope\"", 1
+  let r = expectExit(['inspect', '-f', '{{.Nope}}', 'busybox'], 1);
+  assert.equal(r.stderr, 'template parsing error: template: :1:2: executing "" at <.Nope>: map has no entry for key "Nope"\n');
+  assert.equal(r.stdout, '\n');
+  r = expectExit(['inspect', '-f', '{{.Config.Nope}}', 'busybox'], 1);
+  assert.equal(r.stderr, 'template parsing error: template: :1:9: executing "" at <.Config.Nope>: map has no entry for key "Nope"\n');
+  // A map's missing key prints <no value>; a nil map indexes to "" and prints map[].
+  assert.equal(plyOk(root, ['inspect', '-f', '{{.Config.Labels.nope}}|{{index .Config.Labels "x"}}|{{.Config.Labels}}|{{json .Config.Labels}}', 'busybox']), '<no value>||map[]|null\n');
+  r = expectExit(['inspect', '-f', '{{.Created.Nope}}', 'busybox'], 1);
+  assert.match(r.stderr, /:1:10: executing "" at <\.Created\.Nope>: can't evaluate field Nope in type interface \{\}\n$/);
+  // One object failing: the others print, the error follows (docker: exit 1).
+  r = expectExit(['inspect', '-f', '{{.State.Nope}}', 'longrun', 'busybox'], 1);
+  assert.equal(r.stderr.split('\n').length, 3, r.stderr);
+  // docker: a template that does not parse exits 64.
+  expectExit(['inspect', '-f', '{{', 'busybox'], 64, /^template parsing error: template: :1: unclosed action\n$/);
+  // ps: docker's ContainerContext, its Label method, its errors.
+  plyOk(root, ['create', ...NONE, '--name', 'esc', '-l', 'x=<b>&', 'busybox', 'sh', '-c', 'echo "a b" > /dev/null']);
+  assert.equal(
+    plyOk(root, ['ps', '-a', '--filter', 'name=esc', '--format', '{{json .Labels}}|{{.Label "x"}}|{{.Label "y"}}|{{.Command}}']),
+    '"x=<b>&"|<b>&||"sh -c \'echo \\"a b\\" >…"\n',
+  );
+  // {{json .}} of a row escapes as Go's json.Marshal.
+  assert.match(plyOk(root, ['ps', '-a', '--filter', 'name=esc', '--format', '{{json .}}']), /"Labels":"x=\\u003cb\\u003e\\u0026"/);
+  assert.equal(plyOk(root, ['ps', '-a', '--no-trunc', '--filter', 'name=esc', '--format', '{{.Command}}']), '"sh -c \'echo \\"a b\\" > /dev/null\'"\n');
+  r = expectExit(['ps', '--format', '{{.Nope}}'], 1);
+  assert.equal(r.stderr, 'failed to execute template: template: :1:2: executing "" at <.Nope>: can\'t evaluate field Nope in type *formatter.ContainerContext\n');
+  // docker: "2026-12-03 11:48:01 +0000 UTC" (the machine's zone is UTC here).
+  assert.match(plyOk(root, ['ps', '-a', '--filter', 'name=esc', '--format', '{{.CreatedAt}}'], { env: { TZ: 'UTC' } }), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+0000 UTC\n$/);
+  assert.match(plyOk(root, ['images', '--format', '{{.CreatedAt}}', 'busybox'], { env: { TZ: 'UTC' } }), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+0000 UTC\n$/);
+});
+
+test('ps filters are validated as dockerd\'s; volume=, network=, before/since work', () => {
+  expectExit(['ps', '--filter', 'status=bogus'], 1, /invalid filter 'status=bogus'/);
+  expectExit(['ps', '--filter', 'bogus=1'], 1, /invalid filter 'bogus'/);
+  expectExit(['ps', '--filter', 'exited=abc'], 1, /strconv.Atoi: parsing "abc": invalid syntax/);
+  expectExit(['ps', '--filter', 'health=bogus'], 1, /Unrecognised filter value for health: bogus/);
+  expectExit(['ps', '--filter', 'is-task=maybe'], 1, /invalid filter 'is-task=\[maybe\]'/);
+  expectExit(['ps', '--filter', 'before=nosuch'], 1, /no such container nosuch/);
+  expectExit(['ps', '--filter', 'name'], 125, /bad format of filter \(expected name=value\)/);
+  plyOk(root, ['volume', 'create', 'fv']);
+  plyOk(root, ['create', ...NONE, '--name', 'volc2', '-v', 'fv:/data', '-v', '/tmp:/host:ro', 'busybox', 'true']);
+  // docker: a volume's name, a mount's destination, a bind's source.
+  for (const v of ['fv', '/data', '/host', '/tmp']) assert.equal(plyOk(root, ['ps', '-a', '--filter', `volume=${v}`, '--format', '{{.Names}}']), 'volc2\n', v);
+  assert.equal(plyOk(root, ['ps', '-a', '--filter', 'volume=nope', '--format', '{{.Names}}']), '');
+  assert.equal(plyOk(root, ['ps', '-a', '--filter', 'name=volc2', '--format', '{{.Mounts}}']), 'fv,/tmp\n');
+  assert.match(plyOk(root, ['ps', '-a', '--filter', 'network=none', '--format', '{{.Names}}']), /volc2/);
+  assert.match(plyOk(root, ['ps', '-a', '--filter', 'since=stopped', '--format', '{{.Names}}']), /volc2/);
+  assert.doesNotMatch(plyOk(root, ['ps', '-a', '--filter', 'before=stopped', '--format', '{{.Names}}']), /volc2/);
+  assert.equal(plyOk(root, ['ps', '-a', '--filter', 'name=^/volc2$', '--format', '{{.Names}}']), 'volc2\n');
+  // docker's Binds: -v host paths and named volumes as given.
+  assert.deepEqual((JSON.parse(plyOk(root, ['inspect', '-f', '{{json .HostConfig.Binds}}', 'volc2'])) as string[]).sort(), ['/tmp:/host:ro', 'fv:/data']);
+});
+
+test('volume create/ls/inspect/rm/prune as docker\'s', () => {
+  assert.equal(plyOk(root, ['volume', 'create', '--label', 'a=b', 'vl1']), 'vl1\n');
+  const [v] = JSON.parse(plyOk(root, ['volume', 'inspect', 'vl1'])) as Record<string, unknown>[];
+  assert.deepEqual(Object.keys(v!).sort(), ['CreatedAt', 'Driver', 'Labels', 'Mountpoint', 'Name', 'Options', 'Scope']);
+  assert.deepEqual([v!.Driver, v!.Labels, v!.Options, v!.Scope], ['local', { a: 'b' }, null, 'local']);
+  assert.match(v!.CreatedAt as string, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+  assert.match(plyOk(root, ['volume', 'ls']), /^DRIVER {4}VOLUME NAME\n(local {5}\S+\n)+$/);
+  assert.match(plyOk(root, ['volume', 'ls', '-q']), /^vl1$/m);
+  assert.equal(plyOk(root, ['volume', 'ls', '-f', 'label=a=b', '--format', '{{.Name}} {{.Labels}} {{.Links}} {{.Size}}']), 'vl1 a=b N/A N/A\n');
+  expectExit(['volume', 'ls', '-f', 'bogus=1'], 1, /invalid filter 'bogus'/);
+  expectExit(['volume', 'ls', '--format', '{{.Nope}}'], 1, /can't evaluate field Nope in type \*formatter.volumeContext/);
+  // docker: "[]" then "Error: get nosuch: no such volume"-like line, 1; rm -f of nothing prints the name, 0.
+  expectExit(['volume', 'inspect', 'nosuch'], 1, /get nosuch: no such volume/);
+  expectExit(['volume', 'rm', 'nosuch'], 1, /get nosuch: no such volume/);
+  assert.equal(expectExit(['volume', 'rm', '-f', 'nosuch'], 0).stdout, 'nosuch\n');
+  expectExit(['volume', 'rm', 'fv'], 1, /remove fv: volume is in use - \[/);
+  expectExit(['volume', 'create', '-d', 'bogus', 'x'], 1, /error looking up volume plugin bogus: plugin "bogus" not found/);
+  expectExit(['volume', 'bogus'], 1, /^ply: unknown command: ply volume bogus\n/);
+  // prune: anonymous unused volumes (docker ≥ 23; -a the named ones too); in-use ones stay.
+  const anon = plyOk(root, ['volume', 'create']).trim();
+  const p = plyOk(root, ['volume', 'prune', '-f']);
+  assert.match(p, new RegExp(`^Deleted Volumes:\\n(.*\\n)*${anon}\\n(.*\\n)*\\nTotal reclaimed space: `));
+  assert.doesNotMatch(p, /vl1|fv/);
+  assert.match(plyOk(root, ['volume', 'prune', '-af']), /vl1/);
+  assert.match(plyOk(root, ['volume', 'ls', '-q']), /^fv$/m);
+});
+
+test('build intermediates are not dangling images; image inspect has docker\'s keys', () => {
+  const ctx = tempDir();
+  fs.writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM busybox\nRUN echo a > /a\nRUN echo b > /b\n');
+  plyOk(root, ['build', '-q', '-t', 'bt:1', ctx]);
+  // docker with BuildKit: nothing dangling, `rmi $(images -qf dangling=true)` has nothing to delete.
+  assert.equal(plyOk(root, ['images', '-qf', 'dangling=true']), '');
+  assert.doesNotMatch(plyOk(root, ['images', '-a', '--format', '{{.Repository}}']), /<none>/);
+  assert.match(plyOk(root, ['system', 'df', '--format', '{{.Type}} {{.TotalCount}}']), /Build Cache [1-9]/);
+  const keys = Object.keys((JSON.parse(plyOk(root, ['image', 'inspect', 'bt:1'])) as object[])[0]!);
+  for (const k of ['Id', 'RepoTags', 'RepoDigests', 'Parent', 'Comment', 'Created', 'Container', 'ContainerConfig', 'DockerVersion', 'Author', 'Config', 'Architecture', 'Os', 'Size', 'VirtualSize', 'GraphDriver', 'RootFS', 'Metadata']) {
+    assert.ok(keys.includes(k), k);
+  }
+  // .Config.Env holds only what the image and -e gave (the runtime's PATH and HOSTNAME are not in it).
+  plyOk(root, ['create', ...NONE, '--name', 'envc', '-e', 'X=1', 'busybox', 'true']);
+  assert.equal(plyOk(root, ['inspect', '-f', '{{json .Config.Env}}', 'envc']), '["X=1"]\n');
+  expectExit(['inspect', '--type', 'bogus', 'busybox'], 1, /unknown type: "bogus": must be one of "config", "container", "image", "network", "node", "plugin", "secret", "service", "task", "volume"/);
 });

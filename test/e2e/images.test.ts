@@ -214,7 +214,7 @@ test('history, system df, info, version and help', () => {
   assert.equal(plyOk(root, ['history', '-q', 'h:1']).trim(), id.slice(7, 19));
   const df = plyOk(root, ['system', 'df']);
   assert.match(df, /^TYPE\s+TOTAL\s+ACTIVE\s+SIZE\s+RECLAIMABLE\nImages\s+1\s+0\s+\d/);
-  assert.match(plyOk(root, ['info']), new RegExp(`Ply Root Dir: ${root}`));
+  assert.match(plyOk(root, ['info']), new RegExp(`Docker Root Dir: ${root}`));
   assert.match(plyOk(root, ['version']), /Version:\s+\d+\.\d+\.\d+/);
   assert.match(plyOk(root, ['--help']), /import/);
   assert.match(plyOk(root, ['import', '--help']), /--change/);
