@@ -1,7 +1,7 @@
 // ply as a library: the Engine and everything its verbs take and return. The CLI, the Docker Engine API server
 // and TypeScript programs all use this surface; nothing below it imports it.
 export { Engine, type EngineOptions } from './engine/engine.js';
-export { VERSION, API_VERSION, MIN_API_VERSION, versionInfo } from './engine/version.js';
+export { VERSION, API_VERSION, MIN_API_VERSION, versionInfo, serverVersion } from './engine/version.js';
 export type * from './engine/types.js';
 export { Filters, type FilterInput } from './engine/filters.js';
 export type { ImageService, ImportOptions, PullOptions, PullResult, PushOptions, PushResult, PullPolicy, ListImagesOptions, LoadResult, LoadProgress, PendingSave } from './engine/images.js';

@@ -1,7 +1,7 @@
 // System routes: /_ping, /version, /info, /system/df, /auth (and /events once the engine has an event log).
 import os from 'node:os';
 import type { Engine } from '../engine.js';
-import { API_VERSION, MIN_API_VERSION, VERSION } from '../engine.js';
+import { serverVersion } from '../engine.js';
 import type { Request } from './http.js';
 import { byImageId } from './images.js';
 import { route, type Route } from './router.js';
@@ -28,25 +28,7 @@ async function ping(r: Request): Promise<void> {
 }
 
 async function version(r: Request, engine: Engine): Promise<void> {
-  const v = engine.system.version();
-  const details = { ApiVersion: API_VERSION, Arch: v.Arch, BuildTime: '', Experimental: 'false', GitCommit: '', GoVersion: v.NodeVersion, KernelVersion: v.KernelVersion, MinAPIVersion: MIN_API_VERSION, Os: v.Os };
-  const runc = engine.system.runtimeVersion('runc');
-  r.json200({
-    Platform: { Name: 'ply' },
-    Components: [
-      { Name: 'Engine', Version: VERSION, Details: details },
-      ...(runc ? [{ Name: 'runc', Version: runc.version, Details: { GitCommit: runc.commit } }] : []),
-    ],
-    Version: VERSION,
-    ApiVersion: API_VERSION,
-    MinAPIVersion: MIN_API_VERSION,
-    GitCommit: '',
-    GoVersion: v.NodeVersion,
-    Os: v.Os,
-    Arch: v.Arch,
-    KernelVersion: v.KernelVersion,
-    BuildTime: '',
-  });
+  r.json200(serverVersion(engine.system.runtimeVersion('runc')));
 }
 
 async function info(r: Request, engine: Engine): Promise<void> {

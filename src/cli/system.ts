@@ -14,30 +14,12 @@ export function registerSystemCommands(program: Command): void {
     .description('Show the ply version information')
     .option('-f, --format <string>', 'Format output using a custom template')
     .action(async (opts: { format?: string }) => {
-      const { versionInfo } = await import('../engine/version.js');
+      const { versionInfo, serverVersion } = await import('../engine/version.js');
       const v = versionInfo();
-      // docker's shape: a Client and a Server with its components (ply is both; nothing else is asked, so
-      // `ply version` stays as quick as it was).
-      const engine = {
-        Name: 'Engine',
-        Version: v.Version,
-        Details: { ApiVersion: v.ApiVersion, Arch: v.Arch, BuildTime: '', Experimental: 'false', GitCommit: '', GoVersion: v.NodeVersion, KernelVersion: v.KernelVersion, MinAPIVersion: v.MinAPIVersion, Os: v.Os },
-      };
+      // docker's shape: a Client and a Server (ply is both; the runtime is not asked, so `ply version` stays quick).
       const info = {
         Client: { Version: v.Version, ApiVersion: v.ApiVersion, DefaultAPIVersion: v.ApiVersion, GitCommit: '', GoVersion: v.NodeVersion, NodeVersion: v.NodeVersion, Os: v.Os, Arch: v.Arch, BuildTime: '', Context: 'default' },
-        Server: {
-          Platform: { Name: 'ply' },
-          Components: [engine],
-          Version: v.Version,
-          ApiVersion: v.ApiVersion,
-          MinAPIVersion: v.MinAPIVersion,
-          GitCommit: '',
-          GoVersion: v.NodeVersion,
-          Os: v.Os,
-          Arch: v.Arch,
-          KernelVersion: v.KernelVersion,
-          BuildTime: '',
-        },
+        Server: serverVersion(),
       };
       // Go's field names where they differ from the JSON's (`{{.Server.APIVersion}}`), left out of `{{json .}}`.
       for (const o of [info.Client, info.Server]) Object.defineProperty(o, 'APIVersion', { value: v.ApiVersion, enumerable: false });

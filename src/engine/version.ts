@@ -13,3 +13,22 @@ export function versionInfo(): VersionInfo {
   const p = hostPlatform();
   return { Version: VERSION, ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, Os: p.os, Arch: p.architecture, KernelVersion: os.release(), NodeVersion: process.version };
 }
+
+/** docker's `GET /version` (the `Server` of `docker version`): the engine, and the runtime when it is known. */
+export function serverVersion(runc?: { version: string; commit: string }) {
+  const v = versionInfo();
+  const details = { ApiVersion: v.ApiVersion, Arch: v.Arch, BuildTime: '', Experimental: 'false', GitCommit: '', GoVersion: v.NodeVersion, KernelVersion: v.KernelVersion, MinAPIVersion: v.MinAPIVersion, Os: v.Os };
+  return {
+    Platform: { Name: 'ply' },
+    Components: [{ Name: 'Engine', Version: v.Version, Details: details as Record<string, string> }, ...(runc ? [{ Name: 'runc', Version: runc.version, Details: { GitCommit: runc.commit } as Record<string, string> }] : [])],
+    Version: v.Version,
+    ApiVersion: v.ApiVersion,
+    MinAPIVersion: v.MinAPIVersion,
+    GitCommit: '',
+    GoVersion: v.NodeVersion,
+    Os: v.Os,
+    Arch: v.Arch,
+    KernelVersion: v.KernelVersion,
+    BuildTime: '',
+  };
+}
