@@ -635,6 +635,7 @@ export function registerContainerCommands(program: Command): void {
   for (const cmd of [program.command('rename'), container.command('rename')]) {
     cmd
       .description('Rename a container')
+      .usage('CONTAINER NEW_NAME')
       .argument('<container>')
       .argument('<newName>')
       .action(async (ref: string, name: string) =>

@@ -124,9 +124,12 @@ function parseErrorReport(e: ParseError): { text: string; code: number } {
   const flag = /'(-[^' ]*)/.exec(e.message)?.[1] ?? '';
   switch (e.code) {
     case 'commander.missingArgument':
-      return { text: `ply: '${path}' ${argumentCountMessage(cmd!)}\n${usage}\nSee '${path} --help' for more information\n`, code: 1 };
-    case 'commander.excessArguments':
-      return { text: `ply: '${path}' ${argumentCountMessage(cmd!)}\n${usage}\nRun '${path} --help' for more information\n`, code: 1 };
+    case 'commander.excessArguments': {
+      // docker's CLI: "Run …" after an exact count (or none), "See …" after a range.
+      const counts = cmd!.registeredArguments;
+      const exact = counts.every((a) => a.required && !a.variadic) || (e.code === 'commander.excessArguments' && counts.length === 0);
+      return { text: `ply: '${path}' ${argumentCountMessage(cmd!)}\n${usage}\n${exact ? 'Run' : 'See'} '${path} --help' for more information\n`, code: 1 };
+    }
     case 'commander.unknownOption':
       return {
         text: `${flag.startsWith('--') ? `unknown flag: ${flag}` : `unknown shorthand flag: '${flag.slice(1, 2)}' in ${flag}`}\n${usage}\nRun '${path} --help' for more information\n`,

@@ -62,6 +62,9 @@ test('exit codes: flags and arguments as docker\'s CLI (bad flags 125 with the u
   assert.equal(r.stderr, "ply: 'ply run' requires at least 1 argument\n\nUsage:  ply run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nSee 'ply run --help' for more information\n");
   expectExit(['exec', 'longrun'], 1, /^ply: 'ply exec' requires at least 2 arguments\n/);
   expectExit(['tag'], 1, /^ply: 'ply tag' requires 2 arguments\n/);
+  // An exact count says "Run", a range "See" (docker 28).
+  r = expectExit(['rename'], 1);
+  assert.equal(r.stderr, "ply: 'ply rename' requires 2 arguments\n\nUsage:  ply rename CONTAINER NEW_NAME\n\nRun 'ply rename --help' for more information\n");
   expectExit(['commit'], 1, /^ply: 'ply commit' requires at least 1 and at most 2 arguments\n/);
   // Unknown commands: docker: "docker: unknown command: docker bogus\n\nRun 'docker --help' for more information", 1
   r = expectExit(['bogus'], 1);
