@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { PLY, busyboxTar, ply, plyOk, tempDir } from '../helpers.js';
+import { PLY, busyboxTar, ply, plyAsync, plyOk, tempDir } from '../helpers.js';
 
 let root: string;
 before(() => {
@@ -291,4 +291,31 @@ test('build intermediates are not dangling images; image inspect has docker\'s k
   plyOk(root, ['create', ...NONE, '--name', 'envc', '-e', 'X=1', 'busybox', 'true']);
   assert.equal(plyOk(root, ['inspect', '-f', '{{json .Config.Env}}', 'envc']), '["X=1"]\n');
   expectExit(['inspect', '--type', 'bogus', 'busybox'], 1, /unknown type: "bogus": must be one of "config", "container", "image", "network", "node", "plugin", "secret", "service", "task", "volume"/);
+});
+
+test('attach: the running container\'s output and its exit code; docker\'s refusals', async () => {
+  // docker: "out" on stdout, "err" on stderr, exit 3.
+  const id = plyOk(root, ['run', '-d', ...NONE, 'busybox', 'sh', '-c', 'sleep 2; echo out; echo err >&2; exit 3']).trim();
+  const r = await plyAsync(root, ['attach', id]);
+  assert.equal(r.code, 3, r.stderr);
+  assert.equal(r.stdout, 'out\n');
+  assert.equal(r.stderr, 'err\n');
+  expectExit(['attach', id], 1, /You cannot attach to a stopped container, start it first/);
+  expectExit(['attach', 'nosuch'], 1, /No such container: nosuch/);
+  // A TTY container that keeps stdin open needs a terminal to attach stdin from (docker: 1).
+  const sh = plyOk(root, ['run', '-dit', ...NONE, 'busybox', 'sh']).trim();
+  expectExit(['attach', sh], 1, /the input device is not a TTY/, 'echo x\n');
+  plyOk(root, ['rm', '-f', sh]);
+});
+
+test('version has a Server section; info has docker\'s fields', () => {
+  const v = plyOk(root, ['version']);
+  assert.match(v, /^Client:\n Version: +\S+\n/);
+  assert.match(v, /\nServer: ply\n Engine:\n  Version: +\S+\n  API version: +1\.\d+ \(minimum version 1\.\d+\)\n/);
+  assert.match(plyOk(root, ['version', '--format', '{{.Server.APIVersion}} {{.Client.Os}}']), /^1\.\d+ linux\n$/);
+  assert.match(plyOk(root, ['info', '--format', '{{.DockerRootDir}} {{.OSType}} {{.Images}}']), new RegExp(`^${root} linux [1-9]\\d*\n$`));
+  assert.match(plyOk(root, ['info', '--format', '{{.Driver}}']), /^(overlayfs|vfs)\n$/);
+  const info = plyOk(root, ['info']);
+  for (const line of [' Containers: ', '  Running: ', ' Server Version: ', ' Storage Driver: ', ' Docker Root Dir: ', ' Kernel Version: ']) assert.ok(info.includes(`\n${line}`), line);
+  expectExit(['info', '--format', '{{.Nope}}'], 1, /can't evaluate field Nope/);
 });
