@@ -550,6 +550,73 @@ const buildCachedOp = {
   sides: (ctx) => buildSides(ctx, false),
 };
 
+// A build whose two RUN steps are worth caching (16 MiB of new files, a second each), for --cache-from.
+const CF_DOCKERFILE = `FROM bench/busybox:latest
+COPY files/ /files/
+RUN head -c 16777216 /dev/urandom > /big && sleep 1
+RUN cat /files/* /big | sha256sum > /sum && sleep 1
+`;
+
+/**
+ * --cache-from on a fresh store (issue 21): a CI runner with only the base image reuses another machine's steps from
+ * a registry. Set-up (untimed, once): a separate ply store builds the image with --cache-to type=registry,mode=max
+ * and pushes it, to a distribution registry with its access log on. Sides, each on a fresh store holding only the
+ * busybox base: the build with --cache-from (no step runs; the result's layers are pulled), `ply pull` of the pushed
+ * result (the bound: the same layers, nothing else), and the build without a cache (what the cache saves).
+ */
+const buildCacheFromOp = {
+  name: 'build-cache-from',
+  title: 'build with --cache-from a registry on a fresh store (base present), against pulling the result and building without a cache',
+  setup: async (ctx) => {
+    if (!plyHas(ctx, 'build')) throw new StepError('`ply build` is not available in this build');
+    if (ctx.cacheFrom) return;
+    const reg = await startDistribution(path.join(ctx.work, 'reg-cache-from'));
+    ctx.servers.push(reg);
+    const dir = path.join(ctx.work, 'build-cf-ctx');
+    fs.mkdirSync(path.join(dir, 'files'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'Dockerfile'), CF_DOCKERFILE);
+    for (let i = 0; i < 16; i++) bash(`head -c 4096 /dev/urandom > "${dir}/files/f${i}"`);
+    const exporter = freshPlyEnv(ctx, 'cf-exporter');
+    const image = `${reg.host}/bench/cf:latest`;
+    const cache = `${reg.host}/bench/cf-cache:latest`;
+    sh([...ctx.ply.argv, 'build', '--network', 'host', '-q', '-t', image, '--cache-to', `type=registry,ref=${cache},mode=max`, dir], { env: exporter });
+    sh([...ctx.ply.argv, 'push', '-q', image], { env: exporter });
+    ctx.cacheFrom = { reg, dir, image, cache };
+  },
+  sides: (ctx) => {
+    const { reg, dir, image, cache } = ctx.cacheFrom;
+    const side = (name, primary, args) => {
+      const env = { ...ctx.ply.env, PLY_ROOT: path.join(ctx.work, `ply-${name.replace(/\W+/g, '-')}`) };
+      return {
+        name,
+        primary,
+        env,
+        prep: () => {
+          freshPlyEnv(ctx, env.PLY_ROOT);
+          return { offset: logSize(reg.logFile) };
+        },
+        argv: () => [...ctx.ply.argv, ...args],
+        after: (st) => served(reg, st),
+        clean: () => rmrf(env.PLY_ROOT),
+      };
+    };
+    return [
+      side('ply --cache-from', true, ['build', '--network', 'host', '-q', '--cache-from', `type=registry,ref=${cache}`, '-t', 'bench/cf:latest', dir]),
+      side('ply pull (bound)', false, ['pull', '-q', image]),
+      side('ply, no cache', false, ['build', '--network', 'host', '-q', '-t', 'bench/cf:latest', dir]),
+    ];
+  },
+};
+
+/** A fresh ply store (`name` under the work dir, or a path) holding only the busybox base; returns its env. */
+function freshPlyEnv(ctx, name) {
+  const root = path.isAbsolute(name) ? name : path.join(ctx.work, `ply-${name}`);
+  rmrf(root);
+  const env = { ...ctx.ply.env, PLY_ROOT: root };
+  sh([...ctx.ply.argv, 'import', ctx.fx.busyboxTar, ctx.bb], { env });
+  return env;
+}
+
 const MANY = Number(process.env.BENCH_IMAGES ?? 200);
 const imagesOp = {
   name: 'images',
@@ -586,4 +653,4 @@ const psOp = {
 
 /** Run order: ops needing the Debian layer absent first, then those needing it present, to import it once. */
 export const OPS = [importOp, loadOp, pullOp, pullSharedOp, registryPullOp, runOpDef, commitOp, saveOp, exportOp, pushOp, pushLinkOp, pullLinkOp,
-  registryPushOp, buildColdOp, buildCachedOp, imagesOp, psOp];
+  registryPushOp, buildColdOp, buildCachedOp, buildCacheFromOp, imagesOp, psOp];

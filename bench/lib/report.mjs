@@ -127,6 +127,13 @@ export function targetRows(results, limits) {
   {
     const p = ply(get('build-cached'));
     add('build-cached', 'cached rebuild < 0.15 s (issue 7)', p ? p.median < 0.15 : null, p ? `ply ${fmtS(p.median)}` : '');
+    const pod = side(get('build-cached'), 'podman');
+    add('build-cached', 'fully cached rebuild ≤ 0.5× podman (issue 21)', p && pod ? p.median <= 0.5 * pod.median : null, p && pod ? `ply ${fmtS(p.median)}, podman ${fmtS(pod.median)} (${(p.median / pod.median).toFixed(2)}×)` : '');
+    const cf = get('build-cache-from'), c = ply(cf), bound = side(cf, 'ply pull (bound)');
+    const mib = (s) => (s?.extraMedian?.servedBytes != null ? `${(s.extraMedian.servedBytes / MiB).toFixed(1)} MiB` : '?');
+    add('build-cache-from', '--cache-from on a fresh store bounded by pulling the cached layers: ≤ 1.5× the pull, no more bytes (issue 21)',
+      c && bound ? c.median <= 1.5 * bound.median && (c.extraMedian?.servedBytes ?? Infinity) <= 1.05 * (bound.extraMedian?.servedBytes ?? 0) + 65536 : null,
+      c && bound ? `build ${fmtS(c.median)} (${mib(c)}), pull ${fmtS(bound.median)} (${mib(bound)}): ${(c.median / bound.median).toFixed(2)}×` : '');
   }
   return rows;
 }

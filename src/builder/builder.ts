@@ -407,6 +407,7 @@ class Builder {
 
   /** Imported steps whose layers are all here now (below one that was pulled): recorded in the local cache too. */
   private async keepImportedSteps(): Promise<void> {
+    if (!this.records.some((r) => r.state.remote)) return;
     const { parseManifestBlob } = await import('../transport/copy.js');
     for (const r of this.records) {
       const step = r.state.remote;
