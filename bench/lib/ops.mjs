@@ -613,7 +613,8 @@ function freshPlyEnv(ctx, name) {
   const root = path.isAbsolute(name) ? name : path.join(ctx.work, `ply-${name}`);
   rmrf(root);
   const env = { ...ctx.ply.env, PLY_ROOT: root };
-  sh([...ctx.ply.argv, 'import', ctx.fx.busyboxTar, ctx.bb], { env });
+  // The same base image ID in every store (as CI runners pulling one base by digest): a fixed creation time.
+  sh([...ctx.ply.argv, 'import', ctx.fx.busyboxTar, ctx.bb], { env: { ...env, SOURCE_DATE_EPOCH: '1700000000' } });
   return env;
 }
 
