@@ -4,6 +4,8 @@
 // BuildKit-like view redrawn in place on a terminal (--progress tty). The two BuildKit styles number steps as
 // BuildKit does (per stage, only the instructions that make a filesystem step: FROM, RUN, COPY, ADD, WORKDIR).
 
+import { formatReference, parseNormalized } from '../reference/reference.js';
+
 export interface BuildLogger {
   /**
    * A numbered step starts (`text` is the instruction as written); `vertex`: its BuildKit label
@@ -72,6 +74,15 @@ export class QuietLogger implements BuildLogger {
   info(): void {}
   explain(): void {}
   close(): void {}
+}
+
+/** A name as BuildKit prints it: docker.io/library/app:v1. */
+function qualified(name: string): string {
+  try {
+    return formatReference(parseNormalized(name));
+  } catch {
+    return name;
+  }
 }
 
 /** The image a build wrote, for the BuildKit styles' last step (`exporting to image`). */
@@ -167,7 +178,7 @@ export class PlainLogger implements BuildLogger {
   exported(s: ExportSummary): void {
     this.open('exporting to image');
     this.out.write(`#${this.n} writing image ${s.id} done\n`);
-    for (const name of s.names) this.out.write(`#${this.n} naming to ${name} done\n`);
+    for (const name of s.names) this.out.write(`#${this.n} naming to ${qualified(name)} done\n`);
     this.finish();
   }
 }
@@ -251,7 +262,7 @@ export class TtyLogger implements BuildLogger {
   /** After the build: BuildKit's export step, printed once below the final view. */
   exported(s: ExportSummary): void {
     this.out.write(` => exporting to image\n => => writing image ${s.id}\n`);
-    for (const name of s.names) this.out.write(` => => naming to ${name}\n`);
+    for (const name of s.names) this.out.write(` => => naming to ${qualified(name)}\n`);
   }
   close(ok: boolean): void {
     if (this.timer) clearInterval(this.timer);

@@ -56,7 +56,7 @@ test('--progress plain: BuildKit vertices per stage ([build 2/4], [stage-1 1/2])
   assert.doesNotMatch(e, /ENV GREETING|LABEL stage/);
   assert.match(e, /^#4 \d+\.\d{3} hi from build$/m);
   assert.match(e, /^#4 DONE \d+\.\ds$/m);
-  assert.match(e, /^#7 exporting to image\n#7 writing image sha256:[0-9a-f]{64} done\n#7 naming to plain:v1 done\n#7 DONE /m);
+  assert.match(e, /^#7 exporting to image\n#7 writing image sha256:[0-9a-f]{64} done\n#7 naming to docker\.io\/library\/plain:v1 done\n#7 DONE /m);
   // Again: every step CACHED.
   const again = build(dir, ['--progress', 'plain']);
   assert.equal(again.code, 0, again.stderr);
@@ -67,6 +67,12 @@ test('--progress plain: BuildKit vertices per stage ([build 2/4], [stage-1 1/2])
   assert.equal(s.code, 0, s.stderr);
   assert.match(s.stderr, /^#1 \[ 1\/11\] FROM docker\.io\/library\/busybox:latest$/m);
   assert.match(s.stderr, /^#11 \[11\/11\] RUN echo 9 > \/f9$/m);
+  // --progress tty: the same numbering in BuildKit's view (not a terminal here: the final view, then the export).
+  const tty = build(dir, ['--progress', 'tty', '-t', 'plain:v2']);
+  assert.equal(tty.code, 0, tty.stderr);
+  assert.match(tty.stderr, / => CACHED \[build 4\/4\] RUN echo "\$GREETING from build"/);
+  assert.match(tty.stderr, /\[\+\] Building [\d.]+s \(6\/6\) FINISHED/);
+  assert.match(tty.stderr, / => exporting to image\n => => writing image sha256:[0-9a-f]{64}\n => => naming to docker\.io\/library\/plain:v2\n/);
   // A failing step ends with ERROR and the classic one-line message.
   const bad = build(context({ Dockerfile: 'FROM busybox\nRUN echo doomed; exit 3\n' }), ['--progress', 'plain']);
   assert.equal(bad.code, 3, 'the failing RUN\'s own code, as docker\'s');
