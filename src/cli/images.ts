@@ -232,7 +232,8 @@ async function listAction(
           return dockerTime(created);
         },
         Size: listSize(img.Size),
-        VirtualSize: listSize(img.Size),
+        // docker's VirtualSize column: 4 significant digits (go-units HumanSize), unlike Size.
+        VirtualSize: humanSize(img.Size),
         SharedSize: 'N/A',
         UniqueSize: 'N/A',
         Containers: 'N/A',

@@ -4,6 +4,7 @@ import { InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
 import type { ContainerSummary } from '../engine.js';
 import { withEngine, out } from './engine.js';
 import { collect } from './options.js';
+import { goTimeString } from '../gotemplate/gofmt.js';
 
 interface PortMapping {
   proto: string;
@@ -65,14 +66,17 @@ export function registerNetworkCommands(program: Command): void {
           Name: n.Name,
           Driver: n.Driver,
           Scope: n.Scope,
+          // docker 28: bridge networks carry IPv4; host and none do not.
+          IPv4: String(n.Driver === 'bridge'),
           IPv6: String(n.EnableIPv6),
           Internal: String(n.Internal),
           Labels: Object.entries(n.Labels).map(([k, v]) => `${k}=${v}`).join(','),
-          CreatedAt: n.Created,
+          // docker's: Go's time.String() of the creation time.
+          CreatedAt: goTimeString(new Date(n.Created)),
         }));
         let format = f.format && f.format !== 'table' ? f.format : 'table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}';
         if (f.quiet) format = '{{.ID}}';
-        out(renderTable(format, rows, { ID: 'NETWORK ID', Name: 'NAME', Driver: 'DRIVER', Scope: 'SCOPE', IPv6: 'IPV6', Internal: 'INTERNAL', Labels: 'LABELS', CreatedAt: 'CREATED AT' }));
+        out(renderTable(format, rows, { ID: 'NETWORK ID', Name: 'NAME', Driver: 'DRIVER', Scope: 'SCOPE', IPv4: 'IPV4', IPv6: 'IPV6', Internal: 'INTERNAL', Labels: 'LABELS', CreatedAt: 'CREATED AT' }));
       });
     }),
     );

@@ -215,11 +215,11 @@ const ULIMIT_NAMES = new Set(['core', 'cpu', 'data', 'fsize', 'locks', 'memlock'
 /** `--expose 80`, `80/udp`, `8000-8002/tcp`: the ExposedPorts keys. */
 export function parseExpose(e: string): string[] {
   const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/.exec(e);
-  if (!m) throw new InvalidArgumentError(`invalid range format for --expose: ${e}`);
+  if (!m) throw new UsageError(`invalid range format for --expose: ${e}`);
   const from = Number(m[1]);
   const to = m[2] !== undefined ? Number(m[2]) : from;
-  if (from < 1 || to > 65535 || to < from) throw new InvalidArgumentError(`invalid range format for --expose: ${e}`);
-  if (to - from > 65535) throw new InvalidArgumentError(`invalid range format for --expose: ${e}`);
+  if (from < 1 || to > 65535 || to < from) throw new UsageError(`invalid range format for --expose: ${e}`);
+  if (to - from > 65535) throw new UsageError(`invalid range format for --expose: ${e}`);
   const out: string[] = [];
   for (let p = from; p <= to; p++) out.push(`${p}/${m[3] ?? 'tcp'}`);
   return out;

@@ -679,8 +679,8 @@ export class ContainerService {
     let tail: number | undefined;
     if (opts.tail !== undefined && opts.tail !== 'all') {
       tail = Number(opts.tail);
-      if (!Number.isInteger(tail)) throw new InvalidArgumentError(`invalid value for "tail": ${opts.tail}`);
-      if (tail < 0) tail = undefined;
+      // dockerd: a tail that is not a number means all of it.
+      if (!Number.isInteger(tail) || String(opts.tail).trim() === '' || tail < 0) tail = undefined;
     }
     const file = this.manager.logPath(c);
     // A TTY container run attached kept no log (its output went to the terminal).

@@ -319,3 +319,20 @@ test('version has a Server section; info has docker\'s fields', () => {
   for (const line of [' Containers: ', '  Running: ', ' Server Version: ', ' Storage Driver: ', ' Docker Root Dir: ', ' Kernel Version: ']) assert.ok(info.includes(`\n${line}`), line);
   expectExit(['info', '--format', '{{.Nope}}'], 1, /can't evaluate field Nope/);
 });
+
+test('list formats as docker 28: images VirtualSize, network ls IPv4 and CreatedAt; logs --tail that is no number; --expose refused as a flag', () => {
+  // docker: Size "1.98MB", VirtualSize "1.984MB" (4 significant digits).
+  const [size, virtual] = plyOk(root, ['images', '--format', '{{.Size}} {{.VirtualSize}}', 'busybox']).trim().split(' ');
+  assert.match(size!, /^\d+(\.\d{1,2})?MB$/);
+  assert.match(virtual!, /^\d+(\.\d{1,3})?MB$/);
+  // docker: {"CreatedAt":"2026-12-03 09:35:59.387873577 +0000 UTC",…,"IPv4":"false",…} for none.
+  const none = JSON.parse(plyOk(root, ['network', 'ls', '--format', 'json', '-f', 'name=none'], { env: { TZ: 'UTC' } })) as Record<string, string>;
+  assert.equal(none.IPv4, 'false');
+  assert.match(none.CreatedAt!, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? \+0000 UTC$/);
+  // dockerd: a tail that is not a number shows everything (exit 0).
+  const id = plyOk(root, ['run', '-d', ...NONE, 'busybox', 'sh', '-c', 'echo one; echo two']).trim();
+  plyOk(root, ['wait', id]);
+  assert.equal(plyOk(root, ['logs', '--tail', 'abc', id]), 'one\ntwo\n');
+  // docker: "invalid range format for --expose: 80-x, …", 125.
+  expectExit(['create', ...NONE, '--expose', '80-x', 'busybox'], 125, /invalid range format for --expose: 80-x/);
+});
