@@ -193,19 +193,19 @@ export function parseMountFlag(m: string | Record<string, string>, cwd = process
 /** docker's `--ulimit name=soft[:hard]` (-1: unlimited); checked against the kernel's names and soft <= hard. */
 export function parseUlimit(v: string): Ulimit {
   const eq = v.indexOf('=');
-  if (eq <= 0) throw new InvalidArgumentError(`invalid argument "${v}" for "--ulimit" flag: invalid ulimit argument: ${v}`);
+  if (eq <= 0) throw new UsageError(`invalid argument "${v}" for "--ulimit" flag: invalid ulimit argument: ${v}`);
   const name = v.slice(0, eq);
-  if (!ULIMIT_NAMES.has(name)) throw new InvalidArgumentError(`invalid argument "${v}" for "--ulimit" flag: invalid ulimit type: ${name}`);
+  if (!ULIMIT_NAMES.has(name)) throw new UsageError(`invalid argument "${v}" for "--ulimit" flag: invalid ulimit type: ${name}`);
   const parts = v.slice(eq + 1).split(':');
-  if (parts.length > 2) throw new InvalidArgumentError(`invalid argument "${v}" for "--ulimit" flag: too many limit value arguments - ${v.slice(eq + 1)}, can only have up to two, \`soft[:hard]\``);
+  if (parts.length > 2) throw new UsageError(`invalid argument "${v}" for "--ulimit" flag: too many limit value arguments - ${v.slice(eq + 1)}, can only have up to two, \`soft[:hard]\``);
   const num = (s: string) => {
-    if (!/^-?\d+$/.test(s)) throw new InvalidArgumentError(`invalid argument "${v}" for "--ulimit" flag: strconv.ParseInt: parsing "${s}": invalid syntax`);
+    if (!/^-?\d+$/.test(s)) throw new UsageError(`invalid argument "${v}" for "--ulimit" flag: strconv.ParseInt: parsing "${s}": invalid syntax`);
     return Number(s);
   };
   const soft = num(parts[0]!);
   const hard = parts.length === 2 ? num(parts[1]!) : soft;
   if (soft !== -1 && hard !== -1 && soft > hard) {
-    throw new InvalidArgumentError(`invalid argument "${v}" for "--ulimit" flag: ulimit soft limit must be less than or equal to hard limit: ${soft} > ${hard}`);
+    throw new UsageError(`invalid argument "${v}" for "--ulimit" flag: ulimit soft limit must be less than or equal to hard limit: ${soft} > ${hard}`);
   }
   return { name, soft, hard };
 }

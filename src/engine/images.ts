@@ -294,8 +294,9 @@ export class ImageService {
     for (const img of images.list()) {
       if (inUse.has(img.digest)) continue;
       const n = names.get(img.digest) ?? [];
-      // The build cache's images are not dangling images: `builder prune` empties the cache.
-      if (n.length === 0 && cache.has(img.digest)) continue;
+      // The build cache's intermediate steps are not dangling images: `builder prune` empties the cache. (An
+      // untagged build's result is: it has no child, as docker's dangling heads.)
+      if (n.length === 0 && cache.has(img.digest) && images.hasChild(img)) continue;
       if (n.length > 0 && !opts.all) continue;
       if (n.length === 0 && images.hasChild(img) && !opts.all) continue;
       for (const name of n) {
@@ -339,9 +340,9 @@ export class ImageService {
     for (const rec of records) {
       const names = allNames.get(rec.digest) ?? [];
       const isDangling = names.length === 0;
-      // The build cache's untagged images are the cache, not images (as BuildKit's): not listed, even with -a
+      // The build cache's untagged intermediate steps are the cache, not images (as BuildKit's): not listed, even with -a
       // or dangling=true, so `rmi $(ply images -qf dangling=true)` leaves the cache alone (system df counts it).
-      if (isDangling && cache.has(rec.digest)) continue;
+      if (isDangling && cache.has(rec.digest) && images.hasChild(rec)) continue;
       if (dangling !== undefined && dangling !== isDangling) continue;
       if (isDangling && !opts.all && dangling === undefined && images.hasChild(rec)) continue;
       if (before && createdMs(rec) >= createdMs(before)) continue;

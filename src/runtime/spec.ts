@@ -16,7 +16,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, UsageError } from '../errors.js';
 import type { SpecResources } from './cgroups.js';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -367,7 +367,7 @@ function buildRlimits(requested: SpecOptions['rlimits']): RuntimeSpecRlimit[] {
     const name = normalizeRlimitType(r.type);
     const soft = rlimitValue(r.soft, 'soft');
     const hard = rlimitValue(r.hard, 'hard');
-    if (soft > hard) throw new InvalidArgumentError(`ulimit soft limit must be less than or equal to hard limit: ${soft} > ${hard}`);
+    if (soft > hard) throw new UsageError(`ulimit soft limit must be less than or equal to hard limit: ${soft} > ${hard}`);
     byName.set(name, { soft, hard });
   }
   const out: RuntimeSpecRlimit[] = [];

@@ -70,11 +70,12 @@ test('type=tar to a file and -o - to stdout: a tar GNU tar reads; the progress g
   const piped = path.join(tempDir('ply-out-'), 'piped.tar');
   fs.writeFileSync(piped, r.stdout);
   assert.deepEqual(execFileSync('tar', ['-tf', piped]).toString(), execFileSync('tar', ['-tf', file]).toString());
+  // buildx checks -o in its run (not as a flag type): a failed command, 1.
   const bad = build(['-o', 'type=tar']);
-  assert.equal(bad.code, 125);
+  assert.equal(bad.code, 1);
   assert.match(bad.stderr, /dest is required for tar exporter/);
   const unknown = build(['-o', 'type=s3,dest=x']);
-  assert.equal(unknown.code, 125);
+  assert.equal(unknown.code, 1);
 });
 
 test('type=oci and type=docker archives: skopeo inspects them, umoci unpacks the OCI one, podman loads and runs both', () => {
