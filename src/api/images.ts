@@ -76,7 +76,10 @@ async function list(r: Request, e: Engine): Promise<void> {
   const legacy = r.q('filter');
   const all = r.bool('all');
   const rows = e.images.list({ all, filters: legacy ? { ...filters, reference: [legacy] } : filters });
-  r.json200(byImageId(rows).map((i) => ({ ...i, Labels: i.Labels ?? {}, Descriptor: undefined, Containers: -1 })));
+  // Field by field: Descriptor (API 1.47) is not read, so no blob is looked at for it.
+  r.json200(
+    byImageId(rows).map((i) => ({ Id: i.Id, ParentId: i.ParentId, RepoTags: i.RepoTags, RepoDigests: i.RepoDigests, Created: i.Created, Size: i.Size, SharedSize: i.SharedSize, Labels: i.Labels ?? {}, Containers: -1 })),
+  );
 }
 
 /**
@@ -88,7 +91,10 @@ export function byImageId<T extends { Id: string; RepoTags: string[]; RepoDigest
   for (const row of rows) {
     const first = seen.get(row.Id);
     if (!first) {
-      seen.set(row.Id, { ...row, RepoTags: [...row.RepoTags], RepoDigests: [...row.RepoDigests] });
+      // The row itself (its getters unread); its lists are copied before others' names join them.
+      row.RepoTags = [...row.RepoTags];
+      row.RepoDigests = [...row.RepoDigests];
+      seen.set(row.Id, row);
       continue;
     }
     for (const t of row.RepoTags) if (!first.RepoTags.includes(t)) first.RepoTags.push(t);

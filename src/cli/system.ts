@@ -180,7 +180,10 @@ export function registerSystemCommands(program: Command): void {
         const engine = Engine.open({ root });
         try {
           const server = await api.startApiServer({ engine, hosts, tls, log: (l) => process.stderr.write(`${l}\n`) });
+          // API clients start containers here: a spare monitor saves each start Node's start-up.
+          engine.containers.keepMonitorWarm(true);
           return async () => {
+            engine.containers.keepMonitorWarm(false);
             await server.close();
             engine.close();
           };

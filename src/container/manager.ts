@@ -5,7 +5,6 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import tty from 'node:tty';
-import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidArgumentError, NotFoundError, PlyError, StartError } from '../errors.js';
 import type { Readable, Writable } from 'node:stream';
@@ -20,19 +19,16 @@ import { pidAlive } from '../content/store.js';
 import { resolveInRoot } from '../util/rootpath.js';
 import { buildContainerSpec, type CreateOptions } from './create.js';
 import { LogWriter } from './logs.js';
+import { launchMonitor, replenishMonitor } from './monitor-launch.js';
 import { FRAME_STDERR, FRAME_STDOUT, type AttachServer } from './attach.js';
 import { openpty, ptyResize } from '../native/index.js';
 import type { Container, ContainerSpec } from './store.js';
 import type { ContainerNetSpec, EndpointConfig, Networks } from '../network/index.js';
 import { removeTree } from '../util/fs.js';
 import type { EventLog } from '../events/log.js';
-import { cloexecFrom } from '../native/index.js';
 import { ContainerCgroup, normalizeResources, specResources, type Resources } from '../runtime/cgroups.js';
 import { checkRestartPolicy, isNone, RestartManager, type RestartPolicy } from '../supervisor/restart.js';
 import { HealthMonitor, probeCommand } from '../supervisor/health.js';
-
-/** Defined (true) by the bundler for dist/ply.cjs; undeclared in the unbundled build. */
-declare const PLY_BUNDLED: boolean | undefined;
 
 export class ContainerNotRunningError extends PlyError {}
 
@@ -663,16 +659,7 @@ export class ContainerManager {
    * supervisor.
    */
   async startDetached(c: Container, opts: { holdFor?: number; onAttachReady?: () => void; delayMs?: number } = {}): Promise<void> {
-    // Next to this code: dist/container/monitor.js, or dist/monitor.cjs when running from the bundle.
-    const monitor = path.join(path.dirname(fileURLToPath(import.meta.url)), typeof PLY_BUNDLED !== 'undefined' ? 'monitor.cjs' : 'monitor.js');
-    // The monitor (and the runtime, the DNS server it may start) outlive this process: none of them may hold a
-    // descriptor this process inherited (a caller's pipe would never see its end).
-    cloexecFrom(3);
-    const args = [monitor, this.root, c.id, String(opts.holdFor ?? 0), ...(opts.delayMs !== undefined ? [String(opts.delayMs)] : [])];
-    const child = spawn(process.execPath, args, {
-      detached: true,
-      stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
-    });
+    const child = launchMonitor(this.root, c.id, [String(opts.holdFor ?? 0), ...(opts.delayMs !== undefined ? [String(opts.delayMs)] : [])]);
     const status = await new Promise<string>((resolve) => {
       let buf = '';
       const pipe = child.stdio[3] as NodeJS.ReadableStream;
@@ -689,6 +676,7 @@ export class ContainerManager {
       child.on('exit', () => setTimeout(() => resolve(buf), 50));
     });
     child.unref();
+    replenishMonitor();
     const line = status.trim();
     if (line === 'ok') return;
     const m = /^error (\d+) (.*)$/s.exec(line);

@@ -4,13 +4,36 @@
 // docker's back-off) and runs its health checks while it runs (container/manager.ts supervise).
 // Usage: monitor.js ROOT ID [HOLD [DELAY_MS]] (fd 3: status lines; HOLD: attach clients to wait for before the
 // first start; DELAY_MS: the container waits for a policy restart, reported at once, started after the delay).
+// Or monitor.js --warm: a spare (container/monitor-launch.ts), the same arguments later on stdin.
 import fs from 'node:fs';
 import { openStores } from '../stores.js';
 import { RestartManager } from '../supervisor/restart.js';
 import { ContainerManager, type StartError } from './manager.js';
 
+/** A spare's arguments (monitor-launch.ts): `[root, id, hold, delay?]` as JSON on stdin, read blocking (no CPU while it waits). */
+function warmJob(): string[] | undefined {
+  const buf = Buffer.alloc(4096);
+  let got = '';
+  for (;;) {
+    let n: number;
+    try {
+      n = fs.readSync(0, buf, 0, buf.length, null);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') return undefined;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+      continue;
+    }
+    if (n === 0) return undefined; // its starter went away before it was needed
+    got += buf.toString('utf8', 0, n);
+    const nl = got.indexOf('\n');
+    if (nl >= 0) return (JSON.parse(got.slice(0, nl)) as unknown[]).map(String);
+  }
+}
+
 async function main(): Promise<void> {
-  const [root, id, hold, delayArg] = process.argv.slice(2);
+  const args = process.argv[2] === '--warm' ? warmJob() : process.argv.slice(2);
+  if (!args) return;
+  const [root, id, hold, delayArg] = args;
   let status: number | undefined = 3;
   const say = (line: string, last: boolean) => {
     if (status === undefined) return;

@@ -11,6 +11,7 @@ import { connectAttach, type AttachConnection } from '../container/attach.js';
 import { cgroupsPath, ContainerManager, type ExecIO } from '../container/manager.js';
 import { emptyStats, sampleContainer, toStats, type ContainerStats, type StatsSample } from '../container/stats.js';
 import { dockerConfig } from '../container/config.js';
+import { keepMonitorWarm } from '../container/monitor-launch.js';
 import type { Container } from '../container/store.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
 import { rfc3339Nano } from '../gotemplate/gofmt.js';
@@ -173,6 +174,14 @@ export class ContainerService {
 
   constructor(private readonly stores: Stores) {
     this.manager = new ContainerManager(stores);
+  }
+
+  /**
+   * For a long-lived process (`ply system service`): keep a container monitor started ahead of need, so a
+   * detached start does not wait for Node's start-up. `false` stops the spare.
+   */
+  keepMonitorWarm(on: boolean): void {
+    keepMonitorWarm(on);
   }
 
   /** A container's record (its state reconciled with the runtime), by name, ID or unique ID prefix. */

@@ -334,6 +334,7 @@ export class ImageService {
     const since = bound('since');
     const references = filters.get('reference');
     const allNames = images.names();
+    const allRepoDigests = images.repoDigests();
     const records = images.list().sort((a, b) => createdMs(b) - createdMs(a) || b.added - a.added);
     const cache = this.buildCacheImages();
     const out: ImageSummary[] = [];
@@ -347,8 +348,8 @@ export class ImageService {
       if (isDangling && !opts.all && dangling === undefined && images.hasChild(rec)) continue;
       if (before && createdMs(rec) >= createdMs(before)) continue;
       if (since && createdMs(rec) <= createdMs(since)) continue;
-      let config: ImageConfig | undefined;
-      const labels = () => (config ??= images.config(rec)).config?.Labels ?? null;
+      let config: Readonly<ImageConfig> | undefined;
+      const labels = () => (config ??= images.configView(rec)).config?.Labels ?? null;
       if (filters.has('label') && !labelsMatch(filters, labels())) continue;
       const content = this.stores.content;
       const descriptor = () => ({ mediaType: rec.mediaType, digest: rec.digest, size: content.info(rec.digest).size });
@@ -366,7 +367,7 @@ export class ImageService {
         Id: rec.id,
         ParentId: rec.parent ?? '',
         RepoTags: tags,
-        RepoDigests: images.repoDigestsOf(rec.digest).map(display),
+        RepoDigests: (allRepoDigests.get(rec.digest) ?? []).map(display),
         Created: Math.floor(createdMs(rec) / 1000),
         Size: rec.size,
         SharedSize: -1,

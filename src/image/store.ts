@@ -52,6 +52,13 @@ function toRecord(r: ImageRow): ImageRecord {
 
 /** Image records (manifest + config + layers), names → manifests, and blob GC; the images, names, image_blobs,
  * layers and repo_digests tables are this module's. */
+/** Parsed image configs by digest (immutable content), oldest dropped first. */
+const configCache = new Map<string, ImageConfig>();
+const CONFIG_CACHE_MAX = 2000;
+/** Familiar forms of full names (a pure function of the name). */
+const displayCache = new Map<string, string>();
+const DISPLAY_CACHE_MAX = 10000;
+
 export class ImageStore {
   private readonly leases: Leases;
 
@@ -138,6 +145,17 @@ export class ImageStore {
 
   namesOf(digest: string): string[] {
     return (this.db.prepare('SELECT name FROM names WHERE digest = ? ORDER BY name').all(digest) as { name: string }[]).map((r) => r.name);
+  }
+
+  /** All repo@digest names, grouped by image (manifest digest). */
+  repoDigests(): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const r of this.db.prepare('SELECT name, image FROM repo_digests ORDER BY name').all() as { name: string; image: string }[]) {
+      const list = out.get(r.image) ?? [];
+      list.push(r.name);
+      out.set(r.image, list);
+    }
+    return out;
   }
 
   repoDigestsOf(digest: string): string[] {
@@ -238,7 +256,19 @@ export class ImageStore {
   }
 
   config(rec: ImageRecord): ImageConfig {
-    return JSON.parse(this.content.readBytes(rec.id).toString('utf8')) as ImageConfig;
+    return structuredClone(this.configView(rec));
+  }
+
+  /** The config, shared: never modify it (`config` gives a copy to change). */
+  configView(rec: ImageRecord): Readonly<ImageConfig> {
+    // Content-addressed, so never stale: a long-lived process (the API's image lists) reads each config once.
+    let config = configCache.get(rec.id);
+    if (!config) {
+      config = JSON.parse(this.content.readBytes(rec.id).toString('utf8')) as ImageConfig;
+      if (configCache.size >= CONFIG_CACHE_MAX) configCache.delete(configCache.keys().next().value!);
+      configCache.set(rec.id, config);
+    }
+    return config;
   }
 
   layers(rec: ImageRecord): LayerRecord[] {
@@ -330,6 +360,12 @@ export class ImageStore {
 
   /** The display form of a stored name: 'ubuntu:latest', 'localhost:5000/x:v1'. */
   static display(name: string): string {
-    return familiarString(parseReference(name));
+    let d = displayCache.get(name);
+    if (d === undefined) {
+      d = familiarString(parseReference(name));
+      if (displayCache.size >= DISPLAY_CACHE_MAX) displayCache.delete(displayCache.keys().next().value!);
+      displayCache.set(name, d);
+    }
+    return d;
   }
 }

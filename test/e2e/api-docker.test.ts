@@ -222,3 +222,53 @@ test('events: a live `docker events` sees what docker and ply do; --since/--unti
   const replay = dockerOk(api, ['events', '--since', String(since), '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', 'event=destroy', '--format', '{{.Actor.Attributes.name}}']);
   assert.match(replay, /^evt$/m);
 });
+
+/** The service's spare monitors: its children started with `--warm`. */
+function spareMonitors(servicePid: number): number[] {
+  const out: number[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const args = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      if (!args.includes('--warm') || !args.some((a) => /monitor\.c?js$/.test(a))) continue;
+      if (ppid(Number(d)) === servicePid) out.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out.sort((a, b) => a - b);
+}
+
+function ppid(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
+async function until(what: string, ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(ok(), what);
+}
+
+test('spare monitors: a start through the API takes one (no Node start-up), it is replaced, and they go with the service', async () => {
+  const own = await startPlyApi();
+  const service = Number(fs.readFileSync(path.join(own.root, 'service.pid'), 'utf8'));
+  let spares: number[] = [];
+  try {
+    await until('two spares wait', () => (spares = spareMonitors(service)).length === 2);
+    const id = dockerOk(own, ['run', '-d', '--network', 'none', 'bb', 'sleep', '30']).trim();
+    // The container's process is runc's child, and runc the monitor's.
+    const pid = Number(dockerOk(own, ['inspect', '-f', '{{.State.Pid}}', id]));
+    const monitor = ppid(ppid(pid));
+    assert.ok(spares.includes(monitor), `the container runs under a spare (${monitor} in ${spares})`);
+    // (The monitor taken keeps its command line.)
+    await until('the spare taken is replaced', () => (spares = spareMonitors(service).filter((p) => p !== monitor)).length === 2);
+    process.kill(service, 'SIGKILL');
+    await until('spares exit with their service', () => spares.every((p) => !fs.existsSync(`/proc/${p}`) || fs.readFileSync(`/proc/${p}/stat`, 'utf8').includes(') Z ')));
+    assert.ok(fs.existsSync(`/proc/${monitor}`), 'the running container keeps its monitor');
+    assert.match(plyOk(own.root, ['ps', '--format', '{{.ID}} {{.Status}}']), new RegExp(`^${id.slice(0, 12)} Up `, 'm'));
+  } finally {
+    const left = plyOk(own.root, ['ps', '-aq']).split('\n').filter(Boolean);
+    if (left.length) plyOk(own.root, ['rm', '-f', ...left]);
+    await own.stop();
+  }
+});
