@@ -179,15 +179,16 @@ export function registerSystemCommands(program: Command): void {
         const { Engine } = await import('../engine.js');
         const engine = Engine.open({ root });
         try {
-          const server = await api.startApiServer({ engine, hosts, tls, log: (l) => process.stderr.write(`${l}\n`) });
-          // API clients start containers here: a spare monitor saves each start Node's start-up.
+          // API clients start containers here: spare monitors save each start Node's start-up.
           engine.containers.keepMonitorWarm(true);
+          const server = await api.startApiServer({ engine, hosts, tls, log: (l) => process.stderr.write(`${l}\n`) });
           return async () => {
             engine.containers.keepMonitorWarm(false);
             await server.close();
             engine.close();
           };
         } catch (e) {
+          engine.containers.keepMonitorWarm(false);
           engine.close();
           throw e;
         }

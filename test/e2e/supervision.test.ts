@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import { busyboxTar, ply, plyOk, tempDir } from '../helpers.js';
 import { dockerOk, docker, request, startPlyApi } from '../api-peer.js';
 
@@ -181,10 +182,11 @@ test('the docker CLI through the Engine API: -m OOM kill, --restart, --health-*,
     dockerOk(api, ['stop', '-t', '0', 'api-stopped']);
     await api.stop();
     for (const n of ['api-always', 'api-unless']) {
-      const id = plyOk(api.root, ['inspect', '-f', '{{.Id}}', n]).trim();
-      const monitor = spawnSync('pgrep', ['-f', `monitor.cjs ${api.root} ${id}`], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
-      assert.equal(monitor.length, 1);
-      process.kill(Number(monitor[0]), 'SIGKILL');
+      const [id, pid] = plyOk(api.root, ['inspect', '-f', '{{.Id}} {{.State.Pid}}', n]).trim().split(' ');
+      // The container's process is runc's child, runc its monitor's (a spare's command line does not name it).
+      const monitor = ppid(ppid(Number(pid)));
+      assert.match(fs.readFileSync(`/proc/${monitor}/cmdline`, 'utf8'), /monitor\.c?js/);
+      process.kill(monitor, 'SIGKILL');
       spawnSync('runc', ['--root', `${api.root}/runtime/runc`, 'kill', id, 'KILL']);
     }
     await sleep(500);
@@ -200,3 +202,8 @@ test('the docker CLI through the Engine API: -m OOM kill, --restart, --health-*,
     await api.stop();
   }
 });
+
+function ppid(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
