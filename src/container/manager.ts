@@ -890,7 +890,16 @@ export class ContainerManager {
       cmd,
       current().startedAt || Date.now(),
       {
-        probe: (argv, timeoutMs) => this.probe(current(), argv, timeoutMs),
+        // Each probe is an exec, with docker's exec events (dockerd logs them for health checks too).
+        probe: async (argv, timeoutMs) => {
+          const cur = current();
+          const execID = randomBytes(32).toString('hex');
+          this.event(cur, `exec_create: ${argv.join(' ')}`, { execID });
+          this.event(cur, `exec_start: ${argv.join(' ')}`, { execID });
+          const r = await this.probe(cur, argv, timeoutMs);
+          this.event(cur, 'exec_die', { execID, exitCode: String(r.timedOut ? -1 : r.exitCode) });
+          return r;
+        },
         save: (state) => this.containers.update(c.id, { health: state }),
         changed: (status) => this.event(current(), `health_status: ${status}`),
       },

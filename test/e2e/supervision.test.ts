@@ -112,7 +112,11 @@ test('a health check goes starting → healthy → unhealthy: inspect, ps, --fil
   await sleep(2500);
   const logAfter = JSON.parse(inspect('sv-health', '{{json .State.Health.Log}}')) as unknown[];
   assert.equal(logAfter.length, 5);
-  assert.deepEqual(actions('sv-health', since).filter((a) => a.startsWith('health_status')), ['health_status: healthy', 'health_status: unhealthy']);
+  const acts = actions('sv-health', since);
+  assert.deepEqual(acts.filter((a) => a.startsWith('health_status')), ['health_status: healthy', 'health_status: unhealthy']);
+  // Each probe is an exec, with docker's exec events.
+  const probe = acts.indexOf('exec_create: /bin/sh -c cat /tmp/ok');
+  assert.deepEqual(acts.slice(probe, probe + 3), ['exec_create: /bin/sh -c cat /tmp/ok', 'exec_start: /bin/sh -c cat /tmp/ok', 'exec_die']);
   const bad = ply(root, ['ps', '--filter', 'health=fine']);
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /Unrecognised filter value for health: fine/);
