@@ -23,7 +23,7 @@
  *   ifaceConfigure(netns|null, ifname, cidr|null, gateway|null, routeMtu)   lo up, address, up, default route
  *   linkDelete(netns|null, name) -> boolean       false when there was no such link
  *   dnsProbe(netns, server, name, timeoutMs) -> boolean   an A query from inside netns answered in time
- *   openpty(rows, cols) -> {master, slave}        a pseudo-terminal pair (close-on-exec), with that size
+ *   openpty(rows, cols) -> {master, slave}        a raw pseudo-terminal pair (close-on-exec), with that size
  *   ptyResize(fd, rows, cols)                     TIOCSWINSZ on a terminal (the master resizes the pair)
  *
  * Failures throw an Error whose message is "<syscall> <path>: <strerror>" and whose `code` is the
@@ -766,6 +766,13 @@ static napi_value js_openpty(napi_env env, napi_callback_info info) {
   if (grantpt(master) != 0 || unlockpt(master) != 0 || ptsname_r(master, name, sizeof name) != 0) goto fail;
   slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (slave < 0) goto fail;
+  /* Raw, output processing included: the slave is the runtime's stdio, and the container's own console already
+   * turns \n into \r\n. The runtime sets it raw too, but only after it has started copying, so early output
+   * would otherwise be translated twice (\r\r\n) now and then. */
+  struct termios t;
+  if (tcgetattr(slave, &t) != 0) goto fail;
+  cfmakeraw(&t);
+  if (tcsetattr(slave, TCSANOW, &t) != 0) goto fail;
   if ((rows > 0 || cols > 0) && set_winsize(master, rows, cols) != 0) goto fail;
   napi_value ret, v;
   napi_create_object(env, &ret);
