@@ -59,6 +59,22 @@ const CONFIG_CACHE_MAX = 2000;
 const displayCache = new Map<string, string>();
 const DISPLAY_CACHE_MAX = 10000;
 
+interface NameRow {
+  name: string;
+  image: string;
+}
+
+/** Names grouped by the image (manifest digest) they point at, in the rows' order. */
+function byImage(rows: NameRow[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const r of rows) {
+    const list = out.get(r.image);
+    if (list) list.push(r.name);
+    else out.set(r.image, [r.name]);
+  }
+  return out;
+}
+
 export class ImageStore {
   private readonly leases: Leases;
 
@@ -134,13 +150,7 @@ export class ImageStore {
 
   /** All names, as full references, grouped by manifest digest. */
   names(): Map<string, string[]> {
-    const out = new Map<string, string[]>();
-    for (const r of this.db.prepare('SELECT name, digest FROM names ORDER BY name').all() as { name: string; digest: string }[]) {
-      const list = out.get(r.digest) ?? [];
-      list.push(r.name);
-      out.set(r.digest, list);
-    }
-    return out;
+    return byImage(this.db.prepare('SELECT name, digest AS image FROM names ORDER BY name').all() as NameRow[]);
   }
 
   namesOf(digest: string): string[] {
@@ -149,13 +159,7 @@ export class ImageStore {
 
   /** All repo@digest names, grouped by image (manifest digest). */
   repoDigests(): Map<string, string[]> {
-    const out = new Map<string, string[]>();
-    for (const r of this.db.prepare('SELECT name, image FROM repo_digests ORDER BY name').all() as { name: string; image: string }[]) {
-      const list = out.get(r.image) ?? [];
-      list.push(r.name);
-      out.set(r.image, list);
-    }
-    return out;
+    return byImage(this.db.prepare('SELECT name, image FROM repo_digests ORDER BY name').all() as NameRow[]);
   }
 
   repoDigestsOf(digest: string): string[] {
