@@ -74,11 +74,13 @@ test('run: output, exit codes, -e, -v, -i, --rm, --name; ply sees what docker ma
 
 test('run -t and exec -it get a terminal of the client\'s size', async () => {
   const run = spawnSync('script', ['-qec', `stty cols 97 rows 29; docker run --rm -it --network none bb sh -c 'tty; stty size'`, '/dev/null'], { env: { ...process.env, ...api.env }, encoding: 'utf8', input: '', timeout: 60_000 });
-  assert.match(run.stdout, /\/dev\/pts\/\d+\r\n29 97\r\n/);
+  assert.match(run.stdout, /\/dev\/pts\/\d+\r+\n29 97\r+\n/);
   dockerOk(api, ['run', '-d', '-t', '--name', 'tty', '--network', 'none', 'bb', 'sleep', '60']);
   try {
     const ex = spawnSync('script', ['-qec', `stty cols 81 rows 19; docker exec -it tty sh -c 'stty size; exit 7'`, '/dev/null'], { env: { ...process.env, ...api.env }, encoding: 'utf8', input: '', timeout: 60_000 });
-    assert.match(ex.stdout, /19 81\r\n/);
+    // The docker CLI makes its own terminal raw only once the exec's stream is attached: output that beats it
+    // gets a second \r from the client's terminal (seen 2 in 10 under a CPU hog, with or without ply's pty raw).
+    assert.match(ex.stdout, /19 81\r+\n/);
     assert.equal(ex.status, 7, `script -e passes the exit code: ${ex.stdout}`);
   } finally {
     dockerOk(api, ['rm', '-f', 'tty']);
