@@ -4,7 +4,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { PLY, busyboxTar, plyOk, tempDir } from './helpers.js';
+import { PLY, busyboxTar, collect, plyOk, tempDir } from './helpers.js';
 
 export interface PlyApi {
   root: string;
@@ -79,15 +79,7 @@ export function docker(api: PlyApi, args: string[], opts: { input?: string | Buf
 
 /** The docker CLI, asynchronously (for commands that wait on another). */
 export function dockerAsync(api: PlyApi, args: string[]): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('docker', args, { env: { ...process.env, ...api.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d));
-    child.stderr!.on('data', (d: Buffer) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  return collect(spawn('docker', args, { env: { ...process.env, ...api.env }, stdio: ['ignore', 'pipe', 'pipe'] }));
 }
 
 export function dockerOk(api: PlyApi, args: string[], opts: { input?: string | Buffer; cwd?: string } = {}): string {

@@ -1,5 +1,5 @@
 // Shared test helpers: temporary stores on tmpfs, running bin/ply, and the busybox rootfs fixture.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -63,11 +63,17 @@ export function ply(root: string, args: string[], opts: { input?: string | Buffe
 
 /** Runs bin/ply asynchronously (for concurrency tests). */
 export function plyAsync(root: string, args: string[], opts: { inputFile?: string; env?: Record<string, string> } = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(PLY, args, {
+  return collect(
+    spawn(PLY, args, {
       env: { ...process.env, PLY_ROOT: root, ...opts.env },
       stdio: [opts.inputFile ? fs.openSync(opts.inputFile, 'r') : 'ignore', 'pipe', 'pipe'],
-    });
+    }),
+  );
+}
+
+/** A spawned process's exit code and output, once it has closed. */
+export function collect(child: ChildProcess): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d));
@@ -75,6 +81,17 @@ export function plyAsync(root: string, args: string[], opts: { inputFile?: strin
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
+}
+
+/** A build context directory with these files (paths may have directories; a Dockerfile among them). */
+export function buildContext(files: Record<string, string>): string {
+  const dir = tempDir('ply-build-ctx-');
+  for (const [name, content] of Object.entries(files)) {
+    const p = path.join(dir, name);
+    fs.mkdirSync(path.dirname(p), { recursive: true });
+    fs.writeFileSync(p, content);
+  }
+  return dir;
 }
 
 /** Asserts success and returns stdout. */

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { busyboxTar, ply, plyOk, tempDir } from '../helpers.js';
+import { buildContext, busyboxTar, ply, plyOk, tempDir } from '../helpers.js';
 import { startDistribution, startPlyRegistry, type Distribution, type PlyRegistry } from '../registry-peer.js';
 
 let plyRegistry: PlyRegistry;
@@ -20,11 +20,7 @@ after(async () => {
   await distribution.stop();
 });
 
-function context(files: Record<string, string>): string {
-  const dir = tempDir('ply-build-ctx-');
-  for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), content);
-  return dir;
-}
+const context = buildContext;
 
 function buildOk(store: string, dir: string, args: string[]): string {
   const r = ply(store, ['build', '--network', 'none', ...args, dir]);

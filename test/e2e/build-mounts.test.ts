@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { busyboxTar, ply, plyAsync, plyOk, tempDir, type RunResult } from '../helpers.js';
+import { buildContext, busyboxTar, ply, plyAsync, plyOk, tempDir, type RunResult } from '../helpers.js';
 
 let root: string;
 before(() => {
@@ -15,15 +15,7 @@ before(() => {
   plyOk(root, ['import', busyboxTar(), 'busybox:latest']);
 });
 
-function context(files: Record<string, string>): string {
-  const dir = tempDir('ply-build-ctx-');
-  for (const [name, content] of Object.entries(files)) {
-    const p = path.join(dir, name);
-    fs.mkdirSync(path.dirname(p), { recursive: true });
-    fs.writeFileSync(p, content);
-  }
-  return dir;
-}
+const context = buildContext;
 
 const build = (dir: string, args: string[] = [], opts: { env?: Record<string, string>; store?: string } = {}): RunResult =>
   ply(opts.store ?? root, ['build', '--network', 'none', ...args, dir], opts);

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { busyboxTar, ply, plyAsync, plyOk, tempDir } from '../helpers.js';
+import { buildContext, busyboxTar, ply, plyAsync, plyOk, tempDir } from '../helpers.js';
 
 let root: string;
 before(() => {
@@ -16,11 +16,7 @@ before(() => {
   plyOk(root, ['import', busyboxTar(), 'busybox:latest']);
 });
 
-function context(files: Record<string, string>): string {
-  const dir = tempDir('ply-build-ctx-');
-  for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), content);
-  return dir;
-}
+const context = buildContext;
 
 function build(dir: string, args: string[], store = root) {
   return ply(store, ['build', '--network', 'none', ...args, dir]);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { busyboxTar, ply, plyOk, tempDir, type RunResult } from '../helpers.js';
+import { buildContext, busyboxTar, ply, plyOk, tempDir, type RunResult } from '../helpers.js';
 
 let root: string;
 before(() => {
@@ -12,16 +12,7 @@ before(() => {
   plyOk(root, ['import', busyboxTar(), 'busybox:latest']);
 });
 
-/** A build context directory with these files (a Dockerfile among them). */
-function context(files: Record<string, string>): string {
-  const dir = tempDir('ply-build-ctx-');
-  for (const [name, content] of Object.entries(files)) {
-    const p = path.join(dir, name);
-    fs.mkdirSync(path.dirname(p), { recursive: true });
-    fs.writeFileSync(p, content);
-  }
-  return dir;
-}
+const context = buildContext;
 
 const build = (dir: string, args: string[] = [], opts: { env?: Record<string, string>; input?: string | Buffer; store?: string } = {}): RunResult =>
   ply(opts.store ?? root, ['build', ...args, dir], opts);
