@@ -265,9 +265,24 @@ function jsonParam(r: Request, key: string): Record<string, string> | undefined 
   }
 }
 
+/** A JSON array of strings from a query parameter (cachefrom). */
+function jsonList(r: Request, key: string): string[] | undefined {
+  const v = r.q(key);
+  if (!v) return undefined;
+  let j: unknown;
+  try {
+    j = JSON.parse(v);
+  } catch {
+    j = undefined;
+  }
+  if (j === null) return undefined;
+  if (!Array.isArray(j) || j.some((x) => typeof x !== 'string')) throw badRequest(`invalid ${key}: ${v}`);
+  return (j as string[]).filter(Boolean);
+}
+
 async function build(r: Request, e: Engine): Promise<void> {
   if (r.q('version') === '2') throw badRequest('ply builds with the classic builder only: set DOCKER_BUILDKIT=0');
-  for (const k of ['cachefrom', 'extrahosts', 'squash', 'cpusetcpus', 'cpusetmems', 'cpushares', 'cpuquota', 'cpuperiod', 'memory', 'memswap', 'shmsize', 'ulimits', 'outputs']) {
+  for (const k of ['extrahosts', 'squash', 'cpusetcpus', 'cpusetmems', 'cpushares', 'cpuquota', 'cpuperiod', 'memory', 'memswap', 'shmsize', 'ulimits', 'outputs']) {
     const v = r.q(k);
     if (v && v !== '0' && v !== '[]' && v !== 'null' && v !== '{}' && v !== 'false') throw badRequest(`ply does not support the build option ${k} yet`);
   }
@@ -296,6 +311,7 @@ async function build(r: Request, e: Engine): Promise<void> {
       pull: r.bool('pull'),
       labels: jsonParam(r, 'labels'),
       network: r.q('networkmode') || undefined,
+      cacheFromImages: jsonList(r, 'cachefrom'),
       logger: new ClassicLogger(text),
       warn: (line) => s.write({ stream: `${line}\n` }),
     });

@@ -22,6 +22,7 @@ import { parseRunMount, type RunMount } from '../dockerfile/mounts.js';
 import type { CacheMounts } from './cachemounts.js';
 import type { ResolvedMounts } from './runmounts.js';
 import type { CacheExportSpec, CacheLocation, CacheRecord, ImportedCache, RemoteStep } from './remote-cache.js';
+import { KEYS_ANNOTATION, recordedKeys, type ImageCacheSources } from './image-cache.js';
 import { BuildError } from './errors.js';
 import { PlyError } from '../errors.js';
 import { applyConfig } from '../dockerfile/config.js';
@@ -70,6 +71,8 @@ export interface BuildOptions {
   ulimits?: Ulimit[];
   /** `--cache-from`: caches whose steps this build may reuse. */
   cacheFrom?: CacheLocation[];
+  /** docker's classic `--cache-from IMAGE`: images in the store whose steps this build may reuse. */
+  cacheFromImages?: ImageRecord[];
   /** `--cache-to`: where this build's steps are exported. */
   cacheTo?: CacheExportSpec[];
   /** `--platform`: the native one builds; another only when an emulator for it is registered (binfmt_misc). */
@@ -113,6 +116,8 @@ interface StepInputs {
   parent: string;
   instruction: string;
   parts: [name: string, value: string | undefined][];
+  /** The config the step leaves (default: its parent's), to restore it from a --cache-from image. */
+  after?: Pick<StepResult, 'containerConfig' | 'author'>;
 }
 
 interface StepResult {
@@ -120,6 +125,22 @@ interface StepResult {
   createdBy: string;
   layer?: LayerRecord;
   author?: string;
+}
+
+/** A step's image config: its parent's plus the step's container config, history entry and layer. */
+function stepConfig(base: ImageConfig, r: StepResult, history: HistoryEntry): ImageConfig {
+  const author = r.author ?? base.author;
+  return {
+    created: history.created,
+    ...(author ? { author } : {}),
+    architecture: base.architecture,
+    ...(base.variant ? { variant: base.variant } : {}),
+    os: base.os,
+    ...(base['os.version'] ? { 'os.version': base['os.version'] } : {}),
+    config: r.containerConfig,
+    rootfs: { type: 'layers', diff_ids: [...base.rootfs.diff_ids, ...(r.layer ? [r.layer.diffId] : [])] },
+    history: [...(base.history ?? []), history],
+  };
 }
 
 /** Go's %q of a string list, as buildkit's history shows CMD and ENTRYPOINT. */
@@ -242,6 +263,8 @@ class Builder {
   private readonly hits: string[] = [];
   /** Imported caches (--cache-from), in the order given. */
   private imported: ImportedCache[] = [];
+  /** Images whose steps this build may reuse (docker's classic --cache-from). */
+  private imageSources: ImageCacheSources | undefined;
   /** Every step's key and result, in build order, for --cache-to. */
   private readonly records: { key: string; stage: number; state: State }[] = [];
   private bases: string[] = [];
@@ -364,6 +387,10 @@ class Builder {
         if (c) this.imported.push(c);
       }
     }
+    if (!this.opts.noCache && this.opts.cacheFromImages?.length) {
+      const { ImageCacheSources } = await import('./image-cache.js');
+      this.imageSources = new ImageCacheSources(this.images, this.opts.cacheFromImages);
+    }
 
     for (const stage of order) {
       this.currentStage = stage.index;
@@ -378,7 +405,8 @@ class Builder {
       // --label: merged into the final config, no history entry, the step's time kept: deterministic.
       const config: ImageConfig = structuredClone(final.config);
       config.config = { ...(config.config ?? {}), Labels: { ...(config.config?.Labels ?? {}), ...labels } };
-      const rec = await writeImage(this.images, this.lease, { config, layers: this.layersOf(final), parent: final.image.id });
+      const annotations = this.images.manifest(final.image).annotations?.[KEYS_ANNOTATION];
+      const rec = await writeImage(this.images, this.lease, { config, layers: this.layersOf(final), parent: final.image.id, ...(annotations ? { annotations: { [KEYS_ANNOTATION]: annotations } } : {}) });
       final = { ...final, image: rec, config };
     }
     const unused = Object.keys(this.buildArgs).filter((k) => !this.consumed.has(k) && !PROXY_ARGS.has(k));
@@ -651,38 +679,44 @@ class Builder {
         };
         return this.recorded(key, { image, config: step.config, args, remote: step });
       }
+      const restored = this.imageSources?.match(state.config, key);
+      if (restored) {
+        // docker's restoreCachedImage: the step's image again, from the source image's history entry and layer.
+        await this.local(state);
+        const after = inputs.after ?? { containerConfig: state.config.config ?? {} };
+        const config = stepConfig(state.config, { ...after, createdBy: restored.history.created_by ?? '', layer: restored.layer }, restored.history);
+        const layers = [...this.layersOf(state), ...(restored.layer ? [restored.layer] : [])];
+        const rec = await writeImage(this.images, this.lease!, { config, layers, parent: state.image.id, annotations: this.keysAfter(state, key) });
+        this.cache.put(key, rec.digest, { parent: inputs.parent, instruction: inputs.instruction, parts: summarizeParts(inputs.parts) });
+        this.log.cached();
+        this.log.done(rec.id);
+        return this.recorded(key, { image: rec, config, layers, args });
+      }
     }
     if (this.opts.explainCache) this.log.explain(this.opts.noCache ? 'cache disabled (--no-cache)' : this.explainMiss(inputs));
     // The step runs on its parent's filesystem: a parent from an imported cache is pulled now.
     await this.local(state);
     const r = await execute();
     this.executed++;
-    const created = creationTime(this.sde);
-    const base = state.config;
     const history: HistoryEntry = {
-      created,
+      created: creationTime(this.sde),
       created_by: r.createdBy,
       comment: 'buildkit.dockerfile.v0',
       ...(r.layer ? {} : { empty_layer: true }),
     };
-    const author = r.author ?? base.author;
-    const config: ImageConfig = {
-      created,
-      ...(author ? { author } : {}),
-      architecture: base.architecture,
-      ...(base.variant ? { variant: base.variant } : {}),
-      os: base.os,
-      ...(base['os.version'] ? { 'os.version': base['os.version'] } : {}),
-      config: r.containerConfig,
-      rootfs: { type: 'layers', diff_ids: [...base.rootfs.diff_ids, ...(r.layer ? [r.layer.diffId] : [])] },
-      history: [...(base.history ?? []), history],
-    };
+    const config = stepConfig(state.config, r, history);
     const layers = [...this.layersOf(state), ...(r.layer ? [r.layer] : [])];
-    const rec = await writeImage(this.images, this.lease!, { config, layers, parent: state.image.id });
+    const rec = await writeImage(this.images, this.lease!, { config, layers, parent: state.image.id, annotations: this.keysAfter(state, key) });
     this.cache.put(key, rec.digest, { parent: inputs.parent, instruction: inputs.instruction, parts: summarizeParts(inputs.parts) });
     this.builtHere.add(rec.id);
     this.log.done(rec.id);
     return this.recorded(key, { image: rec, config, layers, args });
+  }
+
+  /** The manifest annotation naming the step keys of `state`'s history and then `key` (see image-cache.ts). */
+  private keysAfter(state: State, key: string): Record<string, string> {
+    const keys = recordedKeys(this.images.manifest(state.image).annotations, state.config.history?.length ?? 0);
+    return { [KEYS_ANNOTATION]: JSON.stringify([...keys, key]) };
   }
 
   /**
@@ -780,12 +814,12 @@ class Builder {
       case 'SHELL': {
         const containerConfig: ContainerConfig = { ...(state.config.config ?? {}), Shell: cmd.shell };
         const createdBy = `SHELL [${cmd.shell.join(' ')}]`;
-        return this.cached(state, this.inputs(state, createdBy, []), async () => ({ containerConfig, createdBy }));
+        return this.cached(state, { ...this.inputs(state, createdBy, []), after: { containerConfig } }, async () => ({ containerConfig, createdBy }));
       }
       case 'MAINTAINER': {
         const createdBy = `MAINTAINER ${cmd.maintainer}`;
         const containerConfig = state.config.config ?? {};
-        return this.cached(state, this.inputs(state, createdBy, []), async () => ({ containerConfig, createdBy, author: cmd.maintainer }));
+        return this.cached(state, { ...this.inputs(state, createdBy, []), after: { containerConfig, author: cmd.maintainer } }, async () => ({ containerConfig, createdBy, author: cmd.maintainer }));
       }
       case 'RUN':
         return this.runStep(state, cmd);
@@ -843,7 +877,7 @@ class Builder {
       default:
         createdBy = ins.original;
     }
-    const key = this.inputs(state, createdBy, [['config', JSON.stringify(containerConfig)]], [ins.keyword]);
+    const key = { ...this.inputs(state, createdBy, [['config', JSON.stringify(containerConfig)]], [ins.keyword]), after: { containerConfig } };
     if (ins.keyword === 'WORKDIR') {
       return this.cached(state, key, async () => ({ containerConfig, createdBy, layer: await this.workdirLayer(state, containerConfig) }));
     }

@@ -10,7 +10,7 @@ import type { Ulimit } from '../container/store.js';
 import type { BuildOutput } from '../builder/exporters.js';
 import type { CacheExportSpec, CacheLocation } from '../builder/remote-cache.js';
 import { InvalidArgumentError, PlyError, UsageError } from '../errors.js';
-import { ImageStore } from '../image/store.js';
+import { ImageStore, type ImageRecord } from '../image/store.js';
 import { tagName } from '../reference/reference.js';
 import type { Stores } from '../stores.js';
 import type { BuildCachePruneResponse } from './types.js';
@@ -60,6 +60,12 @@ export interface BuildRequest {
   outputs?: BuildOutput[];
   /** Caches to reuse steps from (buildx's --cache-from): registry repositories or OCI layout directories. */
   cacheFrom?: CacheLocation[];
+  /**
+   * docker's classic `--cache-from` (the Engine API's `cachefrom`): image names. An image in the store lends the
+   * steps ply built it with (pull it first, as for docker); a name not in the store that names its registry
+   * (`HOST[:PORT]/REPO[:TAG]`) is read as a registry cache (what `cacheTo` exports); others are ignored, as docker does.
+   */
+  cacheFromImages?: string[];
   /** Where to export this build's steps (buildx's --cache-to). */
   cacheTo?: CacheExportSpec[];
   /** The platform to build for (docker's --platform): the native one, or one an emulator is registered for. */
@@ -90,6 +96,13 @@ export class BuildService {
       }
     });
     checkAddHosts(req.extraHosts ?? []);
+    const cacheFrom = [...(req.cacheFrom ?? [])];
+    const cacheFromImages: ImageRecord[] = [];
+    for (const ref of req.cacheFromImages ?? []) {
+      const rec = this.stores.images.lookup(ref);
+      if (rec) cacheFromImages.push(rec);
+      else if (/^(localhost|[^/]*[.:][^/]*)\//.test(ref)) cacheFrom.push({ type: 'registry', ref });
+    }
     const outputs = req.outputs?.length ? req.outputs : [{ type: 'image' as const }];
     const load = outputs.some((o) => o.type === 'image');
     for (const o of outputs) {
@@ -150,7 +163,8 @@ export class BuildService {
         ssh: req.ssh,
         addHosts: req.extraHosts,
         ulimits: req.ulimits,
-        cacheFrom: req.cacheFrom,
+        cacheFrom,
+        cacheFromImages,
         cacheTo: req.cacheTo,
         platform: req.platform,
         explainCache: req.explainCache,

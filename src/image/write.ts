@@ -9,6 +9,8 @@ export interface WriteImageInput {
   config: ImageConfig;
   layers: LayerRecord[];
   parent?: string;
+  /** The manifest's annotations (the builder's step keys); not part of the image ID. */
+  annotations?: Record<string, string>;
 }
 
 /** Stores config and manifest (OCI media types) and records the image. The config's diff_ids must match `layers`. */
@@ -21,6 +23,7 @@ export async function writeImage(images: ImageStore, lease: Lease, input: WriteI
     mediaType: MediaType.OciManifest,
     config: { mediaType: MediaType.OciConfig, digest: cfg.digest, size: cfg.size },
     layers: input.layers.map((l): Descriptor => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+    ...(input.annotations ? { annotations: input.annotations } : {}),
   };
   const manifestBytes = Buffer.from(JSON.stringify(manifest));
   const man = await content.putBytes(manifestBytes, { lease });

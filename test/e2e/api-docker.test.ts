@@ -176,6 +176,49 @@ test('pull and push through a registry (X-Registry-Auth), then run what was pull
   }
 });
 
+test('build --cache-from an image pulled into a fresh store: every step cached, the same image ID (docker\'s classic cache-from)', async () => {
+  const reg = await startDistribution();
+  let fresh: PlyApi | undefined;
+  try {
+    const base = `${reg.domain}/cf/bb:v1`;
+    const app = `${reg.domain}/cf/app:v1`;
+    dockerOk(api, ['tag', 'bb', base]);
+    dockerOk(api, ['push', base]);
+    const ctx = tempDir('ply-api-cachefrom-');
+    fs.writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${base}\nENV A=1\nRUN echo built > /x\nCOPY f /f\nWORKDIR /w\nCMD ["cat", "/f"]\n`);
+    fs.writeFileSync(path.join(ctx, 'f'), 'one\n');
+    dockerOk(api, ['build', '--network', 'none', '-t', app, ctx]);
+    const id = dockerOk(api, ['inspect', '-f', '{{.Id}}', app]).trim();
+    dockerOk(api, ['push', app]);
+
+    fresh = await startPlyApi({ image: false });
+    dockerOk(fresh, ['pull', app]);
+    const cached = dockerOk(fresh, ['build', '--network', 'none', '--cache-from', app, '-t', 'again', ctx]);
+    assert.equal(cached.match(/ ---> Using cache\n/g)?.length, 5, cached);
+    assert.doesNotMatch(cached, /Running in/);
+    assert.match(cached, new RegExp(`Successfully built ${id.slice(7, 19)}\n`));
+    assert.equal(dockerOk(fresh, ['inspect', '-f', '{{.Id}}', 'again']).trim(), id);
+    assert.equal(dockerOk(fresh, ['run', '--rm', '--network', 'none', 'again', 'cat', '/x', '/f']), 'built\none\n');
+
+    // A changed file: the steps before COPY still come from the image, COPY and what follows are built again.
+    fs.writeFileSync(path.join(ctx, 'f'), 'two\n');
+    const changed = dockerOk(fresh, ['build', '--network', 'none', '--cache-from', app, '-t', 'changed', ctx]);
+    assert.equal(changed.match(/ ---> Using cache\n/g)?.length, 2, changed);
+    assert.equal(dockerOk(fresh, ['run', '--rm', '--network', 'none', 'changed']), 'two\n');
+
+    // A name not in the store that names its registry: a registry cache, as `ply build --cache-to` exports it.
+    fs.writeFileSync(path.join(ctx, 'f'), 'one\n');
+    plyOk(api.root, ['build', '-q', '--network', 'none', '--cache-to', `type=registry,ref=${reg.domain}/cf/cache:main`, ctx]);
+    dockerOk(fresh, ['builder', 'prune', '-a', '-f']);
+    const remote = dockerOk(fresh, ['build', '--network', 'none', '--cache-from', `${reg.domain}/cf/cache:main`, ctx]);
+    assert.equal(remote.match(/ ---> Using cache\n/g)?.length, 5, remote);
+    assert.match(remote, new RegExp(`Successfully built ${id.slice(7, 19)}\n`));
+  } finally {
+    await fresh?.stop();
+    await reg.stop();
+  }
+});
+
 test('networks and published ports: containers reach each other by name; -p reaches the host', async () => {
   dockerOk(api, ['network', 'create', 'apinet']);
   assert.match(dockerOk(api, ['network', 'ls', '--format', '{{.Name}}']), /^apinet$/m);
