@@ -442,7 +442,10 @@ export class ContainerManager {
       [prepared] = await Promise.all([this.prepare(c, extra), holdFor > 0 && attach ? attach.waitForClients(holdFor, 10_000) : undefined]);
     } catch (e) {
       const err = e instanceof StartError ? e : new StartError((e as Error).message, 125);
-      this.containers.update(c.id, { error: err.message, exitCode: err.exitCode });
+      // docker records 126/127 for a command that cannot run; any other failed start keeps the last exit code,
+      // or 128 in place of 0 (125 is only what `run` exits with).
+      const exitCode = err.exitCode === 126 || err.exitCode === 127 ? err.exitCode : (this.containers.get(c.id) ?? c).exitCode || 128;
+      this.containers.update(c.id, { error: err.message, exitCode });
       onStarted?.(err);
       // run --rm: a container that could not even be prepared (unpack failed, disk full) is not left behind.
       if (c.spec.autoRemove) {

@@ -257,11 +257,17 @@ export class ContainerService {
 
   async restart(ref: string, opts: { timeout?: number; signal?: string } = {}): Promise<void> {
     const c = this.manager.get(ref);
-    await this.manager.stop(c, opts.timeout, opts.signal);
-    // A restart asked for by the user starts counting again, as docker's does (RestartCount counts policy restarts).
-    const fresh = this.manager.userStarted(this.manager.get(c.id));
-    await this.manager.startDetached(fresh);
-    this.manager.event(fresh, 'restart');
+    try {
+      await this.manager.stop(c, opts.timeout, opts.signal);
+      // A restart asked for by the user starts counting again, as docker's does (RestartCount counts policy restarts).
+      const fresh = this.manager.userStarted(this.manager.get(c.id));
+      await this.manager.startDetached(fresh);
+      this.manager.event(fresh, 'restart');
+    } catch (e) {
+      // dockerd's words for a restart that failed once the container was found.
+      if (e instanceof PlyError) e.message = `Cannot restart container ${ref}: ${e.message}`;
+      throw e;
+    }
   }
 
   /**

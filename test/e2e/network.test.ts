@@ -261,6 +261,7 @@ test('network prune as docker\'s: only running containers keep a network; label,
   plyOk(root, ['network', 'create', '--label', 'keep=no', 'tossed']);
   plyOk(root, ['create', '--name', 'keeper', '--network', 'spare', 'bb', 'true']);
   plyOk(root, ['run', '--name', 'stopped', '--network', 'tossed', 'bb', 'true']);
+  assert.equal(ply(root, ['run', '--name', 'three', '--network', 'tossed', 'bb', 'sh', '-c', 'exit 3']).code, 3);
   plyOk(root, ['run', '-d', '--name', 'busyc', '--network', 'busy', 'bb', 'sleep', '600']);
   const bridges = ['spare', 'busy', 'kept', 'tossed'].map((n) => `br-${inspect(n, '{{.Id}}').slice(0, 12)}`);
   assert.ok(links().includes(bridges[1]!), 'the running container\'s network has its bridge up');
@@ -270,9 +271,18 @@ test('network prune as docker\'s: only running containers keep a network; label,
     assert.match(bad.stderr, /^Error: invalid filter 'foo'\n$/i);
     // label! with two values keeps only what has both.
     assert.deepEqual(deleted(plyOk(root, ['network', 'prune', '-f', '--filter', 'label!=keep=yes', '--filter', 'label!=tier=db'])), ['spare', 'tossed']);
+    // Starting a container whose network is gone (docker 20.10 recorded: "Error response from daemon: network spare
+    // not found" / "Error: failed to start containers: keeper", exit 1; State.ExitCode 128, or the last exit code).
     const start = ply(root, ['start', 'keeper']);
-    assert.notEqual(start.code, 0);
-    assert.match(start.stderr, /network spare not found/);
+    assert.deepEqual([start.code, start.stderr], [1, 'Error: network spare not found\nError: failed to start containers: keeper\n']);
+    assert.equal(inspect('keeper', '{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}'), 'created 128 network spare not found');
+    const again = ply(root, ['start', 'stopped']);
+    assert.deepEqual([again.code, again.stderr], [1, 'Error: network tossed not found\nError: failed to start containers: stopped\n']);
+    assert.match(plyOk(root, ['ps', '-a', '--filter', 'name=stopped', '--format', '{{.Status}}']), /^Exited \(128\) /);
+    const restart = ply(root, ['restart', 'stopped']);
+    assert.deepEqual([restart.code, restart.stderr], [1, 'Error: Cannot restart container stopped: network tossed not found\n']);
+    assert.equal(ply(root, ['start', 'three']).code, 1);
+    assert.equal(inspect('three', '{{.State.Status}} {{.State.ExitCode}}'), 'exited 3');
     assert.deepEqual(deleted(plyOk(root, ['network', 'prune', '-f', '--filter', 'label=keep=no'])), []);
     assert.deepEqual(deleted(plyOk(root, ['network', 'prune', '-f', '--filter', 'label=keep'])), ['kept']);
     // until: only networks created before the time.
@@ -291,7 +301,7 @@ test('network prune as docker\'s: only running containers keep a network; label,
     );
     assert.equal(inspect('busyc', '{{.State.Running}}'), 'true');
   } finally {
-    ply(root, ['rm', '-f', 'busyc', 'keeper', 'stopped']);
+    ply(root, ['rm', '-f', 'busyc', 'keeper', 'stopped', 'three']);
   }
   assert.deepEqual(deleted(plyOk(root, ['network', 'prune', '-f'])), ['busy']);
   // Their bridges and firewall rules went with them.
