@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(runc crun busybox-static tini curl skopeo umoci podman docker-registry debootstrap zstd xz-utils bzip2 apache2-utils tmux util-linux python3 nftables aardvark-dns iproute2 containerd docker.io docker-compose gzip libdeflate-dev)
+APT_PACKAGES=(runc crun busybox-static tini curl skopeo umoci podman docker-registry debootstrap zstd xz-utils bzip2 apache2-utils tmux util-linux python3 nftables aardvark-dns iproute2 containerd docker.io docker-compose gzip libdeflate-dev libisal-dev libzstd-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

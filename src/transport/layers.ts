@@ -140,15 +140,15 @@ export async function convertLayer(src: ImageSource, dst: ImageDestination, d: D
   const input = checked(await src.getBlob(d, { signal: opts.signal }), d.digest, `layer ${d.digest.slice(7, 19)}`, progress);
   const tar = plan.from === 'none' ? input : checked(decompressed(input), plan.diffId, `layer ${d.digest.slice(7, 19)} diffID`);
   // A layer ply compressed before (for another registry) is compressed the same way again: the same bytes, so
-  // the same digest everywhere. Otherwise gzip adapts its level to the link unless a level was asked for.
+  // the same digest everywhere. Otherwise the level adapts to the link unless a level was asked for.
   const replay = known
     .map((v) => (v.recipe ? parseRecipe(v.recipe) : undefined))
     .find((r) => r && r.format === plan.to && (plan.level === undefined || r.opts.level === plan.level));
-  const how: CompressOptions = replay?.opts ?? { level: plan.level, adaptive: plan.to === 'gzip' && plan.level === undefined };
-  let levels: number[] | undefined;
-  const data = compressed(tar, plan.to, { ...how, onLevels: (l) => (levels = l) });
+  const how: CompressOptions = replay?.opts ?? { level: plan.level, adaptive: plan.level === undefined };
+  let made: string | undefined;
+  const data = compressed(tar, plan.to, { ...how, onPlan: (p) => (made = p) });
   const out = await dst.putNewBlob(data, { signal: opts.signal });
-  const recipe = compressionRecipe(plan.to, { ...how, levels: levels ?? how.levels });
+  const recipe = compressionRecipe(plan.to, { ...how, plan: made ?? how.plan });
   cache?.recordVariant(plan.diffId, { digest: out.digest, size: out.size, compression: plan.to, recipe });
   emit?.({ type: 'blob-done', digest: d.digest, size: d.size, layer: true });
   return converted(out.digest, out.size);
