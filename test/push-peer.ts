@@ -1,4 +1,9 @@
 // Reading what a push left in a registry: manifests and blobs over plain HTTP, and the magic bytes of layers.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { busyboxTar, plyOk, tempDir } from './helpers.js';
 import type { Manifest } from '../src/oci/types.js';
 
 export const GZIP_MAGIC = [0x1f, 0x8b];
@@ -24,12 +29,42 @@ export async function fetchBlob(domain: string, repo: string, digest: string): P
   return Buffer.from(await res.arrayBuffer());
 }
 
-// ------------------------------------------------------------------------------------------ peers that pull
+/**
+ * An image whose top layer is big enough (~22 MiB) for a push to compress it in many blocks: 22 gzip members,
+ * whose level adapts as the push goes (on loopback down to igzip's), and 3 zstd frames. Returns the md5sum line
+ * of its file, which a peer that ran the image must print.
+ */
+export function bigLayerImage(root: string, ref: string): string {
+  plyOk(root, ['import', busyboxTar(), ref]);
+  const name = `big-${process.pid}-${Date.now()}`;
+  const sum = plyOk(root, [
+    'run', '--name', name, '--network', 'none', ref, 'sh', '-c',
+    'i=0; while [ $i -lt 10 ]; do cat /bin/busybox; seq 1 20000; i=$((i+1)); done > /big && md5sum /big',
+  ]);
+  plyOk(root, ['commit', name, ref]);
+  plyOk(root, ['rm', name]);
+  return sum;
+}
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
-import { tempDir } from './helpers.js';
+/** How ply compressed blob `digest` in a push (its blob-info cache's recipe), if it did. */
+export function recipeOf(root: string, digest: string): string | undefined {
+  const db = new Database(path.join(root, 'ply.db'), { readonly: true, fileMustExist: true });
+  try {
+    return (db.prepare('SELECT recipe FROM blob_variants WHERE digest = ?').get(digest) as { recipe: string } | undefined)?.recipe;
+  } finally {
+    db.close();
+  }
+}
+
+/** How many zstd frames or gzip members `blob` starts, by their magic bytes (at least the real count). */
+export function magicCount(blob: Buffer, magic: number[]): number {
+  const m = Buffer.from(magic);
+  let n = 0;
+  for (let i = blob.indexOf(m); i >= 0; i = blob.indexOf(m, i + 1)) n++;
+  return n;
+}
+
+// ------------------------------------------------------------------------------------------ peers that pull
 
 const daemons: ChildProcess[] = [];
 process.on('exit', () => {

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { busyboxTar, PLY, plyOk, tempDir } from '../helpers.js';
 import { freePort, startDistribution, type Distribution } from '../registry-peer.js';
-import { fetchManifest, podmanPeer } from '../push-peer.js';
+import { bigLayerImage, fetchBlob, fetchManifest, magicCount, podmanPeer, recipeOf, ZSTD_MAGIC } from '../push-peer.js';
 
 let reg: Distribution;
 before(async () => {
@@ -60,5 +60,22 @@ test('podman pulls and runs ply\'s gzip and zstd pushes; skopeo copies them', as
     const dir = path.join(tempDir(), 'copy');
     execFileSync('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${ref}`, `dir:${dir}`]);
     assert.ok(fs.existsSync(path.join(dir, m.doc.layers[0]!.digest.slice(7))), 'skopeo verified and kept the layer blob');
+  }
+});
+
+test('podman pulls and runs a layer pushed in many adaptive gzip members (igzip and libdeflate) and in zstd frames', async () => {
+  const root = tempDir();
+  const sum = bigLayerImage(root, 'big:v1');
+  const podman = podmanPeer();
+  for (const format of ['gzip', 'zstd'] as const) {
+    const ref = `${reg.domain}/peers/big-${format}:v1`;
+    plyOk(root, ['tag', 'big:v1', ref]);
+    plyOk(root, ['push', '--compression-format', format, ref]);
+    const top = (await fetchManifest(reg.domain, `peers/big-${format}`, 'v1')).doc.layers.at(-1)!;
+    const recipe = recipeOf(root, top.digest) ?? '';
+    if (format === 'gzip') assert.match(recipe, /^gzip\/L[0-9]*[CD]/, 'down to igzip on loopback');
+    else assert.ok(magicCount(await fetchBlob(reg.domain, `peers/big-${format}`, top.digest), ZSTD_MAGIC) >= 3, recipe);
+    podman(['pull', '-q', '--tls-verify=false', ref]);
+    assert.equal(podman(['run', '--rm', '--network', 'none', ref, 'md5sum', '/big']), sum);
   }
 });
