@@ -23,6 +23,10 @@ export class InvalidArgumentError extends PlyError {}
 export class UsageError extends InvalidArgumentError {
   override exitCode = 125;
 }
+/** A value docker's CLI refuses before it asks the daemon: printed bare (no "Error: "), exit 1. */
+export class ClientCheckError extends InvalidArgumentError {
+  override cliPrefix = '';
+}
 export class NotFoundError extends PlyError {}
 export class ConflictError extends PlyError {}
 export class DigestMismatchError extends PlyError {

@@ -1,6 +1,6 @@
 // Network commands: network ls/inspect/create/rm/prune/connect/disconnect, and port.
 import type { Command } from 'commander';
-import { InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
+import { ClientCheckError, InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
 import type { ContainerSummary } from '../engine.js';
 import { withEngine, out } from './engine.js';
 import { collect } from './options.js';
@@ -120,14 +120,16 @@ export function registerNetworkCommands(program: Command): void {
     .option('--label <list>', 'Set metadata on a network', collect, [])
     .action(
       daemonErrors(async (name: string, f: { driver: string; subnet: string[]; gateway: string[]; ipRange: string[]; internal?: boolean; opt: string[]; label: string[] }) => {
-      if (f.subnet.length > 1 || f.gateway.length > 1) throw new PlyError('ply networks have one IPv4 subnet');
-      if (f.ipRange.length) throw new PlyError('--ip-range is not supported by ply');
+      // docker's CLI checks first: a range or gateway for each subnet.
+      if (f.ipRange.length > f.subnet.length || f.gateway.length > f.subnet.length) throw new ClientCheckError('every ip-range or gateway must have a corresponding subnet');
+      if (f.subnet.length > 1) throw new PlyError('ply networks have one IPv4 subnet');
       await withEngine((engine) => {
         const n = engine.networks.create({
           name,
           driver: f.driver,
           subnet: f.subnet[0],
           gateway: f.gateway[0],
+          ipRange: f.ipRange[0],
           internal: f.internal,
           labels: keyValues(f.label, 'label'),
           options: keyValues(f.opt, 'option'),

@@ -193,6 +193,9 @@ const MIGRATIONS: string[] = [
   CREATE INDEX build_cache_inputs_parent ON build_cache_inputs(parent);
   CREATE INDEX build_cache_inputs_instruction ON build_cache_inputs(instruction);
   `,
+  `
+  ALTER TABLE networks ADD COLUMN ip_range TEXT;  -- docker's --ip-range as given: where container addresses come from
+  `,
 ];
 
 export function openDb(file: string): DB {

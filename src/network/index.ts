@@ -8,13 +8,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { DB } from '../db/db.js';
 import type { EventLog } from '../events/log.js';
-import { ConflictError, InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
+import { ClientCheckError, ConflictError, InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
 import { BridgeDriver, driverFor, linkExists, type NetworkDriver } from './driver.js';
 import { DnsServer } from './dns.js';
 import { applyTable, dropTable, hasTable, type FirewallNetwork, type FirewallPort } from './firewall.js';
 import { hostRoutes, storeNames, withHostLock, type HostRegistry } from './host.js';
 import * as native from '../native/index.js';
-import { contains, formatIp, formatSubnet, lastAddress, overlaps, parseIp, parseSubnet } from './ipv4.js';
+import { assignable, contains, formatIp, formatSubnet, lastAddress, overlaps, parseIp, parseRange, parseSubnet } from './ipv4.js';
 import { freePorts, holdPorts, portRequests, portsView, type PortBindings, type PortHold } from './ports.js';
 import { NetworkStore, PREDEFINED, type Endpoint, type EndpointRequest, type NetworkRecord, type PortMapping, type PortRequest } from './store.js';
 
@@ -77,7 +77,7 @@ export interface NetworkInspect {
   Scope: 'local';
   Driver: string;
   EnableIPv6: boolean;
-  IPAM: { Driver: 'default'; Options: Record<string, string> | null; Config: { Subnet: string; Gateway?: string }[] };
+  IPAM: { Driver: 'default'; Options: Record<string, string> | null; Config: { Subnet: string; IPRange?: string; Gateway?: string }[] };
   Internal: boolean;
   Attachable: boolean;
   Ingress: boolean;
@@ -175,29 +175,37 @@ export class Networks {
     if (!NAME_RE.test(o.name)) throw new InvalidArgumentError(`invalid network name "${o.name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     if (PREDEFINED.includes(o.name)) throw new PlyError(`operation is not permitted on predefined ${o.name} network `);
     if (this.store.find(o.name)?.name === o.name) throw new ConflictError(`network with name ${o.name} already exists`);
-    if (o.gateway && !o.subnet) throw new InvalidArgumentError('no matching subnet for gateway ' + o.gateway);
+    if ((o.gateway || o.ipRange) && !o.subnet) throw new ClientCheckError('every ip-range or gateway must have a corresponding subnet');
     let subnet: string | undefined;
     let gateway: string | undefined;
     if (o.subnet) {
       const s = parseSubnet(o.subnet);
       if (formatSubnet(s) !== o.subnet) throw new InvalidArgumentError(`invalid subnet ${o.subnet}: it should be ${formatSubnet(s)}`);
       if (s.prefix > 30) throw new InvalidArgumentError(`invalid subnet ${o.subnet}: too small for a network`);
+      subnet = formatSubnet(s);
+      // docker's checks: the range's address must be in the subnet (a longer range is cut to the subnet).
+      const range = o.ipRange ? parseRange(o.ipRange) : undefined;
+      if (range && !contains(s, range.ip)) throw new ClientCheckError(`no matching subnet for range ${o.ipRange}`);
+      if (o.gateway) {
+        const g = parseIp(o.gateway);
+        if (g === undefined || !contains(s, g) || g === s.base || g === lastAddress(s)) throw new ClientCheckError(`no matching subnet for gateway ${o.gateway}`);
+        gateway = o.gateway;
+      } else {
+        // As docker's IPAM: the gateway is the first address containers could get (of the range, with one).
+        const { first, last } = assignable(s, range);
+        if (first > last) throw new PlyError('failed to allocate gateway (): No available addresses on this pool');
+        gateway = formatIp(first);
+      }
       for (const n of this.store.list()) {
         if (n.subnet && overlaps(parseSubnet(n.subnet), s)) throw new ConflictError(`Pool overlaps with other one on this address space`);
       }
-      subnet = formatSubnet(s);
-      if (o.gateway) {
-        const g = parseIp(o.gateway);
-        if (g === undefined) throw new InvalidArgumentError(`invalid gateway address ${o.gateway}`);
-        if (!contains(s, g) || g === s.base || g === lastAddress(s)) throw new InvalidArgumentError(`no matching subnet for gateway ${o.gateway}`);
-        gateway = o.gateway;
-      } else gateway = formatIp(s.base + 1);
     }
     const rec = this.store.create({
       name: o.name,
       driver: 'bridge',
       subnet,
       gateway,
+      ...(o.ipRange ? { ipRange: o.ipRange } : {}),
       internal: !!o.internal,
       dns: true,
       ipamUser: !!o.subnet,
@@ -261,7 +269,7 @@ export class Networks {
       IPAM: {
         Driver: 'default',
         Options: net.driver === 'bridge' && !isDefault ? {} : null,
-        Config: net.subnet ? [{ Subnet: net.subnet, ...(net.gateway ? { Gateway: net.gateway } : {}) }] : [],
+        Config: net.subnet ? [{ Subnet: net.subnet, ...(net.ipRange ? { IPRange: net.ipRange } : {}), ...(net.gateway ? { Gateway: net.gateway } : {}) }] : [],
       },
       Internal: net.internal,
       Attachable: false,

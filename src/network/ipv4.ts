@@ -1,5 +1,5 @@
 // IPv4 addresses and subnets as numbers: parsing, formatting, overlap, docker's MAC-from-IP.
-import { InvalidArgumentError } from '../errors.js';
+import { ClientCheckError, InvalidArgumentError } from '../errors.js';
 
 export interface Subnet {
   /** Network address as an unsigned 32-bit number. */
@@ -32,6 +32,29 @@ export function parseSubnet(s: string): Subnet {
     throw new InvalidArgumentError(`Invalid subnet ${s} : invalid CIDR address: ${s}`);
   }
   return { base: (ip & mask(prefix)) >>> 0, prefix };
+}
+
+/** docker's --ip-range: "a.b.c.d/len", host bits allowed (the range is the masked one; `ip` the one written). */
+export function parseRange(s: string): Subnet & { ip: number } {
+  const i = s.indexOf('/');
+  const ip = i < 0 ? undefined : parseIp(s.slice(0, i));
+  const prefix = i < 0 ? NaN : Number(s.slice(i + 1));
+  if (ip === undefined || !/^\d{1,2}$/.test(s.slice(i + 1)) || prefix > 32) throw new ClientCheckError(`invalid CIDR address: ${s}`);
+  return { base: (ip & mask(prefix)) >>> 0, prefix, ip };
+}
+
+/**
+ * The addresses a network gives its containers (and its gateway, when none was given): the subnet's without its
+ * network and broadcast addresses, within `range` (--ip-range) when there is one. Empty when first > last.
+ */
+export function assignable(subnet: Subnet, range?: Subnet): { first: number; last: number } {
+  let first = subnet.base + 1;
+  let last = lastAddress(subnet) - 1;
+  if (range) {
+    first = Math.max(first, range.base);
+    last = Math.min(last, lastAddress(range));
+  }
+  return { first, last };
 }
 
 export function formatSubnet(s: Subnet): string {

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { writeTx, type DB } from '../db/db.js';
 import { ConflictError, NotFoundError } from '../errors.js';
-import { contains, formatIp, lastAddress, macFromIp, parseIp, parseSubnet } from './ipv4.js';
+import { assignable, contains, formatIp, lastAddress, macFromIp, parseIp, parseRange, parseSubnet } from './ipv4.js';
 
 export type NetworkDriverName = 'bridge' | 'host' | 'null';
 
@@ -14,6 +14,8 @@ export interface NetworkRecord {
   driver: NetworkDriverName;
   subnet?: string;
   gateway?: string;
+  /** docker's --ip-range as given: containers get addresses only from it. */
+  ipRange?: string;
   /** The Linux bridge (bridge driver). */
   bridge?: string;
   internal: boolean;
@@ -77,6 +79,7 @@ interface NetworkRow {
   driver: string;
   subnet: string | null;
   gateway: string | null;
+  ip_range: string | null;
   bridge: string | null;
   internal: number;
   dns: number;
@@ -105,6 +108,7 @@ function toNetwork(r: NetworkRow): NetworkRecord {
     driver: r.driver as NetworkDriverName,
     subnet: r.subnet ?? undefined,
     gateway: r.gateway ?? undefined,
+    ...(r.ip_range ? { ipRange: r.ip_range } : {}),
     bridge: r.bridge ?? undefined,
     internal: r.internal === 1,
     dns: r.dns === 1,
@@ -167,9 +171,9 @@ export class NetworkStore {
       const id = randomBytes(32).toString('hex');
       this.db
         .prepare(
-          'INSERT INTO networks (id, name, driver, subnet, gateway, bridge, internal, dns, ipam_user, labels, options, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+          'INSERT INTO networks (id, name, driver, subnet, gateway, ip_range, bridge, internal, dns, ipam_user, labels, options, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
         )
-        .run(id, n.name, n.driver, n.subnet ?? null, n.gateway ?? null, n.bridge ?? null, n.internal ? 1 : 0, n.dns ? 1 : 0, n.ipamUser ? 1 : 0, JSON.stringify(n.labels), JSON.stringify(n.options), Date.now());
+        .run(id, n.name, n.driver, n.subnet ?? null, n.gateway ?? null, n.ipRange ?? null, n.bridge ?? null, n.internal ? 1 : 0, n.dns ? 1 : 0, n.ipamUser ? 1 : 0, JSON.stringify(n.labels), JSON.stringify(n.options), Date.now());
       return this.get(id)!;
     });
   }
@@ -325,7 +329,8 @@ export class NetworkStore {
       }
       return ip;
     }
-    for (let ip = subnet.base + 1; ip < lastAddress(subnet); ip++) {
+    const { first, last } = assignable(subnet, net.ipRange ? parseRange(net.ipRange) : undefined);
+    for (let ip = first; ip <= last; ip++) {
       if (ip !== gateway && !used.has(ip)) return ip;
     }
     throw new ConflictError(`no available IPv4 addresses on this network's address pools: ${net.name} (${net.subnet})`);

@@ -35,7 +35,7 @@ const freePort = () => freeTcpPort('0.0.0.0');
 /**
  * `network create --subnet` with a /24 no route of the host and no other store holds: candidates follow this
  * process's pid, and ply itself refuses (under its machine-wide lock) one that another store took meanwhile.
- * Returns the subnet's first three octets.
+ * Returns the subnet's first three octets; `%p` in `extra` stands for them.
  */
 function createOnFreeSubnet(name: string, ...extra: string[]): string {
   const routes = fs.readFileSync('/proc/net/route', 'utf8');
@@ -44,7 +44,7 @@ function createOnFreeSubnet(name: string, ...extra: string[]): string {
     const prefix = `10.${232 + (h % 8)}.${(h >>> 3) % 256}`;
     const hex = prefix.split('.').reverse().map((b) => Number(b).toString(16).padStart(2, '0')).join('').toUpperCase();
     if (routes.includes(`\t00${hex}\t`)) continue;
-    const r = ply(root, ['network', 'create', '--subnet', `${prefix}.0/24`, '--gateway', `${prefix}.1`, ...extra, name]);
+    const r = ply(root, ['network', 'create', '--subnet', `${prefix}.0/24`, '--gateway', `${prefix}.1`, ...extra.map((x) => x.replaceAll('%p', prefix)), name]);
     if (r.code === 0) return prefix;
     if (!/overlaps/.test(r.stderr)) throw new Error(`network create ${name}: ${r.stderr}`);
   }
@@ -236,6 +236,51 @@ test('user networks: containers find each other by name and alias; networks are 
   const missing = ply(root, ['network', 'inspect', 'front']);
   assert.equal(missing.code, 1);
   assert.equal(missing.stdout, '[]\n');
+});
+
+test('--ip-range: containers get addresses only from the range, the gateway is its first without --gateway; docker\'s checks', () => {
+  // docker 20.10 with the docker CLI 28, recorded: the CLI's own checks print bare and exit 1.
+  const refused = (args: string[], stderr: string) => {
+    const r = ply(root, ['network', 'create', ...args, 'ranged']);
+    assert.deepEqual([r.code, r.stderr], [1, stderr], args.join(' '));
+  };
+  refused(['--ip-range', '10.239.0.0/25'], 'every ip-range or gateway must have a corresponding subnet\n');
+  refused(['--subnet', '10.239.0.0/24', '--ip-range', '10.239.0.0/25', '--ip-range', '10.239.0.128/25'], 'every ip-range or gateway must have a corresponding subnet\n');
+  refused(['--subnet', '10.239.0.0/24', '--ip-range', 'bogus'], 'invalid CIDR address: bogus\n');
+  refused(['--subnet', '10.239.0.0/24', '--ip-range', '10.239.0.7'], 'invalid CIDR address: 10.239.0.7\n');
+  refused(['--subnet', '10.239.0.0/24', '--ip-range', '10.239.1.0/25'], 'no matching subnet for range 10.239.1.0/25\n');
+  refused(['--subnet', '10.239.0.0/24', '--gateway', '10.239.1.1'], 'no matching subnet for gateway 10.239.1.1\n');
+  // The daemon's: no address left for the gateway.
+  refused(['--subnet', '10.239.0.0/24', '--ip-range', '10.239.0.0/32'], 'Error: failed to allocate gateway (): No available addresses on this pool\n');
+  assert.equal(ply(root, ['network', 'inspect', 'ranged']).code, 1, 'nothing was created');
+
+  const p = createOnFreeSubnet('ranged', '--ip-range', '%p.200/31');
+  const ipOf = (c: string) => inspect(c, '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}');
+  try {
+    assert.equal(inspect('ranged', '{{json .IPAM.Config}}'), `[{"Subnet":"${p}.0/24","IPRange":"${p}.200/31","Gateway":"${p}.1"}]`);
+    plyOk(root, ['run', '-d', '--name', 'r1', '--network', 'ranged', 'bb', 'sleep', '600']);
+    plyOk(root, ['run', '-d', '--name', 'r2', '--network', 'ranged', 'bb', 'sleep', '600']);
+    assert.deepEqual([ipOf('r1'), ipOf('r2')], [`${p}.200`, `${p}.201`]);
+    const full = ply(root, ['run', '--rm', '--network', 'ranged', 'bb', 'true']);
+    assert.equal(full.code, 125);
+    assert.match(full.stderr, /no available IPv4 addresses on this network's address pools: ranged/);
+    assert.match(plyOk(root, ['exec', 'r2', 'ping', '-c', '1', '-W', '5', `${p}.200`]), /1 packets received/);
+    plyOk(root, ['rm', '-f', 'r1']);
+    plyOk(root, ['run', '-d', '--name', 'r3', '--network', 'ranged', 'bb', 'sleep', '600']);
+    assert.equal(ipOf('r3'), `${p}.200`, 'a freed address of the range is given again');
+    plyOk(root, ['rm', '-f', 'r2', 'r3']);
+    plyOk(root, ['network', 'rm', 'ranged']);
+    // Without --gateway, docker's IPAM takes the gateway from the range too.
+    plyOk(root, ['network', 'create', '--subnet', `${p}.0/24`, '--ip-range', `${p}.128/25`, 'ranged']);
+    assert.equal(inspect('ranged', '{{range .IPAM.Config}}{{.IPRange}} {{.Gateway}}{{end}}'), `${p}.128/25 ${p}.128`);
+    plyOk(root, ['run', '-d', '--name', 'r4', '--network', 'ranged', 'bb', 'sleep', '600']);
+    assert.equal(ipOf('r4'), `${p}.129`);
+    assert.equal(inspect('r4', '{{range .NetworkSettings.Networks}}{{.Gateway}}{{end}}'), `${p}.128`);
+    assert.match(plyOk(root, ['exec', 'r4', 'ping', '-c', '1', '-W', '5', `${p}.128`]), /1 packets received/);
+  } finally {
+    ply(root, ['rm', '-f', 'r1', 'r2', 'r3', 'r4']);
+    ply(root, ['network', 'rm', 'ranged']);
+  }
 });
 
 test('--internal networks reach nothing outside', () => {

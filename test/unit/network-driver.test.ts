@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { BridgeDriver, NoopDriver, linkExists, type NetworkDriver } from '../../src/network/driver.js';
-import { DEFAULT_POOLS, freeSubnets, macFromIp, overlaps, parseIp, parsePools, parseSubnet, formatSubnet } from '../../src/network/ipv4.js';
+import { DEFAULT_POOLS, assignable, formatIp, freeSubnets, macFromIp, overlaps, parseIp, parsePools, parseRange, parseSubnet, formatSubnet } from '../../src/network/ipv4.js';
 import { parsePublish, portRequests } from '../../src/network/ports.js';
 import * as native from '../../src/native/index.js';
 import type { Endpoint, NetworkRecord } from '../../src/network/store.js';
@@ -105,6 +105,19 @@ test('IPv4: subnets, overlap, docker\'s MAC from the address', () => {
   assert.ok(overlaps(parseSubnet('10.0.0.0/8'), parseSubnet('10.1.2.0/24')));
   assert.ok(!overlaps(parseSubnet('172.17.0.0/16'), parseSubnet('172.18.0.0/16')));
   assert.equal(macFromIp(parseIp('172.17.0.2')!), '02:42:ac:11:00:02');
+  // --ip-range: host bits allowed (docker masks them); the assignable addresses never include the subnet's network
+  // or broadcast address, and a range longer than the subnet is cut to it.
+  const bounds = (subnet: string, range?: string) => {
+    const b = assignable(parseSubnet(subnet), range ? parseRange(range) : undefined);
+    return `${formatIp(b.first)}-${formatIp(b.last)}`;
+  };
+  assert.equal(bounds('10.1.2.0/24'), '10.1.2.1-10.1.2.254');
+  assert.equal(bounds('10.1.2.0/24', '10.1.2.128/25'), '10.1.2.128-10.1.2.254');
+  assert.equal(bounds('10.1.2.0/24', '10.1.2.5/25'), '10.1.2.1-10.1.2.127');
+  assert.equal(bounds('10.1.2.0/24', '10.1.2.0/16'), '10.1.2.1-10.1.2.254');
+  assert.equal(bounds('10.1.2.0/24', '10.1.2.0/32'), '10.1.2.1-10.1.2.0', 'nothing to assign');
+  assert.throws(() => parseRange('10.1.2.7'), /^ClientCheckError: invalid CIDR address: 10\.1\.2\.7$/);
+  assert.throws(() => parseRange('10.1.2.0/33'), /invalid CIDR address/);
 });
 
 test('address pools: docker\'s defaults first, then podman\'s 10.89.0.0/16 on when all of those are taken; --default-address-pool syntax', () => {
