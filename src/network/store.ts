@@ -333,6 +333,6 @@ export class NetworkStore {
     for (let ip = first; ip <= last; ip++) {
       if (ip !== gateway && !used.has(ip)) return ip;
     }
-    throw new ConflictError(`no available IPv4 addresses on this network's address pools: ${net.name} (${net.subnet})`);
+    throw new ConflictError(`no available IPv4 addresses on this network's address pools: ${net.name} (${net.id})`);
   }
 }

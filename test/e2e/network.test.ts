@@ -263,7 +263,7 @@ test('--ip-range: containers get addresses only from the range, the gateway is i
     assert.deepEqual([ipOf('r1'), ipOf('r2')], [`${p}.200`, `${p}.201`]);
     const full = ply(root, ['run', '--rm', '--network', 'ranged', 'bb', 'true']);
     assert.equal(full.code, 125);
-    assert.match(full.stderr, /no available IPv4 addresses on this network's address pools: ranged/);
+    assert.match(full.stderr, /^Error: no available IPv4 addresses on this network's address pools: ranged \([0-9a-f]{64}\)\n$/);
     assert.match(plyOk(root, ['exec', 'r2', 'ping', '-c', '1', '-W', '5', `${p}.200`]), /1 packets received/);
     plyOk(root, ['rm', '-f', 'r1']);
     plyOk(root, ['run', '-d', '--name', 'r3', '--network', 'ranged', 'bb', 'sleep', '600']);
