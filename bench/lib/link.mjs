@@ -2,9 +2,11 @@
 // namespace joined to the host by a veth pair with a tbf qdisc at RATE in each direction; registries listen
 // inside the namespace, so every byte a client sends or fetches crosses the link. The host side's interface
 // counters give the bytes that really went over it.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
-import { sh, startServer, waitHttp } from './util.mjs';
+import { sh, sleep, startServer, waitHttp } from './util.mjs';
 
 export const LINK_RATE_MBIT = 100;
 
@@ -65,4 +67,37 @@ export async function startLinkDistribution(link, dir) {
   const srv = startServer(['ip', 'netns', 'exec', link.ns, 'docker-registry', 'serve', cfg], { logFile });
   await waitHttp(`http://${link.addr}:${port}/v2/`, 20, srv.alive);
   return { kind: 'distribution', port, host: `${link.addr}:${port}`, dir, data: `${dir}/data`, logFile, stop: srv.stop };
+}
+
+/**
+ * What the link really carries: one plain TCP transfer of random bytes from the host to a sink inside the
+ * namespace (the direction of a push), best of 2. tbf's rate counts every byte it sends, and TCP's own traffic
+ * and pacing take their share, so this is what any client can reach: the honest floor for a push of N bytes is
+ * N / this rate, a little above N / the nominal rate.
+ */
+export async function tcpGoodput(link, bytes = 24e6) {
+  const port = 7000 + (process.pid % 1000);
+  const sink = `const s=require('net').createServer((c)=>{let n=0;c.on('data',(b)=>n+=b.length);c.on('end',()=>c.end(String(n)));});s.listen(${port},'${link.addr}',()=>console.log('up'));setTimeout(()=>process.exit(0),60000).unref();`;
+  const srv = startServer(['ip', 'netns', 'exec', link.ns, process.execPath, '-e', sink], { logFile: '/dev/null' });
+  try {
+    const data = crypto.randomBytes(bytes);
+    let best = 0;
+    for (let i = 0; i < 2; i++) {
+      const rate = await new Promise((resolve, reject) => {
+        const tryConnect = (left) => {
+          const t0 = process.hrtime.bigint();
+          const c = net.connect(port, link.addr, () => c.end(data));
+          let got = '';
+          c.on('data', (b) => (got += b));
+          c.on('end', () => (Number(got) === bytes ? resolve(bytes / (Number(process.hrtime.bigint() - t0) / 1e9)) : reject(new Error(`sink got ${got} of ${bytes} bytes`))));
+          c.on('error', (e) => (left > 0 ? sleep(100).then(() => tryConnect(left - 1)) : reject(e)));
+        };
+        tryConnect(50);
+      });
+      best = Math.max(best, rate);
+    }
+    return best;
+  } finally {
+    await srv.stop();
+  }
 }

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { bytesServed, logSize, startDistribution, startPlyRegistry } from './engines.mjs';
-import { linkUp, startLinkDistribution } from './link.mjs';
+import { linkUp, startLinkDistribution, tcpGoodput } from './link.mjs';
 import { engines, servedByWorker } from './runner.mjs';
 import { bash, MiB, parallel, sh, shAsync, StepError, treeBytes } from './util.mjs';
 
@@ -279,7 +279,11 @@ function pushSides(ctx, start, { clients, link }) {
 const logLines = (f) => fs.readFileSync(f, 'utf8').split('\n').filter((l) => /(GET|HEAD|PUT|POST|PATCH) /.test(l)).length;
 
 /** What crossed the shaped link in one sample, and the link's own bound for it (bytes / rate). */
-const linkExtra = (link, bytes) => ({ linkBytes: bytes, linkBoundSecs: bytes / link.bytesPerSec });
+const linkExtra = (link, bytes) => ({
+  linkBytes: bytes,
+  linkBoundSecs: bytes / link.bytesPerSec,
+  ...(link.tcpBytesPerSec ? { linkTcpSecs: bytes / link.tcpBytesPerSec } : {}),
+});
 
 /**
  * ply remembers how it compressed a layer (its blob-info cache) and compresses it the same way for the next
@@ -373,6 +377,18 @@ function ensureLink(ctx) {
   return link;
 }
 
+/** The link, and once per run what one plain TCP transfer gets over it (the floor no client can go under). */
+async function ensureMeasuredLink(ctx) {
+  const link = ensureLink(ctx);
+  if (link.tcpBytesPerSec === undefined) {
+    link.tcpBytesPerSec = await tcpGoodput(link).catch(() => null);
+    if (link.tcpBytesPerSec) {
+      ctx.facts.link += `; a plain TCP transfer over it gets ${(link.tcpBytesPerSec / MiB).toFixed(2)} MiB/s, ${((100 * link.tcpBytesPerSec) / link.bytesPerSec).toFixed(1)}% of the nominal rate: TCP floor = bytes / that rate, the least time any client needs`;
+    }
+  }
+  return link;
+}
+
 const pullOp = {
   name: 'pull',
   title: 'pull of the Debian image from a distribution registry (gzip layer), into an empty store',
@@ -402,7 +418,7 @@ const pushLinkOp = {
   title: `push of the Debian image over a 100 Mbit/s link (fresh docker-registry inside the link's namespace per sample)`,
   needs: 'present',
   rounds: Number(process.env.BENCH_LINK_ROUNDS ?? 3),
-  setup: (ctx) => void ensureLink(ctx),
+  setup: async (ctx) => void (await ensureMeasuredLink(ctx)),
   data: (ctx) => ({ bytes: ctx.fx.debianBytes, what: 'layer (uncompressed)' }),
   sides: (ctx) => {
     const link = ctx.link;
@@ -424,7 +440,7 @@ const pullLinkOp = {
   rounds: Number(process.env.BENCH_LINK_ROUNDS ?? 3),
   setup: async (ctx) => {
     await seed(ctx);
-    const link = ensureLink(ctx);
+    const link = await ensureMeasuredLink(ctx);
     if (!ctx.linkReg) {
       ctx.linkReg = await startLinkDistribution(link, path.join(ctx.work, 'reg-link'));
       ctx.servers.push(ctx.linkReg);

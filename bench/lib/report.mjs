@@ -16,7 +16,10 @@ function extraText(s) {
   if (e.servedBytes != null) parts.push(`${(e.servedBytes / MiB).toFixed(2)} MiB served, ${e.blobGets} blob GETs`);
   if (e.storedBytes != null) parts.push(`${(e.storedBytes / MiB).toFixed(1)} MiB stored in registry, ${e.requests} requests`);
   if (e.archiveBytes != null) parts.push(`${(e.archiveBytes / MiB).toFixed(1)} MiB written`);
-  if (e.linkBytes != null) parts.push(`${(e.linkBytes / MiB).toFixed(1)} MiB over the link, its bound ${fmtS(e.linkBoundSecs)} (median / bound ${(s.median / e.linkBoundSecs).toFixed(2)})`);
+  if (e.linkBytes != null) {
+    const tcp = e.linkTcpSecs != null ? `, TCP floor ${fmtS(e.linkTcpSecs)} (median / floor ${(s.median / e.linkTcpSecs).toFixed(2)})` : '';
+    parts.push(`${(e.linkBytes / MiB).toFixed(1)} MiB over the link, its bound ${fmtS(e.linkBoundSecs)} (median / bound ${(s.median / e.linkBoundSecs).toFixed(2)})${tcp}`);
+  }
   return parts.join('; ');
 }
 
