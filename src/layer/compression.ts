@@ -72,8 +72,8 @@ export interface CompressOptions {
   /** A fixed level (gzip 0-9, zstd 1-22). Without it (and without `plan`) the format's default, or `adaptive`. */
   level?: number;
   /**
-   * Pick each block's codec and level by how fast the output is taken: a slow link gets smaller blocks, a fast
-   * one faster compression. `onPlan` gets what was used, for the recipe.
+   * Pick each block's codec and level by how fast the output is taken: a slow link gets blocks compressed
+   * harder, a fast one faster compression. `onPlan` gets what was used, for the recipe.
    */
   adaptive?: boolean;
   /** The code of each block (one code: every block), as `onPlan` gave it: a recorded compression made again. */
