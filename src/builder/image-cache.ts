@@ -34,7 +34,6 @@ export function recordedKeys(annotations: Record<string, string> | undefined, en
 
 /** A step found in a source image: the history entry to restore and its layer (none for an empty_layer entry). */
 export interface ImageCacheHit {
-  source: ImageRecord;
   history: HistoryEntry;
   layer?: LayerRecord;
 }
@@ -60,10 +59,6 @@ export class ImageCacheSources {
     });
   }
 
-  get size(): number {
-    return this.sources.length;
-  }
-
   /** The entry of a source image that a step with `key` on `parent` made, if one did. */
   match(parent: ImageConfig, key: string): ImageCacheHit | undefined {
     const n = parent.history?.length ?? 0;
@@ -79,7 +74,7 @@ export class ImageCacheSources {
       }
       // As docker: once a step came from one image, the following ones come from it too (or run).
       this.sources = [s];
-      return { source: s.image, history, ...(layer ? { layer } : {}) };
+      return { history, ...(layer ? { layer } : {}) };
     }
     return undefined;
   }
