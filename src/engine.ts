@@ -14,6 +14,6 @@ export type { SystemService, SystemPruneResponse, Problem } from './engine/syste
 export type { EventsOptions } from './engine/events.js';
 export { defaultRoot, openStores, type Stores } from './stores.js';
 export type { ImageRecord } from './image/store.js';
-export type { ExecIO } from './container/manager.js';
+export type { ExecIO } from './container/exec.js';
 export { checkLogin, login, logout, savedLogin, type Credentials } from './engine/auth.js';
 export * from './errors.js';

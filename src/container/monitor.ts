@@ -1,7 +1,7 @@
 // The per-container monitor: a detached process that runs the container under the runtime, keeps its logs,
 // serves its attach socket and records its exit code, so the container outlives the CLI or API client that
 // started it. It is also the container's supervisor: it restarts the container as its restart policy says (with
-// docker's back-off) and runs its health checks while it runs (container/manager.ts supervise).
+// docker's back-off) and runs its health checks while it runs (container/supervise.ts).
 // Usage: monitor.js ROOT ID [HOLD [DELAY_MS]] (fd 3: status lines; HOLD: attach clients to wait for before the
 // first start; DELAY_MS: the container waits for a policy restart, reported at once, started after the delay).
 // Or monitor.js --warm: a spare (container/monitor-launch.ts), the same arguments later on stdin.

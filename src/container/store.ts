@@ -79,6 +79,11 @@ export function configVolumes(s: ContainerSpec): Record<string, Record<string, n
   return targets.length ? Object.fromEntries(targets.sort().map((t) => [t, {}])) : null;
 }
 
+/** A process of the container runs (paused counts: it is still there). */
+export function isRunning(c: Pick<Container, 'state'>): boolean {
+  return c.state === 'running' || c.state === 'paused';
+}
+
 export interface Container {
   id: string;
   name: string;
