@@ -1,7 +1,6 @@
 // The stores of one ply root: the metadata DB, the content store, and the image, snapshot, container and volume
 // stores over them. The engine opens them once; modules below the engine take the Stores (or the narrower
 // pieces they need) instead of the engine, so nothing below the engine imports it.
-import os from 'node:os';
 import path from 'node:path';
 import { ContainerStore } from './container/store.js';
 import { ContentStore } from './content/store.js';
@@ -12,6 +11,7 @@ import { VolumeStore } from './volume/store.js';
 import { Networks } from './network/index.js';
 import { ensurePrivateRoot } from './util/fs.js';
 import { EventLog } from './events/log.js';
+import { defaultRoot } from './util/root.js';
 
 export interface Stores {
   /** The store root ($PLY_ROOT). */
@@ -29,13 +29,7 @@ export interface Stores {
   readonly events: EventLog;
 }
 
-/** Store root; $PLY_ROOT, else /var/lib/ply as root, else $XDG_DATA_HOME/ply. */
-export function defaultRoot(): string {
-  if (process.env.PLY_ROOT) return path.resolve(process.env.PLY_ROOT);
-  if (process.getuid?.() === 0) return '/var/lib/ply';
-  const xdg = process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
-  return path.join(xdg, 'ply');
-}
+export { defaultRoot } from './util/root.js';
 
 /** Opens (creating) the stores under `root`; close() closes the DB. */
 export function openStores(root: string = defaultRoot()): Stores & { close(): void } {

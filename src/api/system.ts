@@ -28,7 +28,7 @@ async function ping(r: Request): Promise<void> {
 }
 
 async function version(r: Request, engine: Engine): Promise<void> {
-  r.json200(serverVersion(engine.system.runtimeVersion('runc')));
+  r.json200(serverVersion(engine.system.runtimeVersion()));
 }
 
 async function info(r: Request, engine: Engine): Promise<void> {
@@ -86,7 +86,7 @@ async function info(r: Request, engine: Engine): Promise<void> {
     Isolation: '',
     InitBinary: 'docker-init',
     ContainerdCommit: { ID: '' },
-    RuncCommit: { ID: engine.system.runtimeVersion('runc')?.commit ?? '' },
+    RuncCommit: { ID: engine.system.runtimeVersion()?.commit ?? '' },
     InitCommit: { ID: '' },
     // ply runs containers without a seccomp profile, AppArmor or SELinux labels.
     SecurityOptions: [],

@@ -14,12 +14,12 @@ export function registerSystemCommands(program: Command): void {
     .description('Show the ply version information')
     .option('-f, --format <string>', 'Format output using a custom template')
     .action(async (opts: { format?: string }) => {
-      const { versionInfo, serverVersion } = await import('../engine/version.js');
+      const { versionInfo, serverVersion, defaultRuntimeVersion } = await import('../engine/version.js');
       const v = versionInfo();
-      // docker's shape: a Client and a Server (ply is both; the runtime is not asked, so `ply version` stays quick).
+      // docker's shape: a Client and a Server (ply is both); the runtime's version is kept beside the store.
       const info = {
         Client: { Version: v.Version, ApiVersion: v.ApiVersion, DefaultAPIVersion: v.ApiVersion, GitCommit: '', GoVersion: v.NodeVersion, NodeVersion: v.NodeVersion, Os: v.Os, Arch: v.Arch, BuildTime: '', Context: 'default' },
-        Server: serverVersion(),
+        Server: serverVersion(defaultRuntimeVersion()),
       };
       // Go's field names where they differ from the JSON's (`{{.Server.APIVersion}}`), left out of `{{json .}}`.
       for (const o of [info.Client, info.Server]) Object.defineProperty(o, 'APIVersion', { value: v.ApiVersion, enumerable: false });
@@ -45,6 +45,8 @@ export function registerSystemCommands(program: Command): void {
           `  OS/Arch:          ${v.Os}/${v.Arch}`,
           `  Kernel version:   ${v.KernelVersion}`,
           '  Experimental:     false',
+          // docker's other components: their Version, then each of their Details.
+          ...info.Server.Components.slice(1).flatMap((c) => [` ${c.Name}:`, `  Version:          ${c.Version}`, ...Object.entries(c.Details).map(([k, d]) => `  ${`${k}:`.padEnd(18)}${d}`)]),
           '',
         ].join('\n'),
       );

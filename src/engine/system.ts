@@ -1,5 +1,4 @@
 // The engine's system verbs: version, info, disk usage, check (and repair) of the store, prune of everything unused.
-import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,7 +13,8 @@ import type { BuildService } from './build.js';
 import type { VolumeService } from './volumes.js';
 import type { NetworkService } from './networks.js';
 import type { DiskUsage, ImageDeleteItem, SystemInfo, VersionInfo } from './types.js';
-import { versionInfo } from './version.js';
+import { defaultRuntimeVersion, versionInfo } from './version.js';
+import { defaultRuntimeName, type RuntimeVersion } from '../runtime/version.js';
 import { streamEvents, type EventsOptions } from './events.js';
 import type { EventMessage } from '../events/log.js';
 
@@ -39,8 +39,6 @@ function osName(): string {
   }
   return os.type();
 }
-
-const runtimeVersions = new Map<string, { version: string; commit: string } | undefined>();
 
 export class SystemService {
   constructor(
@@ -68,14 +66,9 @@ export class SystemService {
     }
   }
 
-  /** The OCI runtime's own version (`runc --version`), asked once per process; undefined when it is missing. */
-  runtimeVersion(name = 'runc'): { version: string; commit: string } | undefined {
-    if (runtimeVersions.has(name)) return runtimeVersions.get(name);
-    const r = spawnSync(name, ['--version'], { encoding: 'utf8' });
-    const out = r.status === 0 ? r.stdout : '';
-    const v = out ? { version: /version\s+(\S+)/.exec(out)?.[1] ?? '', commit: /commit:\s*(\S+)/.exec(out)?.[1] ?? '' } : undefined;
-    runtimeVersions.set(name, v);
-    return v;
+  /** The default OCI runtime's own version (`runc --version`), asked once per binary; undefined when it is missing. */
+  runtimeVersion(): RuntimeVersion | undefined {
+    return defaultRuntimeVersion(this.stores.root);
   }
 
   /** The storage driver new containers get: overlayfs, or vfs where overlayfs cannot be mounted. */
@@ -97,7 +90,7 @@ export class SystemService {
       DanglingImages: du.dangling,
       Driver: this.storageDriver(),
       DockerRootDir: this.stores.root,
-      DefaultRuntime: 'runc',
+      DefaultRuntime: defaultRuntimeName(),
       KernelVersion: os.release(),
       OperatingSystem: osName(),
       OSType: 'linux',

@@ -22,6 +22,10 @@ after(async () => {
 
 test('version negotiation, docker error shapes and status codes', async () => {
   assert.equal(dockerOk(api, ['version', '--format', '{{.Server.APIVersion}} {{.Server.MinAPIVersion}} {{.Client.APIVersion}}']), '1.43 1.24 1.43\n');
+  // docker (20.10): Components Engine, containerd, runc ("1.1.5+ds1", GitCommit "1.1.5+ds1-1+deb12u1"), docker-init.
+  const runc = /^runc version (\S+)\ncommit: (\S+)/.exec(spawnSync('runc', ['--version'], { encoding: 'utf8' }).stdout)!;
+  assert.equal(dockerOk(api, ['version', '--format', '{{range .Server.Components}}{{if ne .Name "Engine"}}{{.Name}} {{.Version}} {{.Details.GitCommit}}{{end}}{{end}}']), `runc ${runc[1]} ${runc[2]}\n`);
+  assert.match(dockerOk(api, ['version']), new RegExp(`\\n runc:\\n  Version:\\s+${runc[1]!.replace(/[.+]/g, '\\$&')}\\n  GitCommit:\\s+${runc[2]!.replace(/[.+]/g, '\\$&')}\\n`));
   const ping = await request(api, 'GET', '/_ping');
   assert.equal(ping.body, 'OK');
   assert.equal(ping.headers['api-version'], '1.43');

@@ -313,6 +313,12 @@ test('version has a Server section; info has docker\'s fields', () => {
   assert.match(v, /^Client:\n Version: +\S+\n/);
   assert.match(v, /\nServer: ply\n Engine:\n  Version: +\S+\n  API version: +1\.\d+ \(minimum version 1\.\d+\)\n/);
   assert.match(plyOk(root, ['version', '--format', '{{.Server.APIVersion}} {{.Client.Os}}']), /^1\.\d+ linux\n$/);
+  // docker lists its runtime among the Server's components: " runc:\n  Version:          1.1.5+ds1\n  GitCommit:        1.1.5+ds1-1+deb12u1".
+  const runc = /^runc version (\S+)\ncommit: (\S+)/.exec(spawnSync('runc', ['--version'], { encoding: 'utf8' }).stdout)!;
+  assert.ok(v.endsWith(`\n runc:\n  Version:          ${runc[1]}\n  GitCommit:        ${runc[2]}\n`), v);
+  const crun = /^crun version (\S+)\ncommit: (\S+)/.exec(spawnSync('crun', ['--version'], { encoding: 'utf8' }).stdout)!;
+  const components = plyOk(root, ['version', '--format', '{{range .Server.Components}}{{.Name}} {{.Version}} {{.Details.GitCommit}};{{end}}'], { env: { PLY_RUNTIME: 'crun' } });
+  assert.equal(components.replace(/^Engine \S+ ;/, ''), `crun ${crun[1]} ${crun[2]};\n`, components);
   assert.match(plyOk(root, ['info', '--format', '{{.DockerRootDir}} {{.OSType}} {{.Images}}']), new RegExp(`^${root} linux [1-9]\\d*\n$`));
   assert.match(plyOk(root, ['info', '--format', '{{.Driver}}']), /^(overlayfs|vfs)\n$/);
   const info = plyOk(root, ['info']);
