@@ -20,6 +20,7 @@ import { configVolumes, type Container } from './store.js';
 export interface CommitOptions {
   author?: string;
   message?: string;
+  /** Dockerfile instructions applied to the config (commit --change). */
   changes?: string[];
   /** Freeze the container while its layer is read (docker's default). */
   pause?: boolean;

@@ -84,6 +84,11 @@ export function isRunning(c: Pick<Container, 'state'>): boolean {
   return c.state === 'running' || c.state === 'paused';
 }
 
+/** docker's State.Running: a container waiting to be restarted by its policy counts as running too. */
+export function isUp(c: Pick<Container, 'state'>): boolean {
+  return isRunning(c) || c.state === 'restarting';
+}
+
 export interface Container {
   id: string;
   name: string;

@@ -70,3 +70,13 @@ export function globMatch(pattern: string, s: string): boolean {
   const re = pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]');
   return new RegExp(`^${re}$`).test(s);
 }
+
+/** docker's time arguments: a duration before now ('42m', '1.5h'), unix seconds, or an RFC 3339 time. */
+export function parseTime(s: string, what = 'until'): number {
+  const rel = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(s);
+  if (rel) return Date.now() - Number(rel[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[rel[2] as 'ms' | 's' | 'm' | 'h'];
+  if (/^\d+(\.\d+)?$/.test(s)) return Number(s) * 1000;
+  const t = Date.parse(s);
+  if (Number.isNaN(t)) throw new InvalidArgumentError(`invalid value for "${what}": ${s}`);
+  return t;
+}

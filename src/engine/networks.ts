@@ -3,7 +3,7 @@
 import type { CreateNetworkOptions, NetworkInspect, NetworkRecord } from '../network/index.js';
 import type { Stores } from '../stores.js';
 import { Filters, labelMatches, labelsMatch, type FilterInput } from './filters.js';
-import { parseTime } from './containers.js';
+import { parseTime } from './filters.js';
 
 export type { CreateNetworkOptions, NetworkInspect };
 
