@@ -11,10 +11,10 @@
 // own only when it does not exist yet. Other instructions change the config only (an `empty_layer` history entry).
 //
 // This file runs the stages and dispatches each instruction; the pieces live beside it: stages.ts (stage
-// references, the stages a target needs, BuildKit's step numbering), platform.ts, step.ts (a stage's state, key
-// parts), step-cache.ts (cache lookups, imported caches, --explain-cache, --cache-to), history.ts (created_by),
-// run.ts (RUN's command line and container), copy-plan.ts + copy.ts (COPY/ADD), download.ts (ADD <url>),
-// step-layers.ts (committing and writing step layers).
+// references, the stages a target needs, BuildKit's step numbering), platform.ts, base.ts (FROM scratch or an
+// image), step.ts (a stage's state, key parts), step-cache.ts (cache lookups, imported caches, --cache-from
+// images, --explain-cache, --cache-to), history.ts (created_by), run.ts (RUN's command line and container),
+// copy-plan.ts + copy.ts (COPY/ADD), download.ts (ADD <url>), step-layers.ts (committing and writing step layers).
 //
 // Modules needed only when something must actually be built (containers, snapshots, layer writing) are
 // imported on first use: a fully cached rebuild loads none of them.
@@ -47,6 +47,7 @@ import type { BuildLogger } from './output.js';
 import type { RootfsViews } from './rootfs.js';
 import type { Stores } from '../stores.js';
 import { removeTree } from '../util/fs.js';
+import { baseImage, scratchImage } from './base.js';
 import { download } from './download.js';
 import { planCopy } from './copy-plan.js';
 import { commitContainer, writeCopyLayer } from './step-layers.js';
@@ -103,8 +104,6 @@ export interface BuildResult {
   /** Steps that ran (not from the cache). */
   executed: number;
 }
-
-const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export async function build(stores: Stores, opts: BuildOptions): Promise<BuildResult> {
   let df: Dockerfile;
@@ -377,36 +376,14 @@ class Builder {
   }
 
   private async scratch(platform: Platform): Promise<Omit<State, 'args'>> {
-    const config: ImageConfig = {
-      architecture: platform.architecture,
-      ...(platform.variant ? { variant: platform.variant } : {}),
-      os: platform.os,
-      config: { Env: [DEFAULT_PATH], WorkingDir: '/' },
-      rootfs: { type: 'layers', diff_ids: [] },
-      history: [],
-    };
-    const rec = await writeImage(this.images, this.lease!, { config, layers: [] });
+    const { image, config } = await scratchImage(this.images, this.lease!, platform);
     // Recorded like a step, so that `builder prune` removes it with the rest.
-    this.steps.put(stepKey(['scratch', formatPlatform(platform)]), rec.digest);
-    return { image: rec, config, layers: [] };
+    this.steps.put(stepKey(['scratch', formatPlatform(platform)]), image.digest);
+    return { image, config, layers: [] };
   }
 
-  private async baseImage(name: string, platform: Platform | undefined): Promise<ImageRecord> {
-    if (!this.opts.pull) {
-      const local = this.images.lookup(name);
-      if (local && platform) {
-        // FROM --platform: the local image only if it is for that platform, else the registry's variant.
-        const c = this.images.config(local);
-        if (c.os === platform.os && c.architecture === platform.architecture && (!platform.variant || !c.variant || c.variant === platform.variant)) return local;
-      } else if (local) return local;
-    }
-    const { pullImage } = await import('../transport/distribution.js');
-    try {
-      const res = await pullImage(this.images, name, { platform: platform ? formatPlatform(platform) : undefined });
-      return res.image;
-    } catch (e) {
-      throw new BuildError(`failed to resolve base image ${name}: ${(e as Error).message}`);
-    }
+  private baseImage(name: string, platform: Platform | undefined): Promise<ImageRecord> {
+    return baseImage(this.images, name, platform, !!this.opts.pull);
   }
 
   // -------------------------------------------------------------------------------------------------------
