@@ -17,7 +17,16 @@ export class PlyError extends Error {
   }
 }
 
-export class InvalidReferenceError extends PlyError {}
+/** A name docker would not parse; `input` and `reason` (docker's error for it, without the input) when known. */
+export class InvalidReferenceError extends PlyError {
+  constructor(
+    message: string,
+    readonly input?: string,
+    readonly reason?: string,
+  ) {
+    super(message);
+  }
+}
 export class InvalidArgumentError extends PlyError {}
 /** A flag or option value refused before anything ran: docker's CLI exits 125 for these (all commands). */
 export class UsageError extends InvalidArgumentError {

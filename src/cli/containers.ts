@@ -410,7 +410,7 @@ export function registerContainerCommands(program: Command): void {
       .option('-s, --signal <string>', 'Signal to send to the container', 'KILL')
       .action(async (refs: string[], f: { signal: string }) =>
         eachContainer(refs, (engine, ref) => {
-          engine.containers.kill(ref, f.signal);
+          engine.containers.kill(ref, f.signal || 'KILL'); // docker: an empty -s is the default
           out(`${ref}\n`);
         }),
       );

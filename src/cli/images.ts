@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import type { Inspected } from './output.js';
-import { InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
+import { ClientCheckError, InvalidArgumentError, InvalidReferenceError, NotFoundError, PlyError } from '../errors.js';
 import { withEngine, out } from './engine.js';
 import { createdSince, dockerTime, humanSize, humanSizeWithPrecision, rfc3339Nano, shortId, truncateCommand } from './format.js';
 import { collect } from './options.js';
@@ -47,7 +47,11 @@ export function registerImageCommands(program: Command): void {
       .usage('SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]')
       .argument('<source>')
       .argument('<target>')
-      .action(async (source: string, target: string) => withEngine((e) => e.images.tag(source, target)));
+      .action(async (source: string, target: string) =>
+        withEngine((e) => e.images.tag(source, target)).catch((err: unknown) => {
+          throw tagError(err);
+        }),
+      );
   }
 
   for (const cmd of [program.command('rmi'), image.command('rm'), image.command('remove')]) {
@@ -205,6 +209,13 @@ const IMAGE_HEADERS: Record<string, string> = {
   UniqueSize: 'UNIQUE SIZE',
   Containers: 'CONTAINERS',
 };
+
+/** docker's CLI checks both names before it asks the daemon, and words a refusal as its own (bare, exit 1). */
+function tagError(err: unknown): unknown {
+  if (!(err instanceof InvalidReferenceError) || err.input === undefined || err.reason === undefined) return err;
+  if (err.reason.startsWith('refusing')) return new ClientCheckError(err.reason);
+  return new ClientCheckError(`Error parsing reference: ${JSON.stringify(err.input)} is not a valid repository/tag: ${err.reason}`);
+}
 
 /** Splits a familiar name into docker's repository and tag columns. */
 function repoAndTag(familiar: string): { repo: string; tag: string } {

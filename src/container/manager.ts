@@ -5,8 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ConflictError, NotFoundError, PlyError, StartError } from '../errors.js';
-import { parseSignal } from '../runtime/signals.js';
+import { ConflictError, InvalidArgumentError, NotFoundError, PlyError, StartError } from '../errors.js';
+import { parseSignal, SIGRTMAX } from '../runtime/signals.js';
 import { Runtime } from '../runtime/runc.js';
 import type { ImageRecord } from '../image/store.js';
 import type { Change, Parent, Snapshotter } from '../snapshot/index.js';
@@ -290,6 +290,8 @@ export class ContainerManager {
   }
 
   kill(c: Container, signal: string): void {
+    // A number is a signal to dockerd until the kernel's range is checked, per container.
+    if (/^[0-9]+$/.test(signal) && Number(signal) > SIGRTMAX) throw new InvalidArgumentError(`Cannot kill container: ${c.name}: The linux daemon does not support signal ${signal}`);
     const sig = parseSignal(signal);
     if (c.state === 'restarting') {
       // Nothing runs: telling the supervisor not to start it again is enough (dockerd's rule).
@@ -297,7 +299,7 @@ export class ContainerManager {
       this.event(c, 'kill', { signal: String(sig) });
       return;
     }
-    if (!this.isRunning(c)) throw new ConflictError(`cannot kill container: ${c.name}: container ${c.id} is not running`);
+    if (!this.isRunning(c)) throw new ConflictError(`Cannot kill container: ${c.name}: Container ${c.id} is not running`);
     // SIGKILL and the stop signal end the restart policy's loop, as `docker kill` does.
     if (sig === 9 || sig === parseSignal(c.spec.stopSignal)) this.containers.update(c.id, { manuallyStopped: true });
     // Logged before it is sent: the container's `die` must come after its `kill`.

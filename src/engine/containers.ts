@@ -18,6 +18,7 @@ import type { Stores } from '../stores.js';
 import type { Resources } from '../runtime/cgroups.js';
 import { restartsAtBoot, type RestartPolicy } from '../supervisor/restart.js';
 import type { HealthConfig } from '../supervisor/health.js';
+import { parseSignal } from '../runtime/signals.js';
 import { archiveGet, archivePut, archiveStat } from './container-files.js';
 import { ExecInstances, type ExecCreateOptions } from './container-exec.js';
 import { inspectContainer } from './container-inspect.js';
@@ -129,6 +130,8 @@ export class ContainerService {
   }
 
   kill(ref: string, signal = 'KILL'): void {
+    // dockerd parses the signal before it looks the container up; a number is checked against the kernel's later.
+    if (!/^[0-9]+$/.test(signal) || Number(signal) === 0) parseSignal(signal);
     this.manager.kill(this.manager.get(ref), signal);
   }
 

@@ -228,6 +228,8 @@ export class ImageService {
   }
 
   tag(source: string, target: string): void {
+    // docker's ParseAnyReference: an image ID (full, or a digest) or a name, checked before the target.
+    if (!/^(?:sha256:)?[a-f0-9]{64}$|^sha384:[a-f0-9]{96}$|^sha512:[a-f0-9]{128}$/.test(source)) parseReference(source);
     const name = tagName(target);
     const rec = this.store.resolve(source);
     this.store.setName(name, rec.digest);

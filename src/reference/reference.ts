@@ -65,9 +65,18 @@ const KNOWN_ALGORITHMS: Record<string, number> = { sha256: 64, sha384: 96, sha51
 const otherAlgorithmRe = /^[a-z][a-z0-9]*(?:[-_+.][a-z][a-z0-9]*)*$/;
 const otherEncodedRe = /^[0-9a-fA-F]{32,}$/;
 
-function fail(input: string, detail?: string): never {
+/** `detail` follows ply's message; `reason` is docker's own error (distribution/reference, go-digest) for it. */
+function fail(input: string, detail?: string, reason = detail ? `invalid reference format: ${detail}` : 'invalid reference format'): never {
   const base = `invalid reference format: ${JSON.stringify(input)}`;
-  throw new InvalidReferenceError(detail ? `${base}: ${detail}` : base);
+  throw new InvalidReferenceError(detail ? `${base}: ${detail}` : base, input, reason);
+}
+
+/** go-digest's error for a digest that is not valid (docker's reason when it refuses one). */
+function digestError(d: string): string {
+  const i = d.indexOf(':');
+  const known = KNOWN_ALGORITHMS[d.slice(0, i)];
+  if (known === undefined) return 'unsupported digest algorithm';
+  return d.length - i - 1 !== known ? 'invalid checksum digest length' : 'invalid checksum digest format';
 }
 
 /** Returns true when `d` is a well-formed, supported digest ('sha256:<64 hex>', 'sha512:<128 hex>', ...). */
@@ -132,17 +141,14 @@ function splitDockerDomain(name: string): { domain: string; remainder: string } 
  */
 export function parseReference(s: string): Reference {
   if (typeof s !== 'string' || s === '') {
-    throw new InvalidReferenceError(
-      'invalid reference format: repository name must have at least one component',
-    );
+    throw new InvalidReferenceError('invalid reference format: repository name must have at least one component', s, 'invalid reference format');
   }
   if (anchoredIdentifierRe.test(s)) {
-    throw new InvalidReferenceError(
-      `invalid repository name (${s}), cannot specify 64-byte hexadecimal strings`,
-    );
+    const m = `invalid repository name (${s}), cannot specify 64-byte hexadecimal strings`;
+    throw new InvalidReferenceError(m, s, m);
   }
   if (isBareDigest(s)) {
-    fail(s, 'a digest is not a repository name');
+    fail(s, 'a digest is not a repository name', 'invalid reference format');
   }
 
   const { domain, remainder } = splitDockerDomain(s);
@@ -158,7 +164,7 @@ export function parseReference(s: string): Reference {
   const m = referenceRe.exec(full);
   if (!m) {
     const lower = full.toLowerCase();
-    if (lower !== full && referenceRe.test(lower)) fail(s, 'repository name must be lowercase');
+    if (lower !== full && referenceRe.test(lower)) fail(s, 'repository name must be lowercase', 'repository name must be lowercase');
     fail(s);
   }
   const name = m[1]!;
@@ -168,14 +174,15 @@ export function parseReference(s: string): Reference {
   const nm = anchoredNameRe.exec(name);
   if (!nm || nm[1] === undefined || nm[1] !== domain) {
     // The first component was taken as a domain (it has '.', ':' or upper case) but is not a valid one.
-    fail(s, `invalid domain (${domain})`);
+    fail(s, `invalid domain (${domain})`, 'invalid reference format');
   }
   const path = nm[2]!;
   if (path.length > REPOSITORY_NAME_MAX_LENGTH) {
-    fail(s, `repository name must not be more than ${REPOSITORY_NAME_MAX_LENGTH} characters`);
+    const tooLong = `repository name must not be more than ${REPOSITORY_NAME_MAX_LENGTH} characters`;
+    fail(s, tooLong, tooLong);
   }
   if (digest !== undefined && !isValidDigest(digest)) {
-    fail(s, `invalid digest format (${digest})`);
+    fail(s, `invalid digest format (${digest})`, digestError(digest));
   }
 
   const ref: Reference = { domain, path };
@@ -194,7 +201,7 @@ export function parseNormalized(s: string): Reference {
 /** The full name to tag with (REPOSITORY[:TAG], tag defaults to latest); digests are refused, as docker does. */
 export function tagName(ref: string): string {
   const r = parseNormalized(ref);
-  if (r.digest) throw new InvalidReferenceError(`refusing to create a tag with a digest reference: "${ref}"`);
+  if (r.digest) throw new InvalidReferenceError(`refusing to create a tag with a digest reference: "${ref}"`, ref, 'refusing to create a tag with a digest reference');
   return formatReference(r);
 }
 

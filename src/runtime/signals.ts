@@ -51,12 +51,12 @@ const BY_NAME: ReadonlyMap<string, number> = new Map<string, number>([
 ]);
 
 function invalid(s: string): InvalidArgumentError {
-  return new InvalidArgumentError(`invalid signal: ${s}`);
+  return new InvalidArgumentError(`Invalid signal: ${s}`);
 }
 
 /**
  * Parses 'SIGTERM', 'TERM', 'sigterm', '15', 'SIGRTMIN+3', 'RTMAX-2' into a signal number (1..64).
- * Throws InvalidArgumentError `invalid signal: X` for anything else (including 0, as docker does).
+ * Throws InvalidArgumentError `Invalid signal: X` (dockerd's words) for anything else (including 0, as docker does).
  */
 export function parseSignal(s: string): number {
   if (/^[0-9]+$/.test(s)) {

@@ -334,7 +334,7 @@ describe('signals', () => {
     assert.equal(parseSignal('SIGRTMAX'), 64);
     assert.equal(parseSignal('64'), 64);
     for (const bad of ['0', '65', 'FOO', 'SIG', '', '-9', 'RTMIN+31', 'RTMAX+1', 'RTMIN-1', '1.5']) {
-      invalid(() => parseSignal(bad), `invalid signal: ${bad}`);
+      invalid(() => parseSignal(bad), `Invalid signal: ${bad}`);
     }
   });
 
