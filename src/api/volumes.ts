@@ -30,8 +30,7 @@ async function volumeList(r: Request, e: Engine): Promise<void> {
 
 async function volumeCreate(r: Request, e: Engine): Promise<void> {
   const b = (await r.json<{ Name?: string; Driver?: string; DriverOpts?: Record<string, string>; Labels?: Record<string, string> }>()) ?? {};
-  if (!isEmpty(b.DriverOpts)) throw badRequest('ply does not support volume driver options yet');
-  r.json200(e.volumes.create({ name: b.Name || undefined, driver: b.Driver || undefined, labels: b.Labels ?? undefined }), 201);
+  r.json200(e.volumes.create({ name: b.Name || undefined, driver: b.Driver || undefined, labels: b.Labels ?? undefined, options: b.DriverOpts ?? undefined }), 201);
 }
 
 async function volumePrune(r: Request, e: Engine): Promise<void> {

@@ -22,9 +22,10 @@ export function registerVolumeCommands(program: Command): void {
         throw new InvalidArgumentError(`conflicting options: either specify --name or provide positional arg, not both`);
       }
       const name = arg ?? f.name;
-      if (f.opt.length) throw new PlyError(`create ${name ?? ''}: ply's local volumes take no driver options (${f.opt.join(', ')})`);
+      // docker's map option: KEY=VALUE, a bare KEY is an empty value.
+      const options = Object.fromEntries(f.opt.map((o) => (o.includes('=') ? [o.slice(0, o.indexOf('=')), o.slice(o.indexOf('=') + 1)] : [o, ''])));
       await withEngine((engine) => {
-        const v = engine.volumes.create({ name, driver: f.driver, labels: labelMap(f.label) });
+        const v = engine.volumes.create({ name, driver: f.driver, labels: labelMap(f.label), options });
         out(`${v.Name}\n`);
       });
     });

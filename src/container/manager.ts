@@ -24,7 +24,7 @@ import { exec, probe, type ExecOptions, type ProbeResult } from './exec.js';
 import { attachNetwork, checkNetworkMode, connectNetwork, disconnectNetwork, netSpec } from './networking.js';
 import { supervise, type AttachMode, type SuperviseOptions } from './supervise.js';
 import { updatedResources, updatedSpec } from './update.js';
-import { isRunning, type Container } from './store.js';
+import { isRunning, volumeNames, type Container } from './store.js';
 
 export class ContainerNotRunningError extends PlyError {}
 
@@ -155,6 +155,7 @@ export class ContainerManager {
     const rootfs = await this.snapshots.of(dir).mount(dir, this.parentOf(c, rec));
     let net: RunNetwork | undefined;
     try {
+      this.volumes.mountFor(c.id, volumeNames(c));
       net = await attachNetwork(this.stores, c, (ref) => this.get(ref));
       const spec = await writeRunBundle(c, dir, rootfs, net, extra, (name) => this.volumePath(name));
       networkEvents(this.events, this.networks, c, 'connect');
@@ -163,6 +164,7 @@ export class ContainerManager {
     } catch (e) {
       if (net?.fd !== undefined) fs.closeSync(net.fd);
       this.networks.detach(c.id);
+      this.volumes.unmountFor(c.id, volumeNames(c));
       this.snapshots.of(dir).unmount(dir);
       throw e;
     }
@@ -277,6 +279,7 @@ export class ContainerManager {
     this.snapshots.of(dir).unmount(dir);
     this.runtime(c).delete(c.id);
     this.networks.detach(c.id);
+    this.volumes.unmountFor(c.id, volumeNames(c));
     this.containers.update(c.id, { state: 'exited', pid: 0, monitorPid: 0, exitCode: c.exitCode || 255, finishedAt: Date.now() });
     return this.containers.get(c.id)!;
   }

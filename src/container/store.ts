@@ -80,6 +80,11 @@ export function configVolumes(s: ContainerSpec): Record<string, Record<string, n
 }
 
 /** A process of the container runs (paused counts: it is still there). */
+/** The names of the volumes a container mounts. */
+export function volumeNames(c: Pick<Container, 'spec'>): string[] {
+  return c.spec.mounts.flatMap((m) => (m.type === 'volume' && m.source ? [m.source] : []));
+}
+
 export function isRunning(c: Pick<Container, 'state'>): boolean {
   return c.state === 'running' || c.state === 'paused';
 }

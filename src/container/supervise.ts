@@ -18,7 +18,7 @@ import { containerEvent, networkEvents, volumeEvents } from './events.js';
 import type { ProbeResult } from './exec.js';
 import { LogWriter } from './logs.js';
 import { exitCodeOf, followOwnTerminal, HeldOutput, openTerminal, waitForPid } from './process.js';
-import type { Container } from './store.js';
+import { volumeNames, type Container } from './store.js';
 
 export type AttachMode = 'attached' | 'detached';
 
@@ -226,6 +226,7 @@ async function superviseRun(
   }
   snapshots.of(dir).unmount(dir);
   networks.detach(c.id);
+  host.stores.volumes.unmountFor(c.id, volumeNames(c));
   // `runc run` removes its own state when it exits; only a killed runtime leaves some (refresh cleans that).
   const now = containers.get(c.id);
   if (now) {

@@ -196,6 +196,10 @@ const MIGRATIONS: string[] = [
   `
   ALTER TABLE networks ADD COLUMN ip_range TEXT;  -- docker's --ip-range as given: where container addresses come from
   `,
+  `
+  -- The local driver's options of a volume (JSON: type, device, o; volume/local.ts), NULL for a plain directory.
+  ALTER TABLE volumes ADD COLUMN options TEXT;
+  `,
 ];
 
 export function openDb(file: string): DB {

@@ -4,6 +4,7 @@ import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js
 import { rfc3339Nano } from '../gotemplate/gofmt.js';
 import type { Stores } from '../stores.js';
 import { dirSize } from '../util/fs.js';
+import { validateLocalOptions } from '../volume/local.js';
 import { VOLUME_NAME_RE, type Volume } from '../volume/store.js';
 import { Filters, labelsMatch, type FilterInput } from './filters.js';
 import type { VolumeInfo, VolumesPruneResponse } from './types.js';
@@ -12,12 +13,22 @@ export class VolumeService {
   constructor(private readonly stores: Stores) {}
 
   /** docker volume create: a named volume (or an anonymous one without a name); an existing name is returned as it is. */
-  create(opts: { name?: string; labels?: Record<string, string>; driver?: string } = {}): VolumeInfo {
+  create(opts: { name?: string; labels?: Record<string, string>; driver?: string; options?: Record<string, string> } = {}): VolumeInfo {
     if (opts.driver && opts.driver !== 'local') throw new NotFoundError(`create ${opts.name ?? ''}: error looking up volume plugin ${opts.driver}: plugin "${opts.driver}" not found`);
     if (opts.name !== undefined && !VOLUME_NAME_RE.test(opts.name)) {
       throw new InvalidArgumentError(`create ${opts.name}: "${opts.name}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
     }
-    const v = this.stores.volumes.ensure(opts.name, { anonymous: opts.name === undefined, labels: opts.labels });
+    // An existing name is returned as it is, whatever options were asked for (dockerd's rule).
+    const existing = opts.name !== undefined ? this.stores.volumes.get(opts.name) : undefined;
+    if (existing) return this.info(existing);
+    if (opts.options && Object.keys(opts.options).length) {
+      try {
+        validateLocalOptions(opts.options);
+      } catch (e) {
+        throw new InvalidArgumentError(`create ${opts.name ?? ''}: ${(e as Error).message}`);
+      }
+    }
+    const v = this.stores.volumes.ensure(opts.name, { anonymous: opts.name === undefined, labels: opts.labels, options: opts.options && sortedKeys(opts.options) });
     fs.mkdirSync(this.stores.volumes.dataPath(v.name), { recursive: true, mode: 0o755 });
     return this.info(v);
   }
@@ -88,7 +99,12 @@ export class VolumeService {
       CreatedAt: new Date(v.created).toISOString().replace(/\.\d+Z$/, 'Z'),
       Labels: v.labels && Object.keys(v.labels).length ? v.labels : null,
       Scope: 'local',
-      Options: null,
+      Options: v.options ?? null,
     };
   }
+}
+
+/** A map with its keys in order, as Go prints one. */
+function sortedKeys(m: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(m).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }

@@ -3,9 +3,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { writeTx, type DB } from '../db/db.js';
-import { InvalidArgumentError, NotFoundError } from '../errors.js';
+import { InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
+import { isMounted, unmountIfMounted } from '../snapshot/mount.js';
 import { removeTree } from '../util/fs.js';
 import type { EventLog } from '../events/log.js';
+import { needsMount, VolumeMount } from './local.js';
 
 export interface Volume {
   name: string;
@@ -14,6 +16,8 @@ export interface Volume {
   /** Made for a container (`-v /path`, an image VOLUME): removed with it by `rm -v`. */
   anonymous: boolean;
   labels: Record<string, string>;
+  /** The local driver's options (type, device, o): a filesystem mounted while containers use it (local.ts). */
+  options?: Record<string, string>;
 }
 
 interface Row {
@@ -21,9 +25,16 @@ interface Row {
   created: number;
   anonymous: number;
   labels: string;
+  options: string | null;
 }
 
-const toVolume = (r: Row): Volume => ({ name: r.name, created: r.created, anonymous: r.anonymous === 1, labels: JSON.parse(r.labels) as Record<string, string> });
+const toVolume = (r: Row): Volume => ({
+  name: r.name,
+  created: r.created,
+  anonymous: r.anonymous === 1,
+  labels: JSON.parse(r.labels) as Record<string, string>,
+  ...(r.options ? { options: JSON.parse(r.options) as Record<string, string> } : {}),
+});
 
 /** docker's rule for local volume names. */
 export const VOLUME_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -46,12 +57,13 @@ export class VolumeStore {
   }
 
   /** Records a volume unless it exists (a named one given by `-v name:/path` is made on first use, as docker). */
-  ensure(name: string | undefined, opts: { anonymous?: boolean; labels?: Record<string, string> } = {}): Volume {
+  ensure(name: string | undefined, opts: { anonymous?: boolean; labels?: Record<string, string>; options?: Record<string, string> } = {}): Volume {
     const n = name ?? randomBytes(32).toString('hex');
     if (!VOLUME_NAME_RE.test(n)) throw new InvalidArgumentError(`invalid volume name: ${n}`);
+    const options = opts.options && Object.keys(opts.options).length ? JSON.stringify(opts.options) : null;
     const added = this.db
-      .prepare('INSERT OR IGNORE INTO volumes (name, created, anonymous, labels) VALUES (?, ?, ?, ?)')
-      .run(n, Date.now(), opts.anonymous ? 1 : 0, JSON.stringify(opts.labels ?? {}));
+      .prepare('INSERT OR IGNORE INTO volumes (name, created, anonymous, labels, options) VALUES (?, ?, ?, ?, ?)')
+      .run(n, Date.now(), opts.anonymous ? 1 : 0, JSON.stringify(opts.labels ?? {}), options);
     if (added.changes > 0) this.events?.emit('volume', 'create', n, { driver: 'local' });
     return this.get(n)!;
   }
@@ -73,9 +85,41 @@ export class VolumeStore {
 
   /** Deletes the record, then the data (a crash in between leaves data that `ensure` + first use reuse). */
   remove(name: string): void {
+    // A mount left by a crashed run goes first: deleting through it would delete a bind's host files.
+    unmountIfMounted(this.dataPath(name));
+    if (isMounted(this.dataPath(name))) throw new PlyError(`remove ${name}: its data directory is still mounted`);
     const gone = writeTx(this.db, () => this.db.prepare('DELETE FROM volumes WHERE name = ?').run(name));
     removeTree(path.join(this.dir, name));
     if (gone.changes > 0) this.events?.emit('volume', 'destroy', name, { driver: 'local' });
+  }
+
+  /**
+   * A container's run starts using these volumes: those with mount options are mounted on their data directory
+   * unless another running container holds them (all or none: a failure releases what was taken).
+   */
+  mountFor(containerId: string, names: string[]): void {
+    const done: VolumeMount[] = [];
+    try {
+      for (const m of this.mountsOf(names)) {
+        m.acquire(containerId);
+        done.push(m);
+      }
+    } catch (e) {
+      for (const m of done) m.release(containerId);
+      throw e;
+    }
+  }
+
+  /** The container's run ended: a volume no other running container holds is unmounted. */
+  unmountFor(containerId: string, names: string[]): void {
+    for (const m of this.mountsOf(names)) m.release(containerId);
+  }
+
+  private mountsOf(names: string[]): VolumeMount[] {
+    return [...new Set(names)].flatMap((n) => {
+      const o = this.get(n)?.options;
+      return needsMount(o) ? [new VolumeMount(path.join(this.dir, n), this.dataPath(n), o)] : [];
+    });
   }
 
   /** Drops the record of an anonymous volume that was never used (its data was never made). */

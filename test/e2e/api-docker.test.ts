@@ -73,6 +73,13 @@ test('run: output, exit codes, -e, -v, -i, --rm, --name; ply sees what docker ma
   assert.equal(dockerOk(api, ['start', '-a', 'from-ply']), 'made by ply\n');
   dockerOk(api, ['rm', 'from-ply']);
   dockerOk(api, ['volume', 'rm', 'apivol']);
+  // DriverOpts: the local driver's tmpfs, mounted while the container runs (docker 20.10: "tmpfs /data tmpfs rw,relatime,size=1024k 0 0").
+  dockerOk(api, ['volume', 'create', '--opt', 'type=tmpfs', '--opt', 'device=tmpfs', '--opt', 'o=size=1m', 'apitmp']);
+  assert.equal(dockerOk(api, ['volume', 'inspect', '-f', '{{json .Options}}', 'apitmp']), '{"device":"tmpfs","o":"size=1m","type":"tmpfs"}\n');
+  assert.equal(dockerOk(api, ['run', '--rm', '--network', 'none', '-v', 'apitmp:/data', 'bb', 'grep', ' /data ', '/proc/mounts']), 'tmpfs /data tmpfs rw,relatime,size=1024k 0 0\n');
+  const bad = docker(api, ['volume', 'create', '--opt', 'foo=bar', 'apibad']);
+  assert.deepEqual([bad.code, bad.stderr], [1, 'Error response from daemon: create apibad: invalid option: "foo"\n']);
+  dockerOk(api, ['volume', 'rm', 'apitmp']);
   assert.equal(dockerOk(api, ['volume', 'ls', '-q']), '');
 });
 

@@ -135,6 +135,49 @@ test('mounts: bind (ro), named volume kept across containers, tmpfs, read-only r
   assert.match(ro.stderr, /Read-only file system/);
 });
 
+test('volume create -o: the local driver mounts tmpfs (size, uid) or a bind while containers use it, one mount shared, unmounted after the last; docker\'s refusals', async () => {
+  // docker 20.10: Options {"device":"tmpfs","o":"size=1m,uid=1000","type":"tmpfs"}; inside: "tmpfs /data tmpfs rw,relatime,size=1024k,uid=1000 0 0".
+  assert.equal(plyOk(root, ['volume', 'create', '--opt', 'type=tmpfs', '--opt', 'device=tmpfs', '--opt', 'o=size=1m,uid=1000', 'tv']), 'tv\n');
+  assert.equal(plyOk(root, ['volume', 'inspect', '-f', '{{json .Options}}', 'tv']), '{"device":"tmpfs","o":"size=1m,uid=1000","type":"tmpfs"}\n');
+  const data = path.join(root, 'volumes', 'tv', '_data');
+  const seen = plyOk(root, ['run', '--rm', '--network', 'none', '-v', 'tv:/data', 'bb', 'sh', '-c', 'grep " /data " /proc/mounts; df -k /data | tail -1; stat -c %u /data']);
+  assert.match(seen, /^tmpfs \/data tmpfs rw,relatime,size=1024k,uid=1000 0 0\ntmpfs +1024 +0 +1024 +0% \/data\n1000\n$/);
+  assert.ok(!mounts().includes(` ${data} `), 'unmounted when its only user stopped');
+  // Two containers at once share one mount: what one writes, the other reads; it goes when the last one stops.
+  const a = plyOk(root, ['run', '-d', '--network', 'none', '-v', 'tv:/data', 'bb', 'sh', '-c', 'echo from-a > /data/x; sleep 60']).trim();
+  assert.equal(plyOk(root, ['run', '--rm', '--network', 'none', '-v', 'tv:/data', 'bb', 'sh', '-c', 'for i in $(seq 50); do [ -f /data/x ] && break; sleep 0.1; done; cat /data/x']), 'from-a\n');
+  assert.ok(mounts().includes(` ${data} `), 'still mounted while the first container runs');
+  plyOk(root, ['rm', '-f', a]);
+  assert.ok(!mounts().includes(` ${data} `), 'unmounted after the last user');
+  assert.equal(plyOk(root, ['run', '--rm', '--network', 'none', '-v', 'tv:/data', 'bb', 'ls', '-A', '/data']), '', 'a fresh tmpfs');
+  // type=none o=bind: a host directory's files.
+  const host = tempDir();
+  fs.writeFileSync(path.join(host, 'f'), 'from host\n');
+  plyOk(root, ['volume', 'create', '-o', 'type=none', '-o', 'o=bind', '-o', `device=${host}`, 'bv']);
+  assert.equal(plyOk(root, ['run', '--rm', '--network', 'none', '-v', 'bv:/data', 'bb', 'sh', '-c', 'cat /data/f; echo back > /data/g']), 'from host\n');
+  assert.equal(fs.readFileSync(path.join(host, 'g'), 'utf8'), 'back\n');
+  plyOk(root, ['volume', 'rm', 'bv']);
+  assert.deepEqual(fs.readdirSync(host).sort(), ['f', 'g'], 'removing the volume leaves the host directory alone');
+  // docker's refusals: at create, and the mount's failure at start.
+  for (const [opts, msg] of [
+    [['foo=bar'], 'invalid option: "foo"'],
+    [['type=tmpfs'], 'missing required option: "device"'],
+    [['device=tmpfs'], 'missing required option: "type"'],
+    [['o=size=1m'], 'missing required option: "device"'],
+    [['size=1m'], 'quota size requested but no quota support'],
+  ] as const) {
+    const r = ply(root, ['volume', 'create', ...opts.flatMap((o) => ['--opt', o]), 'bad']);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `Error: create bad: ${msg}\n`);
+  }
+  plyOk(root, ['volume', 'create', '-o', 'type=none', '-o', 'o=bind', '-o', 'device=/no-such-dir', 'nv']);
+  const nv = ply(root, ['run', '--rm', '--network', 'none', '-v', 'nv:/data', 'bb', 'true']);
+  assert.equal(nv.code, 125);
+  const nvData = path.join(root, 'volumes', 'nv', '_data');
+  assert.equal(nv.stderr, `Error: error while mounting volume '${nvData}': failed to mount local volume: mount /no-such-dir:${nvData}, flags: 0x1000: no such file or directory\n`);
+  plyOk(root, ['volume', 'rm', 'tv', 'nv']);
+});
+
 test('security defaults: no-new-privileges, docker capabilities, masked /proc paths', () => {
   const outp = plyOk(root, ['run', '--rm', 'bb', 'sh', '-c', 'grep -E "^(NoNewPrivs|CapEff)" /proc/self/status; echo keys=$(wc -c < /proc/keys); echo masked=$(grep -c " /proc/keys " /proc/mounts); echo fw=$(ls /sys/firmware | wc -l)']);
   assert.match(outp, /NoNewPrivs:\s+1/);
