@@ -198,8 +198,6 @@ export class TtyLogger implements BuildLogger {
   private readonly started = Date.now();
   private drawn = 0;
   private timer: NodeJS.Timeout | undefined;
-  private total = 0;
-  private n = 0;
   /** The current instruction has no step of its own in the view (ENV, LABEL, …). */
   private hidden = false;
 
@@ -219,9 +217,7 @@ export class TtyLogger implements BuildLogger {
     this.draw();
   }
 
-  step(n: number, total: number, text: string, vertex?: string): void {
-    this.n = n;
-    this.total = total;
+  step(_n: number, _total: number, text: string, vertex?: string): void {
     if (vertex === undefined) {
       // No step of its own in BuildKit's view: the previous one ends here.
       const cur = this.current();

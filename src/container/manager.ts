@@ -26,8 +26,6 @@ import { supervise, type AttachMode, type SuperviseOptions } from './supervise.j
 import { updatedResources, updatedSpec } from './update.js';
 import { isRunning, volumeNames, type Container } from './store.js';
 
-export class ContainerNotRunningError extends PlyError {}
-
 export { StartError };
 export type { AttachMode, RuntimeExtras };
 

@@ -1,7 +1,6 @@
 // The engine's volume verbs (docker volume create, ls, inspect, rm, prune), in docker's shapes.
 import fs from 'node:fs';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
-import { rfc3339Nano } from '../gotemplate/gofmt.js';
 import type { Stores } from '../stores.js';
 import { dirSize } from '../util/fs.js';
 import { validateLocalOptions } from '../volume/local.js';

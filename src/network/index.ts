@@ -5,7 +5,6 @@
 // aardvark-dns (dns.ts); machine-wide names and subnets are arbitrated in host.ts.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
 import type { DB } from '../db/db.js';
 import type { EventLog } from '../events/log.js';
 import { ClientCheckError, ConflictError, InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';

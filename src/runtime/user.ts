@@ -5,7 +5,6 @@
 // (absolute or with `..`) can never lead out of the rootfs to a host file.
 
 import fs from 'node:fs';
-import path from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
 import { resolveInRoot } from '../util/rootpath.js';
 

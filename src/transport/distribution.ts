@@ -1,7 +1,7 @@
 // Pull and push between the local image store and registries: both are one copy (registry → store, store →
 // registry) through the copy pipeline. The engine's verbs and the builder's FROM call these.
 import type { Credentials } from '../auth/config.js';
-import { InvalidArgumentError, InvalidReferenceError, UsageError } from '../errors.js';
+import { InvalidReferenceError, UsageError } from '../errors.js';
 import { COMPRESSION_LEVELS } from '../layer/compression.js';
 import type { ImageRecord, ImageStore } from '../image/store.js';
 import { parsePlatform } from '../oci/platform.js';

@@ -1,6 +1,5 @@
 // Small filesystem helpers: the store's private root, and sizes for the commands that report them.
 import fs from 'node:fs';
-import path from 'node:path';
 
 /** Bytes of the regular files below `dir` (hardlinked files counted once); 0 when it does not exist. Any depth. */
 export function dirSize(dir: string): number {
@@ -69,16 +68,27 @@ export function ensurePrivateRoot(root: string): void {
 
 const at = (dirfd: number, name: string) => `/proc/self/fd/${dirfd}/${name}`;
 
+/** `fn`'s result, or undefined when what it acts on no longer exists (ENOENT). */
+function unlessGone<T>(fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
 /**
  * Removes `target` and everything below it, at any depth: directories are walked with an explicit stack and
  * reached from their parent's descriptor (no path grows past PATH_MAX, no symlink is followed, no call stack
- * grows with the depth), unlike fs.rmSync's recursion over whole paths.
+ * grows with the depth), unlike fs.rmSync's recursion over whole paths. An entry that goes away on its own
+ * meanwhile (a monitor removing its socket as it exits) is not an error: it is gone, as asked.
  */
 export function removeTree(target: string): void {
   const st = fs.lstatSync(target, { throwIfNoEntry: false });
   if (!st) return;
   if (!st.isDirectory()) {
-    fs.unlinkSync(target);
+    unlessGone(() => fs.unlinkSync(target));
     return;
   }
   interface Frame {
@@ -87,13 +97,14 @@ export function removeTree(target: string): void {
     name: string;
     subdirs: string[];
   }
-  const open = (p: string, parent: number | undefined, name: string): Frame => {
-    const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
+  const open = (p: string, parent: number | undefined, name: string): Frame | undefined => {
+    const fd = unlessGone(() => fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW));
+    if (fd === undefined) return undefined;
     const subdirs: string[] = [];
     try {
       for (const e of fs.readdirSync(`/proc/self/fd/${fd}`, { withFileTypes: true })) {
         if (e.isDirectory()) subdirs.push(e.name);
-        else fs.unlinkSync(at(fd, e.name));
+        else unlessGone(() => fs.unlinkSync(at(fd, e.name)));
       }
     } catch (e) {
       fs.closeSync(fd);
@@ -101,19 +112,21 @@ export function removeTree(target: string): void {
     }
     return { fd, parent, name, subdirs };
   };
-  const stack: Frame[] = [open(target, undefined, '')];
+  const root = open(target, undefined, '');
+  if (!root) return;
+  const stack: Frame[] = [root];
   try {
     while (stack.length > 0) {
       const top = stack[stack.length - 1]!;
       const next = top.subdirs.pop();
       if (next !== undefined) {
-        stack.push(open(at(top.fd, next), top.fd, next));
+        const sub = open(at(top.fd, next), top.fd, next);
+        if (sub) stack.push(sub);
         continue;
       }
       stack.pop();
       fs.closeSync(top.fd);
-      if (top.parent === undefined) fs.rmdirSync(target);
-      else fs.rmdirSync(at(top.parent, top.name));
+      unlessGone(() => (top.parent === undefined ? fs.rmdirSync(target) : fs.rmdirSync(at(top.parent, top.name))));
     }
   } finally {
     for (const f of stack) fs.closeSync(f.fd);

@@ -1,5 +1,4 @@
 // The volume store: named and anonymous volumes (records in the metadata DB, data under volumes/<name>/_data).
-import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { writeTx, type DB } from '../db/db.js';
