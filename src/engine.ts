@@ -16,4 +16,5 @@ export { defaultRoot, openStores, type Stores } from './stores.js';
 export type { ImageRecord } from './image/store.js';
 export type { ExecIO } from './container/exec.js';
 export { checkLogin, login, logout, savedLogin, type Credentials } from './engine/auth.js';
+export { DEFAULT_DETACH_KEYS, DetachKeys, parseDetachKeys } from './engine/detach.js';
 export * from './errors.js';

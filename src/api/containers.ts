@@ -2,7 +2,7 @@
 // list, inspect, top, changes, export, archive, pause, unpause, rename, prune, remove, commit; exec instances.
 import { PassThrough, Writable } from 'node:stream';
 import type { AttachSession, Engine } from '../engine.js';
-import { ConflictError, NotFoundError } from '../engine.js';
+import { ConflictError, DetachKeys, NotFoundError, parseDetachKeys } from '../engine.js';
 import { createOptions, resources, restartPolicy } from './create.js';
 import { badRequest, compareVersions, frame, type Hijacked, type Request } from './http.js';
 import { route, type Route } from './router.js';
@@ -209,14 +209,10 @@ async function resize(r: Request, e: Engine): Promise<void> {
 
 async function attach(r: Request, e: Engine): Promise<void> {
   const signal = r.closedSignal();
+  const detachKeys = parseDetachKeys(r.q('detachKeys') ?? '');
   const session = await e.containers.attach(name(r), { logs: r.bool('logs'), stream: r.bool('stream'), signal });
   const io = r.hijack(session.tty ? 'application/vnd.docker.raw-stream' : 'application/vnd.docker.multiplexed-stream');
-  await pump(session, io, {
-    stdin: r.bool('stdin'),
-    stdout: r.bool('stdout'),
-    stderr: r.bool('stderr'),
-    detachKeys: parseDetachKeys(r.q('detachKeys') ?? 'ctrl-p,ctrl-q'),
-  });
+  await pump(session, io, { stdin: r.bool('stdin'), stdout: r.bool('stdout'), stderr: r.bool('stderr'), detachKeys });
 }
 
 /**
@@ -239,21 +235,17 @@ async function pump(session: AttachSession, io: Hijacked, o: { stdin: boolean; s
   if (o.stdin) {
     void (async () => {
       if (!(await session.connected)) return;
-      let matched = 0;
+      // Detach keys end the attachment and leave the container running (docker's ctrl-p ctrl-q, with a TTY).
+      const detach = session.tty ? new DetachKeys(o.detachKeys) : undefined;
       try {
         for await (const chunk of io.input) {
           if (done) return;
-          if (o.detachKeys.length && session.tty) {
-            // Detach keys end the attachment and leave the container running (docker's ctrl-p ctrl-q).
-            for (const b of chunk) {
-              matched = b === o.detachKeys[matched] ? matched + 1 : b === o.detachKeys[0] ? 1 : 0;
-              if (matched === o.detachKeys.length) {
-                finish();
-                return;
-              }
-            }
+          const r = detach ? detach.push(chunk) : { data: chunk, detached: false };
+          if (r.data.length) session.stdin(r.data);
+          if (r.detached) {
+            finish();
+            return;
           }
-          session.stdin(chunk);
         }
       } catch {
         // the client went away
@@ -271,22 +263,6 @@ async function pump(session: AttachSession, io: Hijacked, o: { stdin: boolean; s
   } finally {
     finish();
   }
-}
-
-/** docker's detach keys: 'ctrl-p,ctrl-q', letters, or ctrl-[@A-Z[\\]^_]. */
-function parseDetachKeys(spec: string): Buffer {
-  if (spec === '') return Buffer.alloc(0);
-  const out: number[] = [];
-  for (const k of spec.split(',')) {
-    const m = /^ctrl-(.)$/i.exec(k);
-    if (m) {
-      const c = m[1]!.toUpperCase().charCodeAt(0);
-      if (c < 0x40 || c > 0x5f) throw badRequest(`Invalid escape keys (${spec}) provided`);
-      out.push(c - 0x40);
-    } else if (k.length === 1) out.push(k.charCodeAt(0));
-    else throw badRequest(`Invalid escape keys (${spec}) provided`);
-  }
-  return Buffer.from(out);
 }
 
 async function pause(r: Request, e: Engine): Promise<void> {

@@ -1,14 +1,15 @@
 // Container commands: run, create, start, stop, kill, restart, rm, ps, logs, exec, wait, diff, cp, top,
 // rename, pause, unpause, container prune, container inspect.
 import { Command, Option } from 'commander';
-import type { ContainerSummary, CreateOptions, Engine, Resources } from '../engine.js';
+import type { AttachSession, ContainerSummary, CreateOptions, Engine, Resources } from '../engine.js';
+import { DetachKeys, parseDetachKeys } from '../engine/detach.js';
 import { parseGoDuration } from '../gotemplate/gofmt.js';
 import { ramInBytes } from '../util/units.js';
 import { InvalidArgumentError, NotFoundError, PlyError, StartError } from '../errors.js';
 import { withEngine, out } from './engine.js';
 import { registerStatsCommand } from './stats.js';
 import { createdSince, dockerTime, humanSize, humanSizeWithPrecision, truncateCommand } from './format.js';
-import { collect, commandGroup, intValue } from './options.js';
+import { boolFlag, collect, commandGroup, intValue } from './options.js';
 import { portsColumn } from './network.js';
 import { writeAtomicallyToFd, type Inspected } from './output.js';
 
@@ -17,6 +18,8 @@ interface RunFlags {
   tty?: boolean;
   detach?: boolean;
   rm?: boolean;
+  sigProxy?: boolean;
+  detachKeys?: string;
   name?: string;
   env: string[];
   envFile: string[];
@@ -272,6 +275,38 @@ function checkTty(attachStdin: boolean | undefined, tty: boolean | undefined): v
   if (attachStdin && tty && !process.stdin.isTTY) throw new PlyError('the input device is not a TTY');
 }
 
+function runFailureOf<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw runFailure(e);
+  }
+}
+
+/**
+ * `run` as docker's CLI does it: attach and wait before the start (nothing written at the start is lost), relay
+ * until the container ends or the detach keys are typed (exit 0, the container keeps running).
+ */
+async function runViaMonitor(engine: Engine, id: string, o: { interactive: boolean; tty: boolean; sigProxy: boolean; keys: Buffer; autoRemove: boolean }): Promise<number> {
+  const stop = new AbortController();
+  const session = await engine.containers.attach(id, { signal: stop.signal });
+  const waiting = engine.containers.wait(id, { condition: o.autoRemove ? 'removed' : 'next-exit', signal: stop.signal });
+  waiting.catch(() => undefined);
+  try {
+    await engine.containers.start(id);
+  } catch (e) {
+    stop.abort();
+    session.close();
+    throw e;
+  }
+  const detached = await relay(engine, id, session, { attachStdin: o.interactive, tty: o.tty, sigProxy: o.sigProxy, keys: o.keys });
+  if (detached) {
+    stop.abort();
+    return 0;
+  }
+  return (await waiting).StatusCode;
+}
+
 /** docker run exits 125 when anything fails before the container's process runs (126/127: it could not be executed). */
 function runFailure(e: unknown): unknown {
   if (e instanceof StartError) return e;
@@ -291,15 +326,28 @@ export function registerContainerCommands(program: Command): void {
       .usage('[OPTIONS] IMAGE [COMMAND] [ARG...]')
       .option('-d, --detach', 'Run container in background and print container ID')
       .option('--rm', 'Automatically remove the container and its associated anonymous volumes when it exits')
+      .option('--sig-proxy [bool]', 'Proxy received signals to the process', boolFlag('--sig-proxy'), true)
+      .option('--detach-keys <string>', 'Override the key sequence for detaching a container')
       .action(async (image: string, command: string[], f: RunFlags) => {
         checkTty(f.interactive && !f.detach, f.tty);
+        if (f.detach && f.sigProxy === false) throw new InvalidArgumentError('Conflicting options: --sig-proxy and -d');
+        const keys = runFailureOf(() => parseDetachKeys(f.detachKeys ?? ''));
+        // docker's way (create, attach, start under a monitor, wait) where ply's CLI must be able to leave a running
+        // container: a terminal with its detach keys, or signals that are not passed on.
+        const viaMonitor = !f.detach && ((!!f.tty && !!f.interactive && !!process.stdin.isTTY) || f.sigProxy === false);
         await withEngine(async (engine) => {
           try {
-            const id = await createContainer(engine, await toCreateOptions(image, command, f));
+            const o = await toCreateOptions(image, command, f);
+            if (viaMonitor && f.tty && process.stdout.isTTY) o.consoleSize = [process.stdout.rows, process.stdout.columns];
+            const id = await createContainer(engine, o);
             if (f.detach) {
               // docker prints the ID once the container exists, before starting it.
               out(`${id}\n`);
               await engine.containers.start(id);
+              return;
+            }
+            if (viaMonitor) {
+              process.exitCode = await runViaMonitor(engine, id, { interactive: !!f.interactive, tty: !!f.tty, sigProxy: f.sigProxy !== false, keys, autoRemove: !!f.rm });
               return;
             }
             // Signals reach the container through the runtime (ply passes them on: runtimeSignals); ply stays to collect the exit.
@@ -567,11 +615,11 @@ export function registerContainerCommands(program: Command): void {
       .usage('[OPTIONS] CONTAINER')
       .argument('<container>')
       .option('--no-stdin', 'Do not attach STDIN')
-      .option('--sig-proxy', 'Proxy all received signals to the process', true)
+      .option('--sig-proxy [bool]', 'Proxy all received signals to the process', boolFlag('--sig-proxy'), true)
       .option('--detach-keys <string>', 'Override the key sequence for detaching a container')
-      .action(async (ref: string, f: { stdin: boolean }) =>
+      .action(async (ref: string, f: { stdin: boolean; sigProxy: boolean; detachKeys?: string }) =>
         withEngine(async (engine) => {
-          process.exitCode = await attachAction(engine, ref, f.stdin);
+          process.exitCode = await attachAction(engine, ref, f.stdin, { sigProxy: f.sigProxy, detachKeys: f.detachKeys });
         }),
       );
   }
@@ -790,36 +838,75 @@ async function psAction(f: { all?: boolean; filter: string[]; format?: string; l
  * docker attach: the container's output from now on (and stdin when it keeps one open), through its monitor;
  * returns the container's exit code once it stops (docker's). A TTY container's terminal follows ours.
  */
-async function attachAction(engine: Engine, ref: string, withStdin: boolean): Promise<number> {
+async function attachAction(engine: Engine, ref: string, withStdin: boolean, opts: { sigProxy: boolean; detachKeys?: string }): Promise<number> {
+  const keys = parseDetachKeys(opts.detachKeys ?? '');
   const c = engine.containers.inspect(ref);
   if (c.State.Status !== 'running' && c.State.Status !== 'paused') throw new PlyError('You cannot attach to a stopped container, start it first');
   const attachStdin = withStdin && c.Config.OpenStdin;
   checkTty(attachStdin, c.Config.Tty);
   const session = await engine.containers.attach(c.Id);
-  const raw = c.Config.Tty && attachStdin && process.stdin.isTTY;
+  const detached = await relay(engine, c.Id, session, { attachStdin, tty: c.Config.Tty, sigProxy: opts.sigProxy, keys });
+  if (detached) {
+    // docker's attach: the words of its EscapeError, and a failed command.
+    process.stderr.write('read escape sequence\n');
+    return 1;
+  }
+  return (await engine.containers.wait(c.Id)).StatusCode;
+}
+
+/**
+ * Relays a session between this process's stdio and a container as docker's CLI does: raw mode and the window size
+ * for a TTY, the detach keys in its input (true when they were typed: the container keeps running), and the
+ * signals this process gets passed on to a container without a TTY (--sig-proxy).
+ */
+async function relay(engine: Engine, id: string, session: AttachSession, o: { attachStdin: boolean; tty: boolean; sigProxy: boolean; keys: Buffer }): Promise<boolean> {
+  const raw = o.tty && o.attachStdin && process.stdin.isTTY;
   const resize = () => session.resize(process.stdout.rows, process.stdout.columns);
-  if (c.Config.Tty && process.stdout.isTTY) {
+  if (o.tty && process.stdout.isTTY) {
     void session.connected.then(resize);
     process.stdout.on('resize', resize);
   }
-  const onData = (d: Buffer) => session.stdin(d);
+  let detached = false;
+  const detach = o.tty ? new DetachKeys(o.keys) : undefined;
+  const onData = (d: Buffer) => {
+    if (detached) return;
+    const r = detach ? detach.push(d) : { data: d, detached: false };
+    if (r.data.length) session.stdin(r.data);
+    if (r.detached) {
+      detached = true;
+      session.close();
+    }
+  };
   const onEnd = () => session.closeStdin();
-  if (attachStdin) {
+  if (o.attachStdin) {
     if (raw) process.stdin.setRawMode(true);
     process.stdin.on('data', onData).on('end', onEnd);
   }
+  const signals: NodeJS.Signals[] = o.sigProxy && !o.tty ? ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] : [];
+  const forward = (sig: NodeJS.Signals) => {
+    try {
+      engine.containers.kill(id, sig);
+    } catch {
+      // it has just stopped
+    }
+  };
+  for (const sig of signals) process.on(sig, forward);
   try {
-    for await (const chunk of session.output) (chunk.stream === 'stderr' ? process.stderr : process.stdout).write(chunk.data);
+    for await (const chunk of session.output) {
+      if (detached) break;
+      (chunk.stream === 'stderr' ? process.stderr : process.stdout).write(chunk.data);
+    }
   } finally {
+    for (const sig of signals) process.off(sig, forward);
     process.stdout.off('resize', resize);
-    if (attachStdin) {
+    if (o.attachStdin) {
       process.stdin.off('data', onData).off('end', onEnd);
       if (raw) process.stdin.setRawMode(false);
       process.stdin.pause();
     }
     session.close();
   }
-  return (await engine.containers.wait(c.Id)).StatusCode;
+  return detached;
 }
 
 /** A row of docker ps: docker's ContainerContext, its fields and its Label method. */

@@ -14,6 +14,15 @@ export function intValue(flags: string): (v: string) => number {
   };
 }
 
+/** A docker bool flag given a value (`--sig-proxy=false`): Go's ParseBool. Register it as `--flag [bool]`. */
+export function boolFlag(flags: string): (v: string) => boolean {
+  return (v: string) => {
+    if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(v)) return true;
+    if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(v)) return false;
+    throw new FlagValueError(`invalid argument "${v}" for "${flags}" flag: strconv.ParseBool: parsing "${v}": invalid syntax`);
+  };
+}
+
 /**
  * A command group (`ply volume`, `ply container`): `ply GROUP` prints its help and `ply GROUP bogus` says the
  * subcommand is unknown (main.ts gives every command with subcommands that behaviour); `program.command(name)`

@@ -237,6 +237,78 @@ test('-it under tmux: typed input and Ctrl-C reach the container, window size ch
   }
 });
 
+test('detach keys: ctrl-p ctrl-q leaves run -it (exit 0) and attach ("read escape sequence", exit 1) with the container running; --detach-keys', async () => {
+  // docker 28 on dockerd 20.10: `run -it` detaches silently with 0, `attach` prints "read escape sequence" and exits 1.
+  const env = `env PLY_ROOT=${root} PLY_SERVICE=0`;
+  const running = (name: string) => plyOk(root, ['inspect', '-f', '{{.State.Status}}', name]).trim();
+  const t = tmuxSession(`ply-detach-${process.pid}`, `${env} ${PLY} run -it --name dk --network none bb sh; echo RUN=$?; ${env} ${PLY} attach dk; echo ATTACH=$?; ${env} ${PLY} attach --detach-keys ctrl-a,x dk; echo KEYS=$?; sleep 60`);
+  try {
+    await t.waitFor(/^\/ #/m);
+    t.send('echo typed-$((6*7))', 'Enter');
+    await t.waitFor(/^typed-42/m);
+    t.send('C-p', 'C-q');
+    await t.waitFor(/RUN=0$/m);
+    assert.equal(running('dk'), 'running');
+    t.send('echo again-$((2*3))', 'Enter');
+    await t.waitFor(/^again-6/m);
+    t.send('C-p');
+    t.send('C-q');
+    await t.waitFor(/read escape sequence\s*\nATTACH=1$/m);
+    assert.equal(running('dk'), 'running');
+    // Other keys: ctrl-p ctrl-q reach the shell, ctrl-a x detaches.
+    t.send('C-p', 'C-q');
+    await t.waitFor(/again-\$\(\(2\*3\)\)\s*$/); // ctrl-p is the shell's: its history's last line comes back
+    t.send('C-u', 'echo still-$((3*3))', 'Enter');
+    await t.waitFor(/^still-9/m);
+    t.send('C-a', 'x');
+    await t.waitFor(/^KEYS=1$/m);
+    assert.equal(running('dk'), 'running');
+  } finally {
+    t.close();
+  }
+  const bad = ply(root, ['attach', '--detach-keys', 'ctrl-A', 'dk']);
+  assert.deepEqual([bad.code, bad.stderr], [1, 'Error: Invalid detach keys (ctrl-A) provided\n']);
+  plyOk(root, ['rm', '-f', 'dk']);
+});
+
+test('--sig-proxy: attach passes signals to a container without a TTY; =false on run and attach leaves it running', async () => {
+  const trap = 'trap "echo got-TERM; exit 7" TERM; echo ready; while :; do sleep 0.1; done';
+  const started = async (child: ReturnType<typeof spawn>, out: () => string) => {
+    for (let i = 0; i < 200 && !out().includes('ready'); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.match(out(), /ready/);
+  };
+  const exitOf = (child: ReturnType<typeof spawn>) => new Promise<[number | null, string | null]>((resolve) => child.on('exit', (c, s) => resolve([c, s])));
+  const spawnPly = (args: string[]) => spawn(PLY, args, { env: { ...process.env, PLY_ROOT: root, PLY_SERVICE: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const state = (name: string) => plyOk(root, ['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', name]).trim();
+  // run --sig-proxy=false: the CLI goes, the container stays (docker: the CLI dies of the signal).
+  let out = '';
+  const run = spawnPly(['run', '--sig-proxy=false', '--name', 'sp1', '--network', 'none', 'bb', 'sh', '-c', trap]);
+  run.stdout!.on('data', (d: Buffer) => (out += d));
+  await started(run, () => out);
+  run.kill('SIGTERM');
+  assert.deepEqual(await exitOf(run), [null, 'SIGTERM']);
+  assert.equal(state('sp1'), 'running 0');
+  // attach (sig-proxy by default): the signal reaches the container, whose exit code comes back.
+  let out2 = '';
+  const att = spawnPly(['attach', 'sp1']);
+  att.stdout!.on('data', (d: Buffer) => (out2 += d));
+  await new Promise((r) => setTimeout(r, 1500));
+  att.kill('SIGTERM');
+  assert.deepEqual(await exitOf(att), [7, null]);
+  assert.equal(state('sp1'), 'exited 7');
+  // attach --sig-proxy=false: the CLI goes, the container stays.
+  plyOk(root, ['start', 'sp1']);
+  const att2 = spawnPly(['attach', '--sig-proxy=false', 'sp1']);
+  await new Promise((r) => setTimeout(r, 1500));
+  att2.kill('SIGTERM');
+  assert.deepEqual(await exitOf(att2), [null, 'SIGTERM']);
+  assert.equal(state('sp1'), 'running 0');
+  const bad = ply(root, ['run', '--sig-proxy=maybe', 'bb', 'true']);
+  assert.equal(bad.code, 125);
+  assert.match(bad.stderr, /invalid argument "maybe" for "--sig-proxy" flag: strconv\.ParseBool: parsing "maybe": invalid syntax/);
+  plyOk(root, ['rm', '-f', 'sp1']);
+});
+
 test('system df counts images, containers, volumes; ps -s shows the writable layer size', () => {
   const store = tempDir();
   plyOk(store, ['import', busyboxTar(), 'bb']);
