@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { plyOk, tempDir } from '../helpers.js';
+import { plyOk, tempDir, tmuxSession } from '../helpers.js';
 import { docker, dockerAsync, dockerOk, request, startPlyApi, type PlyApi } from '../api-peer.js';
 import { freePort, startDistribution } from '../registry-peer.js';
 
@@ -81,6 +81,25 @@ test('run: output, exit codes, -e, -v, -i, --rm, --name; ply sees what docker ma
   assert.deepEqual([bad.code, bad.stderr], [1, 'Error response from daemon: create apibad: invalid option: "foo"\n']);
   dockerOk(api, ['volume', 'rm', 'apitmp']);
   assert.equal(dockerOk(api, ['volume', 'ls', '-q']), '');
+});
+
+test('the docker CLI detaches with its keys through the API (run -it: 0; attach: "read escape sequence", 1); the container keeps running', async () => {
+  const env = Object.entries(api.env).map(([k, v]) => `${k}=${v}`).join(' ');
+  const t = tmuxSession(`ply-api-detach-${process.pid}`, `env ${env} docker run -it --name apidk --network none bb sh; echo RUN=$?; env ${env} docker attach --detach-keys ctrl-a,x apidk; echo ATTACH=$?; sleep 60`);
+  try {
+    await t.waitFor(/^\/ #/m);
+    t.send('C-p', 'C-q');
+    await t.waitFor(/RUN=0$/m);
+    assert.equal(dockerOk(api, ['inspect', '-f', '{{.State.Status}}', 'apidk']), 'running\n');
+    t.send('echo typed-$((6*7))', 'Enter');
+    await t.waitFor(/^typed-42/m);
+    t.send('C-a', 'x');
+    await t.waitFor(/read escape sequence\s*\nATTACH=1$/m);
+    assert.equal(dockerOk(api, ['inspect', '-f', '{{.State.Status}}', 'apidk']), 'running\n');
+  } finally {
+    t.close();
+    docker(api, ['rm', '-f', 'apidk']);
+  }
 });
 
 test('run -t and exec -it get a terminal of the client\'s size', async () => {
