@@ -5,7 +5,7 @@ export { VERSION, API_VERSION, MIN_API_VERSION, versionInfo, serverVersion } fro
 export type * from './engine/types.js';
 export { Filters, type FilterInput } from './engine/filters.js';
 export type { ImageService, ImportOptions, PullOptions, PullResult, PushOptions, PushResult, PullPolicy, ListImagesOptions, LoadResult, LoadProgress, PendingSave } from './engine/images.js';
-export type { ContainerService, Container, CreateOptions, Resources, RestartPolicy, ContainerStats, HealthConfig, ListContainersOptions, LogsOptions, CommitOptions, ExecCreateOptions, AttachSession } from './engine/containers.js';
+export type { ContainerService, Container, CreateOptions, MountFields, Resources, RestartPolicy, ContainerStats, HealthConfig, ListContainersOptions, LogsOptions, CommitOptions, ExecCreateOptions, AttachSession } from './engine/containers.js';
 export { parseTime } from './engine/filters.js';
 export type { BuildService, BuildRequest, BuildResult, BuildLogger } from './engine/build.js';
 export type { VolumeService } from './engine/volumes.js';

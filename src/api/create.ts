@@ -2,7 +2,7 @@
 // options: the same options `ply run` gives it, so both faces make the same container. A field ply does not
 // implement is refused when it asks for something (a non-default value), never silently dropped; fields docker's
 // clients always send with their zero values pass.
-import type { CreateOptions, HealthConfig, Resources, RestartPolicy } from '../engine.js';
+import type { CreateOptions, HealthConfig, MountFields, Resources, RestartPolicy } from '../engine.js';
 import { badRequest } from './http.js';
 
 type Json = Record<string, unknown>;
@@ -269,8 +269,8 @@ function publishSpec(port: string, b: { HostIp?: string; HostPort?: string }): s
 }
 
 /** A HostConfig.Mounts entry as the fields of `--mount`. */
-function mountFields(m: Json): Record<string, string> {
-  const f: Record<string, string> = {};
+function mountFields(m: Json): MountFields {
+  const f: MountFields = {};
   const known = new Set(['Type', 'Source', 'Target', 'ReadOnly', 'Consistency', 'BindOptions', 'VolumeOptions', 'TmpfsOptions']);
   for (const [k, v] of Object.entries(m)) if (!known.has(k) && !isDefault(v)) throw unsupported(`Mounts.${k}`);
   if (m.Type) f.type = String(m.Type);
@@ -282,7 +282,12 @@ function mountFields(m: Json): Record<string, string> {
   for (const [k, v] of Object.entries(bind)) if (k !== 'Propagation' && !isDefault(v)) throw unsupported(`Mounts.BindOptions.${k}`);
   const vol = (m.VolumeOptions ?? {}) as Json;
   if (vol.NoCopy) f['volume-nocopy'] = 'true';
-  for (const [k, v] of Object.entries(vol)) if (k !== 'NoCopy' && !isDefault(v)) throw unsupported(`Mounts.VolumeOptions.${k}`);
+  const driver = (vol.DriverConfig ?? {}) as Json;
+  if (driver.Name) f['volume-driver'] = String(driver.Name);
+  const opts = (driver.Options ?? {}) as Json;
+  if (Object.keys(opts).length) f['volume-opt'] = Object.entries(opts).map(([k, v]) => `${k}=${String(v)}`);
+  for (const [k, v] of Object.entries(driver)) if (k !== 'Name' && k !== 'Options' && !isDefault(v)) throw unsupported(`Mounts.VolumeOptions.DriverConfig.${k}`);
+  for (const [k, v] of Object.entries(vol)) if (k !== 'NoCopy' && k !== 'DriverConfig' && !isDefault(v)) throw unsupported(`Mounts.VolumeOptions.${k}`);
   const tmp = (m.TmpfsOptions ?? {}) as Json;
   if (tmp.SizeBytes) f['tmpfs-size'] = String(tmp.SizeBytes);
   if (tmp.Mode) f['tmpfs-mode'] = (tmp.Mode as number).toString(8);

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { InvalidArgumentError, PlyError, UsageError } from '../errors.js';
+import { InvalidArgumentError, NotFoundError, PlyError, UsageError } from '../errors.js';
 import type { ImageConfig } from '../oci/types.js';
 import { parseSignal } from '../runtime/signals.js';
 import { mergeEnv as mergeSpecEnv, type MountSpec } from '../runtime/spec.js';
@@ -27,7 +27,7 @@ export interface CreateOptions {
   hostname?: string;
   volumes?: string[];
   /** --mount values, or their fields as the API gives them (type, source, target, readonly, tmpfs-size, …). */
-  mounts?: (string | Record<string, string>)[];
+  mounts?: (string | MountFields)[];
   tmpfs?: string[];
   readOnly?: boolean;
   network?: string;
@@ -147,18 +147,28 @@ export function parseVolumeFlag(v: string, cwd = process.cwd()): MountSpec {
 }
 
 /** `--mount type=bind|volume|tmpfs,source=…,target=…,readonly,tmpfs-size=…,tmpfs-mode=…` */
-export function parseMountFlag(m: string | Record<string, string>, cwd = process.cwd()): MountSpec {
+/** `--mount`'s fields as a map (the API's HostConfig.Mounts); `volume-opt` may be given many times. */
+export type MountFields = Record<string, string | string[]>;
+
+export function parseMountFlag(m: string | MountFields, cwd = process.cwd()): MountSpec {
   const fields = new Map<string, string>();
+  // volume-opt=KEY=VALUE, repeated: the local driver's options for a volume this mount creates.
+  const volumeOpts: string[] = [];
   if (typeof m === 'string') {
     for (const part of m.split(',')) {
       const i = part.indexOf('=');
       const k = (i < 0 ? part : part.slice(0, i)).trim().toLowerCase();
-      fields.set(k, i < 0 ? 'true' : part.slice(i + 1));
+      if (k === 'volume-opt') volumeOpts.push(i < 0 ? '' : part.slice(i + 1));
+      else fields.set(k, i < 0 ? 'true' : part.slice(i + 1));
     }
   } else {
-    for (const [k, v] of Object.entries(m)) fields.set(k, v);
-    m = Object.entries(m).map(([k, v]) => `${k}=${v}`).join(',');
+    for (const [k, v] of Object.entries(m)) {
+      if (Array.isArray(v)) volumeOpts.push(...v);
+      else fields.set(k, v);
+    }
+    m = Object.entries(m).flatMap(([k, v]) => (Array.isArray(v) ? v.map((x) => `${k}=${x}`) : [`${k}=${v}`])).join(',');
   }
+  if (volumeOpts.length) fields.set('volume-opt', '');
   const type = fields.get('type') ?? 'volume';
   if (!['bind', 'volume', 'tmpfs'].includes(type)) throw new InvalidArgumentError(`invalid mount type: ${type}`);
   const target = fields.get('target') ?? fields.get('destination') ?? fields.get('dst');
@@ -167,7 +177,7 @@ export function parseMountFlag(m: string | Record<string, string>, cwd = process
   const ro = fields.get('readonly') ?? fields.get('ro');
   const readonly = ro !== undefined && ro !== 'false' && ro !== '0';
   for (const k of fields.keys()) {
-    if (!['type', 'target', 'destination', 'dst', 'source', 'src', 'readonly', 'ro', 'tmpfs-size', 'tmpfs-mode', 'volume-nocopy', 'bind-propagation', 'consistency'].includes(k)) {
+    if (!['type', 'target', 'destination', 'dst', 'source', 'src', 'readonly', 'ro', 'tmpfs-size', 'tmpfs-mode', 'volume-nocopy', 'volume-opt', 'volume-driver', 'bind-propagation', 'consistency'].includes(k)) {
       throw new UsageError(`invalid argument "${m}" for "--mount" flag: unexpected key '${k}'`);
     }
   }
@@ -186,8 +196,12 @@ export function parseMountFlag(m: string | Record<string, string>, cwd = process
     if (!fs.existsSync(abs)) throw new InvalidArgumentError(`invalid mount config for type "bind": bind source path does not exist: ${abs}`);
     return { type: 'bind', source: abs, target: checkTarget(target, m), readonly };
   }
+  if (type !== 'volume' && (volumeOpts.length || fields.has('volume-driver'))) throw new InvalidArgumentError(`invalid mount config for type "${type}": field VolumeOptions must not be specified`);
+  const driver = fields.get('volume-driver');
+  if (driver && driver !== 'local') throw new NotFoundError(`error looking up volume plugin ${driver}: plugin "${driver}" not found`);
   if (source && !VOLUME_NAME_RE.test(source)) throw new InvalidArgumentError(`invalid volume name: ${source}`);
-  return { type: 'volume', source, target: checkTarget(target, m), readonly };
+  const volumeOptions = Object.fromEntries(volumeOpts.map((o) => (o.includes('=') ? [o.slice(0, o.indexOf('=')), o.slice(o.indexOf('=') + 1)] : [o, ''])));
+  return { type: 'volume', source, target: checkTarget(target, m), readonly, ...(volumeOpts.length ? { volumeOptions } : {}) };
 }
 
 /** docker's `--ulimit name=soft[:hard]` (-1: unlimited); checked against the kernel's names and soft <= hard. */

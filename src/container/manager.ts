@@ -70,11 +70,13 @@ export class ContainerManager {
     checkNetworkMode(this.stores, spec.network);
     for (const m of spec.mounts) {
       if (m.type !== 'volume') continue;
+      const options = m.volumeOptions;
+      delete m.volumeOptions; // kept by the volume, not by the container
       if (!m.source) {
-        m.source = this.volumes.ensure(undefined, { anonymous: true }).name;
+        m.source = this.volumes.ensure(undefined, { anonymous: true, options }).name;
         spec.anonymousVolumes.push(m.source);
       } else {
-        this.volumes.ensure(m.source);
+        this.volumes.ensure(m.source, { options });
       }
     }
     const c = this.containers.create({ id, name: o.name, image: rec.digest, imageRef, spec });

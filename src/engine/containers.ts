@@ -4,7 +4,7 @@
 // container-io.ts (logs, attach, resize, wait), container-exec.ts (exec instances), container-files.ts (archive).
 import type { Readable, Writable } from 'node:stream';
 import type { CommitOptions } from '../container/commit.js';
-import type { CreateOptions } from '../container/create.js';
+import type { CreateOptions, MountFields } from '../container/create.js';
 import { connectAttach } from '../container/attach.js';
 import { ContainerManager } from '../container/manager.js';
 import { cgroupsPath } from '../container/bundle.js';
@@ -39,7 +39,7 @@ import type {
   WaitResponse,
 } from './types.js';
 
-export type { Container, CreateOptions, Resources, RestartPolicy, ContainerStats, HealthConfig };
+export type { Container, CreateOptions, MountFields, Resources, RestartPolicy, ContainerStats, HealthConfig };
 export type { AttachSession, CommitOptions, ExecCreateOptions, ListContainersOptions, LogsOptions };
 export { parseUlimit } from '../container/create.js';
 export { parseRestartPolicy } from '../supervisor/restart.js';

@@ -3,7 +3,6 @@ import fs from 'node:fs';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { Stores } from '../stores.js';
 import { dirSize } from '../util/fs.js';
-import { validateLocalOptions } from '../volume/local.js';
 import { VOLUME_NAME_RE, type Volume } from '../volume/store.js';
 import { Filters, labelsMatch, type FilterInput } from './filters.js';
 import type { VolumeInfo, VolumesPruneResponse } from './types.js';
@@ -20,14 +19,7 @@ export class VolumeService {
     // An existing name is returned as it is, whatever options were asked for (dockerd's rule).
     const existing = opts.name !== undefined ? this.stores.volumes.get(opts.name) : undefined;
     if (existing) return this.info(existing);
-    if (opts.options && Object.keys(opts.options).length) {
-      try {
-        validateLocalOptions(opts.options);
-      } catch (e) {
-        throw new InvalidArgumentError(`create ${opts.name ?? ''}: ${(e as Error).message}`);
-      }
-    }
-    const v = this.stores.volumes.ensure(opts.name, { anonymous: opts.name === undefined, labels: opts.labels, options: opts.options && sortedKeys(opts.options) });
+    const v = this.stores.volumes.ensure(opts.name, { anonymous: opts.name === undefined, labels: opts.labels, options: opts.options });
     fs.mkdirSync(this.stores.volumes.dataPath(v.name), { recursive: true, mode: 0o755 });
     return this.info(v);
   }
@@ -103,7 +95,3 @@ export class VolumeService {
   }
 }
 
-/** A map with its keys in order, as Go prints one. */
-function sortedKeys(m: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(m).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-}

@@ -122,6 +122,8 @@ export interface MountSpec {
   options?: string[];
   /** docker's HostConfig.Binds entry, for a mount `-v` gave with a host path or a volume name (SOURCE:TARGET[:MODE]). */
   bind?: string;
+  /** volume: the local driver's options for the volume when this mount creates it (`--mount volume-opt=`). */
+  volumeOptions?: Record<string, string>;
 }
 
 export interface SpecOptions {

@@ -128,6 +128,7 @@ export class VolumeMount {
     this.locked((users) => {
       if (!users.some((u) => u.id === id)) {
         if (!isMounted(this.data)) {
+          fs.mkdirSync(this.data, { recursive: true, mode: 0o755 });
           try {
             mountLocal(this.opts, this.data);
           } catch (e) {

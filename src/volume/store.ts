@@ -6,7 +6,7 @@ import { InvalidArgumentError, NotFoundError, PlyError } from '../errors.js';
 import { isMounted, unmountIfMounted } from '../snapshot/mount.js';
 import { removeTree } from '../util/fs.js';
 import type { EventLog } from '../events/log.js';
-import { needsMount, VolumeMount } from './local.js';
+import { needsMount, validateLocalOptions, VolumeMount } from './local.js';
 
 export interface Volume {
   name: string;
@@ -55,11 +55,23 @@ export class VolumeStore {
     return path.join(this.dir, name, '_data');
   }
 
-  /** Records a volume unless it exists (a named one given by `-v name:/path` is made on first use, as docker). */
+  /**
+   * Records a volume unless it exists (a named one given by `-v name:/path` is made on first use, as docker); the
+   * local driver's options of a new one are checked as dockerd checks them (an existing one keeps its own).
+   */
   ensure(name: string | undefined, opts: { anonymous?: boolean; labels?: Record<string, string>; options?: Record<string, string> } = {}): Volume {
     const n = name ?? randomBytes(32).toString('hex');
     if (!VOLUME_NAME_RE.test(n)) throw new InvalidArgumentError(`invalid volume name: ${n}`);
-    const options = opts.options && Object.keys(opts.options).length ? JSON.stringify(opts.options) : null;
+    let options: string | null = null;
+    if (opts.options && Object.keys(opts.options).length && !this.get(n)) {
+      try {
+        validateLocalOptions(opts.options);
+      } catch (e) {
+        throw new InvalidArgumentError(`create ${n}: ${(e as Error).message}`);
+      }
+      // Go prints a map with its keys in order.
+      options = JSON.stringify(Object.fromEntries(Object.entries(opts.options).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
+    }
     const added = this.db
       .prepare('INSERT OR IGNORE INTO volumes (name, created, anonymous, labels, options) VALUES (?, ?, ?, ?, ?)')
       .run(n, Date.now(), opts.anonymous ? 1 : 0, JSON.stringify(opts.labels ?? {}), options);

@@ -79,7 +79,9 @@ test('run: output, exit codes, -e, -v, -i, --rm, --name; ply sees what docker ma
   assert.equal(dockerOk(api, ['run', '--rm', '--network', 'none', '-v', 'apitmp:/data', 'bb', 'grep', ' /data ', '/proc/mounts']), 'tmpfs /data tmpfs rw,relatime,size=1024k 0 0\n');
   const bad = docker(api, ['volume', 'create', '--opt', 'foo=bar', 'apibad']);
   assert.deepEqual([bad.code, bad.stderr], [1, 'Error response from daemon: create apibad: invalid option: "foo"\n']);
-  dockerOk(api, ['volume', 'rm', 'apitmp']);
+  // HostConfig.Mounts VolumeOptions.DriverConfig.Options (`--mount volume-opt=`).
+  assert.equal(dockerOk(api, ['run', '--rm', '--network', 'none', '--mount', 'type=volume,source=apimv,target=/d,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-opt=o=size=2m', 'bb', 'grep', ' /d ', '/proc/mounts']), 'tmpfs /d tmpfs rw,relatime,size=2048k 0 0\n');
+  dockerOk(api, ['volume', 'rm', 'apitmp', 'apimv']);
   assert.equal(dockerOk(api, ['volume', 'ls', '-q']), '');
 });
 

@@ -175,7 +175,13 @@ test('volume create -o: the local driver mounts tmpfs (size, uid) or a bind whil
   assert.equal(nv.code, 125);
   const nvData = path.join(root, 'volumes', 'nv', '_data');
   assert.equal(nv.stderr, `Error: error while mounting volume '${nvData}': failed to mount local volume: mount /no-such-dir:${nvData}, flags: 0x1000: no such file or directory\n`);
-  plyOk(root, ['volume', 'rm', 'tv', 'nv']);
+  // --mount volume-opt=: the options of the volume the mount creates (named or anonymous), checked as create's.
+  assert.equal(plyOk(root, ['run', '--rm', '--network', 'none', '--mount', 'type=volume,source=mv,target=/d,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-opt=o=size=2m', 'bb', 'grep', ' /d ', '/proc/mounts']), 'tmpfs /d tmpfs rw,relatime,size=2048k 0 0\n');
+  assert.equal(plyOk(root, ['volume', 'inspect', '-f', '{{json .Options}}', 'mv']), '{"device":"tmpfs","o":"size=2m","type":"tmpfs"}\n');
+  assert.match(plyOk(root, ['run', '--rm', '--network', 'none', '--mount', 'type=volume,target=/d,volume-opt=type=tmpfs,volume-opt=device=tmpfs', 'bb', 'grep', ' /d ', '/proc/mounts']), /^tmpfs \/d tmpfs /);
+  const badOpt = ply(root, ['run', '--rm', '--network', 'none', '--mount', 'type=volume,source=mv2,target=/d,volume-opt=foo=bar', 'bb', 'true']);
+  assert.deepEqual([badOpt.code, badOpt.stderr], [125, 'Error: create mv2: invalid option: "foo"\n']);
+  plyOk(root, ['volume', 'rm', 'tv', 'nv', 'mv']);
 });
 
 test('security defaults: no-new-privileges, docker capabilities, masked /proc paths', () => {
