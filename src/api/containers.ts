@@ -3,7 +3,7 @@
 import { PassThrough, Writable } from 'node:stream';
 import type { AttachSession, Engine } from '../engine.js';
 import { ConflictError, DetachKeys, NotFoundError, parseDetachKeys } from '../engine.js';
-import { createOptions, resources, restartPolicy } from './create.js';
+import { commitConfig, createOptions, resources, restartPolicy } from './create.js';
 import { badRequest, compareVersions, frame, type Hijacked, type Request } from './http.js';
 import { route, type Route } from './router.js';
 
@@ -327,15 +327,13 @@ async function remove(r: Request, e: Engine): Promise<void> {
 async function commit(r: Request, e: Engine): Promise<void> {
   const container = r.q('container');
   if (!container) throw badRequest('container is required');
-  const body = await r.json<Record<string, unknown>>();
-  if (body && Object.values(body).some((v) => v !== null && v !== '' && !(Array.isArray(v) && v.length === 0) && !(typeof v === 'object' && Object.keys(v as object).length === 0) && v !== false && v !== 0)) {
-    throw badRequest('ply does not support a config in the commit body yet: use changes');
-  }
+  const config = commitConfig(await r.json<Record<string, unknown>>());
   const repo = r.q('repo');
   const tag = r.q('tag');
   const rec = await e.containers.commit(container, {
     author: r.q('author'),
     message: r.q('comment'),
+    config,
     changes: r.query.getAll('changes').flatMap((c) => c.split('\n')).filter(Boolean),
     pause: r.q('pause') === undefined ? true : r.bool('pause'),
     reference: repo ? `${repo}${tag ? `:${tag}` : ''}` : undefined,

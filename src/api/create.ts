@@ -2,7 +2,7 @@
 // options: the same options `ply run` gives it, so both faces make the same container. A field ply does not
 // implement is refused when it asks for something (a non-default value), never silently dropped; fields docker's
 // clients always send with their zero values pass.
-import type { CreateOptions, HealthConfig, MountFields, Resources, RestartPolicy } from '../engine.js';
+import type { ContainerConfig, CreateOptions, HealthConfig, MountFields, Resources, RestartPolicy } from '../engine.js';
 import { badRequest } from './http.js';
 
 type Json = Record<string, unknown>;
@@ -12,6 +12,17 @@ const IGNORED = new Set([
   'AttachStdin', 'AttachStdout', 'AttachStderr', 'ArgsEscaped', 'ContainerIDFile', 'Isolation', 'Shell', 'OnBuild',
   // Set on inspect output that some clients send back as they got it.
   'Image', 'HostConfig', 'NetworkingConfig',
+]);
+
+/**
+ * docker's Config fields (the API's ContainerConfig). A body's other keys are no field of docker's, and dockerd's
+ * decoder ignores them: SDKs send their own options there (dockerode: `name`, `authconfig`; its commit: `repo`,
+ * `tag`, `changes`), so they are ignored here too rather than refused as an unknown docker field.
+ */
+const CONFIG_FIELDS = new Set([
+  'Hostname', 'Domainname', 'User', 'AttachStdin', 'AttachStdout', 'AttachStderr', 'ExposedPorts', 'Tty', 'OpenStdin',
+  'StdinOnce', 'Env', 'Cmd', 'Healthcheck', 'ArgsEscaped', 'Image', 'Volumes', 'WorkingDir', 'Entrypoint',
+  'NetworkDisabled', 'MacAddress', 'OnBuild', 'Labels', 'StopSignal', 'StopTimeout', 'Shell',
 ]);
 
 /** Zero values docker's clients send for fields they do not use. */
@@ -81,7 +92,7 @@ export function createOptions(body: Json, name: string | undefined): CreateOptio
   }
   const domain = str(take(body, 'Domainname'), 'Domainname');
   if (domain) refuse('Domainname', domain);
-  checkRest(body, handled, 'Config');
+  checkRest(Object.fromEntries(Object.entries(body).filter(([k]) => CONFIG_FIELDS.has(k) || k === 'HostConfig' || k === 'NetworkingConfig')), handled, 'Config');
 
   // HostConfig
   const h = new Set<string>();
@@ -168,6 +179,41 @@ export function createOptions(body: Json, name: string | undefined): CreateOptio
   if (mac && !o.macAddress) o.macAddress = mac;
   // Aliases on the default bridge are not docker's either; compose sends the service name on its own network only.
   return o;
+}
+
+/**
+ * `POST /commit`'s body: docker's Config, whose fields override the committed container's. The fields an image
+ * config keeps are taken; another docker field that asks for something is refused; other keys are ignored.
+ */
+export function commitConfig(body: unknown): ContainerConfig | undefined {
+  if (body === undefined || body === null) return undefined;
+  if (typeof body !== 'object' || Array.isArray(body)) throw badRequest('invalid commit body: expected a Config object');
+  const b = body as Json;
+  const out: ContainerConfig = {};
+  const handled = new Set(['User', 'Env', 'Cmd', 'Entrypoint', 'WorkingDir', 'Labels', 'ExposedPorts', 'Volumes', 'StopSignal', 'Healthcheck']);
+  const user = str(b.User, 'User');
+  if (user) out.User = user;
+  const env = strList(b.Env, 'Env');
+  if (env?.length) out.Env = env;
+  const cmd = strList(b.Cmd, 'Cmd');
+  if (cmd?.length) out.Cmd = cmd;
+  const ep = strList(b.Entrypoint, 'Entrypoint');
+  if (ep) out.Entrypoint = ep;
+  const wd = str(b.WorkingDir, 'WorkingDir');
+  if (wd) out.WorkingDir = wd;
+  const signal = str(b.StopSignal, 'StopSignal');
+  if (signal) out.StopSignal = signal;
+  for (const k of ['Labels', 'ExposedPorts', 'Volumes'] as const) {
+    const v = b[k];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'object' || Array.isArray(v)) throw badRequest(`invalid ${k}: expected an object`);
+    if (k === 'Labels') out.Labels = Object.fromEntries(Object.entries(v as Json).map(([l, x]) => [l, String(x)]));
+    else out[k] = Object.fromEntries(Object.keys(v as Json).map((p) => [p, {}]));
+  }
+  const health = b.Healthcheck as HealthConfig | null | undefined;
+  if (health && !isDefault(health)) out.Healthcheck = healthFields(health);
+  checkRest(Object.fromEntries(Object.entries(b).filter(([k]) => CONFIG_FIELDS.has(k))), handled, 'Config');
+  return out;
 }
 
 /**

@@ -20,6 +20,11 @@ import { configVolumes, type Container } from './store.js';
 export interface CommitOptions {
   author?: string;
   message?: string;
+  /**
+   * The API's commit body: a config whose fields override the container's (Env, Labels, ExposedPorts and
+   * Volumes are merged by key, as docker's commit merges them); `changes` apply on top of the result.
+   */
+  config?: ContainerConfig;
   /** Dockerfile instructions applied to the config (commit --change). */
   changes?: string[];
   /** Freeze the container while its layer is read (docker's default). */
@@ -46,7 +51,7 @@ export async function commitContainer(manager: ContainerManager, c: Container, o
   const base = images.get(c.image);
   if (!base) throw new NotFoundError(`image of container ${c.name} is gone`);
   const baseConfig = images.config(base);
-  const containerConfig = applyChanges(committedConfig(c, baseConfig.config ?? {}), o.changes ?? []);
+  const containerConfig = applyChanges(mergeConfig(o.config ?? {}, committedConfig(c, baseConfig.config ?? {})), o.changes ?? []);
   const { snapshotter, key } = manager.snapshot(c);
   const paused = o.pause !== false && c.state === 'running';
   const rt = manager.runtime(c);
@@ -114,6 +119,28 @@ function committedConfig(c: Container, image: ContainerConfig): ContainerConfig 
   if (s.healthcheck) set('Healthcheck', s.healthcheck);
   if (s.stopSignal !== 'SIGTERM' || image.StopSignal) set('StopSignal', s.stopSignal);
   return cfg;
+}
+
+/**
+ * A commit body's config over the container's, as dockerd merges them (daemon/commit.go `merge`): a field the
+ * body sets wins; Env, Labels, ExposedPorts and Volumes keep the container's entries the body does not name;
+ * the container's Cmd is kept only when the body sets neither Entrypoint nor Cmd.
+ */
+function mergeConfig(user: ContainerConfig, current: ContainerConfig): ContainerConfig {
+  const out: ContainerConfig = { ...current, ...Object.fromEntries(Object.entries(user).filter(([, v]) => v !== undefined && v !== null && v !== '')) };
+  const key = (e: string) => e.split('=')[0];
+  if (user.Env?.length) out.Env = [...user.Env, ...(current.Env ?? []).filter((e) => !user.Env!.some((u) => key(u) === key(e)))];
+  else if (current.Env) out.Env = current.Env;
+  if (user.Labels || current.Labels) out.Labels = { ...current.Labels, ...user.Labels };
+  for (const k of ['ExposedPorts', 'Volumes'] as const) if (user[k] || current[k]) out[k] = { ...current[k], ...user[k] };
+  if (user.Entrypoint?.length) {
+    if (!user.Cmd?.length) delete out.Cmd;
+  } else {
+    if (!user.Cmd?.length) out.Cmd = current.Cmd;
+    if (user.Entrypoint == null) out.Entrypoint = current.Entrypoint;
+  }
+  for (const k of Object.keys(out) as (keyof ContainerConfig)[]) if (out[k] === undefined) delete out[k];
+  return out;
 }
 
 /**
