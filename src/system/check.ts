@@ -136,6 +136,9 @@ export async function checkStore(stores: Stores, opts: { repair?: boolean } = {}
   for (const message of stores.networks.check((id) => running.has(id), !!opts.repair)) {
     report({ kind: 'network', subject: 'network', message, repaired: opts.repair });
   }
+  for (const name of stores.volumes.checkMounts((id) => running.has(id), !!opts.repair)) {
+    report({ kind: 'mount', subject: name, message: 'volume still mounted though no container uses it', repaired: opts.repair });
+  }
 
   // Ingests no live process holds: half writes.
   for (const { key } of content.removeStaleIngests(STALE_INGEST_MS, { dryRun: !opts.repair })) {

@@ -149,12 +149,30 @@ export class VolumeMount {
     });
   }
 
-  private locked(fn: (users: Holder[]) => Holder[]): void {
+  /**
+   * A mount no container holds any more (its supervisor was killed and the container is not running): reported,
+   * and with `repair` unmounted. True when there was one.
+   */
+  checkLeft(running: (id: string) => boolean, repair: boolean): boolean {
+    let left = false;
+    this.locked(
+      (users) => {
+        left = users.length === 0 && isMounted(this.data);
+        if (left && repair) unmountIfMounted(this.data);
+        return users;
+      },
+      (u) => pidAlive(u.pid) || running(u.id),
+    );
+    return left;
+  }
+
+  /** Runs `fn` on the holders that still count (by default: whose supervisor lives) under the lock, and keeps its answer. */
+  private locked(fn: (users: Holder[]) => Holder[], counts: (u: Holder) => boolean = (u) => pidAlive(u.pid)): void {
     fs.mkdirSync(path.dirname(this.lockFile), { recursive: true });
     const fd = fs.openSync(this.lockFile, 'a', 0o600);
     try {
       native.flock(fd, native.LOCK_EX);
-      const users = this.read().filter((u) => pidAlive(u.pid));
+      const users = this.read().filter(counts);
       const next = fn(users);
       const tmp = `${this.usersFile}.${process.pid}`;
       fs.writeFileSync(tmp, JSON.stringify(next));

@@ -126,6 +126,13 @@ export class VolumeStore {
     for (const m of this.mountsOf(names)) m.release(containerId);
   }
 
+  /** Volumes still mounted though no container holds them (`system check`); `repair` unmounts them. */
+  checkMounts(running: (containerId: string) => boolean, repair: boolean): string[] {
+    return this.list()
+      .filter((v) => needsMount(v.options) && this.mountsOf([v.name])[0]!.checkLeft(running, repair))
+      .map((v) => v.name);
+  }
+
   private mountsOf(names: string[]): VolumeMount[] {
     return [...new Set(names)].flatMap((n) => {
       const o = this.get(n)?.options;

@@ -175,6 +175,12 @@ test('volume create -o: the local driver mounts tmpfs (size, uid) or a bind whil
   assert.equal(nv.code, 125);
   const nvData = path.join(root, 'volumes', 'nv', '_data');
   assert.equal(nv.stderr, `Error: error while mounting volume '${nvData}': failed to mount local volume: mount /no-such-dir:${nvData}, flags: 0x1000: no such file or directory\n`);
+  // A mount a killed supervisor left: system check reports it, --repair unmounts it.
+  assert.equal(spawnSync('mount', ['-t', 'tmpfs', 'tmpfs', data]).status, 0);
+  const check = ply(root, ['system', 'check']);
+  assert.match(check.stdout + check.stderr, /mount tv: volume still mounted though no container uses it/);
+  assert.match(ply(root, ['system', 'check', '--repair']).stdout, /mount tv: volume still mounted though no container uses it \(repaired\)/);
+  assert.ok(!mounts().includes(` ${data} `));
   // --mount volume-opt=: the options of the volume the mount creates (named or anonymous), checked as create's.
   assert.equal(plyOk(root, ['run', '--rm', '--network', 'none', '--mount', 'type=volume,source=mv,target=/d,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-opt=o=size=2m', 'bb', 'grep', ' /d ', '/proc/mounts']), 'tmpfs /d tmpfs rw,relatime,size=2048k 0 0\n');
   assert.equal(plyOk(root, ['volume', 'inspect', '-f', '{{json .Options}}', 'mv']), '{"device":"tmpfs","o":"size=2m","type":"tmpfs"}\n');
