@@ -1,5 +1,6 @@
 // Container commands: run, create, start, stop, kill, restart, rm, ps, logs, exec, wait, diff, cp, top,
 // rename, pause, unpause, container prune, container inspect.
+import { spawnSync } from 'node:child_process';
 import { Command, Option } from 'commander';
 import type { AttachSession, ContainerSummary, CreateOptions, Engine, Resources } from '../engine.js';
 import { DetachKeys, parseDetachKeys } from '../engine/detach.js';
@@ -878,8 +879,12 @@ async function relay(engine: Engine, id: string, session: AttachSession, o: { at
     }
   };
   const onEnd = () => session.closeStdin();
+  // docker's raw mode also stops the terminal turning \n into \r\n (the container's pty did that already);
+  // Node's keeps it, so stty clears it on the terminal ply writes to, and sets it back after.
+  const onlcr = (on: boolean) => raw && process.stdout.isTTY && spawnSync('stty', [on ? 'onlcr' : '-onlcr'], { stdio: [1, 'ignore', 'ignore'] });
   if (o.attachStdin) {
     if (raw) process.stdin.setRawMode(true);
+    onlcr(false);
     process.stdin.on('data', onData).on('end', onEnd);
   }
   const signals: NodeJS.Signals[] = o.sigProxy && !o.tty ? ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] : [];
@@ -901,6 +906,7 @@ async function relay(engine: Engine, id: string, session: AttachSession, o: { at
     process.stdout.off('resize', resize);
     if (o.attachStdin) {
       process.stdin.off('data', onData).off('end', onEnd);
+      onlcr(true);
       if (raw) process.stdin.setRawMode(false);
       process.stdin.pause();
     }

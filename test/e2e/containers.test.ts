@@ -52,7 +52,9 @@ test('-it gives a real terminal (under script)', () => {
   });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /\/dev\/pts\/\d+/);
-  assert.match(r.stdout, /done/);
+  // The container's terminal makes the \r\n; ply's raw terminal passes it as it is (docker's: "done\r\n").
+  assert.match(r.stdout, /^done\r\n$/m);
+  assert.doesNotMatch(r.stdout, /\r\r\n/);
 });
 
 test('-d, exec, logs -f, stop, start, rm -f; the container outlives the CLI', async () => {
