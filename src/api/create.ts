@@ -132,6 +132,10 @@ export function createOptions(body: Json, name: string | undefined): CreateOptio
   o.readOnly = bool(hk('ReadonlyRootfs'));
   o.capAdd = strList(hk('CapAdd'), 'CapAdd');
   o.capDrop = strList(hk('CapDrop'), 'CapDrop');
+  // no-new-privileges is the one security option ply applies (no seccomp, AppArmor or SELinux): others are refused.
+  const securityOpt = strList(hk('SecurityOpt'), 'SecurityOpt');
+  if (securityOpt?.some((s) => !/^no-new-privileges($|[=:])/.test(s))) refuse('SecurityOpt', securityOpt);
+  if (securityOpt?.length) o.securityOpt = securityOpt;
   o.init = bool(hk('Init'));
   const runtime = str(hk('Runtime'), 'Runtime');
   if (runtime) o.runtime = runtime;
@@ -229,7 +233,7 @@ const ACCEPTED_VALUES: Record<string, (string | number)[]> = {
   KernelMemoryTCP: [],
   // Namespaces and security.
   VolumesFrom: [], Annotations: [], CgroupnsMode: ['private'], GroupAdd: [], IpcMode: ['private', 'shareable'], Cgroup: [],
-  Links: [], OomScoreAdj: [], PidMode: [], SecurityOpt: [], StorageOpt: [], UTSMode: [], UsernsMode: ['private'],
+  Links: [], OomScoreAdj: [], PidMode: [], StorageOpt: [], UTSMode: [], UsernsMode: ['private'],
   Sysctls: [], MaskedPaths: [], ReadonlyPaths: [], Capabilities: [],
 };
 

@@ -47,6 +47,7 @@ interface RunFlags {
   privileged?: boolean;
   capAdd: string[];
   capDrop: string[];
+  securityOpt: string[];
   init?: boolean;
   stopSignal?: string;
   stopTimeout?: number;
@@ -172,6 +173,7 @@ function addCreateOptions(cmd: Command): Command {
     .option('--privileged', 'Give extended privileges to this container')
     .option('--cap-add <list>', 'Add Linux capabilities', collect, [])
     .option('--cap-drop <list>', 'Drop Linux capabilities', collect, [])
+    .option('--security-opt <list>', 'Security Options (no-new-privileges[=BOOL])', collect, [])
     .option('--init', 'Run an init inside the container that forwards signals and reaps processes')
     .option('--stop-signal <string>', 'Signal to stop the container')
     .option('--stop-timeout <int>', 'Timeout (in seconds) to stop a container', intValue('--stop-timeout'))
@@ -232,6 +234,7 @@ async function toCreateOptions(image: string, command: string[], f: RunFlags): P
     privileged: f.privileged,
     capAdd: f.capAdd,
     capDrop: f.capDrop,
+    securityOpt: f.securityOpt,
     init: f.init,
     stopSignal: f.stopSignal,
     stopTimeout: f.stopTimeout,

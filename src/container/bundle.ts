@@ -109,6 +109,7 @@ export async function writeRunBundle(
     privileged: s.privileged,
     capAdd: s.capAdd,
     capDrop: s.capDrop,
+    ...(s.noNewPrivileges !== undefined ? { noNewPrivileges: s.noNewPrivileges } : {}),
     ...(s.ulimits?.length ? { rlimits: s.ulimits.map((u) => ({ type: u.name, soft: u.soft, hard: u.hard })) } : {}),
     cgroupsPath: cgroupsPath(c.id),
     ...(s.resources ? { resources: specResources(s.resources) } : {}),

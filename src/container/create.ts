@@ -49,6 +49,8 @@ export interface CreateOptions {
   privileged?: boolean;
   capAdd?: string[];
   capDrop?: string[];
+  /** docker's --security-opt; ply applies no-new-privileges[=BOOL] (it has no seccomp, AppArmor or SELinux). */
+  securityOpt?: string[];
   init?: boolean;
   stopSignal?: string;
   stopTimeout?: number;
@@ -247,6 +249,29 @@ export function parseTmpfsFlag(t: string): MountSpec {
   return { type: 'tmpfs', target: checkTarget(target, t), options: ['noexec', 'nosuid', 'nodev', ...opts] };
 }
 
+/**
+ * The no-new-privileges setting --security-opt asks for, parsed as dockerd parses it (`no-new-privileges`, or with
+ * `=BOOL` or the old `:BOOL`; the last wins). Other docker options (seccomp, apparmor, label, systempaths) are
+ * refused: ply has none of those to set; a key docker does not know is docker's error.
+ */
+function noNewPrivileges(opts: string[]): boolean | undefined {
+  let nnp: boolean | undefined;
+  for (const opt of opts) {
+    if (opt === 'no-new-privileges') {
+      nnp = true;
+      continue;
+    }
+    const at = opt.includes('=') ? opt.indexOf('=') : opt.indexOf(':');
+    if (at < 0) throw new InvalidArgumentError(`invalid --security-opt 1: ${JSON.stringify(opt)}`);
+    const [key, value] = [opt.slice(0, at), opt.slice(at + 1)];
+    if (['seccomp', 'apparmor', 'label', 'systempaths'].includes(key)) throw new InvalidArgumentError(`ply does not support --security-opt ${key} yet`);
+    const bool = { '1': true, t: true, T: true, TRUE: true, true: true, True: true, '0': false, f: false, F: false, FALSE: false, false: false, False: false }[value];
+    if (key !== 'no-new-privileges' || bool === undefined) throw new InvalidArgumentError(`invalid --security-opt 2: ${JSON.stringify(opt)}`);
+    nnp = bool;
+  }
+  return nnp;
+}
+
 function checkWorkdir(w: string): string {
   if (!w.startsWith('/')) throw new InvalidArgumentError(`the working directory '${w}' is invalid, it needs to be an absolute path`);
   return path.posix.normalize(w);
@@ -378,6 +403,7 @@ export function buildContainerSpec(o: CreateOptions, image: ImageConfig, id: str
     privileged: o.privileged ?? false,
     capAdd: o.capAdd ?? [],
     capDrop: o.capDrop ?? [],
+    ...(o.securityOpt?.length ? { securityOpt: o.securityOpt, noNewPrivileges: noNewPrivileges(o.securityOpt) } : {}),
     init: o.init ?? false,
     stopSignal,
     stopTimeout: o.stopTimeout,

@@ -45,6 +45,9 @@ export interface ContainerSpec {
   privileged: boolean;
   capAdd: string[];
   capDrop: string[];
+  /** --security-opt as given (inspect's HostConfig.SecurityOpt), and the no-new-privileges it set. */
+  securityOpt?: string[];
+  noNewPrivileges?: boolean;
   init: boolean;
   stopSignal: string;
   stopTimeout?: number;

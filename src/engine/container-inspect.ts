@@ -77,7 +77,7 @@ export function inspectContainer(stores: Stores, manager: ContainerManager, c: C
       Privileged: s.privileged,
       PublishAllPorts: s.publishAll ?? false,
       ReadonlyRootfs: s.readonlyRootfs,
-      SecurityOpt: null,
+      SecurityOpt: s.securityOpt ?? null,
       ...(tmpfs.length ? { Tmpfs: Object.fromEntries(tmpfs.map((m) => [m.target, (m.options ?? []).join(',')])) } : {}),
       UTSMode: '',
       UsernsMode: '',

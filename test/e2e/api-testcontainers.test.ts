@@ -119,7 +119,7 @@ test('testcontainers: Wait.forLogMessage, and a network of two containers reachi
   assert.doesNotMatch(plyOk(api.root, ['network', 'ls', '--format', '{{.Name}}']), new RegExp(network.getName()));
 });
 
-test('testcontainers: everyday options (name, labels, user, workdir, entrypoint, tmpfs, bind mount, extra hosts, limits), health check, http and command waits', async () => {
+test('testcontainers: everyday options (name, labels, user, workdir, entrypoint, tmpfs, bind mount, extra hosts, limits, no-new-privileges), health check, http and command waits', async () => {
   const { GenericContainer, Wait } = tc;
   const bind = tempDir('ply-tc-bind-');
   fs.writeFileSync(path.join(bind, 'f'), 'bound\n');
@@ -134,6 +134,7 @@ test('testcontainers: everyday options (name, labels, user, workdir, entrypoint,
     .withExtraHosts([{ host: 'db.example', ipAddress: '10.1.2.3' }])
     .withResourcesQuota({ memory: 0.25, cpu: 0.5 })
     .withHostname('tc-host')
+    .withSecurityOpt('no-new-privileges:false')
     .withExposedPorts({ container: 8080, host: 0 } as unknown as number)
     .withHealthCheck({ test: ['CMD-SHELL', 'test -f /tmp/ready'], interval: 200, timeout: 1000, retries: 10, startPeriod: 0 })
     .withWaitStrategy(Wait.forAll([Wait.forHealthCheck(), Wait.forHttp('/health', 8080).forStatusCode(200), Wait.forSuccessfulCommand('test -f /tmp/ready')]))
@@ -143,9 +144,9 @@ test('testcontainers: everyday options (name, labels, user, workdir, entrypoint,
     assert.equal(c.getName(), '/tc-everyday');
     assert.equal(c.getLabels().team, 'ply');
     assert.equal(c.getHostname(), 'tc-host');
-    const r = await c.exec(['sh', '-c', 'pwd; cat /bound/f; grep " /scratch " /proc/mounts | cut -d" " -f3; grep db.example /etc/hosts; hostname; cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max']);
+    const r = await c.exec(['sh', '-c', 'pwd; cat /bound/f; grep " /scratch " /proc/mounts | cut -d" " -f3; grep db.example /etc/hosts; hostname; cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; grep NoNewPrivs /proc/self/status']);
     assert.equal(r.exitCode, 0, r.output);
-    assert.equal(r.stdout, `/tmp\nbound\ntmpfs\n10.1.2.3\tdb.example\ntc-host\n${256 * 1024 * 1024}\n`);
+    assert.equal(r.stdout, `/tmp\nbound\ntmpfs\n10.1.2.3\tdb.example\ntc-host\n${256 * 1024 * 1024}\nNoNewPrivs:\t0\n`);
     const w = await c.exec(['pwd'], { workingDir: '/bound', user: 'app', env: { X: '1' } });
     assert.equal(w.stdout, '/bound\n');
     assert.equal((await c.exec(['sh', '-c', 'echo $X $(id -un)'], { user: 'app', env: { X: 'x1' } })).stdout, 'x1 app\n');
