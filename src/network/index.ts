@@ -241,7 +241,8 @@ export class Networks {
   }
 
   inspect(ref: string | NetworkRecord): NetworkInspect {
-    const net = typeof ref === 'string' ? this.store.resolve(ref) : ref;
+    let net = typeof ref === 'string' ? this.store.resolve(ref) : ref;
+    if (net.name === 'bridge' && net.driver === 'bridge' && !net.subnet) net = this.reserveDefaultSubnet(net);
     const containers: NetworkInspect['Containers'] = {};
     const prefix = net.subnet ? parseSubnet(net.subnet).prefix : 0;
     for (const e of this.store.endpointsOf(net.id)) {
@@ -453,6 +454,29 @@ export class Networks {
         throw e;
       }
     });
+  }
+
+  /**
+   * The default bridge's subnet and gateway, chosen (and held machine-wide) on first sight rather than at its
+   * first container: dockerd's bridge has them from the daemon's start, and clients read them from inspect
+   * (testcontainers, in a container, takes the gateway as the host that reaches published ports; without one it
+   * runs alpine from Docker Hub to find it). With no pool free, inspect shows none, as before.
+   */
+  private reserveDefaultSubnet(net: NetworkRecord): NetworkRecord {
+    try {
+      withHostLock((host) => {
+        let cur = this.store.get(net.id)!;
+        if (cur.subnet) return;
+        if (!cur.bridge) {
+          this.store.setBridge(cur.id, this.names.defaultBridge);
+          cur = this.store.get(net.id)!;
+        }
+        this.chooseSubnetLocked(cur, host);
+      });
+    } catch (e) {
+      if (!(e instanceof PlyError)) throw e;
+    }
+    return this.store.get(net.id) ?? net;
   }
 
   private subnetTaken(net: NetworkRecord, host: HostRegistry): boolean {

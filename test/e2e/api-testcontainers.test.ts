@@ -5,7 +5,9 @@
 // each other by alias, stop, and nothing left behind.
 // Ryuk (testcontainers' reaper) is an image from Docker Hub, which is offline here: TESTCONTAINERS_RYUK_DISABLED
 // is set, and each test stops what it started. busybox is in the store under the name testcontainers would pull
-// (busybox:1.36), so its default pull policy finds it locally and never reaches for Docker Hub.
+// (busybox:1.36), so its default pull policy finds it locally and never reaches for Docker Hub. Run inside a
+// container (/.dockerenv), testcontainers reaches published ports through the default bridge's gateway, read
+// from `GET /networks/bridge` (were there none, it would run alpine from Docker Hub to find one).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -18,10 +20,17 @@ import type { GenericContainer as GenericContainerT, Network as NetworkT, Wait a
 const IMAGE = 'busybox:1.36';
 let api: PlyApi;
 let tc: { GenericContainer: typeof GenericContainerT; Network: typeof NetworkT; Wait: typeof WaitT };
+/** The host testcontainers should reach containers' published ports at. */
+let expectedHost = 'localhost';
 
 before(async () => {
   api = await startPlyApi();
   plyOk(api.root, ['tag', 'bb', IMAGE]);
+  // The default bridge has its gateway before any container used it, as dockerd's has from its start.
+  const bridge = JSON.parse((await request(api, 'GET', '/networks/bridge')).body) as { IPAM: { Config: { Gateway?: string }[] } };
+  const gateway = bridge.IPAM.Config[0]?.Gateway;
+  assert.match(gateway ?? '', /^\d+\.\d+\.\d+\.1$/);
+  if (fs.existsSync('/.dockerenv')) expectedHost = gateway!;
   // testcontainers reads its environment once, when it is first loaded: set it before the import.
   process.env.DOCKER_HOST = api.env.DOCKER_HOST;
   process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
@@ -33,10 +42,10 @@ after(async () => {
 });
 
 /** An HTTP GET from the host: status and body. */
-function get(port: number, p = '/'): Promise<{ status: number; body: string }> {
+function get(host: string, port: number, p = '/'): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     http
-      .get({ host: '127.0.0.1', port, path: p }, (res) => {
+      .get({ host, port, path: p }, (res) => {
         let body = '';
         res.on('data', (c: Buffer) => (body += c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
@@ -60,13 +69,13 @@ test('testcontainers: command, env, copied files and content, exposed port reach
   try {
     const port = c.getMappedPort(8080);
     assert.notEqual(port, 8080);
-    assert.equal(c.getHost(), 'localhost');
-    assert.deepEqual(await get(port, '/index.html'), { status: 200, body: 'served from a copied file\n' });
-    assert.deepEqual(await get(port, '/content.txt'), { status: 200, body: 'copied content\n' });
-    assert.equal((await get(port, '/missing')).status, 404);
+    assert.equal(c.getHost(), expectedHost);
+    assert.deepEqual(await get(c.getHost(), port, '/index.html'), { status: 200, body: 'served from a copied file\n' });
+    assert.deepEqual(await get(c.getHost(), port, '/content.txt'), { status: 200, body: 'copied content\n' });
+    assert.equal((await get(c.getHost(), port, '/missing')).status, 404);
     // Files copied into the running container.
     await c.copyContentToContainer([{ content: 'added later\n', target: '/www/later.txt' }]);
-    assert.deepEqual(await get(port, '/later.txt'), { status: 200, body: 'added later\n' });
+    assert.deepEqual(await get(c.getHost(), port, '/later.txt'), { status: 200, body: 'added later\n' });
     const r = await c.exec(['sh', '-c', 'echo "$GREETING"; echo to-stderr >&2; exit 4']);
     assert.equal(r.exitCode, 4);
     assert.equal(r.stdout, 'hello from the env\n');
@@ -159,7 +168,7 @@ test('testcontainers: everyday options (name, labels, user, workdir, entrypoint,
     assert.ok(bytes.includes('ok\n'));
     // Stop without removing, then restart: same container, same port served again.
     await c.restart();
-    assert.deepEqual(await waitGet(c.getMappedPort(8080), '/health'), { status: 200, body: 'ok\n' });
+    assert.deepEqual(await waitGet(c.getHost(), c.getMappedPort(8080), '/health'), { status: 200, body: 'ok\n' });
   } finally {
     await c.stop();
   }
@@ -167,10 +176,10 @@ test('testcontainers: everyday options (name, labels, user, workdir, entrypoint,
 });
 
 /** GET, retried while the server comes up. */
-async function waitGet(port: number, p: string): Promise<{ status: number; body: string }> {
+async function waitGet(host: string, port: number, p: string): Promise<{ status: number; body: string }> {
   for (let i = 0; ; i++) {
     try {
-      return await get(port, p);
+      return await get(host, port, p);
     } catch (e) {
       if (i > 100) throw e;
       await new Promise((r) => setTimeout(r, 100));
