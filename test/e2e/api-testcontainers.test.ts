@@ -2,7 +2,7 @@
 // `ply system service`, as a Java/Node test suite would every day: GenericContainer with a command, exposed ports
 // mapped on the host, wait strategies (a log message; listening ports, checked by exec inside the container and
 // from the host), environment, files and content copied in, exec, logs, a network with two containers reaching
-// each other by alias, stop, and nothing left behind.
+// each other by alias, stop, and nothing left behind; an image pulled from a private registry with a login.
 // Ryuk (testcontainers' reaper) is an image from Docker Hub, which is offline here: TESTCONTAINERS_RYUK_DISABLED
 // is set, and each test stops what it started. busybox is in the store under the name testcontainers would pull
 // (busybox:1.36), so its default pull policy finds it locally and never reaches for Docker Hub. Run inside a
@@ -14,12 +14,15 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { plyOk, tempDir } from '../helpers.js';
-import { request, startPlyApi, type PlyApi } from '../api-peer.js';
-import type { GenericContainer as GenericContainerT, Network as NetworkT, Wait as WaitT } from 'testcontainers';
+import { dockerOk, request, startPlyApi, type PlyApi } from '../api-peer.js';
+import { startDistribution, type Distribution } from '../registry-peer.js';
 
 const IMAGE = 'busybox:1.36';
 let api: PlyApi;
-let tc: { GenericContainer: typeof GenericContainerT; Network: typeof NetworkT; Wait: typeof WaitT };
+/** A private registry (user and password) holding busybox as PRIVATE, logged in to through the docker CLI. */
+let registry: Distribution;
+let PRIVATE = '';
+let tc: typeof import('testcontainers');
 /** The host testcontainers should reach containers' published ports at. */
 let expectedHost = 'localhost';
 
@@ -31,14 +34,22 @@ before(async () => {
   const gateway = bridge.IPAM.Config[0]?.Gateway;
   assert.match(gateway ?? '', /^\d+\.\d+\.\d+\.1$/);
   if (fs.existsSync('/.dockerenv')) expectedHost = gateway!;
-  // testcontainers reads its environment once, when it is first loaded: set it before the import.
+  registry = await startDistribution({ user: 'alice', password: 'secret' });
+  PRIVATE = `${registry.domain}/tc/busybox:1.36`;
+  dockerOk(api, ['tag', 'bb', PRIVATE]);
+  dockerOk(api, ['login', '-u', 'alice', '--password-stdin', registry.domain], { input: 'secret\n' });
+  dockerOk(api, ['push', PRIVATE]);
+  dockerOk(api, ['rmi', PRIVATE]);
+  // testcontainers reads its environment and the docker config (the login's) once, when it is first loaded.
   process.env.DOCKER_HOST = api.env.DOCKER_HOST;
+  process.env.DOCKER_CONFIG = api.env.DOCKER_CONFIG;
   process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
   process.env.HOME = tempDir('ply-tc-home-'); // no ~/.testcontainers.properties or docker config of the user's
   tc = await import('testcontainers');
 });
 after(async () => {
   await api?.stop();
+  await registry?.stop();
 });
 
 /** An HTTP GET from the host: status and body. */
@@ -225,4 +236,18 @@ test('testcontainers: build from a Dockerfile, commit, stop without removing, re
     /exit|stopped|never printed|timed out/i,
   );
   assert.equal(plyOk(api.root, ['ps', '-a', '-q']), '', 'a container that failed to start is removed');
+});
+
+test('testcontainers: an image from a private registry, pulled with the login\'s credentials (X-Registry-Auth), and pulled again by PullPolicy.alwaysPull', async () => {
+  const { GenericContainer, PullPolicy } = tc;
+  const c = await new GenericContainer(PRIVATE).withCommand(['cat', '/etc/motd']).withWaitStrategy(tc.Wait.forOneShotStartup()).withAutoRemove(false).start();
+  const stopped = await c.stop({ remove: false });
+  assert.equal(plyOk(api.root, ['logs', stopped.getId()]), 'hello from the base image\n');
+  plyOk(api.root, ['rm', stopped.getId()]);
+  const before = plyOk(api.root, ['image', 'inspect', '-f', '{{.Id}}', PRIVATE]);
+  const again = await new GenericContainer(PRIVATE).withPullPolicy(PullPolicy.alwaysPull()).withCommand(['sleep', '30']).start();
+  await again.stop();
+  assert.equal(plyOk(api.root, ['image', 'inspect', '-f', '{{.Id}}', PRIVATE]), before);
+  await assert.rejects(new GenericContainer(`${registry.domain}/tc/missing:1`).start(), /manifest unknown|not found/);
+  assert.equal(plyOk(api.root, ['ps', '-a', '-q']), '');
 });
