@@ -311,9 +311,19 @@ async function runViaMonitor(engine: Engine, id: string, o: { interactive: boole
   return (await waiting).StatusCode;
 }
 
-/** docker run exits 125 when anything fails before the container's process runs (126/127: it could not be executed). */
+/**
+ * docker run exits 125 when anything fails before the container's process runs (126/127: it could not be
+ * executed). docker's CLI reads a failed start's message as well: "no such file or directory" (a volume's
+ * device, a bind source) makes it 127 and "permission denied" or "is a directory" 126, whatever failed.
+ */
 function runFailure(e: unknown): unknown {
-  if (e instanceof StartError) return e;
+  if (e instanceof StartError) {
+    if (e.exitCode === 125) {
+      if (/executable file not found|no such file or directory/.test(e.message)) e.exitCode = 127;
+      else if (/permission denied|is a directory/.test(e.message)) e.exitCode = 126;
+    }
+    return e;
+  }
   const err = e instanceof PlyError ? e : new PlyError((e as Error)?.message ?? String(e), { cause: e });
   err.exitCode = 125;
   return err;

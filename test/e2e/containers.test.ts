@@ -174,7 +174,7 @@ test('volume create -o: the local driver mounts tmpfs (size, uid) or a bind whil
   }
   plyOk(root, ['volume', 'create', '-o', 'type=none', '-o', 'o=bind', '-o', 'device=/no-such-dir', 'nv']);
   const nv = ply(root, ['run', '--rm', '--network', 'none', '-v', 'nv:/data', 'bb', 'true']);
-  assert.equal(nv.code, 125);
+  assert.equal(nv.code, 127, 'docker\'s CLI: a failed start saying "no such file or directory" exits 127');
   const nvData = path.join(root, 'volumes', 'nv', '_data');
   assert.equal(nv.stderr, `Error: error while mounting volume '${nvData}': failed to mount local volume: mount /no-such-dir:${nvData}, flags: 0x1000: no such file or directory\n`);
   // A mount a killed supervisor left: system check reports it, --repair unmounts it.
