@@ -88,8 +88,8 @@ export function dockerOk(api: PlyApi, args: string[], opts: { input?: string | B
   return r.stdout;
 }
 
-/** One raw HTTP request to the API: status, headers and body. */
-export function request(api: PlyApi, method: string, p: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+/** One raw HTTP request to the API (or another daemon's socket): status, headers and body. */
+export function request(api: Pick<PlyApi, 'sock'>, method: string, p: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath: api.sock, path: p, method, headers: { ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}), ...headers } }, (res) => {
       const chunks: Buffer[] = [];

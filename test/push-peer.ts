@@ -143,8 +143,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   return { ctr, stop: () => stopDaemon(proc) };
 }
 
-/** Debian's dockerd 20.10 in its own directories (no bridge, no iptables); `docker` talks to it. */
-export async function startDockerd(): Promise<{ docker: (args: string[]) => string; stop: () => Promise<void> }> {
+/** Debian's dockerd 20.10 in its own directories (no bridge, no iptables); `docker` talks to it, at `sock`. */
+export async function startDockerd(): Promise<{ docker: (args: string[]) => string; sock: string; stop: () => Promise<void> }> {
   const d = tempDir('ply-dockerd-');
   const sock = `unix://${d}/docker.sock`;
   const log = path.join(d, 'dockerd.log');
@@ -156,5 +156,5 @@ export async function startDockerd(): Promise<{ docker: (args: string[]) => stri
   daemons.push(proc);
   const docker = (args: string[]) => ok('docker', ['-H', sock, ...args], { DOCKER_CONFIG: d });
   await waitFor('dockerd', () => run('docker', ['-H', sock, 'version'], { DOCKER_CONFIG: d }).code === 0, proc, log);
-  return { docker, stop: () => stopDaemon(proc) };
+  return { docker, sock: `${d}/docker.sock`, stop: () => stopDaemon(proc) };
 }

@@ -3,6 +3,7 @@
 import { PassThrough, Writable } from 'node:stream';
 import type { AttachSession, Engine } from '../engine.js';
 import { ConflictError, DetachKeys, NotFoundError, parseDetachKeys } from '../engine.js';
+import { BODIES } from './bodies.js';
 import { commitConfig, createOptions, resources, restartPolicy } from './create.js';
 import { badRequest, compareVersions, frame, type Hijacked, type Request } from './http.js';
 import { route, type Route } from './router.js';
@@ -51,7 +52,7 @@ async function list(r: Request, e: Engine): Promise<void> {
 const nonNegative = (n: number | undefined) => (n !== undefined && n > 0 ? n : undefined);
 
 async function create(r: Request, e: Engine): Promise<void> {
-  const body = await r.json<Record<string, unknown>>();
+  const body = await r.json<Record<string, unknown>>(BODIES.containerCreate);
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('config cannot be empty in order to create a container');
   const platform = r.q('platform');
   if (platform && !/^linux(\/|$)/.test(platform)) throw badRequest(`image platform ${platform} is not supported`);
@@ -286,7 +287,7 @@ async function rename(r: Request, e: Engine): Promise<void> {
 async function update(r: Request, e: Engine): Promise<void> {
   const ref = name(r);
   e.containers.get(ref);
-  const body = (await r.json<Record<string, unknown>>()) ?? {};
+  const body = (await r.json<Record<string, unknown>>(BODIES.containerUpdate)) ?? {};
   const seen = new Set<string>(['RestartPolicy']);
   const res = resources(body, seen);
   for (const [k, v] of Object.entries(body)) {
@@ -327,7 +328,7 @@ async function remove(r: Request, e: Engine): Promise<void> {
 async function commit(r: Request, e: Engine): Promise<void> {
   const container = r.q('container');
   if (!container) throw badRequest('container is required');
-  const config = commitConfig(await r.json<Record<string, unknown>>());
+  const config = commitConfig(await r.json<Record<string, unknown>>(BODIES.commit));
   const repo = r.q('repo');
   const tag = r.q('tag');
   const rec = await e.containers.commit(container, {
@@ -342,7 +343,7 @@ async function commit(r: Request, e: Engine): Promise<void> {
 }
 
 async function execCreate(r: Request, e: Engine): Promise<void> {
-  const b = (await r.json<Record<string, unknown>>()) ?? {};
+  const b = (await r.json<Record<string, unknown>>(BODIES.execCreate)) ?? {};
   const cmd = b.Cmd;
   if (!Array.isArray(cmd) || !cmd.every((x) => typeof x === 'string')) throw badRequest('No exec command specified');
   if (b.DetachKeys) parseDetachKeys(String(b.DetachKeys));
@@ -364,7 +365,7 @@ async function execCreate(r: Request, e: Engine): Promise<void> {
 
 async function execStart(r: Request, e: Engine): Promise<void> {
   const id = name(r);
-  const b = (await r.json<{ Detach?: boolean; Tty?: boolean; ConsoleSize?: number[] | null }>()) ?? {};
+  const b = (await r.json<{ Detach?: boolean; Tty?: boolean; ConsoleSize?: number[] | null }>(BODIES.execStart)) ?? {};
   const ins = e.containers.execInspect(id);
   if (ins.Running || ins.ExitCode !== null) throw new ConflictError(`exec ${id} has already run`);
   if (b.Detach) {

@@ -1,7 +1,8 @@
 // `POST /containers/create`'s body (docker's Config, HostConfig and NetworkingConfig) as the engine's create
 // options: the same options `ply run` gives it, so both faces make the same container. A field ply does not
 // implement is refused when it asks for something (a non-default value), never silently dropped; fields docker's
-// clients always send with their zero values pass.
+// clients always send with their zero values pass. Bodies come decoded (bodies.ts): keys that are no docker field
+// (dockerode's `name`, `authconfig`; its commit's `repo`, `tag`) are gone already, as dockerd's decoder drops them.
 import type { ContainerConfig, CreateOptions, HealthConfig, MountFields, Resources, RestartPolicy } from '../engine.js';
 import { badRequest } from './http.js';
 
@@ -12,17 +13,6 @@ const IGNORED = new Set([
   'AttachStdin', 'AttachStdout', 'AttachStderr', 'ArgsEscaped', 'ContainerIDFile', 'Isolation', 'Shell', 'OnBuild',
   // Set on inspect output that some clients send back as they got it.
   'Image', 'HostConfig', 'NetworkingConfig',
-]);
-
-/**
- * docker's Config fields (the API's ContainerConfig). A body's other keys are no field of docker's, and dockerd's
- * decoder ignores them: SDKs send their own options there (dockerode: `name`, `authconfig`; its commit: `repo`,
- * `tag`, `changes`), so they are ignored here too rather than refused as an unknown docker field.
- */
-const CONFIG_FIELDS = new Set([
-  'Hostname', 'Domainname', 'User', 'AttachStdin', 'AttachStdout', 'AttachStderr', 'ExposedPorts', 'Tty', 'OpenStdin',
-  'StdinOnce', 'Env', 'Cmd', 'Healthcheck', 'ArgsEscaped', 'Image', 'Volumes', 'WorkingDir', 'Entrypoint',
-  'NetworkDisabled', 'MacAddress', 'OnBuild', 'Labels', 'StopSignal', 'StopTimeout', 'Shell',
 ]);
 
 /** Zero values docker's clients send for fields they do not use. */
@@ -92,7 +82,7 @@ export function createOptions(body: Json, name: string | undefined): CreateOptio
   }
   const domain = str(take(body, 'Domainname'), 'Domainname');
   if (domain) refuse('Domainname', domain);
-  checkRest(Object.fromEntries(Object.entries(body).filter(([k]) => CONFIG_FIELDS.has(k) || k === 'HostConfig' || k === 'NetworkingConfig')), handled, 'Config');
+  checkRest(body, handled, 'Config');
 
   // HostConfig
   const h = new Set<string>();
@@ -216,7 +206,7 @@ export function commitConfig(body: unknown): ContainerConfig | undefined {
   }
   const health = b.Healthcheck as HealthConfig | null | undefined;
   if (health && !isDefault(health)) out.Healthcheck = healthFields(health);
-  checkRest(Object.fromEntries(Object.entries(b).filter(([k]) => CONFIG_FIELDS.has(k))), handled, 'Config');
+  checkRest(b, handled, 'Config');
   return out;
 }
 
@@ -322,6 +312,7 @@ function publishSpec(port: string, b: { HostIp?: string; HostPort?: string }): s
 function mountFields(m: Json): MountFields {
   const f: MountFields = {};
   const known = new Set(['Type', 'Source', 'Target', 'ReadOnly', 'Consistency', 'BindOptions', 'VolumeOptions', 'TmpfsOptions']);
+  // Known docker fields ply does not apply (ClusterOptions): refused when set.
   for (const [k, v] of Object.entries(m)) if (!known.has(k) && !isDefault(v)) throw unsupported(`Mounts.${k}`);
   if (m.Type) f.type = String(m.Type);
   if (m.Source) f.source = String(m.Source);

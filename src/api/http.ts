@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
 import { PassThrough, type Writable } from 'node:stream';
+import { decodeBody, type Shape } from './bodies.js';
 import { ConflictError, InvalidArgumentError, InvalidArchiveError, InvalidReferenceError, NotFoundError, PlyError, UnsupportedError } from '../errors.js';
 
 /** Largest JSON request body taken (docker's own bodies are a few KiB; a create with every field is ~4 KiB). */
@@ -136,15 +137,20 @@ export class Request {
     return Buffer.concat(chunks, n);
   }
 
-  /** The JSON body; an empty body is `undefined`; a malformed one is docker's 400. */
-  async json<T>(): Promise<T | undefined> {
+  /**
+   * The JSON body decoded into `shape` as dockerd decodes it (bodies.ts: keys match case-insensitively, unknown
+   * keys are dropped); an empty body is `undefined`; a malformed one is docker's 400.
+   */
+  async json<T>(shape: Shape): Promise<T | undefined> {
     const b = await this.body();
     if (b.length === 0) return undefined;
+    let parsed: unknown;
     try {
-      return JSON.parse(b.toString('utf8')) as T;
+      parsed = JSON.parse(b.toString('utf8'));
     } catch (e) {
       throw badRequest(`invalid JSON: ${(e as Error).message}`);
     }
+    return decodeBody(parsed, shape) as T;
   }
 
   /**

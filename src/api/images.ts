@@ -4,6 +4,7 @@ import type { Writable } from 'node:stream';
 import { Writable as WritableStream } from 'node:stream';
 import type { Credentials, Engine, ProgressMessage } from '../engine.js';
 import { InvalidArgumentError, NotFoundError, PlyError, checkLogin } from '../engine.js';
+import { BODIES } from './bodies.js';
 import { ApiError, badRequest, type Request } from './http.js';
 import { route, type Route } from './router.js';
 
@@ -338,7 +339,7 @@ async function buildPrune(r: Request, e: Engine): Promise<void> {
 }
 
 async function auth(r: Request): Promise<void> {
-  const b = (await r.json<{ username?: string; password?: string; serveraddress?: string; identitytoken?: string }>()) ?? {};
+  const b = (await r.json<{ username?: string; password?: string; serveraddress?: string; identitytoken?: string }>(BODIES.auth)) ?? {};
   if (!b.username && !b.identitytoken) throw badRequest('username and password (or an identity token) are required');
   const server = b.serveraddress || undefined;
   try {

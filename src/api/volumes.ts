@@ -1,5 +1,6 @@
 // Volume and network routes (moby's volume and network routers).
 import type { Engine } from '../engine.js';
+import { BODIES } from './bodies.js';
 import { badRequest, type Request } from './http.js';
 import { route, type Route } from './router.js';
 
@@ -29,7 +30,7 @@ async function volumeList(r: Request, e: Engine): Promise<void> {
 }
 
 async function volumeCreate(r: Request, e: Engine): Promise<void> {
-  const b = (await r.json<{ Name?: string; Driver?: string; DriverOpts?: Record<string, string>; Labels?: Record<string, string> }>()) ?? {};
+  const b = (await r.json<{ Name?: string; Driver?: string; DriverOpts?: Record<string, string>; Labels?: Record<string, string> }>(BODIES.volumeCreate)) ?? {};
   r.json200(e.volumes.create({ name: b.Name || undefined, driver: b.Driver || undefined, labels: b.Labels ?? undefined, options: b.DriverOpts ?? undefined }), 201);
 }
 
@@ -66,7 +67,7 @@ interface NetworkCreateBody {
 }
 
 async function networkCreate(r: Request, e: Engine): Promise<void> {
-  const b = (await r.json<NetworkCreateBody>()) ?? {};
+  const b = (await r.json<NetworkCreateBody>(BODIES.networkCreate)) ?? {};
   if (!b.Name) throw badRequest('network name is required');
   if (b.EnableIPv6) throw badRequest('ply does not support IPv6 networks yet');
   if (b.Ingress || b.ConfigOnly || b.ConfigFrom?.Network) throw badRequest('ply does not support swarm networks');
@@ -105,7 +106,7 @@ async function networkRemove(r: Request, e: Engine): Promise<void> {
 }
 
 async function networkConnect(r: Request, e: Engine): Promise<void> {
-  const b = (await r.json<{ Container?: string; EndpointConfig?: { Aliases?: string[] | null; IPAMConfig?: { IPv4Address?: string; IPv6Address?: string } | null; Links?: string[] | null; MacAddress?: string } | null }>()) ?? {};
+  const b = (await r.json<{ Container?: string; EndpointConfig?: { Aliases?: string[] | null; IPAMConfig?: { IPv4Address?: string; IPv6Address?: string } | null; Links?: string[] | null; MacAddress?: string } | null }>(BODIES.networkConnect)) ?? {};
   if (!b.Container) throw badRequest('a container is required');
   const ep = b.EndpointConfig ?? {};
   if (ep.IPAMConfig?.IPv6Address) throw badRequest('ply does not support IPv6 addresses yet');
@@ -116,7 +117,7 @@ async function networkConnect(r: Request, e: Engine): Promise<void> {
 }
 
 async function networkDisconnect(r: Request, e: Engine): Promise<void> {
-  const b = (await r.json<{ Container?: string; Force?: boolean }>()) ?? {};
+  const b = (await r.json<{ Container?: string; Force?: boolean }>(BODIES.networkDisconnect)) ?? {};
   if (!b.Container) throw badRequest('a container is required');
   e.networks.inspect(name(r));
   e.containers.disconnect(b.Container, name(r));

@@ -10,7 +10,7 @@ import { InvalidArgumentError, NotFoundError, PlyError, StartError } from '../er
 import { withEngine, out } from './engine.js';
 import { registerStatsCommand } from './stats.js';
 import { createdSince, dockerTime, humanSize, humanSizeWithPrecision, truncateCommand } from './format.js';
-import { boolFlag, collect, commandGroup, intValue } from './options.js';
+import { boolFlag, collect, commandGroup, intValue, securityOpt } from './options.js';
 import { portsColumn } from './network.js';
 import { writeAtomicallyToFd, type Inspected } from './output.js';
 
@@ -173,7 +173,7 @@ function addCreateOptions(cmd: Command): Command {
     .option('--privileged', 'Give extended privileges to this container')
     .option('--cap-add <list>', 'Add Linux capabilities', collect, [])
     .option('--cap-drop <list>', 'Drop Linux capabilities', collect, [])
-    .option('--security-opt <list>', 'Security Options (no-new-privileges[=BOOL])', collect, [])
+    .option('--security-opt <list>', 'Security Options (no-new-privileges[=BOOL])', securityOpt, [])
     .option('--init', 'Run an init inside the container that forwards signals and reaps processes')
     .option('--stop-signal <string>', 'Signal to stop the container')
     .option('--stop-timeout <int>', 'Timeout (in seconds) to stop a container', intValue('--stop-timeout'))

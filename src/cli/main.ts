@@ -137,9 +137,14 @@ function parseErrorReport(e: ParseError): { text: string; code: number } {
       };
     case 'commander.optionMissingArgument':
       return { text: `flag needs an argument: ${flag.split(/[ ,]/)[0]}\n${usage}\nRun '${path} --help' for more information\n`, code: 125 };
-    default:
+    default: {
       // A flag parser's own message (options.ts) is docker's text already.
-      return { text: `${e.message.replace(/^error: /, '').replace(/^.*? is invalid\. (?=invalid argument ")/, '')}\n${usage}\nRun '${path} --help' for more information\n`, code: 125 };
+      const message = e.message.replace(/^error: /, '');
+      // A value docker's CLI checks after parsing (--security-opt): printed as its reportError does, no usage line.
+      const late = /^.*? is invalid\. (Invalid --.*)$/s.exec(message)?.[1];
+      if (late) return { text: `ply: ${late}\n\nRun '${path} --help' for more information\n`, code: 125 };
+      return { text: `${message.replace(/^.*? is invalid\. (?=invalid argument ")/, '')}\n${usage}\nRun '${path} --help' for more information\n`, code: 125 };
+    }
   }
 }
 

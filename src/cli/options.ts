@@ -6,6 +6,18 @@ export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
+/**
+ * `--security-opt` (repeatable): as docker's CLI, a KEY with no value (`KEY=VALUE`, or the old `KEY:VALUE`) is
+ * refused before the daemon is asked; only `no-new-privileges` stands alone.
+ */
+export function securityOpt(value: string, previous: string[] = []): string[] {
+  let sep = value.indexOf('=');
+  if (sep < 0 && value !== 'no-new-privileges') sep = value.indexOf(':');
+  const key = sep < 0 ? value : value.slice(0, sep);
+  if ((sep < 0 || sep === value.length - 1) && key !== 'no-new-privileges') throw new FlagValueError(`Invalid --security-opt: ${JSON.stringify(value)}`);
+  return [...previous, value];
+}
+
 /** An integer flag's parser: a bad value is refused as docker refuses it (exit 125, with the usage). */
 export function intValue(flags: string): (v: string) => number {
   return (v: string) => {
