@@ -168,8 +168,12 @@ function zstdCodec(): BlockCodec | undefined {
   };
 }
 
+let codecs: { gzip: BlockCodec; zstd: BlockCodec | undefined } | undefined;
+
+/** The block codec of `format`, made once: recipes are parsed and made for every layer of a push. */
 function codecFor(format: 'gzip' | 'zstd'): BlockCodec | undefined {
-  return format === 'gzip' ? gzipCodec() : zstdCodec();
+  codecs ??= { gzip: gzipCodec(), zstd: zstdCodec() };
+  return codecs[format];
 }
 
 /**
@@ -217,7 +221,7 @@ function cores(): number {
 
 /** gzip over every core, as pigz (see `blockParallel`). */
 export function gzipParallel(source: AsyncIterable<Buffer>, opts: CompressOptions = {}): AsyncGenerator<Buffer> {
-  return blockParallel(source, gzipCodec(), opts);
+  return blockParallel(source, codecFor('gzip')!, opts);
 }
 
 /**
